@@ -1,0 +1,62 @@
+"""Event encodings: MIDI <-> integer event ids. No torch here, and no files except token JSON.
+
+- ``piano``: :class:`PerformanceEncoding`, Performance RNN's 388 events (Magenta-compatible ids).
+- ``band``: :class:`BandEncoding`, the same plus PROGRAM (instrument) and TEMPO events.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from melodia.encoding.band import BandConfig, BandEncoding
+from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
+from melodia.encoding.vocab import Event, EventRange, Vocabulary
+from melodia.errors import EncodingError
+
+ENCODINGS: dict[str, type[PerformanceEncoding]] = {"piano": PerformanceEncoding,
+                                                   "band": BandEncoding}
+
+Encoding = PerformanceEncoding  # the common interface of all encodings
+
+
+def get_encoding(name: str = "piano", config: dict[str, Any] | None = None,
+                 **overrides: Any) -> PerformanceEncoding:
+    """Build an encoding by name, from a config dict (as saved) and/or keyword overrides."""
+    if name not in ENCODINGS:
+        raise EncodingError(f"unknown encoding {name!r}; choose one of {sorted(ENCODINGS)}")
+    cls = ENCODINGS[name]
+    return cls(cls.config_class.from_dict({**(config or {}), **overrides}))
+
+
+def encoding_from_dict(data: dict[str, Any]) -> PerformanceEncoding:
+    """Inverse of ``encoding.to_dict()``: ``{"name": ..., "config": {...}}``."""
+    return get_encoding(data["name"], data.get("config"))
+
+
+def load_tokens(path: str | Path) -> tuple[str | None, dict[str, Any] | None, list[int]]:
+    """Read ids from a ``melodia encode`` JSON, a JSON list, or whitespace-separated integers.
+
+    Returns ``(encoding name or None, config or None, ids)``.
+    """
+    text = Path(path).read_text().strip()
+    try:
+        data = json.loads(text) if text.startswith(("{", "[")) else text.split()
+    except json.JSONDecodeError as err:
+        raise EncodingError(f"{path}: not valid JSON ({err})") from None
+    name = config = None
+    if isinstance(data, dict):
+        if "ids" not in data:
+            raise EncodingError(f"{path}: a tokens JSON object needs an 'ids' list")
+        name, config, data = data.get("encoding"), data.get("config"), data["ids"]
+    try:
+        ids = [int(x) for x in data]
+    except (TypeError, ValueError):
+        raise EncodingError(f"{path}: ids must be integers") from None
+    return name, config, ids
+
+
+__all__ = ["BandConfig", "BandEncoding", "ENCODINGS", "Encoding", "Event", "EventRange",
+           "PerformanceConfig", "PerformanceEncoding", "Vocabulary", "encoding_from_dict",
+           "get_encoding", "load_tokens"]
