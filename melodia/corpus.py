@@ -1,0 +1,340 @@
+"""Corpus preparation: folders of MIDI files -> token shards + manifest, resumable; and reading them.
+
+A dataset directory holds::
+
+    manifest.json       encoding, shard list, one record per file, skipped files with reasons
+    shard-00000.npy     all files' ids back to back (uint16, memory-mappable with np.load)
+
+Each file record is ``{"path", "sha1", "split", "shard", "offset", "events", "notes",
+"duration_s"}``; ``ids = np.load(shard, mmap_mode="r")[offset : offset + events]``.
+
+Splits: a source folder holding ``maestro-v*.csv`` or ``maestro-v*.json`` uses MAESTRO's own
+``split`` column (train/validation/test). Every other file is assigned from the SHA-1 of its
+bytes, so a file keeps its split whatever else is added to the corpus. This module imports no
+torch; the training dataset with crops and augmentation lives in ``melodia.dataset``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
+from melodia.errors import DatasetError, MelodiaError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "validation", "test")
+MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
+
+
+@dataclass
+class PrepareConfig:
+    """How ``prepare`` splits files and writes shards."""
+
+    valid_fraction: float = 0.05  # share of hash-split files held out for validation
+    test_fraction: float = 0.05  # share of hash-split files held out for test
+    workers: int | None = None  # processes; None = all CPUs, 1 = in this process
+    shard_events: int = 1 << 24  # ids per shard file before a new one starts (32 MiB of uint16)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.valid_fraction and 0 <= self.test_fraction
+                and self.valid_fraction + self.test_fraction < 1):
+            raise ValueError("need 0 <= valid_fraction, test_fraction and their sum < 1")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.shard_events < 1:
+            raise ValueError("shard_events must be >= 1")
+
+
+@dataclass
+class PrepareReport:
+    """What one ``prepare`` run did."""
+
+    output: Path
+    encoded: int = 0
+    already: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    events: int = 0
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{self.output}: encoded {self.encoded} file(s), {self.events:,} events, "
+                 f"{self.duration_s / 3600:.2f} h of music; {self.already} already in the "
+                 f"dataset; {len(self.skipped)} skipped"]
+        lines += [f"  skipped {s['path']}: {s['reason']}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- discovery
+
+
+def find_midi_files(sources: Iterable[str | Path]) -> list[tuple[Path, str | None]]:
+    """Every MIDI file under ``sources`` (sorted), each with its MAESTRO split if it has one."""
+    found: list[tuple[Path, str | None]] = []
+    for source in map(Path, sources):
+        if source.is_file():
+            found.append((source, None))
+        elif source.is_dir():
+            splits = maestro_splits(source)
+            for path in sorted(source.rglob("*")):
+                if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
+                    found.append((path, splits.get(path.relative_to(source).as_posix())))
+        else:
+            raise DatasetError(f"no such file or folder: {source}")
+    return found
+
+
+def maestro_splits(folder: Path) -> dict[str, str]:
+    """``{midi_filename: split}`` from a MAESTRO metadata file in ``folder``, else ``{}``."""
+    for meta in sorted(folder.glob("maestro-v*.csv")):
+        with meta.open(newline="") as f:
+            return {row["midi_filename"]: row["split"] for row in csv.DictReader(f)}
+    for meta in sorted(folder.glob("maestro-v*.json")):
+        data = json.loads(meta.read_text())
+        if isinstance(data, dict):  # v3: column-oriented {"midi_filename": {"0": ...}, ...}
+            return {data["midi_filename"][k]: data["split"][k] for k in data["midi_filename"]}
+        return {row["midi_filename"]: row["split"] for row in data}  # v1/v2: list of records
+    return {}
+
+
+def hash_split(sha1: str, valid_fraction: float, test_fraction: float) -> str:
+    """Deterministic split from a content hash: the same bytes always land in the same split."""
+    u = int(sha1[:12], 16) / float(1 << 48)
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + valid_fraction:
+        return "validation"
+    return "train"
+
+
+# -------------------------------------------------------------------------------- encoding
+
+
+def _encode_one(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """Worker: read, hash and encode one file; errors become a reason string, never a crash."""
+    path, encoding_dict = job
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return {"path": path, "error": err.strerror or str(err)}
+    sha1 = hashlib.sha1(data).hexdigest()
+    try:
+        from melodia.midi import read_midi
+
+        encoding = _worker_encoding(encoding_dict)
+        score = read_midi(data)
+        q = encoding.quantize(score)
+        ids = encoding.encode(score)
+    except MelodiaError as err:
+        reason = getattr(err, "reason", str(err))
+        return {"path": path, "sha1": sha1, "error": reason}
+    except Exception as err:  # a parser bug on a strange file must not end the run
+        return {"path": path, "sha1": sha1, "error": f"{type(err).__name__}: {err}"}
+    if len(q) == 0:
+        return {"path": path, "sha1": sha1, "error": "no notes to encode"}
+    duration = float(q["end"].max()) / encoding.config.steps_per_second
+    return {"path": path, "sha1": sha1, "ids": ids.astype(np.uint16), "notes": int(len(q)),
+            "duration_s": round(duration, 3)}
+
+
+_ENCODING_CACHE: dict[str, PerformanceEncoding] = {}
+
+
+def _worker_encoding(encoding_dict: dict[str, Any]) -> PerformanceEncoding:
+    key = json.dumps(encoding_dict, sort_keys=True)
+    if key not in _ENCODING_CACHE:
+        _ENCODING_CACHE[key] = encoding_from_dict(encoding_dict)
+    return _ENCODING_CACHE[key]
+
+
+def _results(jobs: list[tuple[str, dict]], workers: int) -> Iterable[dict[str, Any]]:
+    if workers == 1 or len(jobs) <= 1:
+        yield from map(_encode_one, jobs)
+        return
+    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+        yield from pool.imap(_encode_one, jobs, chunksize=4)
+
+
+# -------------------------------------------------------------------------------- manifest
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{root} is not a melodia dataset (no {MANIFEST}); "
+                           f"create one with `melodia prepare SRC -o {root}`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+
+
+def _new_manifest(encoding: PerformanceEncoding) -> dict[str, Any]:
+    return {"format": "melodia-dataset", "version": 1, "encoding": encoding.to_dict(),
+            "vocab_size": encoding.vocab_size, "dtype": "uint16", "shards": [], "files": [],
+            "skipped": []}
+
+
+class _ShardWriter:
+    """Buffers ids and writes full shards, saving the manifest after each (resume point)."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], shard_events: int) -> None:
+        self.root, self.manifest, self.shard_events = root, manifest, shard_events
+        self.pending: list[tuple[dict[str, Any], np.ndarray]] = []
+        self.size = 0
+
+    def add(self, record: dict[str, Any], ids: np.ndarray) -> None:
+        self.pending.append((record, ids))
+        self.size += len(ids)
+        if self.size >= self.shard_events:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            name = f"shard-{len(self.manifest['shards']):05d}.npy"
+            offset = 0
+            for record, ids in self.pending:
+                record.update(shard=name, offset=offset, events=int(len(ids)))
+                offset += len(ids)
+            _save_array(self.root / name, np.concatenate([ids for _, ids in self.pending]))
+            self.manifest["shards"].append(name)
+            self.manifest["files"].extend(record for record, _ in self.pending)
+            self.pending, self.size = [], 0
+        _atomic_write_bytes(self.root / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+
+
+def prepare(
+    sources: Iterable[str | Path],
+    output: str | Path,
+    encoding: PerformanceEncoding | None = None,
+    config: PrepareConfig | None = None,
+    progress: bool = True,
+) -> PrepareReport:
+    """Encode every MIDI file under ``sources`` into token shards in ``output``.
+
+    Files already in ``output``'s manifest (same content hash) are not encoded again; corrupt
+    files are skipped and listed with their reason. Raises :class:`DatasetError` if ``output``
+    holds a dataset of another encoding.
+    """
+    encoding = encoding or get_encoding("piano")
+    config = config or PrepareConfig()
+    root = Path(output)
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / MANIFEST).exists():
+        manifest = read_manifest(root)
+        if manifest.get("encoding") != encoding.to_dict():
+            raise DatasetError(f"{root} holds a dataset with encoding {manifest.get('encoding')}, "
+                               f"not {encoding.to_dict()}; use another output folder")
+    else:
+        manifest = _new_manifest(encoding)
+    known = {f["sha1"]: f["path"] for f in manifest["files"]}
+    files = find_midi_files(sources)
+    report = PrepareReport(output=root, already=0)
+    seen_paths = {str(p) for p, _ in files}
+    skipped = {s["path"]: s for s in manifest["skipped"] if s["path"] not in seen_paths}
+    maestro = {str(p): split for p, split in files}
+    jobs = [(str(p), encoding.to_dict()) for p, _ in files]
+    writer = _ShardWriter(root, manifest, config.shard_events)
+    workers = config.workers or os.cpu_count() or 1
+    bar = _progress(len(jobs), progress)
+    try:
+        for result in _results(jobs, workers):
+            bar.update(1)
+            path, sha1 = result["path"], result.get("sha1")
+            if sha1 in known:
+                report.already += 1
+                if known[sha1] != path:
+                    log.debug("%s has the same content as %s", path, known[sha1])
+                continue
+            if "error" in result:
+                skipped[path] = {"path": path, "reason": result["error"]}
+                log.warning("skipped %s: %s", path, result["error"])
+                continue
+            split = maestro[path] or hash_split(sha1, config.valid_fraction, config.test_fraction)
+            if split not in SPLITS:
+                split = {"valid": "validation", "val": "validation"}.get(split, "train")
+            record = {"path": path, "sha1": sha1, "split": split, "notes": result["notes"],
+                      "duration_s": result["duration_s"]}
+            known[sha1] = path
+            writer.add(record, result["ids"])
+            report.encoded += 1
+            report.events += len(result["ids"])
+            report.duration_s += result["duration_s"]
+    finally:
+        bar.close()
+        manifest["skipped"] = sorted(skipped.values(), key=lambda s: s["path"])
+        writer.flush()
+    report.skipped = [s for s in manifest["skipped"] if s["path"] in seen_paths]
+    return report
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="file", desc="encoding", disable=not enabled, leave=False)
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+class TokenDataset:
+    """A prepared dataset: its encoding and each file's ids (memory-mapped, no copy)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        self.encoding = encoding_from_dict(self.manifest["encoding"])
+        self._shards: dict[str, np.ndarray] = {}
+
+    def files(self, split: str | None = None) -> list[dict[str, Any]]:
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; choose one of {SPLITS}")
+        return [f for f in self.manifest["files"] if split is None or f["split"] == split]
+
+    def _shard(self, name: str) -> np.ndarray:
+        if name not in self._shards:
+            path = self.root / name
+            if not path.is_file():
+                raise DatasetError(f"{path} is missing; re-run `melodia prepare`")
+            self._shards[name] = np.load(path, mmap_mode="r")
+        return self._shards[name]
+
+    def ids(self, record: dict[str, Any]) -> np.ndarray:
+        return self._shard(record["shard"])[record["offset"] : record["offset"] + record["events"]]
+
+    def sequences(self, split: str | None = None) -> list[np.ndarray]:
+        """One id array per file of ``split`` (all files if ``None``)."""
+        return [self.ids(f) for f in self.files(split)]
+
+    def __repr__(self) -> str:
+        counts = {s: len(self.files(s)) for s in SPLITS}
+        return f"TokenDataset({str(self.root)!r}, {self.encoding.name}, files={counts})"
