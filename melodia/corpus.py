@@ -63,7 +63,8 @@ class PrepareReport:
 
     output: Path
     encoded: int = 0
-    already: int = 0
+    already: int = 0  # in the dataset before this run
+    duplicates: list[str] = field(default_factory=list)  # same bytes as another file of this run
     skipped: list[dict[str, str]] = field(default_factory=list)
     events: int = 0
     duration_s: float = 0.0
@@ -71,7 +72,7 @@ class PrepareReport:
     def summary(self) -> str:
         lines = [f"{self.output}: encoded {self.encoded} file(s), {self.events:,} events, "
                  f"{self.duration_s / 3600:.2f} h of music; {self.already} already in the "
-                 f"dataset; {len(self.skipped)} skipped"]
+                 f"dataset; {len(self.duplicates)} duplicate(s); {len(self.skipped)} skipped"]
         lines += [f"  skipped {s['path']}: {s['reason']}" for s in self.skipped]
         return "\n".join(lines)
 
@@ -257,6 +258,7 @@ def prepare(
     else:
         manifest = _new_manifest(encoding)
     known = {f["sha1"]: f["path"] for f in manifest["files"]}
+    before = set(known)
     files = find_midi_files(sources)
     report = PrepareReport(output=root, already=0)
     seen_paths = {str(p) for p, _ in files}
@@ -270,10 +272,12 @@ def prepare(
         for result in _results(jobs, workers):
             bar.update(1)
             path, sha1 = result["path"], result.get("sha1")
-            if sha1 in known:
+            if sha1 in before:
                 report.already += 1
-                if known[sha1] != path:
-                    log.debug("%s has the same content as %s", path, known[sha1])
+                continue
+            if sha1 in known:
+                report.duplicates.append(path)
+                log.info("%s has the same content as %s: encoded once", path, known[sha1])
                 continue
             if "error" in result:
                 skipped[path] = {"path": path, "reason": result["error"]}

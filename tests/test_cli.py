@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from melodia import cli
+from melodia.midi import read_midi
+from tests.conftest import DATA, MALFORMED
+
+
+@pytest.mark.parametrize("command", [None] + cli._COMMANDS)
+def test_every_help_works(command, capsys):
+    argv = ([command] if command else []) + ["--help"]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    assert "usage: melodia" in capsys.readouterr().out
+
+
+def test_encode_decode_round_trip(tmp_path):
+    src = DATA / "freedoom" / "doom1_D_E1M1.mid"
+    tokens = tmp_path / "tokens.json"
+    assert cli.main(["encode", str(src), "-o", str(tokens), "--encoding", "band"]) == 0
+    payload = json.loads(tokens.read_text())
+    assert payload["encoding"] == "band" and len(payload["ids"]) > 1000
+    out = tmp_path / "back.mid"
+    assert cli.main(["decode", str(tokens), "-o", str(out)]) == 0
+    assert len(read_midi(out).tracks) == len({(t.program, t.is_drum)
+                                              for t in read_midi(src).tracks})
+
+
+def test_encode_prints_events(capsys):
+    assert cli.main(["encode", str(DATA / "chorales" / "bach__bwv1.6.mxl.mid")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("VELOCITY") and any(line.startswith("NOTE_ON") for line in out)
+
+
+def test_decode_plain_integer_list(tmp_path):
+    (tmp_path / "ids.txt").write_text("60 300 188")
+    assert cli.main(["decode", str(tmp_path / "ids.txt"), "-o", str(tmp_path / "x.mid")]) == 0
+    assert read_midi(tmp_path / "x.mid").note_count == 1
+
+
+def test_bad_input_gives_error_not_traceback(tmp_path, capsys):
+    assert cli.main(["encode", str(MALFORMED / "truncated.mid")]) == 2
+    assert "truncated" in capsys.readouterr().err
+    (tmp_path / "ids.txt").write_text("[1, 2, 999]")
+    assert cli.main(["decode", str(tmp_path / "ids.txt"), "-o", str(tmp_path / "x.mid")]) == 2
+    assert "outside the vocabulary" in capsys.readouterr().err
+
+
+def test_prepare_command(tmp_path, capsys):
+    assert cli.main(["prepare", str(DATA / "freedoom"), "-o", str(tmp_path / "ds"),
+                     "--encoding", "band", "--workers", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "encoded 66 file(s)" in err and "1 duplicate(s)" in err  # Freedoom repeats a track
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["encoding"]["name"] == "band" and manifest["vocab_size"] == 549

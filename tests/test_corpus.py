@@ -1,0 +1,125 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from melodia.corpus import (MANIFEST, PrepareConfig, TokenDataset, find_midi_files, hash_split,
+                            prepare)
+from melodia.encoding import get_encoding
+from melodia.errors import DatasetError
+from melodia.midi import read_midi
+from tests.conftest import DATA, MALFORMED
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A small real corpus: 12 chorales and 4 Freedoom tracks plus every malformed file."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for path in sorted((DATA / "chorales").glob("*.mid"))[:12]:
+        shutil.copy(path, src / path.name)
+    for path in sorted((DATA / "freedoom").glob("*.mid"))[:4]:
+        shutil.copy(path, src / "sub" / path.name)
+    for path in MALFORMED.glob("*.mid"):
+        shutil.copy(path, src / "sub" / f"bad_{path.name}")
+    return src
+
+
+def test_prepare_encodes_in_parallel_and_reports_corrupt_files(corpus, tmp_path):
+    out = tmp_path / "ds"
+    enc = get_encoding("piano")
+    report = prepare([corpus], out, enc, PrepareConfig(workers=2), progress=False)
+    assert report.encoded == 16
+    reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in report.skipped}
+    assert set(reasons) == {f"bad_{p.name}" for p in MALFORMED.glob("*.mid")}
+    assert "truncated" in reasons["bad_truncated.mid"]
+    assert reasons["bad_empty.mid"] == "no notes to encode"
+
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["encoding"] == enc.to_dict()
+    assert len(manifest["skipped"]) == 5
+    dataset = TokenDataset(out)
+    for record in dataset.files():
+        ids = dataset.ids(record)
+        assert isinstance(ids, np.memmap) and ids.dtype == np.uint16
+        np.testing.assert_array_equal(ids, enc.encode_file(record["path"]))
+        assert record["duration_s"] > 0 and record["notes"] > 0
+        assert record["split"] in ("train", "validation", "test")
+
+
+def test_rerun_encodes_only_new_files(corpus, tmp_path):
+    out = tmp_path / "ds"
+    prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
+    first = (out / MANIFEST).read_text()
+    again = prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
+    assert again.encoded == 0 and again.already == 16
+    assert json.loads((out / MANIFEST).read_text())["files"] == json.loads(first)["files"]
+    extra = sorted((DATA / "chorales").glob("*.mid"))[20]
+    shutil.copy(extra, corpus / extra.name)
+    more = prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
+    assert more.encoded == 1 and more.already == 16
+    assert len(TokenDataset(out).files()) == 17
+
+
+def test_small_shards_split_files_across_several(corpus, tmp_path):
+    out = tmp_path / "ds"
+    prepare([corpus], out, config=PrepareConfig(workers=1, shard_events=5000), progress=False)
+    dataset = TokenDataset(out)
+    assert len(dataset.manifest["shards"]) > 2
+    record = dataset.files()[-1]
+    np.testing.assert_array_equal(dataset.ids(record),
+                                  dataset.encoding.encode(read_midi(record["path"])))
+
+
+def test_other_encoding_in_same_folder_is_refused(corpus, tmp_path):
+    out = tmp_path / "ds"
+    prepare([corpus], out, get_encoding("piano"), PrepareConfig(workers=1), progress=False)
+    with pytest.raises(DatasetError, match="encoding"):
+        prepare([corpus], out, get_encoding("band"), PrepareConfig(workers=1), progress=False)
+
+
+def test_maestro_metadata_split(tmp_path):
+    src = tmp_path / "maestro-v3.0.0"
+    (src / "2004").mkdir(parents=True)
+    names = sorted((DATA / "chorales").glob("*.mid"))[:3]
+    rows = []
+    for path, split in zip(names, ["train", "validation", "test"]):
+        shutil.copy(path, src / "2004" / path.name)
+        rows.append({"canonical_composer": "Bach", "split": split,
+                     "midi_filename": f"2004/{path.name}"})
+    with open(src / "maestro-v3.0.0.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    prepare([src], tmp_path / "ds", config=PrepareConfig(workers=1), progress=False)
+    dataset = TokenDataset(tmp_path / "ds")
+    assert {f["path"].rsplit("/", 1)[-1]: f["split"] for f in dataset.files()} == \
+        {p.name: s for p, s in zip(names, ["train", "validation", "test"])}
+    assert len(dataset.sequences("validation")) == 1
+
+
+def test_maestro_json_metadata(tmp_path):
+    (tmp_path / "a.mid").write_bytes((DATA / "chorales" / "bach__bwv1.6.mxl.mid").read_bytes())
+    (tmp_path / "maestro-v3.0.0.json").write_text(json.dumps(
+        {"midi_filename": {"0": "a.mid"}, "split": {"0": "test"}}))
+    assert find_midi_files([tmp_path]) == [(tmp_path / "a.mid", "test")]
+
+
+def test_hash_split_is_deterministic_and_proportional():
+    import hashlib
+    hashes = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(4000)]
+    splits = [hash_split(h, 0.1, 0.2) for h in hashes]
+    assert splits == [hash_split(h, 0.1, 0.2) for h in hashes]
+    assert abs(splits.count("test") / 4000 - 0.2) < 0.03
+    assert abs(splits.count("validation") / 4000 - 0.1) < 0.03
+
+
+def test_missing_dataset_and_source_errors(tmp_path):
+    with pytest.raises(DatasetError, match="melodia prepare"):
+        TokenDataset(tmp_path)
+    with pytest.raises(DatasetError, match="no such file"):
+        prepare([tmp_path / "nope"], tmp_path / "ds", progress=False)
+    with pytest.raises(ValueError):
+        PrepareConfig(valid_fraction=0.6, test_fraction=0.5)
