@@ -110,6 +110,8 @@ def _check_structure(data: bytes, path: str) -> None:
         raise MidiReadError(path, f"unknown MIDI format {fmt} (expected 0, 1 or 2)")
     if division == 0:
         raise MidiReadError(path, "the header gives 0 ticks per quarter note")
+    if division & 0x8000:
+        raise MidiReadError(path, "SMPTE time division is not supported (only ticks per quarter)")
     pos, found = 8 + header_len, 0
     while pos + 8 <= len(data) and found < ntracks:
         chunk_len = struct.unpack(">I", data[pos + 4 : pos + 8])[0]
@@ -132,19 +134,37 @@ def _explain(message: str) -> str:
     return f"malformed MIDI data ({message})"
 
 
-def _track_from_symusic(track) -> Track:
+class _TickClock:
+    """Ticks to seconds in float64 through the tempo map (exact, unlike float32 conversions)."""
+
+    def __init__(self, tick: np.ndarray, mspq: np.ndarray, ticks_per_quarter: int) -> None:
+        if len(tick) == 0 or tick[0] > 0:
+            tick = np.concatenate([[0], tick])
+            mspq = np.concatenate([[6e7 / DEFAULT_QPM], mspq])
+        self.tick = tick.astype(np.int64)
+        self.mspq = mspq.astype(np.float64)
+        seconds_per_tick = self.mspq / 1e6 / ticks_per_quarter
+        self.seconds_per_tick = seconds_per_tick
+        self.start_s = np.concatenate([[0.0], np.cumsum(np.diff(self.tick) * seconds_per_tick[:-1])])
+
+    def __call__(self, ticks: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(self.tick, ticks, side="right") - 1
+        return self.start_s[i] + (ticks - self.tick[i]) * self.seconds_per_tick[i]
+
+
+def _track_from_symusic(track, clock: _TickClock) -> Track:
     arrays = track.notes.numpy()
-    start = arrays["time"].astype(np.float64)
-    notes = np.empty(len(start), dtype=NOTE_DTYPE)
-    notes["start_s"] = start
-    notes["end_s"] = start + np.maximum(arrays["duration"].astype(np.float64), 0.0)
+    start_tick = arrays["time"].astype(np.int64)
+    notes = np.empty(len(start_tick), dtype=NOTE_DTYPE)
+    notes["start_s"] = clock(start_tick)
+    notes["end_s"] = clock(start_tick + np.maximum(arrays["duration"], 0))
     notes["pitch"] = arrays["pitch"]
     notes["velocity"] = arrays["velocity"]
     notes = notes[(notes["velocity"] > 0) & (notes["pitch"] >= 0)]
     controls = track.controls.numpy()
     is_pedal = controls["number"] == 64
     pedal = np.empty(int(is_pedal.sum()), dtype=PEDAL_DTYPE)
-    pedal["time_s"] = controls["time"][is_pedal]
+    pedal["time_s"] = clock(controls["time"][is_pedal].astype(np.int64))
     pedal["value"] = controls["value"][is_pedal]
     return Track(notes=notes, program=int(track.program), is_drum=bool(track.is_drum),
                  name=str(track.name), pedal=pedal)
@@ -152,6 +172,8 @@ def _track_from_symusic(track) -> Track:
 
 def read_midi(source: str | Path | bytes) -> Score:
     """Read a type 0 or type 1 MIDI file (a path or its bytes) into a :class:`Score`.
+
+    Times are computed in float64 from the file's ticks and tempo map.
 
     Raises
     ------
@@ -170,16 +192,15 @@ def read_midi(source: str | Path | bytes) -> Score:
             raise MidiReadError(path, err.strerror or str(err)) from None
     _check_structure(data, path)
     try:
-        raw = symusic.Score.from_midi(data, ttype="second")
+        raw = symusic.Score.from_midi(data)
     except (RuntimeError, ValueError) as err:
         raise MidiReadError(path, _explain(str(err))) from None
     tempos = raw.tempos.numpy()
-    tempo_map = np.empty(len(tempos["time"]), dtype=TEMPO_DTYPE)
-    tempo_map["time_s"] = tempos["time"]
-    tempo_map["qpm"] = 6e7 / tempos["mspq"].astype(np.float64)
-    if len(tempo_map) == 0 or tempo_map["time_s"][0] > 0:
-        tempo_map = np.concatenate([np.array([(0.0, DEFAULT_QPM)], TEMPO_DTYPE), tempo_map])
-    return Score(tracks=[_track_from_symusic(t) for t in raw.tracks], tempos=tempo_map)
+    clock = _TickClock(tempos["time"], tempos["mspq"], raw.ticks_per_quarter)
+    tempo_map = np.empty(len(clock.tick), dtype=TEMPO_DTYPE)
+    tempo_map["time_s"] = clock.start_s
+    tempo_map["qpm"] = 6e7 / clock.mspq
+    return Score(tracks=[_track_from_symusic(t, clock) for t in raw.tracks], tempos=tempo_map)
 
 
 # ----------------------------------------------------------------------------------- writing
