@@ -103,3 +103,27 @@ def test_value_types_refuse_bad_notes():
         Track(program=128)
     with pytest.raises(TypeError):
         load_score(42)
+
+
+def test_top_level_encode_decode_api():
+    import sys
+
+    import melodia
+
+    path = DATA / "chorales" / "bach__bwv1.6.mxl.mid"
+    ids = melodia.encode(path)
+    pm = melodia.decode(ids)
+    from melodia.encoding import get_encoding
+    expected = len(get_encoding("piano").quantize(read_midi(path)))  # voices merge on a piano
+    assert sum(len(i.notes) for i in pm.instruments) == expected
+    band = melodia.encode(path, encoding="band")
+    assert band.max() >= 388  # PROGRAM / TEMPO events
+
+
+def test_import_melodia_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, melodia, melodia.encoding, melodia.midi; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -35,6 +35,21 @@ def encoding_from_dict(data: dict[str, Any]) -> PerformanceEncoding:
     return get_encoding(data["name"], data.get("config"))
 
 
+def encode(midi, encoding: str = "piano", **config: Any):
+    """Event ids (``np.ndarray`` of int32) for a MIDI path, bytes, ``Score`` or ``PrettyMIDI``.
+
+    ``config`` overrides the encoding's defaults, e.g. ``encode(path, sustain=False)``.
+    """
+    return get_encoding(encoding, **config).encode(midi)
+
+
+def decode(ids, encoding: str = "piano", **config: Any):
+    """A ``pretty_midi.PrettyMIDI`` for any id sequence of the encoding's vocabulary."""
+    from melodia.midi import to_pretty_midi
+
+    return to_pretty_midi(get_encoding(encoding, **config).decode(ids))
+
+
 def load_tokens(path: str | Path) -> tuple[str | None, dict[str, Any] | None, list[int]]:
     """Read ids from a ``melodia encode`` JSON, a JSON list, or whitespace-separated integers.
 
@@ -58,5 +73,6 @@ def load_tokens(path: str | Path) -> tuple[str | None, dict[str, Any] | None, li
 
 
 __all__ = ["BandConfig", "BandEncoding", "ENCODINGS", "Encoding", "Event", "EventRange",
-           "PerformanceConfig", "PerformanceEncoding", "Vocabulary", "encoding_from_dict",
+           "PerformanceConfig", "PerformanceEncoding", "Vocabulary", "decode", "encode",
+           "encoding_from_dict",
            "get_encoding", "load_tokens"]
