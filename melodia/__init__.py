@@ -1,0 +1,36 @@
+"""melodia: learn music from MIDI and play it back (Performance RNN in PyTorch).
+
+The public API is loaded lazily, so ``import melodia`` stays fast and imports no torch::
+
+    ckpt = melodia.load("runs/piano/best.pt")   # model + encoding + step + metrics
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: Public name -> (module, attribute), imported on first use.
+_LAZY: dict[str, tuple[str, str]] = {
+    "load": ("melodia.checkpoint", "load_checkpoint"),
+    "encode": ("melodia.encoding", "encode"),
+    "decode": ("melodia.encoding", "decode"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'melodia' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", "decode", "encode", "load"]
