@@ -107,3 +107,23 @@ def test_any_band_sequence_decodes_to_valid_midi(tmp_path_factory, ids):
     assert len(score.tracks) <= 16
     back = read_midi(write_midi(score, tmp_path_factory.mktemp("band") / "any.mid"))
     assert back.note_count == score.note_count
+
+
+band_notes = st.lists(
+    st.tuples(st.floats(0, 20, allow_nan=False), st.floats(0, 5, allow_nan=False),
+              st.integers(0, 127), st.integers(1, 127), st.integers(0, 128)),
+    max_size=100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(band_notes)
+def test_round_trip_random_band_notes(tmp_path_factory, rows):
+    tracks = []
+    for instrument in sorted({r[4] for r in rows}):
+        part = [r for r in rows if r[4] == instrument]
+        tracks.append(Track(
+            notes=make_notes([r[0] for r in part], [r[0] + r[1] for r in part],
+                             [r[2] for r in part], [r[3] for r in part]),
+            program=0 if instrument == DRUMS else instrument, is_drum=instrument == DRUMS))
+    expected, got = midi_round_trip(BAND, Score(tracks=tracks), tmp_path_factory.mktemp("b"))
+    assert_same_notes(expected, got)
