@@ -17,6 +17,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load": ("melodia.checkpoint", "load_checkpoint"),
     "encode": ("melodia.encoding", "encode"),
     "decode": ("melodia.encoding", "decode"),
+    "render": ("melodia.render", "render"),
+    "plot": ("melodia.plot", "plot_piano_roll"),
 }
 
 
@@ -33,4 +35,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "decode", "encode", "load"]
+__all__ = ["__version__", "decode", "encode", "load", "plot", "render"]

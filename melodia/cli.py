@@ -117,9 +117,206 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ render/plot
+
+
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render",
+        help="synthesize a MIDI file to audio with FluidSynth",
+        description="Render a MIDI file to stereo audio with FluidSynth: every note, program, "
+        "drum (channel 10) and sustain-pedal change is played, and the release and reverb tail "
+        "after the last note is kept (up to --max-tail seconds). The suffix of -o picks the "
+        "format: .wav (16-bit), .flac or .ogg. SoundFont: --soundfont, else $MELODIA_SOUNDFONT, "
+        "else TimGM6mb.sf2 shipped with pretty_midi, else a system one such as "
+        "/usr/share/sounds/sf2/FluidR3_GM.sf2. Needs libfluidsynth "
+        "(apt-get install libfluidsynth3 / brew install fluid-synth) and "
+        "pip install 'melodia[audio]'.",
+        epilog="example: melodia render song.mid -o song.flac --soundfont FluidR3_GM.sf2",
+    )
+    p.add_argument("midi", type=Path, help="input .mid file")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="audio file to write: .wav, .flac or .ogg (default: the input with .wav)")
+    p.add_argument("--soundfont", type=Path, default=None, metavar="FILE.sf2",
+                   help="General MIDI SoundFont (.sf2/.sf3) to play with")
+    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+                   help="output sample rate, 8000-96000 (default 44100)")
+    p.add_argument("--gain", type=float, default=0.2,
+                   help="FluidSynth master gain (default 0.2); only matters with --no-normalize")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="keep FluidSynth's level instead of scaling the peak to -1 dBFS "
+                   "(loud passages may clip)")
+    p.add_argument("--max-tail", type=float, default=5.0, metavar="SECONDS",
+                   help="longest tail kept after the last note while the sound dies away "
+                   "(default 5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from melodia.render import render
+
+    out = args.output or args.midi.with_suffix(".wav")
+    audio = render(args.midi, out, soundfont=args.soundfont, sample_rate=args.sample_rate,
+                   gain=args.gain, normalize=not args.no_normalize, max_tail_s=args.max_tail,
+                   progress=not args.quiet)
+    _print(f"wrote {len(audio) / args.sample_rate:.1f} s of audio to {out}")
+    return 0
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="draw a piano roll of a MIDI file",
+        description="Draw a piano roll: time in seconds across, pitch up (C of each octave "
+        "named), one colour per track with its General MIDI instrument in the legend, note "
+        "opacity following velocity, and the sustain pedal shaded in a strip underneath. "
+        "Needs matplotlib (pip install 'melodia[plot]').",
+        epilog="example: melodia plot song.mid -o roll.png --width 2400  (wider for long pieces)",
+    )
+    p.add_argument("midi", type=Path, help="input .mid file")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="image to write: .png, .svg, .pdf... (default: the input with .png)")
+    p.add_argument("--width", type=int, default=1600, metavar="PX",
+                   help="image width in pixels (default 1600; ~2400+ for pieces over 5 minutes)")
+    p.add_argument("--height", type=int, default=900, metavar="PX",
+                   help="image height in pixels (default 900)")
+    p.add_argument("--title", default=None, help="title above the roll (default: the file name)")
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from melodia.plot import plot_piano_roll
+
+    out = args.output or args.midi.with_suffix(".png")
+    plot_piano_roll(args.midi, out, width_px=args.width, height_px=args.height, title=args.title)
+    _print(f"wrote piano roll to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- train/evaluate
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a Performance RNN on a prepared dataset",
+        description="Train the LSTM on random crops of the dataset's train split (augmented: "
+        "transpose, time stretch), score the validation split every --eval-every steps, and keep "
+        "last.pt and best.pt in the run directory with config.toml and metrics.jsonl. Every "
+        "option can also be set in a TOML file (--config; model options in a [model] table); "
+        "flags override it. Under `torchrun --nproc-per-node N melodia train ...` the batch is "
+        "split across N processes (DistributedDataParallel).",
+        epilog="example: melodia train runs/maestro -o runs/piano --steps 20000 --batch-size 64\n"
+        "resume:  melodia train -o runs/piano --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", nargs="?", type=Path, default=None,
+                   help="dataset directory from `melodia prepare` (may come from --config, or "
+                   "from the run's config.toml with --resume)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="run directory (config.toml, metrics.jsonl, last.pt, best.pt)")
+    p.add_argument("--config", type=Path, default=None, metavar="RUN.toml",
+                   help="TOML file of settings (the config.toml a run saves is one)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in -o from last.pt, exactly (same data order and RNG)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    t = p.add_argument_group("training (default: the config file, else TrainConfig's)")
+    for flag, kind, text in [
+        ("--steps", int, "optimizer steps in all (default 20000)"),
+        ("--batch-size", int, "crops per step, summed over processes (default 64)"),
+        ("--seq-len", int, "events per crop (default 512)"),
+        ("--lr", float, "peak learning rate (default 1e-3)"),
+        ("--min-lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
+        ("--warmup-steps", int, "linear warmup steps (default 200)"),
+        ("--weight-decay", float, "AdamW weight decay (default 0)"),
+        ("--grad-clip", float, "max gradient norm, 0 = off (default 3)"),
+        ("--eval-every", int, "steps between validation passes and checkpoints (default 500)"),
+        ("--eval-events", int, "validation events per pass, 0 = all (default 100000)"),
+        ("--log-every", int, "steps per metrics.jsonl row (default 10)"),
+        ("--seed", int, "random seed of crops, augmentation, init, dropout (default 0)"),
+        ("--device", str, "auto, cpu, cuda or cuda:N (default auto)"),
+        ("--transpose", int, "augmentation: max transposition in semitones (default 3)"),
+        ("--stretch", float, "augmentation: max time stretch, 0.05 = 0.95..1.05 (default 0.05)"),
+        ("--control-dropout", float, "chance to drop each control per crop (default 0.1)"),
+    ]:
+        t.add_argument(flag, type=kind, default=None, help=text)
+    t.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
+                   help="condition on note density and pitch-class histogram (default on)")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision on CUDA (default on)")
+    m = p.add_argument_group("model (default 3 x 512 LSTM, tied 512-d embeddings)")
+    m.add_argument("--layers", dest="model.num_layers", type=int, metavar="N", default=None)
+    m.add_argument("--hidden-size", dest="model.hidden_size", type=int, metavar="N", default=None)
+    m.add_argument("--embed-dim", dest="model.embed_dim", type=int, metavar="N", default=None)
+    m.add_argument("--dropout", dest="model.dropout", type=float, metavar="P", default=None)
+    m.add_argument("--tie-embeddings", dest="model.tie_embeddings", default=None,
+                   action=argparse.BooleanOptionalAction)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import os
+
+    from melodia.train import run_config, train
+
+    skip = {"command", "verbose", "data", "output", "config", "resume", "quiet"}
+    overrides: dict = {"model": {}}
+    for key, value in vars(args).items():
+        if value is None or key in skip:
+            continue
+        if key.startswith("model."):
+            overrides["model"][key.split(".", 1)[1]] = value
+        else:
+            overrides[key] = value
+    if overrides.get("eval_events") == 0:
+        overrides["eval_events"] = None
+    config = run_config(args.data, args.output, args.config, overrides, resume=args.resume)
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") == "0":
+        _print(f"trained {result.step} steps; best validation {result.best_nll:.4f} nats/event; "
+               f"checkpoints in {result.run_dir}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a dataset split, next to n-gram baselines",
+        description="Negative log-likelihood per event (nats and bits), perplexity, next-event "
+        "accuracy and NLL by event type, for the model and for unigram and Kneser-Ney n-gram "
+        "baselines fit on the dataset's train split. Files are scored in segments of "
+        "--segment-events events, the same segments for every scorer.",
+        epilog="example: melodia evaluate runs/piano/best.pt runs/maestro --split test",
+    )
+    p.add_argument("model", type=Path, help="checkpoint, or a run directory (uses best.pt)")
+    p.add_argument("data", type=Path, help="dataset directory from `melodia prepare`")
+    p.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--baselines", default="1,3,4,5", metavar="N,N,...",
+                   help="n-gram orders to compare with, 1 = unigram, '' = none (default 1,3,4,5)")
+    p.add_argument("--segment-events", type=int, default=2048,
+                   help="events per scored segment, 0 = whole files (default 2048)")
+    p.add_argument("--max-events", type=int, default=None, help="score at most this many events")
+    p.add_argument("--batch-size", type=int, default=8, help="segments per forward pass (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from melodia.evaluate import evaluate
+
+    try:
+        orders = [int(n) for n in args.baselines.split(",") if n.strip()]
+    except ValueError:
+        raise MelodiaError(f"--baselines needs comma-separated integers, not {args.baselines!r}")
+    report = evaluate(args.model, args.data, args.split, baselines=orders,
+                      segment_events=args.segment_events or None, max_events=args.max_events,
+                      batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report.table())
+    return 0
+
+
 # -------------------------------------------------------------------------------------- main
 
-_COMMANDS = ["encode", "decode", "prepare"]
+_COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,428 @@
+"""Audio from MIDI: drive FluidSynth directly, keep the release tail, write WAV/FLAC/OGG.
+
+FluidSynth (the C library ``libfluidsynth``) and its Python binding ``pyfluidsynth`` are optional:
+they are imported when :func:`render` runs, and their absence raises :class:`RenderError` saying
+how to install them. Every note, program and sustain-pedal change of the score is scheduled at
+its own sample, the synth is rendered in 32-bit float between events (nothing clips inside the
+synth), and rendering goes on after the last event until the sound has died away.
+
+SoundFont precedence (see :func:`find_soundfont`): the ``soundfont`` argument, then the
+``MELODIA_SOUNDFONT`` environment variable, then ``TimGM6mb.sf2`` shipped inside pretty_midi's
+wheel, then common system SoundFonts such as ``/usr/share/sounds/sf2/FluidR3_GM.sf2``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import io
+import logging
+import os
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from melodia.errors import MelodiaError
+from melodia.midi import DRUM_CHANNEL, Score, load_score
+
+log = logging.getLogger(__name__)
+
+SOUNDFONT_ENV = "MELODIA_SOUNDFONT"
+#: Tried in order when neither an explicit path, the environment nor pretty_midi gives one.
+SYSTEM_SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+)
+DEFAULT_GAIN = 0.2  # FluidSynth's own default master gain (synth.gain)
+PEAK_AFTER_NORMALIZE = 10 ** (-1 / 20)  # -1 dBFS, leaves room for lossy encoders
+SILENCE_DB = -80.0  # the tail ends when the output stays this far below the peak
+_TAIL_BLOCK_S = 0.05
+_SUFFIXES = (".wav", ".flac", ".ogg")
+
+# Event kinds, in the order they apply when several fall on the same sample.
+_PEDAL, _NOTE_OFF, _NOTE_ON = 0, 1, 2
+
+
+class RenderError(MelodiaError):
+    """Audio cannot be rendered: FluidSynth missing, bad SoundFont, empty score, bad output."""
+
+
+# ----------------------------------------------------------------------------- FluidSynth
+
+
+def install_hint(missing: str = "libfluidsynth") -> str:
+    """Explain how to install what rendering needs.
+
+    Parameters
+    ----------
+    missing : {"libfluidsynth", "pyfluidsynth"}
+        The C library FluidSynth, or its Python binding.
+    """
+    system = ("FluidSynth's C library (libfluidsynth) was not found. Install it with one of:\n"
+              "  Debian/Ubuntu: sudo apt-get install libfluidsynth3\n"
+              "  macOS:         brew install fluid-synth\n"
+              "  conda:         conda install -c conda-forge fluidsynth")
+    python = ("the Python binding pyfluidsynth is not installed (`import fluidsynth` failed). "
+              "Install it with: pip install 'melodia[audio]'")
+    if missing == "pyfluidsynth":
+        return f"cannot render audio: {python}; it also needs libfluidsynth.\n{system}"
+    return (f"cannot render audio: {system}\n"
+            "and, if missing, the binding: pip install 'melodia[audio]'")
+
+
+def _log_from_fluidsynth(level: int, message: bytes | None, _data: object) -> None:
+    text = (message or b"").decode(errors="replace")
+    # melodia checks what matters itself (SoundFont loads, missing presets) and says so once
+    log.log(logging.ERROR if level == 0 else logging.DEBUG, "fluidsynth: %s", text)
+
+
+_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)(
+    _log_from_fluidsynth)
+
+
+def import_fluidsynth():
+    """Import pyfluidsynth, route FluidSynth's messages to ``logging`` and return the module.
+
+    Raises
+    ------
+    RenderError
+        pyfluidsynth or libfluidsynth is missing; the message says how to install it.
+    """
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints where it found the library
+            import fluidsynth                            # when $CI is set
+    except ModuleNotFoundError as err:
+        if err.name != "fluidsynth":
+            raise
+        raise RenderError(install_hint("pyfluidsynth")) from None
+    except (ImportError, OSError):  # pyfluidsynth raises ImportError when the C library is absent
+        raise RenderError(install_hint("libfluidsynth")) from None
+    if not hasattr(fluidsynth, "Synth"):
+        raise RenderError("the module `fluidsynth` found is not pyfluidsynth; run "
+                          "pip uninstall fluidsynth && pip install 'melodia[audio]'")
+    _quiet_fluidsynth(fluidsynth)
+    return fluidsynth
+
+
+def _quiet_fluidsynth(fluidsynth) -> None:
+    """Send FluidSynth's log (levels panic..debug) to our logger instead of stderr."""
+    set_log = fluidsynth.cfunc("fluid_set_log_function", ctypes.c_void_p,
+                               ("level", ctypes.c_int, 1), ("fun", ctypes.c_void_p, 1),
+                               ("data", ctypes.c_void_p, 1))
+    if set_log is not None:
+        for level in range(5):
+            set_log(level, ctypes.cast(_LOG_CALLBACK, ctypes.c_void_p), None)
+
+
+def _write_float(fluidsynth):
+    return fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int,
+                            ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
+                            ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
+                            ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1),
+                            ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
+
+
+# ------------------------------------------------------------------------------ SoundFonts
+
+
+def packaged_soundfont() -> Path | None:
+    """Path of ``TimGM6mb.sf2`` inside the installed pretty_midi package, if it is there."""
+    spec = importlib.util.find_spec("pretty_midi")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "TimGM6mb.sf2"
+        if path.is_file():
+            return path
+    return None
+
+
+def find_soundfont(soundfont: str | Path | None = None) -> Path:
+    """Choose the SoundFont: explicit > ``$MELODIA_SOUNDFONT`` > pretty_midi's > system ones.
+
+    Raises
+    ------
+    RenderError
+        The explicit or environment path does not exist, or no SoundFont is found at all.
+    """
+    env = os.environ.get(SOUNDFONT_ENV)
+    for origin, value in (("the soundfont argument", soundfont), (SOUNDFONT_ENV, env)):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise RenderError(f"SoundFont {path} (from {origin}) does not exist")
+            return path
+    found = packaged_soundfont() or next(
+        (Path(p) for p in SYSTEM_SOUNDFONTS if Path(p).is_file()), None)
+    if found is None:
+        raise RenderError(f"no SoundFont found: pass --soundfont FILE.sf2 or set {SOUNDFONT_ENV} "
+                          f"(pretty_midi's TimGM6mb.sf2 and {', '.join(SYSTEM_SOUNDFONTS)} are "
+                          "missing); e.g. sudo apt-get install fluid-soundfont-gm")
+    return found
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+def assign_channels(score: Score) -> list[int]:
+    """One MIDI channel per track: the first drum track on channel 9 (GM channel 10), the others
+    counting up from 0 and skipping 9. Further drum tracks get the drum bank by program select."""
+    channels, free, drums_placed = [], iter(c for c in range(10_000) if c != DRUM_CHANNEL), False
+    for track in score.tracks:
+        if track.is_drum and not drums_placed:
+            channels.append(DRUM_CHANNEL)
+            drums_placed = True
+        else:
+            channels.append(next(free))
+    return channels
+
+
+def score_events(score: Score, channels: list[int], sample_rate: int) -> np.ndarray:
+    """All timed events as rows ``(sample, kind, channel, data1, data2)``, in playing order.
+
+    At one sample, pedal changes come first, then note-offs, then note-ons, so a note repeated
+    back to back is released before it is struck again. A note shorter than one sample is
+    released one sample after it starts (never before, which would leave it hanging).
+    """
+    rows = []
+    for track, channel in zip(score.tracks, channels):
+        n, p = track.notes, track.pedal
+        on = np.round(n["start_s"] * sample_rate).astype(np.int64)
+        off = np.maximum(np.round(n["end_s"] * sample_rate).astype(np.int64), on + 1)
+        pedal = np.round(p["time_s"] * sample_rate).astype(np.int64)
+        for samples, kind, d1, d2 in ((pedal, _PEDAL, 64, p["value"]),
+                                      (off, _NOTE_OFF, n["pitch"], 0),
+                                      (on, _NOTE_ON, n["pitch"], n["velocity"])):
+            block = np.empty((len(samples), 5), dtype=np.int64)
+            block[:, 0], block[:, 1], block[:, 2], block[:, 3], block[:, 4] = (
+                samples, kind, channel, d1, d2)
+            rows.append(block)
+    events = np.concatenate(rows) if rows else np.empty((0, 5), np.int64)
+    return events[np.lexsort((events[:, 1], events[:, 0]))]
+
+
+# ---------------------------------------------------------------------------------- render
+
+
+def _select_programs(synth, sfid: int, score: Score, channels: list[int]) -> None:
+    for track, channel in zip(score.tracks, channels):
+        bank = 128 if track.is_drum else 0
+        if synth.program_select(channel, sfid, bank, track.program) == 0:
+            continue
+        if synth.program_select(channel, sfid, bank, 0) == 0:
+            log.warning("SoundFont has no preset bank %d program %d; using program 0 instead",
+                        bank, track.program)
+        else:
+            log.warning("SoundFont has no preset in bank %d: a track stays silent", bank)
+
+
+def _check_soundfont_header(soundfont: Path) -> None:
+    """Refuse files that are not RIFF SoundFont (sfbk) or DLS before FluidSynth grumbles."""
+    with open(soundfont, "rb") as f:
+        head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] not in (b"sfbk", b"DLS "):
+        raise RenderError(f"{soundfont} is not a valid SoundFont (.sf2/.sf3 files start with a "
+                          "RIFF 'sfbk' header)")
+    riff_bytes, file_bytes = int.from_bytes(head[4:8], "little") + 8, soundfont.stat().st_size
+    if riff_bytes > file_bytes:
+        raise RenderError(f"{soundfont} is not a valid SoundFont: truncated ({file_bytes} bytes, "
+                          f"its header announces {riff_bytes})")
+
+
+def _open_synth(fluidsynth, soundfont: Path, sample_rate: int, gain: float, n_channels: int):
+    _check_soundfont_header(soundfont)
+    settings = {"synth.midi-channels": 16 * (n_channels // 16 + 1), "synth.verbose": 0}
+    synth = fluidsynth.Synth(gain=gain, samplerate=sample_rate, **settings)
+    sfid = synth.sfload(str(soundfont))
+    if sfid < 0:
+        synth.delete()
+        raise RenderError(f"FluidSynth cannot load {soundfont}: not a valid SoundFont")
+    return synth, sfid
+
+
+def _play(synth, write, events: np.ndarray, out: np.ndarray,
+          report: Callable[[int], object]) -> int:
+    """Render ``out`` up to the last event, sending each event at its sample; return that sample.
+
+    ``report(sample)`` is called about every 1% of the way (for a progress bar).
+    """
+    base, pos, step = out.ctypes.data, 0, max(1, int(events[-1, 0]) // 100)
+    for sample, kind, channel, d1, d2 in events.tolist():
+        if sample > pos:
+            ptr = base + pos * 8
+            write(synth.synth, sample - pos, ptr, 0, 2, ptr, 1, 2)
+            if sample // step != pos // step:
+                report(sample)
+            pos = sample
+        if kind == _NOTE_ON:
+            synth.noteon(channel, d1, d2)
+        elif kind == _NOTE_OFF:
+            synth.noteoff(channel, d1)
+        else:
+            synth.cc(channel, d1, d2)
+    return pos
+
+
+def _tail(synth, write, out: np.ndarray, pos: int, sample_rate: int) -> int:
+    """Render past ``pos`` until the sound falls ``SILENCE_DB`` below the peak; return the end."""
+    block, ratio = max(1, int(_TAIL_BLOCK_S * sample_rate)), 10 ** (SILENCE_DB / 20)
+    start, peak = pos, _peak(out[:pos])
+    while pos < len(out):
+        n = min(block, len(out) - pos)
+        ptr = out.ctypes.data + pos * 8
+        write(synth.synth, n, ptr, 0, 2, ptr, 1, 2)
+        block_peak = _peak(out[pos : pos + n])
+        peak, pos = max(peak, block_peak), pos + n
+        if block_peak < peak * ratio and synth.get_active_voice_count() == 0:
+            break
+    threshold = max(peak * ratio, 1e-9)
+    loud = np.flatnonzero(np.abs(out[start:pos]).max(axis=1, initial=0.0) >= threshold)
+    end = start + (int(loud[-1]) + 1 if len(loud) else 0)
+    if end == len(out):  # still sounding at the limit (say, pedal held): fade, no click
+        fade = min(block, len(out))
+        out[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+    return end
+
+
+def _synthesize(fluidsynth, synth, sfid: int, score: Score, sample_rate: int, max_tail_s: float,
+                progress: bool) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    channels = assign_channels(score)
+    _select_programs(synth, sfid, score, channels)
+    events = score_events(score, channels, sample_rate)
+    end = int(events[-1, 0])
+    audio = np.zeros((end + int(max_tail_s * sample_rate), 2), dtype=np.float32)
+    write = _write_float(fluidsynth)
+    with tqdm(total=round(end / sample_rate), desc="rendering", unit="s", leave=False,
+              disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total} s") as bar:
+        pos = _play(synth, write, events, audio, lambda at: bar.update(at / sample_rate - bar.n))
+    return audio[: _tail(synth, write, audio, pos, sample_rate)]
+
+
+def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None = None,
+           sample_rate: int = 44100, gain: float = DEFAULT_GAIN, normalize: bool = True,
+           max_tail_s: float = 5.0, progress: bool = False) -> np.ndarray:
+    """Synthesize a score with FluidSynth and return (and optionally write) stereo audio.
+
+    Parameters
+    ----------
+    midi : Score, path, bytes or PrettyMIDI
+        Anything :func:`melodia.midi.load_score` accepts.
+    out : path, optional
+        Also write the audio here; the suffix picks the format: ``.wav`` (16-bit PCM),
+        ``.flac`` (16-bit) or ``.ogg`` (Vorbis); the last two need ``soundfile``.
+    soundfont : path, optional
+        ``.sf2``/``.sf3`` file. Default: ``$MELODIA_SOUNDFONT``, else pretty_midi's TimGM6mb.sf2,
+        else a system General MIDI SoundFont (see :func:`find_soundfont`).
+    sample_rate : int
+        Output rate in Hz, 8000-96000 (default 44100).
+    gain : float
+        FluidSynth's master gain (``synth.gain``, linear, default 0.2 as in the ``fluidsynth``
+        program). It sets the output level only when ``normalize`` is False.
+    normalize : bool
+        Scale so the peak sits at -1 dBFS (default). If False, the synth's level is kept and
+        samples beyond full scale are clipped, with a warning.
+    max_tail_s : float
+        Longest release/reverb tail kept after the last event, in seconds (default 5). Sound
+        still ringing at that limit (a pedal never released) is faded out over 50 ms.
+    progress : bool
+        Show a progress bar on stderr (worth it for pieces longer than ~10 minutes).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(n_samples, 2)`` (left, right), values in [-1, 1]. Its length is the time
+        of the last event (note-off or pedal change) plus the tail until the sound falls to
+        -80 dB below its peak, at most ``max_tail_s``.
+
+    Raises
+    ------
+    RenderError
+        FluidSynth is missing, the SoundFont is missing or invalid, the score holds no notes
+        (a silent file is refused rather than rendered as an empty or silent clip), or the
+        output suffix is not supported.
+    """
+    if not 8000 <= sample_rate <= 96000:
+        raise RenderError(f"sample rate must be 8000-96000 Hz, got {sample_rate}")
+    if max_tail_s < 0:
+        raise RenderError(f"the maximum tail must be >= 0 s, got {max_tail_s}")
+    if out is not None:
+        _check_suffix(Path(out))
+    score = load_score(midi)
+    if score.note_count == 0:
+        raise RenderError("the MIDI holds no notes: nothing to render")
+    path = find_soundfont(soundfont)
+    fluidsynth = import_fluidsynth()
+    synth, sfid = _open_synth(fluidsynth, path, sample_rate, gain, len(score.tracks) + 1)
+    try:
+        audio = _synthesize(fluidsynth, synth, sfid, score, sample_rate, max_tail_s, progress)
+    finally:
+        synth.delete()
+    log.debug("rendered %.2f s of audio (%.2f s of music) with %s",
+              len(audio) / sample_rate, score.end_s, path.name)
+    audio = _level(audio, normalize)
+    if out is not None:
+        write_audio(audio, out, sample_rate)
+    return audio
+
+
+def _peak(audio: np.ndarray) -> float:
+    """Largest absolute sample (without building ``abs(audio)``, which costs a full copy)."""
+    return max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
+
+
+def _level(audio: np.ndarray, normalize: bool) -> np.ndarray:
+    peak = _peak(audio)
+    if peak == 0.0:
+        log.warning("the rendered audio is silent (does the SoundFont have these instruments?)")
+        return audio
+    if normalize:
+        audio *= PEAK_AFTER_NORMALIZE / peak
+        return audio
+    clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+    if clipped:
+        log.warning("%d samples clipped (peak %.2f): lower --gain or normalize", clipped, peak)
+    return np.clip(audio, -1.0, 1.0, out=audio)
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in _SUFFIXES:
+        raise RenderError(f"cannot write {path}: use one of {', '.join(_SUFFIXES)}")
+
+
+def write_audio(audio: np.ndarray, path: str | Path, sample_rate: int) -> Path:
+    """Write float audio in [-1, 1], shape ``(n,)`` or ``(n, channels)``, as WAV, FLAC or OGG.
+
+    WAV is written as 16-bit PCM with the standard library; FLAC (16-bit) and OGG (Vorbis) go
+    through ``soundfile``.
+    """
+    path = Path(path)
+    _check_suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = audio.reshape(len(audio), -1)
+    if path.suffix.lower() == ".wav":
+        scaled = frames * np.float32(32767)
+        pcm = np.rint(np.clip(scaled, -32767, 32767, out=scaled), out=scaled).astype("<i2")
+        with wave.open(str(path), "wb") as f:
+            f.setnchannels(frames.shape[1])
+            f.setsampwidth(2)
+            f.setframerate(sample_rate)
+            f.writeframes(pcm)  # any C-contiguous buffer; no extra copy
+        return path
+    try:
+        import soundfile
+    except ImportError:
+        raise RenderError(f"writing {path.suffix} needs soundfile: pip install 'melodia[audio]' "
+                          "(or write .wav)") from None
+    subtype = "PCM_16" if path.suffix.lower() == ".flac" else "VORBIS"
+    soundfile.write(str(path), frames, sample_rate, subtype=subtype)
+    return path
