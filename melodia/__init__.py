@@ -19,6 +19,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "decode": ("melodia.encoding", "decode"),
     "render": ("melodia.render", "render"),
     "plot": ("melodia.plot", "plot_piano_roll"),
+    "generate": ("melodia.generation", "generate"),
+    "iter_events": ("melodia.generation", "iter_events"),
 }
 
 
@@ -35,4 +37,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "decode", "encode", "load", "plot", "render"]
+__all__ = ["__version__", "decode", "encode", "generate", "iter_events", "load", "plot", "render"]

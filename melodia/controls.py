@@ -1,0 +1,127 @@
+"""Control signals of Magenta's multiconditioned Performance RNN, computed from event ids.
+
+Two signals, concatenated into ``CONTROL_DIM = 20`` floats per event:
+
+- **note density**: note-ons per second in the window of ``DENSITY_WINDOW_S = 3`` seconds that
+  starts at the current time, one-hot over 8 bins with edges ``1, 2, 4, 8, 16, 32, 64``
+  (bin 0 is ``< 1`` note/s, bin 7 is ``>= 64``);
+- **pitch-class histogram**: the share of each pitch class C, C#, ..., B among the note-ons in
+  the ``HISTOGRAM_WINDOW_S = 5`` second window that starts at the current time (Magenta's prior
+  count of 0.01 per class keeps it defined when the window is empty).
+
+Row ``t`` of :func:`compute_controls` is the control for predicting event ``t + 1``: the windows
+start at the time reached after event ``t`` and count the note-ons that come after it, as
+Magenta's ``NoteDensityPerformanceControlSignal`` and ``PitchHistogramPerformanceControlSignal``
+do. Near the end of a sequence the density is taken over the part of the window that exists.
+An all-zero control means "absent": training can drop controls (see ``TrainConfig``) so a model
+also runs unconditioned. No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+DENSITY_BIN_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # notes per second
+DENSITY_BINS = len(DENSITY_BIN_EDGES) + 1
+DENSITY_WINDOW_S = 3.0
+HISTOGRAM_WINDOW_S = 5.0
+HISTOGRAM_PRIOR = 0.01  # pseudo-count per pitch class, as Magenta
+PITCH_CLASSES = 12
+CONTROL_DIM = DENSITY_BINS + PITCH_CLASSES
+DENSITY_SLICE = slice(0, DENSITY_BINS)
+HISTOGRAM_SLICE = slice(DENSITY_BINS, CONTROL_DIM)
+
+
+def density_bin(notes_per_s: float | np.ndarray) -> np.ndarray:
+    """Bin index 0..7 of a note density (Magenta's ``NoteDensityOneHotEncoding``)."""
+    return np.searchsorted(np.asarray(DENSITY_BIN_EDGES), notes_per_s, side="right")
+
+
+def event_times(ids: np.ndarray, encoding) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: the time in steps after it, and its note-on pitch (``-1`` if not a note-on)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    vocab = encoding.vocab
+    shift, on = vocab.range("TIME_SHIFT"), vocab.range("NOTE_ON")
+    s0, o0 = vocab.offset("TIME_SHIFT"), vocab.offset("NOTE_ON")
+    is_shift = (ids >= s0) & (ids < s0 + shift.size)
+    times = np.cumsum(np.where(is_shift, ids - s0 + shift.min, 0))
+    is_on = (ids >= o0) & (ids < o0 + on.size)
+    pitch = np.where(is_on, ids - o0 + on.min, -1)
+    return times, pitch
+
+
+def compute_controls(ids: Sequence[int] | np.ndarray, encoding) -> np.ndarray:
+    """Controls ``float32[T, CONTROL_DIM]``: row ``t`` conditions the prediction of event ``t+1``.
+
+    Parameters
+    ----------
+    ids : event ids of one performance (or a crop of one; the windows look forward only).
+    encoding : the :class:`~melodia.encoding.PerformanceEncoding` of ``ids`` (for the time
+        resolution and the id layout).
+    """
+    times, pitch = event_times(ids, encoding)
+    n = len(times)
+    out = np.zeros((n, CONTROL_DIM), dtype=np.float32)
+    if n == 0:
+        return out
+    sps = encoding.config.steps_per_second
+    is_on = pitch >= 0
+    on_times, on_pitch = times[is_on], pitch[is_on]
+    ons_so_far = np.cumsum(is_on)  # note-ons at index <= t all lie before any later window end
+    remaining = times[-1] - times
+
+    window = round(DENSITY_WINDOW_S * sps)
+    count = np.searchsorted(on_times, times + window, side="left") - ons_so_far
+    span = np.minimum(remaining, window)
+    density = np.where(span > 0, count * sps / np.maximum(span, 1), 0.0)
+    out[np.arange(n), density_bin(density)] = 1.0
+
+    window = round(HISTOGRAM_WINDOW_S * sps)
+    end = np.searchsorted(on_times, times + window, side="left")
+    classes = np.zeros((len(on_times) + 1, PITCH_CLASSES))  # prefix counts per pitch class
+    classes[np.arange(1, len(on_times) + 1), on_pitch % PITCH_CLASSES] = 1.0
+    classes = np.cumsum(classes, axis=0)
+    hist = classes[end] - classes[ons_so_far] + HISTOGRAM_PRIOR
+    out[:, HISTOGRAM_SLICE] = hist / hist.sum(axis=1, keepdims=True)
+    return out
+
+
+def constant_controls(
+    density: float | None = None, pitch_histogram: Sequence[float] | None = None
+) -> np.ndarray:
+    """One control vector ``float32[CONTROL_DIM]`` for generation; ``None`` leaves a part absent.
+
+    Parameters
+    ----------
+    density : desired notes per second (binned like the training data), or ``None``.
+    pitch_histogram : 12 non-negative weights for C, C#, ..., B (normalized here to sum to 1;
+        all zero means uniform), e.g. ``[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]`` for C major; or
+        ``None``.
+    """
+    out = np.zeros(CONTROL_DIM, dtype=np.float32)
+    if density is not None:
+        if not np.isfinite(density) or density < 0:
+            raise ValueError(f"density must be a non-negative number of notes/s, not {density}")
+        out[int(density_bin(float(density)))] = 1.0
+    if pitch_histogram is not None:
+        hist = np.asarray(pitch_histogram, dtype=np.float64)
+        if hist.shape != (PITCH_CLASSES,) or not np.all(np.isfinite(hist)) or np.any(hist < 0):
+            raise ValueError("pitch_histogram needs 12 non-negative weights (C, C#, ..., B)")
+        total = hist.sum()
+        out[HISTOGRAM_SLICE] = hist / total if total > 0 else 1.0 / PITCH_CLASSES
+    return out
+
+
+def drop_controls(controls: np.ndarray, density: bool, histogram: bool) -> np.ndarray:
+    """Zero the density and/or histogram part (in place) so the model learns them as optional."""
+    if density:
+        controls[..., DENSITY_SLICE] = 0.0
+    if histogram:
+        controls[..., HISTOGRAM_SLICE] = 0.0
+    return controls
+
+
+__all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
+           "constant_controls", "density_bin", "drop_controls", "event_times"]

@@ -1,0 +1,181 @@
+"""Training data: random crops of event ids with on-the-fly augmentation, deterministic by index.
+
+Sample ``i`` of a :class:`CropDataset` is a pure function of ``(seed, i)``: which file, where the
+crop starts, the transposition and the time stretch all come from
+``np.random.default_rng((seed, i))``. The trainer asks for samples ``step * batch_size + j``, so a
+resumed run sees exactly the data it would have seen, and ranks of a distributed run each take
+their own slice of every global batch.
+
+Augmentation works directly on the ids, as Magenta's (transpose -3..+3 semitones, stretch time by
+0.95..1.05), and keeps a crop a faithful piece of a performance:
+
+- :func:`transpose_ids` moves NOTE_ON/NOTE_OFF ids; the shift is clipped so no pitch leaves the
+  encoding's range;
+- :func:`stretch_ids` scales the time of every event, rounds it to the step grid (keeping events
+  that were at different times at different times, so the stream stays canonical) and re-emits the
+  TIME_SHIFT events.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from melodia.controls import CONTROL_DIM, HISTOGRAM_WINDOW_S, compute_controls, drop_controls
+from melodia.encoding.events import build_stream
+
+IGNORE = -100  # target id of padding, skipped by the loss
+
+
+def transpose_ids(ids: np.ndarray, semitones: int, encoding) -> np.ndarray:
+    """Shift every note by ``semitones``, clipped so the highest and lowest notes stay in range."""
+    vocab = encoding.vocab
+    on, off = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
+    n = vocab.range("NOTE_ON").size
+    ids = np.asarray(ids, dtype=np.int64)
+    is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
+    rel = np.concatenate([ids[is_on] - on, ids[is_off] - off])
+    if len(rel) == 0 or semitones == 0:
+        return ids.copy()
+    semitones = int(np.clip(semitones, -rel.min(), n - 1 - rel.max()))
+    out = ids.copy()
+    out[is_on | is_off] += semitones
+    return out
+
+
+def stretch_ids(ids: np.ndarray, factor: float, encoding) -> np.ndarray:
+    """Scale time by ``factor`` (> 0.5): every event's step becomes ``round(step * factor)``.
+
+    Events at distinct steps stay at distinct steps (a collision moves the later one step on), so
+    the order of events within a step, and hence canonical encoding, is kept. The identity for
+    ``factor == 1``.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    first = encoding.vocab.offset("TIME_SHIFT")
+    shifts = encoding.vocab.range("TIME_SHIFT")
+    is_shift = (ids >= first) & (ids < first + shifts.size)
+    times = np.cumsum(np.where(is_shift, ids - first + shifts.min, 0))
+    keep = ~is_shift
+    steps = np.append(times[keep], times[-1] if len(times) else 0)  # + the crop's end
+    uniq, inverse = np.unique(steps, return_inverse=True)
+    new = np.floor(uniq * factor + 0.5).astype(np.int64)
+    k = np.arange(len(uniq))
+    new = k + np.maximum.accumulate(new - k)  # strictly increasing, as uniq is
+    new_steps = new[inverse.reshape(-1)]
+    main = np.append(ids[keep], -1)  # a dummy event carries the trailing time shifts
+    out = build_stream(new_steps, main, [], first, shifts.max)
+    return out[:-1].astype(np.int64)
+
+
+class CropDataset(Dataset):
+    """Random crops of ``seq_len + 1`` events from ``sequences``, augmented; see the module doc.
+
+    ``dataset[i]`` is a dict of ``inputs`` (``int64[L]``), ``targets`` (``int64[L]``, the inputs
+    shifted by one, ``-100`` past the end of a short file) and ``controls`` (``float32[L, C]``,
+    ``C = 0`` without controls). Crops are drawn uniformly over all start positions.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[np.ndarray],
+        encoding,
+        seq_len: int,
+        seed: int = 0,
+        transpose: int = 0,
+        stretch: float = 0.0,
+        controls: bool = False,
+        control_dropout: float = 0.0,
+    ) -> None:
+        self.sequences = [s for s in sequences if len(s) >= 2]
+        if not self.sequences:
+            raise ValueError("no sequence of at least 2 events to train on")
+        if seq_len < 1 or transpose < 0 or not 0 <= stretch < 0.5 or not 0 <= control_dropout <= 1:
+            raise ValueError("need seq_len >= 1, transpose >= 0, 0 <= stretch < 0.5, "
+                             "0 <= control_dropout <= 1")
+        self.encoding, self.seq_len, self.seed = encoding, seq_len, seed
+        self.transpose, self.stretch = transpose, stretch
+        self.controls, self.control_dropout = controls, control_dropout
+        starts = np.array([max(1, len(s) - seq_len) for s in self.sequences], dtype=np.int64)
+        self._cum_starts = np.cumsum(starts)
+        self._times = None
+        if controls:  # time after each event, to find how far the control windows look ahead
+            from melodia.controls import event_times
+
+            self._times = [event_times(s, encoding)[0].astype(np.int32) for s in self.sequences]
+        sps = encoding.config.steps_per_second
+        self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
+        self._margin = (seq_len + 1) // 8 + 8 if stretch else 0  # stretch < 1 drops time shifts
+
+    def __len__(self) -> int:
+        """Distinct crop positions (sample indices themselves are unbounded)."""
+        return int(self._cum_starts[-1])
+
+    @property
+    def control_dim(self) -> int:
+        return CONTROL_DIM if self.controls else 0
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids ``int64[<= L + 1]`` and controls ``float32[len - 1, C]`` of sample ``index``."""
+        rng = np.random.default_rng((self.seed, index))
+        u = int(rng.integers(self._cum_starts[-1]))
+        f = int(np.searchsorted(self._cum_starts, u, side="right"))
+        start = u - (int(self._cum_starts[f - 1]) if f else 0)
+        semitones = int(rng.integers(-self.transpose, self.transpose + 1))
+        factor = float(rng.uniform(1 - self.stretch, 1 + self.stretch))
+        drop_density, drop_hist = rng.random(2) < self.control_dropout
+
+        seq = self.sequences[f]
+        end = min(len(seq), start + self.seq_len + 1 + self._margin)
+        if self._times is not None:  # include what the control windows of the crop look at
+            times = self._times[f]
+            end = max(end, int(np.searchsorted(times, times[end - 1] + self._lookahead_steps,
+                                               side="right")))
+        ids = np.asarray(seq[start:end], dtype=np.int64)
+        if semitones:
+            ids = transpose_ids(ids, semitones, self.encoding)
+        if self.stretch:
+            ids = stretch_ids(ids, factor, self.encoding)
+        n = min(len(ids), self.seq_len + 1)
+        if self.controls:
+            controls = compute_controls(ids, self.encoding)[: n - 1]
+            drop_controls(controls, drop_density, drop_hist)
+        else:
+            controls = np.zeros((n - 1, 0), dtype=np.float32)
+        return ids[:n], controls
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ids, controls = self.sample(index)
+        L = self.seq_len
+        inputs = np.zeros(L, dtype=np.int64)
+        targets = np.full(L, IGNORE, dtype=np.int64)
+        ctrl = np.zeros((L, controls.shape[1]), dtype=np.float32)
+        inputs[: len(ids) - 1], targets[: len(ids) - 1] = ids[:-1], ids[1:]
+        ctrl[: len(controls)] = controls
+        return {"inputs": torch.from_numpy(inputs), "targets": torch.from_numpy(targets),
+                "controls": torch.from_numpy(ctrl)}
+
+    def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Samples ``indices`` stacked: ``inputs``/``targets`` ``[B, L]``, ``controls`` ``[B, L, C]``."""
+        items = [self[i] for i in indices]
+        return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+def holdout_tail(sequences: Sequence[np.ndarray], fraction: float,
+                 min_events: int = 2) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split every sequence into a head (train) and its last ``fraction`` (held out)."""
+    heads, tails = [], []
+    for s in sequences:
+        cut = len(s) - max(min_events, int(round(len(s) * fraction)))
+        if cut >= min_events:
+            heads.append(s[:cut])
+            tails.append(s[cut:])
+        else:
+            heads.append(s)
+    return heads, tails
+
+
+__all__ = ["CropDataset", "IGNORE", "holdout_tail", "stretch_ids", "transpose_ids"]

@@ -1,0 +1,393 @@
+"""New music from a trained model: ``melodia.generate(...)`` and the models that ship with melodia.
+
+::
+
+    import melodia
+    pm = melodia.generate(seconds=20, seed=1)            # the shipped piano model
+    pm.write("piano.mid")                                 # a pretty_midi.PrettyMIDI
+    pm = melodia.generate("runs/piano", primer="intro.mid", temperature=0.9, top_p=0.95)
+    for event_id in melodia.iter_events(seed=3):          # live: one event at a time, no end
+        ...
+
+The output begins with the primer (the last ``primer_seconds`` of a MIDI file, or a chord of the
+given pitches), followed by the new music; ``seconds`` counts the new part. Without a primer the
+stream starts from one ``TIME_SHIFT`` of a single step (10 ms). Generation runs on the CPU with
+:class:`~melodia.infer.FastStepper` (fp32 by default, ``precision="int8"`` is ~3x faster) and is
+deterministic for a given seed, model, options and precision.
+
+(The module is ``generation``, not ``generate``: a submodule named like the package-level function
+``melodia.generate`` would replace that function on the package as soon as it is imported.)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from melodia.checkpoint import Checkpoint, load_checkpoint
+from melodia.encoding import PerformanceEncoding
+from melodia.errors import MelodiaError
+from melodia.infer import PRECISIONS, FastStepper, threads
+from melodia.midi import Score, load_score, to_pretty_midi
+from melodia.sample import (
+    Grammar,
+    GrammarConfig,
+    SamplerConfig,
+    beam_search,
+    iter_steps,
+    sample_rows,
+)
+
+log = logging.getLogger(__name__)
+
+#: Models that ship inside the package (melodia/models/<file>), by name.
+SHIPPED = {"piano": "piano.pt", "band": "band.pt"}
+PRIMER_VELOCITY = 80  # MIDI velocity of a primer chord given as pitches
+EVENTS_PER_SECOND_CAP = 400  # safety cap on events per second of music asked for
+
+_NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+_MINOR = (0, 2, 3, 5, 7, 8, 11)  # harmonic minor: the raised 7th of most classical minor keys
+
+
+class GenerateError(MelodiaError):
+    """Options that cannot be honoured (no such model, controls the model lacks, a bad key...)."""
+
+
+@dataclass
+class GenerateConfig:
+    """What to generate and how; ``sampler`` and ``grammar`` say how each event is picked."""
+
+    seconds: float | None = 10.0  # length of the new music (ignored when `events` is set)
+    events: int | None = None  # generate exactly this many events instead
+    num: int = 1  # pieces generated together (one batch)
+    seed: int | None = None  # None: a fresh random seed (reported in the result)
+    primer_seconds: float = 5.0  # a MIDI primer contributes its last this-many seconds
+    density: float | None = None  # control: notes per second (models trained with controls)
+    key: str | None = None  # control: "C", "F#", "Bb minor", "Am" -> pitch-class histogram
+    pitch_histogram: Sequence[float] | None = None  # control: 12 weights C..B (overrides key)
+    precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
+    threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    grammar: GrammarConfig = field(default_factory=GrammarConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sampler, dict):
+            self.sampler = SamplerConfig.from_dict(self.sampler)
+        if isinstance(self.grammar, dict):
+            self.grammar = GrammarConfig(**self.grammar)
+        if self.events is None and (self.seconds is None or self.seconds <= 0):
+            raise ValueError("give seconds > 0 or a number of events")
+        if self.events is not None and self.events < 1:
+            raise ValueError("events must be >= 1")
+        if self.num < 1 or self.primer_seconds <= 0:
+            raise ValueError("need num >= 1 and primer_seconds > 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.density is not None and self.density < 0:
+            raise ValueError("density must be >= 0 notes per second")
+        if self.key is not None:
+            key_histogram(self.key)  # validates
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Generated:
+    """Event ids of each generated piece (primer included), with what is needed to decode them."""
+
+    pieces: list[np.ndarray]
+    encoding: PerformanceEncoding
+    seed: int
+    primer_events: int  # how many leading ids of each piece came from the primer
+
+    def scores(self) -> list[Score]:
+        return [self.encoding.decode(ids) for ids in self.pieces]
+
+    def pretty_midi(self) -> list:
+        return [to_pretty_midi(score) for score in self.scores()]
+
+
+# --------------------------------------------------------------------------------- models
+
+
+def shipped_model_path(name: str) -> Path:
+    """Path of a model shipped as package data (``piano``; ``band`` once one ships)."""
+    if name not in SHIPPED:
+        raise GenerateError(f"no shipped model called {name!r}; shipped: {sorted(SHIPPED)}")
+    path = Path(str(resources.files("melodia.models") / SHIPPED[name]))
+    if not path.is_file():
+        raise GenerateError(
+            f"this melodia ships no {name} model ({path} is missing); train one with "
+            f"`melodia train` and pass its run directory or checkpoint as the model")
+    return path
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A shipped model's name, a checkpoint file or a run directory -> the checkpoint's path."""
+    if isinstance(model, str) and model in SHIPPED:
+        return shipped_model_path(model)
+    path = Path(model)
+    if not path.exists():
+        raise GenerateError(f"no such model: {model} (use {' or '.join(SHIPPED)}, a checkpoint "
+                            f"file or a run directory)")
+    return path
+
+
+def _checkpoint_file(model: str | Path) -> Path:
+    path = resolve_model(model)
+    if path.is_dir():
+        from melodia.checkpoint import resolve
+
+        path = resolve(path)
+    return path.resolve()
+
+
+@lru_cache(maxsize=4)
+def _cached_checkpoint(path: str, mtime_ns: int) -> Checkpoint:
+    return load_checkpoint(path)
+
+
+@lru_cache(maxsize=8)
+def _cached_stepper(path: str, mtime_ns: int, precision: str) -> FastStepper:
+    return FastStepper(_cached_checkpoint(path, mtime_ns).model, precision)
+
+
+def load_model(model: str | Path | Checkpoint = "piano") -> Checkpoint:
+    """The checkpoint for ``model`` (a shipped name, a file or run directory), cached per file."""
+    if isinstance(model, Checkpoint):
+        return model
+    path = _checkpoint_file(model)
+    return _cached_checkpoint(str(path), path.stat().st_mtime_ns)
+
+
+def load_stepper(model: str | Path | Checkpoint = "piano", precision: str = "fp32"
+                 ) -> tuple[Checkpoint, FastStepper]:
+    """The checkpoint and its :class:`~melodia.infer.FastStepper` (cached for files)."""
+    if isinstance(model, Checkpoint):
+        return model, FastStepper(model.model, precision)
+    path = _checkpoint_file(model)
+    mtime = path.stat().st_mtime_ns
+    return _cached_checkpoint(str(path), mtime), _cached_stepper(str(path), mtime, precision)
+
+
+# ------------------------------------------------------------------------ primers, controls
+
+
+def key_histogram(key: str) -> np.ndarray:
+    """Pitch-class weights for a key: 2 on the tonic and fifth, 1 on the other scale notes.
+
+    Accepts ``C``, ``c#``, ``Eb``, ``F# major``, ``Am``, ``a minor``, ``Bbm``; minor keys use the
+    harmonic minor scale. C major gives ``[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]``, Magenta's
+    example.
+    """
+    match = re.fullmatch(r"\s*([a-gA-G])([#b♯♭]?)\s*(m|min|minor|maj|major)?\s*", key)
+    if not match:
+        raise GenerateError(f"cannot read the key {key!r}; try C, F#, Bb, Am or 'E minor'")
+    letter, accidental, mode = match.groups()
+    alter = {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
+    tonic = (_NOTE_NAMES[letter.lower()] + alter) % 12
+    scale = _MINOR if mode in ("m", "min", "minor") else _MAJOR
+    hist = np.zeros(12)
+    hist[[(tonic + step) % 12 for step in scale]] = 1.0
+    hist[[tonic, (tonic + 7) % 12]] = 2.0
+    return hist
+
+
+def control_vector(checkpoint: Checkpoint, config: GenerateConfig) -> np.ndarray | None:
+    """The constant controls to condition on, or None when none are asked for or possible."""
+    hist = config.pitch_histogram
+    if hist is None and config.key is not None:
+        hist = key_histogram(config.key)
+    wanted = config.density is not None or hist is not None
+    if not checkpoint.model.config.control_dim:
+        if wanted:
+            raise GenerateError("this model was trained without controls: density and key need "
+                                "a model trained with them (`melodia train`, controls on)")
+        return None
+    from melodia.controls import constant_controls
+
+    return constant_controls(config.density, hist)
+
+
+def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -> np.ndarray:
+    """Event ids to start from: the last ``seconds`` of a MIDI file / Score / PrettyMIDI, or a
+    chord of MIDI pitches (struck at velocity 80 and left sounding), or ``None``: one shortest
+    ``TIME_SHIFT``.
+    """
+    vocab = encoding.vocab
+    if primer is None:
+        return np.array([vocab.offset("TIME_SHIFT")], dtype=np.int64)
+    if isinstance(primer, (list, tuple, np.ndarray)) and not isinstance(primer, bytes):
+        pitches = [int(p) for p in primer]
+        note = vocab.range("NOTE_ON")
+        bad = [p for p in pitches if not note.min <= p <= note.max]
+        if bad or not pitches:
+            raise GenerateError(f"primer pitches must be {note.min}..{note.max}, got {pitches}")
+        from melodia.encoding.quantize import velocity_to_bin
+
+        vbin = int(velocity_to_bin(PRIMER_VELOCITY, encoding.config.velocity_bins))
+        ids = [vocab.encode_event("VELOCITY", vbin)]
+        ids += [vocab.encode_event("NOTE_ON", p) for p in sorted(set(pitches))]
+        return np.array(ids, dtype=np.int64)
+    score = load_score(primer)
+    return _tail(encoding.encode(score), encoding, seconds)
+
+
+def _tail(ids: np.ndarray, encoding: PerformanceEncoding, seconds: float) -> np.ndarray:
+    """The events of the last ``seconds`` (like a training crop: it may hold note-offs of earlier
+    notes), without leading shifts, preceded by the VELOCITY in force where it starts."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return primer_events(None, encoding)
+    from melodia.controls import event_times
+
+    vocab = encoding.vocab
+    times, _ = event_times(ids, encoding)
+    start = int(np.searchsorted(times, times[-1] - seconds * encoding.config.steps_per_second))
+    shift0, n_shifts = vocab.offset("TIME_SHIFT"), vocab.range("TIME_SHIFT").size
+    while start < len(ids) - 1 and shift0 <= ids[start] < shift0 + n_shifts:
+        start += 1
+    vel0, n_vel = vocab.offset("VELOCITY"), vocab.range("VELOCITY").size
+    earlier = np.flatnonzero((ids[:start] >= vel0) & (ids[:start] < vel0 + n_vel))
+    head = ids[earlier[-1:]] if len(earlier) and not vel0 <= ids[start] < vel0 + n_vel else []
+    return np.concatenate([head, ids[start:]]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def _setup(model, config: GenerateConfig, primer, batch: int):
+    checkpoint, stepper = load_stepper(model, config.precision)
+    encoding = checkpoint.encoding
+    context = primer_events(primer, encoding, config.primer_seconds)
+    controls = control_vector(checkpoint, config)
+    ids = torch.from_numpy(context).long()[None]
+    step_controls = seq_controls = None
+    if controls is not None:
+        step_controls = torch.from_numpy(controls).expand(batch, -1).contiguous()
+        seq_controls = step_controls[:1, None].expand(-1, ids.shape[1], -1)
+    grammar = Grammar(encoding, config.grammar, batch)
+    grammar.feed(context)
+    logits, features, state = stepper.prime(ids, seq_controls)  # once, then copied to each row
+    rows = torch.zeros(batch, dtype=torch.long)
+    start = (logits[rows], features[rows], stepper.select(state, rows), step_controls)
+    return checkpoint, context, stepper, grammar, start
+
+
+def _limits(config: GenerateConfig, grammar: Grammar, encoding) -> tuple[int, int | None]:
+    if config.events is not None:
+        return config.events, None
+    sps = encoding.config.steps_per_second
+    until = int(grammar.now[0] + round(config.seconds * sps))
+    return max(100, int(config.seconds * EVENTS_PER_SECOND_CAP)), until
+
+
+def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfig | None = None,
+                 primer=None) -> Generated:
+    """Generate ``config.num`` pieces as event ids (each: primer, then new events)."""
+    config = config or GenerateConfig()
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    generator = torch.Generator().manual_seed(seed)
+    beam = config.sampler.beam_size > 1
+    with threads(config.threads):
+        checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
+                                                              1 if beam else config.num)
+        max_events, until = _limits(config, grammar, checkpoint.encoding)
+        if beam:
+            pieces = []
+            for i in range(config.num):
+                if i:
+                    checkpoint, context, stepper, grammar, start = _setup(model, config, primer, 1)
+                pieces.append(beam_search(stepper, grammar, config.sampler, generator, *start,
+                                          max_events=max_events, until_step=until))
+        else:
+            steps = iter_steps(stepper, grammar, config.sampler, generator, *start)
+            pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
+    if until is not None and any(len(p) >= max_events for p in pieces):
+        log.warning("stopped at %d events before reaching %.1f s", max_events, config.seconds)
+    return Generated([np.concatenate([context, p]) for p in pieces], checkpoint.encoding, seed,
+                     len(context))
+
+
+def _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor, sampler,
+            noise, noise_kind, primer_seconds, density, key, precision) -> GenerateConfig:
+    return GenerateConfig(
+        seconds=seconds, events=events, num=num, seed=seed, primer_seconds=primer_seconds,
+        density=density, key=key, precision=precision,
+        sampler=SamplerConfig(sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p,
+                              noise=noise, noise_kind=noise_kind, beam_size=beam,
+                              branch_factor=branch_factor))
+
+
+def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None = 10.0,
+             events: int | None = None, seed: int | None = None, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, beam: int = 1, branch_factor: int = 2,
+             sampler: str = "probability", noise: float = 2.5, noise_kind: str = "gaussian",
+             primer=None, primer_seconds: float = 5.0, density: float | None = None,
+             key: str | None = None, precision: str = "fp32"):
+    """Generate one piece and return it as a ``pretty_midi.PrettyMIDI``.
+
+    Parameters
+    ----------
+    model : ``"piano"`` (the shipped model), ``"band"``, a checkpoint file or a run directory,
+        or a loaded :class:`~melodia.checkpoint.Checkpoint`.
+    seconds : length of the new music in seconds (default 10); ``events``: a number of events
+        instead.
+    seed : same seed, same music (None: random).
+    temperature, top_k, top_p : the probability sampler (temperature 0 = greedy).
+    beam, branch_factor : beam search over sampled branches when ``beam > 1``.
+    sampler : ``"probability"`` or ``"embedding"`` (perturb the predicted embedding by ``noise``
+        of ``noise_kind`` ``"gaussian"`` / ``"vmf"``; see :mod:`melodia.sample`).
+    primer : a MIDI path / bytes / Score / PrettyMIDI (its last ``primer_seconds`` are kept) or a
+        list of MIDI pitches struck together.
+    density, key : controls for models trained with them: notes per second and a key such as
+        ``"D minor"``.
+    precision : ``"fp32"`` or ``"int8"``.
+
+    See :class:`GenerateConfig` and :func:`generate_ids` for more options (grammar, batches).
+    """
+    config = _config(seconds, events, 1, seed, temperature, top_k, top_p, beam, branch_factor,
+                     sampler, noise, noise_kind, primer_seconds, density, key, precision)
+    return generate_ids(model, config, primer).pretty_midi()[0]
+
+
+def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = None,
+                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                sampler: str = "probability", noise: float = 2.5, noise_kind: str = "gaussian",
+                primer=None, primer_seconds: float = 5.0, density: float | None = None,
+                key: str | None = None, precision: str = "fp32",
+                grammar: GrammarConfig | None = None) -> Iterator[int]:
+    """Yield new event ids one at a time, without end (stop when you like): for live playing.
+
+    Each event costs one model step (well under a millisecond); the model sees only the new event,
+    its state carries the past. Decode with ``checkpoint.encoding`` (``load_model(model)``).
+    """
+    config = _config(1.0, None, 1, seed, temperature, top_k, top_p, 1, 2, sampler, noise,
+                     noise_kind, primer_seconds, density, key, precision)
+    if grammar is not None:
+        config.grammar = grammar
+    generator = torch.Generator().manual_seed(config.seed if seed is not None
+                                              else secrets.randbelow(2**31))
+    with threads(config.threads):
+        _, _, stepper, state_grammar, start = _setup(model, config, primer, 1)
+        steps = iter_steps(stepper, state_grammar, config.sampler, generator, *start)
+    while True:
+        with threads(config.threads):  # per event, so the caller's own threads stay as they were
+            ids = next(steps)
+        yield int(ids[0])
+
+
+__all__ = ["GenerateConfig", "GenerateError", "Generated", "SHIPPED", "control_vector",
+           "generate", "generate_ids", "iter_events", "key_histogram", "load_model",
+           "load_stepper", "primer_events", "resolve_model", "shipped_model_path"]

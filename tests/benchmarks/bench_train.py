@@ -1,0 +1,143 @@
+"""Training throughput: the whole melodia pipeline against a bare LSTM step of the same shape.
+
+Run: ``python tests/benchmarks/bench_train.py [--data DATASET_DIR] [--rounds 3] [--steps 5]``
+
+Each measurement runs in its own process (so peak memory, ``ru_maxrss``, belongs to it alone)
+and the kinds alternate round by round, so load from other processes hits them alike:
+
+- ``lstm``: a bare ``nn.LSTM(512, 512, 3)`` forward + backward + AdamW step on a fixed random
+  float batch (what the issue names);
+- ``model``: the same :class:`PerformanceRNN` the pipeline trains, forward + cross-entropy +
+  backward + clip + AdamW on one fixed batch: the pipeline minus data, augmentation, logging;
+- ``pipeline``: :func:`melodia.train.train` itself: crops, transpose, stretch, controls, LR
+  schedule, grad clipping, metrics.jsonl and the progress bar (the timed steps exclude the final
+  validation pass and checkpoint, which it reports as such).
+
+``--mkldnn-off`` adds a ``model`` run with oneDNN disabled, the measurement behind the trainer
+turning it on. Events/s count ``batch x seq_len`` predicted events per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def model_config(controls: bool):
+    from melodia.model import ModelConfig
+
+    return ModelConfig(vocab_size=388, control_dim=20 if controls else 0)  # 3 x 512, tied
+
+
+def run_one(kind: str, args: argparse.Namespace) -> dict:
+    import torch
+    from torch.nn import functional as F
+
+    torch.backends.mkldnn.enabled = kind != "model-mkldnn-off"
+    torch.manual_seed(0)
+    B, L, n = args.batch_size, args.seq_len, args.steps
+    times: list[float] = []
+    if kind == "pipeline":
+        from melodia.train import TrainConfig, train
+
+        cfg = TrainConfig(data=args.data, out=tempfile.mkdtemp(prefix="bench-run-"),
+                          steps=n + 1, batch_size=B, seq_len=L, eval_every=10**6, log_every=1,
+                          eval_events=2048, device="cpu", model=model_config(True))
+        stamps: list[float] = []
+        t0 = time.perf_counter()
+        train(cfg, progress=True, callbacks=[lambda info: stamps.append(time.perf_counter())])
+        total = time.perf_counter() - t0
+        times = [b - a for a, b in zip(stamps, stamps[1:-1])]  # steps 2..n; last = eval + save
+        extra = {"setup_and_final_eval_s": total - sum(times)}
+    else:
+        if kind == "lstm":
+            net = torch.nn.LSTM(512, 512, 3, batch_first=True)
+            x = torch.randn(B, L, 512)
+            loss_fn = lambda: net(x)[0].pow(2).mean()  # noqa: E731
+        else:
+            from melodia.model import PerformanceRNN
+
+            net = PerformanceRNN(model_config(True)).train()
+            ids, y = torch.randint(0, 388, (B, L)), torch.randint(0, 388, (B, L))
+            ctrl = torch.rand(B, L, 20)
+            loss_fn = lambda: F.cross_entropy(net(ids, None, ctrl)[0].reshape(-1, 388), y.reshape(-1))  # noqa: E731
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+        for i in range(n + 1):
+            t = time.perf_counter()
+            loss = loss_fn()
+            loss.backward()
+            if kind != "lstm":
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 3.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            float(loss)
+            if i:  # the first step warms up oneDNN's kernels
+                times.append(time.perf_counter() - t)
+        extra = {}
+    step_s = statistics.mean(times)
+    return {"kind": kind, "step_s": step_s, "events_per_s": B * L / step_s,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads(), **extra}
+
+
+def default_dataset() -> str:
+    """The committed Bach chorales, prepared into a temporary folder."""
+    from melodia.corpus import PrepareConfig, prepare
+
+    out = Path(tempfile.mkdtemp(prefix="bench-data-"))
+    prepare([ROOT / "data" / "midi" / "chorales"], out, config=PrepareConfig(workers=1),
+            progress=False)
+    return str(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="prepared dataset (default: the chorales)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--mkldnn-off", action="store_true", help="also time the model without oneDNN")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process: one kind
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args)))
+        return
+    args.data = args.data or default_dataset()
+    kinds = ["lstm", "model", "pipeline"] + (["model-mkldnn-off"] if args.mkldnn_off else [])
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        for kind in kinds:
+            cmd = [sys.executable, __file__, "--one", kind, "--data", args.data, "--steps",
+                   str(args.steps), "--batch-size", str(args.batch_size), "--seq-len",
+                   str(args.seq_len)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
+            res = json.loads(out.strip().splitlines()[-1])
+            results[kind].append(res)
+            print(f"round {r + 1} {kind:>17}: {res['events_per_s']:8.0f} events/s "
+                  f"({res['step_s']:.3f} s/step), peak RSS {res['max_rss_mb']:.0f} MiB", flush=True)
+    best = {k: max(x["events_per_s"] for x in v) for k, v in results.items()}
+    ratios = [m["step_s"] / b["step_s"] - 1 for m, b in zip(results["pipeline"], results["model"])]
+    print(f"\n{args.batch_size} x {args.seq_len} events per step, 3 x 512 LSTM, "
+          f"{results['lstm'][0]['threads']} torch threads; best of {args.rounds} rounds:")
+    for kind in kinds:
+        rss = max(x["max_rss_mb"] for x in results[kind])
+        print(f"  {kind:>17}: {best[kind]:8.0f} events/s   peak RSS {rss:.0f} MiB")
+    print(f"  pipeline overhead over the bare model step: {100 * (best['model'] / best['pipeline'] - 1):+.1f}% "
+          f"(best vs best); per round: {', '.join(f'{100 * x:+.1f}%' for x in ratios)}")
+    print(f"  pipeline vs bare nn.LSTM: {100 * (best['lstm'] / best['pipeline'] - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

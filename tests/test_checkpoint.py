@@ -1,0 +1,104 @@
+"""Checkpoints: round trip, run directories, atomic writes, no unrestricted pickle, melodia.load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import melodia
+from melodia.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from melodia.encoding import get_encoding
+from melodia.model import ModelConfig, PerformanceRNN
+
+ENC = get_encoding("piano", max_note_s=5.0)
+
+
+def trained_pair() -> tuple[PerformanceRNN, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = PerformanceRNN(ModelConfig(embed_dim=8, hidden_size=12, num_layers=2, control_dim=20))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    logits, _ = model(torch.randint(0, 388, (2, 5)))
+    logits.sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_round_trip(tmp_path: Path):
+    model, opt = trained_pair()
+    path = save_checkpoint(tmp_path / "a.pt", model, ENC, step=7, optimizer=opt,
+                           metrics={"nll": 2.5}, extra={"note": "x"}, train_config={"steps": 9})
+    ckpt = load_checkpoint(path)
+    assert ckpt.step == 7 and ckpt.metrics == {"nll": 2.5} and ckpt.extra == {"note": "x"}
+    assert ckpt.train_config == {"steps": 9}
+    assert ckpt.model_config == model.config and ckpt.model.config == model.config
+    assert ckpt.encoding.to_dict() == ENC.to_dict()  # the non-default encoding survives
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), ckpt.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert not ckpt.model.training
+    ids = torch.randint(0, 388, (1, 6))
+    model.eval()
+    torch.testing.assert_close(ckpt.model(ids)[0], model(ids)[0])
+    opt2 = torch.optim.AdamW(ckpt.model.parameters(), lr=1e-2)
+    opt2.load_state_dict(ckpt.optimizer_state)
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert isinstance(ckpt.rng_state["torch"], torch.Tensor)
+
+
+def test_run_directory_prefers_best(tmp_path: Path):
+    model, _ = trained_pair()
+    save_checkpoint(tmp_path / "last.pt", model, ENC, step=10)
+    assert load_checkpoint(tmp_path).step == 10
+    save_checkpoint(tmp_path / "best.pt", model, ENC, step=4)
+    assert melodia.load(tmp_path).step == 4
+
+
+def test_failed_write_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch):
+    model, opt = trained_pair()
+    path = save_checkpoint(tmp_path / "last.pt", model, ENC, step=1, optimizer=opt)
+    before = path.read_bytes()
+
+    def torn_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, ENC, step=2, optimizer=opt)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).step == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_not_a_checkpoint(tmp_path: Path):
+    with pytest.raises(CheckpointError, match="no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a melodia checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_arbitrary_pickles_are_refused(tmp_path: Path):
+    torch.save({"format": "melodia-checkpoint", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_import_melodia_is_lazy():
+    code = ("import sys, melodia; assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert callable(melodia.load); assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

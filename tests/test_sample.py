@@ -1,0 +1,269 @@
+"""Samplers (pure over logits, seeded), grammar masks, the incremental loop and beam search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from melodia.encoding import get_encoding
+from melodia.encoding.events import NOTE_OFF, NOTE_ON, PROGRAM, TIME_SHIFT, VELOCITY, lookup_tables
+from melodia.midi import read_midi, write_midi
+from melodia.sample import (
+    Grammar,
+    GrammarConfig,
+    SamplerConfig,
+    filter_logits,
+    perturb_direction,
+    sample_embedding,
+    sample_probability,
+    sample_vmf,
+    vmf_kappa,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small per-event ops are fastest on one thread (and far slower on a shared, busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------ probability sampler
+
+
+def test_filter_logits_temperature_top_k_top_p_and_mask():
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]]))
+    assert torch.allclose(filter_logits(logits, temperature=2.0), logits / 2)
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[True, True, False, False]]
+    # top-p keeps the smallest set whose mass reaches p: {0.5} for p=0.5, {0.5, 0.25} for p=0.6
+    kept = torch.isfinite(filter_logits(logits, top_p=0.5))
+    assert kept.tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.6)).tolist() == [[True, True, False, False]]
+    mask = torch.tensor([[False, True, True, True]])
+    assert torch.isfinite(filter_logits(logits, top_k=1, mask=mask)).tolist() == [
+        [False, True, False, False]]
+
+
+def test_probability_sampler_is_seeded_and_greedy_at_zero_temperature():
+    logits = torch.randn(8, 50, generator=gen(1))
+    a = sample_probability(logits, gen(7), temperature=1.3, top_k=20, top_p=0.9)
+    b = sample_probability(logits, gen(7), temperature=1.3, top_k=20, top_p=0.9)
+    assert torch.equal(a, b)
+    assert torch.equal(sample_probability(logits, gen(0), temperature=0), logits.argmax(-1))
+    assert torch.equal(sample_probability(logits, gen(0), top_k=1), logits.argmax(-1))
+
+
+def test_probability_sampler_never_picks_masked_events():
+    logits = torch.zeros(4, 30)
+    mask = torch.zeros(4, 30, dtype=torch.bool)
+    mask[:, 10:13] = True
+    g = gen(3)
+    for _ in range(50):
+        ids = sample_probability(logits, g, temperature=5.0, mask=mask)
+        assert ((ids >= 10) & (ids < 13)).all()
+
+
+def test_probability_sampler_matches_softmax():
+    logits = torch.tensor([[0.0, math.log(3.0)]]).expand(4000, 2)
+    ids = sample_probability(logits, gen(0))
+    assert abs(ids.float().mean().item() - 0.75) < 0.03
+
+
+@pytest.mark.parametrize("top_k,top_p,temperature", [(0, 1.0, 1.0), (3, 1.0, 0.7),
+                                                      (0, 0.8, 1.0), (4, 0.9, 1.5)])
+def test_probability_sampler_draws_from_the_filtered_softmax(top_k, top_p, temperature):
+    logits = torch.tensor([[2.0, 1.5, 1.0, 0.7, 0.3, 0.0, -1.0, -2.0]])
+    mask = torch.tensor([[True, True, False, True, True, True, True, True]])
+    expected = torch.softmax(filter_logits(logits, temperature=temperature, top_k=top_k,
+                                           top_p=top_p, mask=mask), -1)[0]
+    ids = sample_probability(logits.expand(40000, -1), gen(2), temperature=temperature,
+                             top_k=top_k, top_p=top_p, mask=mask.expand(40000, -1))
+    freq = torch.bincount(ids, minlength=8).double() / len(ids)
+    assert torch.allclose(freq, expected.double(), atol=0.01), (freq, expected)
+    assert freq[expected == 0].sum() == 0
+
+
+# -------------------------------------------------------------------------- embedding sampler
+
+
+@pytest.fixture
+def space():
+    g = gen(5)
+    weight = torch.randn(40, 16, generator=g) * torch.rand(40, 1, generator=g)
+    bias = torch.randn(40, generator=g) * 0.1
+    features = torch.randn(64, 16, generator=g) * 3
+    return features, weight, bias
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "vmf"])
+def test_embedding_sampler_at_scale_zero_is_greedy(space, kind):
+    features, weight, bias = space
+    greedy = F.linear(features, weight, bias).argmax(-1)
+    ids = sample_embedding(features, weight, bias, gen(0), scale=0.0, kind=kind)
+    assert torch.equal(ids, greedy)
+    cosine = (F.normalize(features, dim=-1) @ F.normalize(weight, dim=-1).T).argmax(-1)
+    assert torch.equal(sample_embedding(features, weight, bias, gen(0), scale=0.0, kind=kind,
+                                        metric="cosine"), cosine)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "vmf"])
+@pytest.mark.parametrize("metric", ["logit", "cosine"])
+def test_embedding_sampler_widens_with_scale(space, kind, metric):
+    features, weight, bias = space
+    one = features[:1].expand(2000, -1)
+
+    def entropy(scale: float) -> float:
+        ids = sample_embedding(one, weight, bias, gen(1), scale=scale, kind=kind, metric=metric)
+        p = torch.bincount(ids, minlength=40).double() / len(ids)
+        return float(-(p[p > 0] * p[p > 0].log()).sum())
+
+    h = [entropy(s) for s in (0.0, 0.3, 1.0, 3.0)]
+    assert h[0] == 0.0
+    assert h[0] < h[1] < h[2] < h[3], h
+
+
+def test_embedding_sampler_is_seeded_and_respects_mask(space):
+    features, weight, bias = space
+    mask = torch.zeros(64, 40, dtype=torch.bool)
+    mask[:, ::3] = True
+    a = sample_embedding(features, weight, bias, gen(9), scale=2.0, kind="vmf", mask=mask)
+    b = sample_embedding(features, weight, bias, gen(9), scale=2.0, kind="vmf", mask=mask)
+    assert torch.equal(a, b)
+    assert (a % 3 == 0).all()
+
+
+@pytest.mark.parametrize("scale", [0.2, 1.0, 3.0])
+def test_noises_of_one_scale_move_about_as_far(scale):
+    dim = 64
+    mu = F.normalize(torch.randn(1, dim, generator=gen(2)), dim=-1).expand(3000, -1).contiguous()
+    expected = 1 / math.sqrt(1 + scale * scale)
+    for kind in ("gaussian", "vmf"):
+        moved = perturb_direction(mu, scale, gen(4), kind)
+        assert torch.allclose(moved.norm(dim=-1), torch.ones(3000), atol=1e-5)
+        cos = (moved * mu).sum(-1).mean().item()
+        assert abs(cos - expected) < 0.05, (kind, cos, expected)
+
+
+def test_vmf_is_concentrated_for_large_kappa():
+    mu = F.normalize(torch.randn(100, 32, generator=gen(0)), dim=-1)
+    draws = sample_vmf(mu, vmf_kappa(0.01, 32), gen(1))
+    assert ((draws * mu).sum(-1) > 0.999).all()
+
+
+def test_sampler_config_validates():
+    with pytest.raises(ValueError):
+        SamplerConfig(sampler="nope")
+    with pytest.raises(ValueError):
+        SamplerConfig(top_p=0)
+    assert SamplerConfig.from_dict(SamplerConfig(top_k=5).to_dict()) == SamplerConfig(top_k=5)
+
+
+# ------------------------------------------------------------------------------------ grammar
+
+
+def check_stream(ids: np.ndarray, encoding, config: GrammarConfig) -> None:
+    """Replay a stream independently of Grammar and assert every rule held."""
+    kinds, values = lookup_tables(encoding.vocab)
+    sps = encoding.config.steps_per_second
+    sounding: dict[tuple[int, int], int] = {}
+    now = last_on = at_step = 0
+    instrument, prev = 0, -1
+    for i in ids.tolist():
+        kind, value = kinds[i], values[i]
+        if prev == VELOCITY and config.velocity_before_note_on:
+            assert kind == NOTE_ON, "VELOCITY not followed by NOTE_ON"
+        if kind == TIME_SHIFT:
+            now += value
+            at_step = 0
+            for start in sounding.values():
+                assert now - start <= config.max_note_s * sps, "note longer than max_note_s"
+            assert now - last_on <= config.max_wait_s * sps, "waited too long for a note"
+        elif kind != NOTE_OFF:
+            at_step += 1
+            assert at_step <= config.max_events_per_step, "too many events at one instant"
+        if kind == NOTE_ON:
+            sounding[(instrument, value)] = now
+            last_on = now
+            assert len(sounding) <= config.max_polyphony, "too many notes at once"
+        elif kind == NOTE_OFF:
+            assert (instrument, value) in sounding, "NOTE_OFF of a silent pitch"
+            del sounding[(instrument, value)]
+        elif kind == PROGRAM:
+            instrument = value
+        prev = kind
+
+
+def random_stream(encoding, config: GrammarConfig, n: int, batch: int, seed: int,
+                  logits: torch.Tensor | None = None) -> np.ndarray:
+    """Events drawn under the grammar from fixed (default uniform) logits."""
+    grammar = Grammar(encoding, config, batch)
+    g = gen(seed)
+    logits = torch.zeros(batch, encoding.vocab_size) if logits is None else logits
+    out = []
+    for _ in range(n):
+        ids = sample_probability(logits, g, mask=torch.from_numpy(grammar.mask())).numpy()
+        grammar.update(ids)
+        out.append(ids)
+    return np.stack(out, axis=1)
+
+
+CONFIGS = [GrammarConfig(), GrammarConfig(max_polyphony=3, max_note_s=0.3, max_wait_s=0.5,
+                                          max_events_per_step=3)]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("name", ["piano", "band"])
+def test_grammar_holds_for_uniform_random_events(name, config, tmp_path):
+    encoding = get_encoding(name)
+    streams = random_stream(encoding, config, n=1500, batch=4, seed=1)
+    for b, ids in enumerate(streams):
+        check_stream(ids, encoding, config)
+        path = write_midi(encoding.decode(ids), tmp_path / f"{b}.mid")
+        back = read_midi(path)
+        assert back.note_count == encoding.decode(ids).note_count > 0
+
+
+def test_grammar_holds_when_the_model_wants_to_break_it():
+    """Logits that favour the forbidden: long shifts, note-offs, velocities; still well formed."""
+    encoding = get_encoding("piano")
+    v = encoding.vocab
+    logits = torch.full((2, v.size), -5.0)
+    logits[:, v.offset("NOTE_OFF"):v.offset("NOTE_OFF") + 128] = 5.0
+    logits[:, v.offset("TIME_SHIFT") + 99] = 8.0
+    logits[:, v.offset("VELOCITY"):] = 6.0
+    for config in CONFIGS:
+        for ids in random_stream(encoding, config, n=800, batch=2, seed=2, logits=logits):
+            check_stream(ids, encoding, config)
+
+
+def test_grammar_forces_the_note_off_of_a_held_note():
+    encoding = get_encoding("piano")
+    v = encoding.vocab
+    grammar = Grammar(encoding, GrammarConfig(max_note_s=1.0))
+    grammar.feed([v.encode_event("NOTE_ON", 60), v.encode_event("TIME_SHIFT", 60)])
+    mask = grammar.mask()[0]
+    shifts = np.flatnonzero(mask[v.offset("TIME_SHIFT"):v.offset("VELOCITY")]) + 1
+    assert shifts.max() == 40  # 0.6 s played, 0.4 s left
+    grammar.feed([v.encode_event("TIME_SHIFT", 40)])
+    assert np.flatnonzero(grammar.mask()[0]).tolist() == [v.encode_event("NOTE_OFF", 60)]
+
+
+def test_grammar_select_copies_rows():
+    encoding = get_encoding("piano")
+    v = encoding.vocab
+    grammar = Grammar(encoding, batch=2)
+    grammar.update(np.array([v.encode_event("NOTE_ON", 60), v.encode_event("NOTE_ON", 62)]))
+    grammar.select(np.array([1, 1, 0]))
+    off = grammar.mask()[:, v.offset("NOTE_OFF"):v.offset("TIME_SHIFT")]
+    assert [np.flatnonzero(r).tolist() for r in off] == [[62], [62], [60]]
