@@ -12,13 +12,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Functions named like their own modules are bound eagerly (neither module imports torch or a
+# C library at import time): once a submodule is loaded, Python does not rebind the package
+# attribute, so ``melodia.render`` stays the function even after ``import melodia.render``.
+from melodia.plot import plot_piano_roll as plot  # noqa: E402
+from melodia.render import render  # noqa: E402
+
 #: Public name -> (module, attribute), imported on first use.
 _LAZY: dict[str, tuple[str, str]] = {
     "load": ("melodia.checkpoint", "load_checkpoint"),
     "encode": ("melodia.encoding", "encode"),
     "decode": ("melodia.encoding", "decode"),
-    "render": ("melodia.render", "render"),
-    "plot": ("melodia.plot", "plot_piano_roll"),
     "generate": ("melodia.generation", "generate"),
     "iter_events": ("melodia.generation", "iter_events"),
 }

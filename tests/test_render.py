@@ -247,3 +247,12 @@ def test_cli_render_help():
     with pytest.raises(SystemExit) as exit_info:
         main(["render", "--help"])
     assert exit_info.value.code == 0
+
+
+def test_package_render_and_plot_stay_functions_after_submodule_imports():
+    import melodia
+    import melodia.plot
+    import melodia.render
+
+    assert callable(melodia.render) and melodia.render.__module__ == "melodia.render"
+    assert callable(melodia.plot) and melodia.plot.__name__ == "plot_piano_roll"
