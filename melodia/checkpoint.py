@@ -85,7 +85,7 @@ def save_checkpoint(
     *,
     train_config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; ``metrics``, ``extra`` and ``train_config`` must be JSON-able."""
+    """Write a checkpoint atomically; ``metrics``, ``extra``, ``train_config`` must be JSON-able."""
     model = _unwrap(model)
     payload = {
         "format": FORMAT,

@@ -159,7 +159,7 @@ class CropDataset(Dataset):
                 "controls": torch.from_numpy(ctrl)}
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Samples ``indices`` stacked: ``inputs``/``targets`` ``[B, L]``, ``controls`` ``[B, L, C]``."""
+        """Samples ``indices`` stacked: inputs/targets ``[B, L]``, controls ``[B, L, C]``."""
         items = [self[i] for i in indices]
         return {k: torch.stack([item[k] for item in items]) for k in items[0]}
 

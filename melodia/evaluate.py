@@ -199,7 +199,7 @@ class NGram:
         return key
 
     def probs(self, seq: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Distributions ``[len(positions), V]`` over the id at each position, given the ids before it."""
+        """Distributions ``[len(positions), V]`` of the id at each position, given those before."""
         p = np.full((len(positions), self.V), 1.0 / self.V)
         ids = np.arange(self.V)
         for m, (keys, counts, ctx, total, types, d) in enumerate(self.tables, start=1):

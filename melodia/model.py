@@ -92,8 +92,8 @@ class PerformanceRNN(nn.Module):
             if controls is None:
                 controls = x.new_zeros(*x.shape[:-1], self.config.control_dim)
             elif controls.shape != (*x.shape[:-1], self.config.control_dim):
-                raise ValueError(f"controls must have shape {(*x.shape[:-1], self.config.control_dim)}, "
-                                 f"got {tuple(controls.shape)}")
+                want = (*x.shape[:-1], self.config.control_dim)
+                raise ValueError(f"controls must have shape {want}, got {tuple(controls.shape)}")
             x = torch.cat([x, controls.to(x.dtype)], dim=-1)
         elif controls is not None and controls.shape[-1] != 0:
             raise ValueError("this model was built without controls (control_dim=0)")

@@ -320,6 +320,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         if "grad_scaler" in ckpt.extra:
             scaler.load_state_dict(ckpt.extra["grad_scaler"])
         start, best = ckpt.step, ckpt.extra.get("best_nll", math.inf)
+        saved = ckpt.train_config or {}
+        changed = sorted(k for k, v in config.to_dict().items()
+                         if k not in ("model", "out", "data") and k in saved and saved[k] != v)
+        if changed:
+            log.warning("resuming with changed settings (%s): the run will not match an "
+                        "uninterrupted one", ", ".join(changed))
         log.info("resuming %s at step %d", run_dir, start)
     elif resume:
         log.info("nothing to resume in %s: starting a new run", run_dir)
@@ -361,7 +367,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     window_loss, window_events, window_steps, window_t0 = 0.0, 0, 0, time.perf_counter()
     started = time.perf_counter()
     mkldnn_before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = True  # oneDNN's LSTM is the fastest CPU kernel for training
+    # oneDNN's LSTM kernels train 2.4x faster than the native ones here (3 x 512 at 16 x 512,
+    # tests/benchmarks/bench_train.py --mkldnn-off); a sampler may have switched them off
+    torch.backends.mkldnn.enabled = True
     model.train()
     try:
         for step in range(start, config.steps):

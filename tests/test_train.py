@@ -21,6 +21,16 @@ from melodia.model import ModelConfig
 from melodia.train import TrainConfig, lr_at, read_toml, run_config, train
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads that spin at
+    barriers make them many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Three performance-like files written as MIDI and prepared: 2 train, 1 validation."""
