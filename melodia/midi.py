@@ -148,6 +148,8 @@ class _TickClock:
         self.start_s = np.concatenate([[0.0], np.cumsum(np.diff(self.tick) * seconds_per_tick[:-1])])
 
     def __call__(self, ticks: np.ndarray) -> np.ndarray:
+        if len(self.tick) == 1:
+            return ticks * self.seconds_per_tick[0]
         i = np.searchsorted(self.tick, ticks, side="right") - 1
         return self.start_s[i] + (ticks - self.tick[i]) * self.seconds_per_tick[i]
 

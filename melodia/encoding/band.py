@@ -31,7 +31,7 @@ import numpy as np
 
 from melodia.encoding.events import build_stream
 from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
-from melodia.encoding.quantize import quantize
+from melodia.encoding.quantize import quantize, sort_rows
 from melodia.encoding.vocab import EventRange
 from melodia.midi import NOTE_DTYPE, TEMPO_DTYPE, Score
 
@@ -137,7 +137,7 @@ class BandEncoding(PerformanceEncoding):
             main = np.concatenate([self.vocab.offset("TEMPO") + tempo_bins, main])
             velocity = np.concatenate([np.full(k, -1, np.int64), velocity])
             program = np.concatenate([np.full(k, -1, np.int64), program])
-        idx = np.lexsort((pitch, instrument, order, steps))
+        idx = sort_rows(steps, order + 1, instrument, pitch.astype(np.int64))
         return build_stream(steps[idx], main[idx], [program[idx], velocity[idx]],
                             self.vocab.offset("TIME_SHIFT"), self.config.max_shift_steps)
 

@@ -30,6 +30,7 @@ from melodia.encoding.quantize import (
     QNOTE_DTYPE,
     apply_sustain,
     bin_to_velocity,
+    sort_rows,
     max_note_steps,
     quantize,
 )
@@ -141,7 +142,7 @@ class PerformanceEncoding:
 
     def encode_quantized(self, q: np.ndarray) -> np.ndarray:
         steps, order, _, pitch, main, velocity = self._note_events(q)
-        idx = np.lexsort((pitch, order, steps))
+        idx = sort_rows(steps, order, pitch.astype(np.int64))
         return build_stream(steps[idx], main[idx], [velocity[idx]],
                             self.vocab.offset("TIME_SHIFT"), self.config.max_shift_steps)
 
