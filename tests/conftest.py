@@ -47,3 +47,14 @@ def piano_with_pedal(tmp_path: Path) -> Path:
         pedal += [(t + 0.1, 100), (t + 1.6, 0)]
     track = pedal_track(list(zip(starts, ends, pitches, vels)), pedal)
     return write_midi(Score(tracks=[track]), tmp_path / "pedal.mid")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: small per-event ops are fastest so (and far slower on a busy CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

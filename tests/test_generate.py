@@ -30,12 +30,7 @@ from melodia.sample import GrammarConfig, SamplerConfig
 from tests.test_sample import check_stream
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_checkpoint(path, name: str = "piano", controls: bool = True, seed: int = 0):

@@ -25,13 +25,7 @@ from melodia.sample import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small per-event ops are fastest on one thread (and far slower on a shared, busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -21,14 +21,8 @@ from melodia.model import ModelConfig
 from melodia.train import TrainConfig, lr_at, read_toml, run_config, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads that spin at
-    barriers make them many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models gain nothing from threads; on a busy machine spinning OpenMP threads slow them.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
