@@ -89,8 +89,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         help="encode a corpus of MIDI files into token shards",
         description="Walk folders of MIDI files, encode them in parallel and write memory-mappable "
         "token shards plus manifest.json. A folder holding maestro-v*.csv/.json uses MAESTRO's "
-        "train/validation/test split; other files are split by a hash of their content, so adding "
-        "files never moves old ones. Corrupt files are skipped and listed in the manifest. "
+        "train/validation/test split, and so does a splits.csv (columns midi_filename,split); other "
+        "files are split by a hash of their content, so adding files never moves old ones. Corrupt files are skipped and listed in the manifest. "
         "Re-running on the same output only encodes files it has not seen.",
     )
     p.add_argument("sources", nargs="+", type=Path, help="MIDI files or folders (searched recursively)")

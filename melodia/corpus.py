@@ -9,7 +9,8 @@ Each file record is ``{"path", "sha1", "split", "shard", "offset", "events", "no
 "duration_s"}``; ``ids = np.load(shard, mmap_mode="r")[offset : offset + events]``.
 
 Splits: a source folder holding ``maestro-v*.csv`` or ``maestro-v*.json`` uses MAESTRO's own
-``split`` column (train/validation/test). Every other file is assigned from the SHA-1 of its
+``split`` column (train/validation/test); a ``splits.csv`` (``midi_filename,split``) does the same
+for any corpus. Every other file is assigned from the SHA-1 of its
 bytes, so a file keeps its split whatever else is added to the corpus. This module imports no
 torch; the training dataset with crops and augmentation lives in ``melodia.dataset``.
 """
@@ -97,8 +98,12 @@ def find_midi_files(sources: Iterable[str | Path]) -> list[tuple[Path, str | Non
 
 
 def maestro_splits(folder: Path) -> dict[str, str]:
-    """``{midi_filename: split}`` from a MAESTRO metadata file in ``folder``, else ``{}``."""
-    for meta in sorted(folder.glob("maestro-v*.csv")):
+    """``{midi_filename: split}`` from a split table in ``folder``, else ``{}``.
+
+    Recognised: MAESTRO's ``maestro-v*.csv`` / ``.json``, and a plain ``splits.csv`` with columns
+    ``midi_filename,split`` (paths relative to the folder) for corpora too small for hash splits.
+    """
+    for meta in sorted(folder.glob("maestro-v*.csv")) + sorted(folder.glob("splits.csv")):
         with meta.open(newline="") as f:
             return {row["midi_filename"]: row["split"] for row in csv.DictReader(f)}
     for meta in sorted(folder.glob("maestro-v*.json")):

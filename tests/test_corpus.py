@@ -123,3 +123,15 @@ def test_missing_dataset_and_source_errors(tmp_path):
         prepare([tmp_path / "nope"], tmp_path / "ds", progress=False)
     with pytest.raises(ValueError):
         PrepareConfig(valid_fraction=0.6, test_fraction=0.5)
+
+
+def test_plain_splits_csv_assigns_splits_in_a_tiny_corpus(tmp_path):
+    names = sorted((DATA / "chorales").glob("*.mid"))[:4]
+    for path in names:
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "splits.csv").write_text(
+        "midi_filename,split\n" + "".join(f"{p.name},{s}\n" for p, s in
+                                          zip(names, ["train", "train", "validation", "test"])))
+    prepare([tmp_path], tmp_path / "ds", config=PrepareConfig(workers=1), progress=False)
+    dataset = TokenDataset(tmp_path / "ds")
+    assert [len(dataset.files(s)) for s in ("train", "validation", "test")] == [2, 1, 1]
