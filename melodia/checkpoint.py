@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
 from melodia.errors import MelodiaError
 from melodia.model import ModelConfig, PerformanceRNN
@@ -100,19 +100,7 @@ def save_checkpoint(
         "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "rng": rng_state(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    path = atomic_write(path, lambda f: torch.save(payload, f))
     log.debug("saved %s (step %d)", path, step)
     return path
 
@@ -125,19 +113,6 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def resolve(path: str | Path) -> Path:

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
 from melodia.errors import DatasetError, MelodiaError
 
@@ -175,24 +176,6 @@ def _results(jobs: list[tuple[str, dict]], workers: int) -> Iterable[dict[str, A
 # -------------------------------------------------------------------------------- manifest
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_manifest(root: str | Path) -> dict[str, Any]:
     path = Path(root) / MANIFEST
     if not path.is_file():
@@ -231,11 +214,13 @@ class _ShardWriter:
             for record, ids in self.pending:
                 record.update(shard=name, offset=offset, events=int(len(ids)))
                 offset += len(ids)
-            _save_array(self.root / name, np.concatenate([ids for _, ids in self.pending]))
+            ids = np.concatenate([ids for _, ids in self.pending])
+            atomic_write(self.root / name, lambda f: np.save(f, ids))
             self.manifest["shards"].append(name)
             self.manifest["files"].extend(record for record, _ in self.pending)
             self.pending, self.size = [], 0
-        _atomic_write_bytes(self.root / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+        data = json.dumps(self.manifest, indent=1).encode()
+        atomic_write(self.root / MANIFEST, lambda f: f.write(data))
 
 
 def prepare(
