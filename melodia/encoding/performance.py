@@ -173,12 +173,6 @@ class PerformanceEncoding:
         notes["pitch"], notes["velocity"] = q["pitch"], q["vbin"]
         return Track(notes=notes, program=program, is_drum=is_drum, name=name)
 
-    def velocity_bins_to_midi(self, q: np.ndarray) -> np.ndarray:
-        """Copy of quantized notes with ``vbin`` replaced by the MIDI velocity it decodes to."""
-        out = q.copy()
-        out["vbin"] = self._rules.velocity_of_bin[q["vbin"]]
-        return out
-
     # ----------------------------------------------------------------------------- inspect
 
     def describe(self, ids) -> list[str]:

@@ -88,9 +88,6 @@ class Vocabulary:
                 return Event(r.type, r.min + index - offset)
         raise AssertionError("unreachable: ranges cover 0..size-1")
 
-    def type_of(self, index: int) -> str:
-        return self.decode_event(index).type
-
     def table(self) -> list[tuple[str, int, int, int]]:
         """Rows ``(type, min, max, first id)``, for documentation and golden tests."""
         return [(r.type, r.min, r.max, self._offsets[r.type]) for r in self.ranges]
