@@ -206,14 +206,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "flags override it. Under `torchrun --nproc-per-node N melodia train ...` the batch is "
         "split across N processes (DistributedDataParallel).",
         epilog="example: melodia train runs/maestro -o runs/piano --steps 20000 --batch-size 64\n"
-        "resume:  melodia train -o runs/piano --resume",
+        "resume:  melodia train -o runs/piano --resume\n"
+        "mix:     melodia train --data runs/maestro:0.7 --data runs/bach:0.3 -o runs/mixed\n"
+        "         (the first dataset's validation split scores the run)\n"
+        "stages:  melodia train runs/maestro -o runs/tuned --init runs/pretrained/best.pt\n"
+        "all 12 keys: --transpose 6 (every crop moved by -6..+6 semitones)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("data", nargs="?", type=Path, default=None,
                    help="dataset directory from `melodia prepare` (may come from --config, or "
                    "from the run's config.toml with --resume)")
+    p.add_argument("--data", dest="mix", action="append", default=None, metavar="DIR[:WEIGHT]",
+                   help="a dataset to train on; repeat to mix corpora, with weights as chances "
+                   "per crop (all or none weighted); the first is validated on")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="run directory (config.toml, metrics.jsonl, last.pt, best.pt)")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from this checkpoint's weights (same model shape): pretrain on "
+                   "scores, then fine-tune on performances")
     p.add_argument("--config", type=Path, default=None, metavar="RUN.toml",
                    help="TOML file of settings (the config.toml a run saves is one)")
     p.add_argument("--resume", action="store_true",
@@ -241,6 +251,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         t.add_argument(flag, type=kind, default=None, help=text)
     t.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
                    help="condition on note density and pitch-class histogram (default on)")
+    t.add_argument("--note-state", action=argparse.BooleanOptionalAction, default=None,
+                   help="feed the sounding notes and their age at every step (default on)")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision on CUDA (default on)")
     m = p.add_argument_group("model (default 3 x 512 LSTM, tied 512-d embeddings)")
@@ -257,7 +269,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from melodia.train import run_config, train
 
-    skip = {"command", "verbose", "data", "output", "config", "resume", "quiet"}
+    skip = {"command", "verbose", "data", "mix", "output", "config", "resume", "quiet"}
     overrides: dict = {"model": {}}
     for key, value in vars(args).items():
         if value is None or key in skip:
@@ -268,7 +280,10 @@ def _run_train(args: argparse.Namespace) -> int:
             overrides[key] = value
     if overrides.get("eval_events") == 0:
         overrides["eval_events"] = None
-    config = run_config(args.data, args.output, args.config, overrides, resume=args.resume)
+    if args.data is not None and args.mix:
+        raise MelodiaError("give the dataset as DATASET or as --data, not both")
+    data = args.mix or args.data
+    config = run_config(data, args.output, args.config, overrides, resume=args.resume)
     result = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":
         _print(f"trained {result.step} steps; best validation {result.best_nll:.4f} nats/event; "

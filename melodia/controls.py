@@ -14,7 +14,14 @@ start at the time reached after event ``t`` and count the note-ons that come aft
 Magenta's ``NoteDensityPerformanceControlSignal`` and ``PitchHistogramPerformanceControlSignal``
 do. Near the end of a sequence the density is taken over the part of the window that exists.
 An all-zero control means "absent": training can drop controls (see ``TrainConfig``) so a model
-also runs unconditioned. No torch here.
+also runs unconditioned.
+
+A third input is not a control but the **note state** the model would otherwise have to track in
+its LSTM memory: after each event, which pitches are sounding (128 zeros/ones) and how recently
+each was struck (``exp(-age / NOTE_AGE_TAU_S)`` for sounding pitches, 0 otherwise), so
+``NOTE_STATE_DIM = 256`` floats. :func:`note_state` computes it from a stream (training, scoring);
+:meth:`melodia.sample.Grammar.note_state` computes the same from what it tracks (generation).
+No torch here.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ DENSITY_WINDOW_S = 3.0
 HISTOGRAM_WINDOW_S = 5.0
 HISTOGRAM_PRIOR = 0.01  # pseudo-count per pitch class, as Magenta
 PITCH_CLASSES = 12
+NOTE_STATE_PITCHES = 128
+NOTE_STATE_DIM = 2 * NOTE_STATE_PITCHES  # sounding (0/1) and recency, per MIDI pitch
+NOTE_AGE_TAU_S = 1.0  # recency of a sounding note: exp(-seconds since its onset / tau)
+NOTE_STATE_LOOKBACK_S = 10.0  # a crop's note state is rebuilt from this much earlier music
 CONTROL_DIM = DENSITY_BINS + PITCH_CLASSES
 DENSITY_SLICE = slice(0, DENSITY_BINS)
 HISTOGRAM_SLICE = slice(DENSITY_BINS, CONTROL_DIM)
@@ -123,5 +134,75 @@ def drop_controls(controls: np.ndarray, density: bool, histogram: bool) -> np.nd
     return controls
 
 
+def control_prior(sequences: Sequence[np.ndarray], encoding, count: int = 256,
+                  window_s: float = 20.0, seed: int = 0) -> np.ndarray:
+    """``float32[count, CONTROL_DIM]`` controls as the corpus plays them: for ``count`` random
+    ``window_s`` stretches (chosen in proportion to length), the density bin of their notes/s and
+    their pitch-class histogram. Generation draws one when the user asks for no control, so an
+    unconditioned piece has the corpus's own density and a key (see ``melodia.generation``)."""
+    rng = np.random.default_rng(seed)
+    seqs = [np.asarray(s, dtype=np.int64) for s in sequences if len(s) > 1]
+    out = np.zeros((count, CONTROL_DIM), dtype=np.float32)
+    if not seqs:
+        return out[:0]
+    timed = [event_times(s, encoding) for s in seqs]
+    weights = np.array([max(t[0][-1], 1) for t in timed], dtype=np.float64)
+    window = round(window_s * encoding.config.steps_per_second)
+    for row in range(count):
+        times, pitch = timed[int(rng.choice(len(seqs), p=weights / weights.sum()))]
+        t0 = int(rng.integers(max(1, times[-1] - window + 1)))
+        inside = (times >= t0) & (times < t0 + window) & (pitch >= 0)
+        span_s = min(window, max(times[-1] - t0, 1)) / encoding.config.steps_per_second
+        out[row, int(density_bin(inside.sum() / span_s))] = 1.0
+        hist = np.bincount(pitch[inside] % PITCH_CLASSES, minlength=PITCH_CLASSES)
+        hist = hist + HISTOGRAM_PRIOR
+        out[row, HISTOGRAM_SLICE] = hist / hist.sum()
+    return out
+
+
+def note_state(ids: Sequence[int] | np.ndarray, encoding) -> np.ndarray:
+    """Note state ``float32[T, NOTE_STATE_DIM]``: row ``t`` describes the notes sounding after
+    event ``t`` (``[:128]`` sounding or not, ``[128:]`` recency ``exp(-age_s / NOTE_AGE_TAU_S)``).
+
+    A NOTE_ON makes its pitch sound (a re-strike restarts its age), a NOTE_OFF silences it; other
+    events (PROGRAM included: the band encoding's instruments share one pitch state) change only
+    the time. Notes sounding before ``ids`` starts are unknown: feed a lookback before a crop.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    times, on_pitch = event_times(ids, encoding)
+    vocab = encoding.vocab
+    f0, n = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF").size
+    off_pitch = np.where((ids >= f0) & (ids < f0 + n), ids - f0 + vocab.range("NOTE_OFF").min, -1)
+    T = len(ids)
+    touched = np.full((T, NOTE_STATE_PITCHES), -1, dtype=np.int64)
+    rows = np.arange(T)
+    for pitch in (on_pitch, off_pitch):
+        hit = (pitch >= 0) & (pitch < NOTE_STATE_PITCHES)
+        touched[rows[hit], pitch[hit]] = rows[hit]
+    last = np.maximum.accumulate(touched, axis=0)  # the last event that touched each pitch
+    safe = np.maximum(last, 0)
+    sounding = (last >= 0) & (on_pitch[safe] >= 0)
+    out = np.zeros((T, NOTE_STATE_DIM), dtype=np.float32)
+    out[:, :NOTE_STATE_PITCHES] = sounding
+    age_s = (times[:, None] - times[safe]) / encoding.config.steps_per_second
+    out[:, NOTE_STATE_PITCHES:] = np.where(sounding, np.exp(-age_s / NOTE_AGE_TAU_S), 0.0)
+    return out
+
+
+def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
+                state_dim: int) -> np.ndarray:
+    """The per-step inputs a model built with ``control_dim``/``state_dim`` takes besides ids:
+    ``float32[T, control_dim + state_dim]`` (controls, then the note state)."""
+    parts = []
+    if control_dim:
+        parts.append(compute_controls(ids, encoding))
+    if state_dim:
+        parts.append(note_state(ids, encoding))
+    if not parts:
+        return np.zeros((len(ids), 0), dtype=np.float32)
+    return np.concatenate(parts, axis=1)
+
+
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
-           "constant_controls", "density_bin", "drop_controls", "event_times"]
+           "constant_controls", "control_prior", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
+           "note_state", "step_inputs"]

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from melodia.controls import CONTROL_DIM, HISTOGRAM_WINDOW_S, compute_controls, drop_controls
+from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
+                              NOTE_STATE_LOOKBACK_S, drop_controls, event_times, step_inputs)
 from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding, skipped by the loss
@@ -75,8 +76,12 @@ class CropDataset(Dataset):
     """Random crops of ``seq_len + 1`` events from ``sequences``, augmented; see the module doc.
 
     ``dataset[i]`` is a dict of ``inputs`` (``int64[L]``), ``targets`` (``int64[L]``, the inputs
-    shifted by one, ``-100`` past the end of a short file) and ``controls`` (``float32[L, C]``,
-    ``C = 0`` without controls). Crops are drawn uniformly over all start positions.
+    shifted by one, ``-100`` past the end of a short file) and ``controls`` (``float32[L, C]``:
+    the controls, then the note state; ``C = 0`` without either). Crops are drawn uniformly over
+    all start positions, or, with ``groups`` (a group index per sequence) and ``weights`` (one per
+    group), first a group with probability ``weights[g]``, then uniformly within it: that is how
+    corpora are mixed. The note state of a crop is rebuilt from ``NOTE_STATE_LOOKBACK_S`` of
+    music before it, so notes struck before the crop are known to be sounding.
     """
 
     def __init__(
@@ -89,10 +94,28 @@ class CropDataset(Dataset):
         stretch: float = 0.0,
         controls: bool = False,
         control_dropout: float = 0.0,
+        note_state: bool = False,
+        groups: Sequence[int] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
-        self.sequences = [s for s in sequences if len(s) >= 2]
+        groups = [0] * len(sequences) if groups is None else list(groups)
+        if len(groups) != len(sequences):
+            raise ValueError("groups needs one group index per sequence")
+        keep = [i for i, s in enumerate(sequences) if len(s) >= 2]
+        self.sequences = [sequences[i] for i in keep]
         if not self.sequences:
             raise ValueError("no sequence of at least 2 events to train on")
+        self._groups = np.array([groups[i] for i in keep], dtype=np.int64)
+        n_groups = int(max(groups)) + 1 if groups else 1
+        weights = [1.0] * n_groups if weights is None else [float(w) for w in weights]
+        if len(weights) != n_groups or any(not w >= 0 for w in weights):
+            raise ValueError("weights needs one non-negative weight per group")
+        present = np.bincount(self._groups, minlength=n_groups) > 0
+        w = np.where(present, weights, 0.0)
+        if w.sum() <= 0:
+            raise ValueError("every group with sequences has weight 0")
+        self._weights = w / w.sum() if n_groups > 1 else None
+        self.note_state = note_state
         if seq_len < 1 or transpose < 0 or not 0 <= stretch < 0.5 or not 0 <= control_dropout <= 1:
             raise ValueError("need seq_len >= 1, transpose >= 0, 0 <= stretch < 0.5, "
                              "0 <= control_dropout <= 1")
@@ -101,12 +124,13 @@ class CropDataset(Dataset):
         self.controls, self.control_dropout = controls, control_dropout
         starts = np.array([max(1, len(s) - seq_len) for s in self.sequences], dtype=np.int64)
         self._cum_starts = np.cumsum(starts)
+        self._members = [np.flatnonzero(self._groups == g) for g in range(n_groups)]
+        self._group_cum = [np.cumsum(starts[m]) for m in self._members]
         self._times = None
-        if controls:  # time after each event, to find how far the control windows look ahead
-            from melodia.controls import event_times
-
+        if controls or note_state:  # time after each event: control windows, note-state lookback
             self._times = [event_times(s, encoding)[0].astype(np.int32) for s in self.sequences]
         sps = encoding.config.steps_per_second
+        self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
         self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
         self._margin = (seq_len + 1) // 8 + 8 if stretch else 0  # stretch < 1 drops time shifts
 
@@ -116,14 +140,31 @@ class CropDataset(Dataset):
 
     @property
     def control_dim(self) -> int:
-        return CONTROL_DIM if self.controls else 0
+        return (CONTROL_DIM if self.controls else 0) + (NOTE_STATE_DIM if self.note_state else 0)
+
+    def _position(self, rng: np.random.Generator) -> tuple[int, int]:
+        """Which sequence and where in it a crop starts."""
+        if self._weights is None:
+            cum, members = self._cum_starts, None
+        else:
+            g = int(rng.choice(len(self._weights), p=self._weights))
+            cum, members = self._group_cum[g], self._members[g]
+        u = int(rng.integers(cum[-1]))
+        f = int(np.searchsorted(cum, u, side="right"))
+        start = u - (int(cum[f - 1]) if f else 0)
+        return (f if members is None else int(members[f])), start
+
+    def _lookback(self, f: int, start: int) -> int:
+        """First event of the music the note state at ``start`` is rebuilt from."""
+        if not self.note_state or start == 0:
+            return start
+        times = self._times[f]
+        return int(np.searchsorted(times, int(times[start - 1]) - self._lookback_steps))
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Ids ``int64[<= L + 1]`` and controls ``float32[len - 1, C]`` of sample ``index``."""
+        """Ids ``int64[<= L + 1]`` and inputs ``float32[len - 1, C]`` of sample ``index``."""
         rng = np.random.default_rng((self.seed, index))
-        u = int(rng.integers(self._cum_starts[-1]))
-        f = int(np.searchsorted(self._cum_starts, u, side="right"))
-        start = u - (int(self._cum_starts[f - 1]) if f else 0)
+        f, start = self._position(rng)
         semitones = int(rng.integers(-self.transpose, self.transpose + 1))
         factor = float(rng.uniform(1 - self.stretch, 1 + self.stretch))
         drop_density, drop_hist = rng.random(2) < self.control_dropout
@@ -134,18 +175,33 @@ class CropDataset(Dataset):
             times = self._times[f]
             end = max(end, int(np.searchsorted(times, times[end - 1] + self._lookahead_steps,
                                                side="right")))
-        ids = np.asarray(seq[start:end], dtype=np.int64)
+        first = self._lookback(f, start)
+        ids = np.asarray(seq[first:end], dtype=np.int64)
         if semitones:
             ids = transpose_ids(ids, semitones, self.encoding)
+        skip = start - first
         if self.stretch:
             ids = stretch_ids(ids, factor, self.encoding)
-        n = min(len(ids), self.seq_len + 1)
+            skip = self._skip_after_stretch(seq[first:start], ids)
+        n = min(len(ids) - skip, self.seq_len + 1)
+        c_dim = CONTROL_DIM if self.controls else 0
+        inputs = step_inputs(ids, self.encoding, c_dim, NOTE_STATE_DIM if self.note_state else 0)
+        inputs = inputs[skip : skip + n - 1]
         if self.controls:
-            controls = compute_controls(ids, self.encoding)[: n - 1]
-            drop_controls(controls, drop_density, drop_hist)
-        else:
-            controls = np.zeros((n - 1, 0), dtype=np.float32)
-        return ids[:n], controls
+            drop_controls(inputs[:, :c_dim], drop_density, drop_hist)
+        return ids[skip : skip + n], inputs
+
+    def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:
+        """Where the crop starts in a stretched stream: after the prefix's last non-shift event."""
+        first = self.encoding.vocab.offset("TIME_SHIFT")
+        size = self.encoding.vocab.range("TIME_SHIFT").size
+
+        def events(a: np.ndarray) -> np.ndarray:
+            a = np.asarray(a)
+            return np.flatnonzero((a < first) | (a >= first + size))
+
+        k = len(events(prefix))
+        return 0 if k == 0 else int(events(stretched)[k - 1]) + 1
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ids, controls = self.sample(index)

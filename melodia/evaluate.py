@@ -111,13 +111,15 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     totals = Totals(types)
     segs = segments(sequences, segment_events, max_events)[shard[0] :: shard[1]]
     segs.sort(key=lambda s: s[2] - s[1], reverse=True)  # similar lengths batch with less padding
-    use_controls = model.config.control_dim > 0
+    width = model.config.input_dim
+    use_controls = width > 0
     controls = {}
     if use_controls:
-        from melodia.controls import compute_controls
+        from melodia.controls import step_inputs
 
         for f in sorted({s[0] for s in segs}):
-            controls[f] = compute_controls(sequences[f], encoding)
+            controls[f] = step_inputs(sequences[f], encoding, model.config.control_dim,
+                                      model.config.state_dim)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -130,7 +132,7 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
             T = max(end - start for _, start, end in batch) - 1
             inputs = np.zeros((len(batch), T), dtype=np.int64)
             targets = np.full((len(batch), T), -1, dtype=np.int64)
-            ctrl = np.zeros((len(batch), T, model.config.control_dim), dtype=np.float32)
+            ctrl = np.zeros((len(batch), T, width), dtype=np.float32)
             for row, (f, start, end) in enumerate(batch):
                 ids = np.asarray(sequences[f][start:end], dtype=np.int64)
                 inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]

@@ -39,6 +39,7 @@ from melodia.errors import MelodiaError
 from melodia.infer import PRECISIONS, FastStepper, threads
 from melodia.midi import Score, load_score, to_pretty_midi
 from melodia.sample import (
+    StepInputs,
     Grammar,
     GrammarConfig,
     SamplerConfig,
@@ -75,6 +76,9 @@ class GenerateConfig:
     density: float | None = None  # control: notes per second (models trained with controls)
     key: str | None = None  # control: "C", "F#", "Bb minor", "Am" -> pitch-class histogram
     pitch_histogram: Sequence[float] | None = None  # control: 12 weights C..B (overrides key)
+    # controls left unset are drawn (by seed) from the training corpus's own, saved in the model
+    # (density of a 20 s stretch and its pitch classes: a key); False leaves them absent
+    corpus_controls: bool = True
     precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
     threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -204,8 +208,14 @@ def key_histogram(key: str) -> np.ndarray:
     return hist
 
 
-def control_vector(checkpoint: Checkpoint, config: GenerateConfig) -> np.ndarray | None:
-    """The constant controls to condition on, or None when none are asked for or possible."""
+def control_vector(checkpoint: Checkpoint, config: GenerateConfig,
+                   seed: int = 0) -> np.ndarray | None:
+    """The constant controls to condition on, or None when none are asked for or possible.
+
+    A control the config leaves unset is taken from one of the checkpoint's ``control_prior``
+    rows (controls measured on its training corpus), chosen by ``seed``, when
+    ``config.corpus_controls`` is on and the checkpoint has them.
+    """
     hist = config.pitch_histogram
     if hist is None and config.key is not None:
         hist = key_histogram(config.key)
@@ -215,9 +225,19 @@ def control_vector(checkpoint: Checkpoint, config: GenerateConfig) -> np.ndarray
             raise GenerateError("this model was trained without controls: density and key need "
                                 "a model trained with them (`melodia train`, controls on)")
         return None
-    from melodia.controls import constant_controls
+    from melodia.controls import DENSITY_SLICE, HISTOGRAM_SLICE, constant_controls
 
-    return constant_controls(config.density, hist)
+    out = constant_controls(config.density, hist)
+    prior = np.asarray(checkpoint.extra.get("control_prior") or [], dtype=np.float32)
+    if config.corpus_controls and prior.ndim == 2 and prior.shape[1] == len(out) and len(prior):
+        drawn = prior[np.random.default_rng(seed).integers(len(prior))]
+        if config.density is None:
+            out[DENSITY_SLICE] = drawn[DENSITY_SLICE]
+        if hist is None:
+            out[HISTOGRAM_SLICE] = drawn[HISTOGRAM_SLICE]
+    elif not wanted:
+        return None
+    return out
 
 
 def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -> np.ndarray:
@@ -267,16 +287,26 @@ def _tail(ids: np.ndarray, encoding: PerformanceEncoding, seconds: float) -> np.
 # ----------------------------------------------------------------------------- generation
 
 
-def _setup(model, config: GenerateConfig, primer, batch: int):
+def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0):
     checkpoint, stepper = load_stepper(model, config.precision)
     encoding = checkpoint.encoding
     context = primer_events(primer, encoding, config.primer_seconds)
-    controls = control_vector(checkpoint, config)
+    controls = control_vector(checkpoint, config, seed)
     ids = torch.from_numpy(context).long()[None]
     step_controls = seq_controls = None
     if controls is not None:
         step_controls = torch.from_numpy(controls).expand(batch, -1).contiguous()
         seq_controls = step_controls[:1, None].expand(-1, ids.shape[1], -1)
+    model_config = checkpoint.model.config
+    if model_config.state_dim:  # the note state changes every step: built from the grammar
+        from melodia.controls import note_state
+
+        constant = None if controls is None else torch.from_numpy(controls)
+        step_controls = StepInputs(constant, model_config.control_dim)
+        fixed = (torch.zeros(1, ids.shape[1], model_config.control_dim) if controls is None
+                 else seq_controls)
+        seq_controls = torch.cat([fixed, torch.from_numpy(note_state(context, encoding))[None]],
+                                 dim=2)
     grammar = Grammar(encoding, config.grammar, batch)
     grammar.feed(context)
     logits, features, state = stepper.prime(ids, seq_controls)  # once, then copied to each row
@@ -302,13 +332,14 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
     beam = config.sampler.beam_size > 1
     with threads(config.threads):
         checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
-                                                              1 if beam else config.num)
+                                                              1 if beam else config.num, seed)
         max_events, until = _limits(config, grammar, checkpoint.encoding)
         if beam:
             pieces = []
             for i in range(config.num):
                 if i:
-                    checkpoint, context, stepper, grammar, start = _setup(model, config, primer, 1)
+                    checkpoint, context, stepper, grammar, start = _setup(model, config, primer, 1,
+                                                                          seed)
                 pieces.append(beam_search(stepper, grammar, config.sampler, generator, *start,
                                           max_events=max_events, until_step=until))
         else:
@@ -377,10 +408,10 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
                      noise_kind, primer_seconds, density, key, precision)
     if grammar is not None:
         config.grammar = grammar
-    generator = torch.Generator().manual_seed(config.seed if seed is not None
-                                              else secrets.randbelow(2**31))
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    generator = torch.Generator().manual_seed(seed)
     with threads(config.threads):
-        _, _, stepper, state_grammar, start = _setup(model, config, primer, 1)
+        _, _, stepper, state_grammar, start = _setup(model, config, primer, 1, seed)
         steps = iter_steps(stepper, state_grammar, config.sampler, generator, *start)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were

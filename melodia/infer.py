@@ -128,7 +128,7 @@ class FastStepper:
         self.model, self.precision = model, precision
         c = model.config
         self.num_layers, self.hidden_size = c.num_layers, c.hidden_size
-        self.control_dim = c.control_dim
+        self.control_dim = c.input_dim
         self.vocab_size = c.vocab_size
         matrix = _Int8Matrix if precision == "int8" else _Fp32Matrix
         with torch.no_grad():
@@ -139,7 +139,7 @@ class FastStepper:
             w_ih0 = p["weight_ih_l0"]
             self.table = torch.addmm(bias0, emb, w_ih0[:, : c.embed_dim].t()).contiguous()
             self.control_matrix = (_Fp32Matrix(w_ih0[:, c.embed_dim:], None)
-                                   if c.control_dim else None)
+                                   if c.input_dim else None)
             self.layers = [matrix(p["weight_hh_l0"], None)]
             for layer in range(1, c.num_layers):
                 weight = torch.cat([p[f"weight_ih_l{layer}"], p[f"weight_hh_l{layer}"]], dim=1)

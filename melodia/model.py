@@ -9,8 +9,9 @@ at a time carrying the LSTM state ``(h, c)`` (generation)::
 
 ``features`` returns the predicted *output embedding* and ``logits`` turns it into logits; with
 ``tie_embeddings`` (the default) they are ``features @ embedding.weight.T + bias``, so features live
-in the token-embedding space. Optional controls (see :mod:`melodia.controls`) are concatenated to
-the embedding at each step; absent controls are zeros.
+in the token-embedding space. Optional controls and note state (see :mod:`melodia.controls`) are
+concatenated to the embedding at each step, as one ``controls`` tensor of ``config.input_dim``
+floats (controls first); absent ones are zeros.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class ModelConfig:
     dropout: float = 0.1  # between LSTM layers and before the output projection
     tie_embeddings: bool = True  # output layer shares the token embedding (plus a bias)
     control_dim: int = 0  # control features per step (melodia.controls.CONTROL_DIM), 0 = none
+    # note-state features per step (melodia.controls.NOTE_STATE_DIM), 0 = none: which pitches
+    # sound after each event and how recently they were struck, so the LSTM need not track it
+    state_dim: int = 0
+
+    @property
+    def input_dim(self) -> int:
+        """Per-step float inputs besides the event id: controls, then note state."""
+        return self.control_dim + self.state_dim
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
@@ -46,8 +55,9 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.control_dim < 0:
-            raise ValueError(f"control_dim must be >= 0, got {self.control_dim}")
+        if self.control_dim < 0 or self.state_dim < 0:
+            raise ValueError(f"control_dim and state_dim must be >= 0, got {self.control_dim}, "
+                             f"{self.state_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +78,7 @@ class PerformanceRNN(nn.Module):
         self.config = config
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.lstm = nn.LSTM(c.embed_dim + c.control_dim, c.hidden_size, c.num_layers,
+        self.lstm = nn.LSTM(c.embed_dim + c.input_dim, c.hidden_size, c.num_layers,
                             dropout=c.dropout if c.num_layers > 1 else 0.0, batch_first=True)
         self.dropout = nn.Dropout(c.dropout)
         if c.tie_embeddings:
@@ -88,11 +98,12 @@ class PerformanceRNN(nn.Module):
     ) -> tuple[Tensor, State]:
         """Predicted output embeddings ``[B, T, E]`` (``[B, T, H]`` untied) and the new state."""
         x = self.embedding(ids)
-        if self.config.control_dim:
+        width = self.config.input_dim
+        if width:
             if controls is None:
-                controls = x.new_zeros(*x.shape[:-1], self.config.control_dim)
-            elif controls.shape != (*x.shape[:-1], self.config.control_dim):
-                want = (*x.shape[:-1], self.config.control_dim)
+                controls = x.new_zeros(*x.shape[:-1], width)
+            elif controls.shape != (*x.shape[:-1], width):
+                want = (*x.shape[:-1], width)
                 raise ValueError(f"controls must have shape {want}, got {tuple(controls.shape)}")
             x = torch.cat([x, controls.to(x.dtype)], dim=-1)
         elif controls is not None and controls.shape[-1] != 0:

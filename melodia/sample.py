@@ -99,6 +99,7 @@ class GrammarConfig:
     max_wait_s: float | None = 3.0  # longest time between note-ons: no runaway time-shift output
     max_events_per_step: int | None = 64  # events at one instant (NOTE_OFFs not counted)
     velocity_before_note_on: bool = True  # a VELOCITY event is followed by a NOTE_ON, as encoded
+    pitch_range: tuple[int, int] | None = (21, 108)  # NOTE_ONs allowed: the 88 keys of a piano
 
     def __post_init__(self) -> None:
         for name in ("max_polyphony", "max_events_per_step"):
@@ -109,6 +110,12 @@ class GrammarConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 or None")
+        if self.pitch_range is not None:
+            low, high = (int(p) for p in self.pitch_range)
+            if not 0 <= low <= high <= 127:
+                raise ValueError(f"pitch_range must be (low, high) within 0..127, not "
+                                 f"{self.pitch_range}")
+            self.pitch_range = (low, high)
         if (self.max_events_per_step is not None and self.max_polyphony is not None
                 and self.max_events_per_step < self.max_polyphony):
             raise ValueError("max_events_per_step must be >= max_polyphony (forced note-offs of "
@@ -271,7 +278,8 @@ class Grammar:
     - no TIME_SHIFT taking the wait since the last NOTE_ON past ``max_wait_s``;
     - after ``max_events_per_step`` events at one instant (NOTE_OFFs not counted: they are
       bounded by the note-ons) only TIME_SHIFTs;
-    - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it.
+    - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it;
+    - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside).
 
     Should the rules leave a row nothing (only a contrived config can), ``TIME_SHIFT 1`` is allowed.
     """
@@ -294,6 +302,11 @@ class Grammar:
         self.prog0 = vocab.offset("PROGRAM") if "PROGRAM" in types else None
         n_instruments = vocab.range("PROGRAM").size if self.prog0 is not None else 1
         c = self.config
+        self.sps = sps
+        self.out_of_range = np.zeros(self.n_pitches, dtype=bool)
+        if c.pitch_range is not None:
+            pitches = np.arange(self.min_pitch, self.min_pitch + self.n_pitches)
+            self.out_of_range = (pitches < c.pitch_range[0]) | (pitches > c.pitch_range[1])
         self.max_note_steps = None if c.max_note_s is None else max(1, round(c.max_note_s * sps))
         self.max_wait_steps = None if c.max_wait_s is None else max(1, round(c.max_wait_s * sps))
         self.on = slice(self.on0, self.on0 + self.n_pitches)
@@ -347,6 +360,23 @@ class Grammar:
             self.instrument = np.where(kind == PROGRAM, value, self.instrument)
         self.last_kind = kind
 
+    def note_state(self) -> np.ndarray:
+        """``float32[B, NOTE_STATE_DIM]``: what :func:`melodia.controls.note_state` gives for the
+        stream so far (instruments of a band share the pitch state: a pitch sounds if any
+        instrument holds it, aged from its latest onset)."""
+        from melodia.controls import NOTE_AGE_TAU_S, NOTE_STATE_PITCHES
+
+        sounding = self.sounding.any(axis=1)
+        onset = np.where(self.sounding, self.onset, -_NEVER).max(axis=1)
+        out = np.zeros((self.batch, 2 * NOTE_STATE_PITCHES), dtype=np.float32)
+        lo = self.min_pitch
+        hi = min(self.min_pitch + self.n_pitches, NOTE_STATE_PITCHES)
+        age_s = (self.now[:, None] - onset) / self.sps
+        recency = np.where(sounding, np.exp(-np.where(sounding, age_s, 0.0) / NOTE_AGE_TAU_S), 0)
+        out[:, lo:hi] = sounding[:, : hi - lo]
+        out[:, NOTE_STATE_PITCHES + lo : NOTE_STATE_PITCHES + hi] = recency[:, : hi - lo]
+        return out
+
     def mask(self) -> np.ndarray:
         """``[B, V]`` bool: the events each row may emit next."""
         c = self.config
@@ -354,6 +384,8 @@ class Grammar:
         on, off, vel = self.on, self.off, self.vel
         current = self.sounding[self._rows, self.instrument]
         allowed[:, off] = current
+        if self.out_of_range.any():
+            allowed[:, on] &= ~self.out_of_range
         if c.max_polyphony is not None:
             full = self.count >= c.max_polyphony
             if full.any():
@@ -410,6 +442,25 @@ class Stepper(Protocol):
     def select(self, state: Any, rows: torch.Tensor) -> Any: ...
 
 
+class StepInputs:
+    """The per-step float inputs of a model with a note state: constant controls (``[C]`` or
+    None for zeros) followed by the grammar's :meth:`Grammar.note_state`, for every row."""
+
+    def __init__(self, controls: torch.Tensor | None, control_dim: int) -> None:
+        self.controls = (torch.zeros(control_dim) if controls is None
+                         else controls.reshape(-1).float())
+        if len(self.controls) != control_dim:
+            raise ValueError(f"controls need {control_dim} values, got {len(self.controls)}")
+
+    def __call__(self, grammar: Grammar) -> torch.Tensor:
+        state = torch.from_numpy(grammar.note_state())
+        return torch.cat([self.controls.expand(len(state), -1), state], dim=1)
+
+
+def _inputs(controls, grammar: Grammar) -> torch.Tensor | None:
+    return controls(grammar) if callable(controls) else controls
+
+
 def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepper: Stepper,
            sampler: SamplerConfig, generator: torch.Generator) -> torch.Tensor:
     """The next id of each row under ``sampler``, among the events ``mask`` allows."""
@@ -424,18 +475,20 @@ def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepp
 
 def iter_steps(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
                generator: torch.Generator, logits: torch.Tensor, features: torch.Tensor,
-               state: Any, controls: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+               state: Any, controls: torch.Tensor | StepInputs | None = None
+               ) -> Iterator[np.ndarray]:
     """Yield the ids ``[B]`` chosen at each step, without end; the caller stops.
 
     ``logits``/``features``/``state`` are the model's outputs after the context (primer). Each
-    step feeds only the new events: the LSTM state carries the rest.
+    step feeds only the new events: the LSTM state carries the rest. ``controls`` is a constant
+    ``[B, C]`` tensor or a :class:`StepInputs` that builds each step's inputs from ``grammar``.
     """
     while True:
         ids = choose(logits, features, grammar.mask(), stepper, sampler, generator)
         chosen = ids.numpy()
         grammar.update(chosen)
         yield chosen
-        logits, features, state = stepper.step(ids, state, controls)
+        logits, features, state = stepper.step(ids, state, _inputs(controls, grammar))
 
 
 def sample_rows(steps: Iterator[np.ndarray], grammar: Grammar, *, max_events: int,
@@ -470,7 +523,8 @@ def beam_search(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
     width = sampler.beam_size * sampler.branch_factor
     rows = torch.zeros(width, dtype=torch.long)
     logits, features, state = logits[rows], features[rows], stepper.select(state, rows)
-    controls = None if controls is None else controls[rows]
+    if controls is not None and not callable(controls):
+        controls = controls[rows]
     grammar.select(rows.numpy())
     scores = torch.zeros(width, dtype=torch.float64)
     seqs = np.empty((width, 0), dtype=np.int64)
@@ -483,7 +537,7 @@ def beam_search(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
             scores += logp.gather(1, ids[:, None]).squeeze(1).double()
             grammar.update(ids.numpy())
             seqs = np.concatenate([seqs, ids.numpy()[:, None]], axis=1)
-            logits, features, state = stepper.step(ids, state, controls)
+            logits, features, state = stepper.step(ids, state, _inputs(controls, grammar))
         best = int(torch.argmax(scores))
         reached = until_step is not None and grammar.now[best] >= until_step
         if seqs.shape[1] >= max_events or reached:

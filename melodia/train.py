@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Everything a training run depends on; saved as ``config.toml`` in the run directory."""
 
-    data: str = ""  # dataset directory written by `melodia prepare`
+    # dataset directory written by `melodia prepare`, or several as "DIR" / "DIR:WEIGHT" entries:
+    # the first one's validation split scores the run; weights (all or none) mix the corpora
+    data: str | list[str] = ""
     out: str = "runs/melodia"  # run directory
     steps: int = 20_000  # optimizer steps in all (the LR schedule spans them)
     batch_size: int = 64  # crops per step, across all ranks (Magenta: 64)
@@ -58,6 +60,8 @@ class TrainConfig:
     transpose: int = 3  # augmentation: transpose by -transpose..+transpose semitones
     stretch: float = 0.05  # augmentation: stretch time by 1-stretch..1+stretch
     controls: bool = True  # condition on note density and pitch-class histogram
+    note_state: bool = True  # feed the sounding notes (and their age) as an input at every step
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     control_dropout: float = 0.1  # chance per crop to drop each control, so both are optional
     holdout_fraction: float = 0.05  # with no validation files: hold out each train file's tail
     model: ModelConfig = field(default_factory=ModelConfig)  # vocab/control size set from data
@@ -107,6 +111,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
@@ -237,21 +243,69 @@ class _Log:
 # --------------------------------------------------------------------------------- train
 
 
+def data_entries(data: str | Sequence[str]) -> list[tuple[str, float | None]]:
+    """``"DIR"`` / ``"DIR:WEIGHT"`` entries as (folder, weight or None); weights all or none."""
+    entries = []
+    for item in [data] if isinstance(data, str) else list(data):
+        path, _, weight = str(item).rpartition(":")
+        try:
+            value = float(weight) if path else None
+        except ValueError:
+            value = None
+        if value is None:
+            entries.append((str(item), None))
+        elif not (math.isfinite(value) and value >= 0):
+            raise MelodiaError(f"a dataset weight must be a number >= 0, not {weight!r}")
+        else:
+            entries.append((path, value))
+    weighted = [w is not None for _, w in entries]
+    if any(weighted) and not all(weighted):
+        raise MelodiaError("give every dataset a weight (DIR:WEIGHT) or none")
+    if not entries or not entries[0][0]:
+        raise MelodiaError("no dataset: give DATASET_DIR")
+    return entries
+
+
 def _data(config: TrainConfig):
-    """Encoding, train and validation sequences, and the training crops."""
+    """Encoding, train and validation sequences, the training crops, and the train sequences."""
     from melodia.corpus import TokenDataset
     from melodia.dataset import CropDataset, holdout_tail
 
-    data = TokenDataset(config.data)
+    entries = data_entries(config.data)
+    sets = [TokenDataset(path) for path, _ in entries]
+    data = sets[0]
+    for other, (path, _) in zip(sets[1:], entries[1:]):
+        if other.encoding.to_dict() != data.encoding.to_dict():
+            raise MelodiaError(f"{path} uses another encoding than {entries[0][0]}")
     train_seqs, valid_seqs = data.sequences("train"), data.sequences("validation")
     if not valid_seqs:
         log.warning("%s has no validation files: holding out the last %.0f%% of every training "
-                    "file instead", config.data, 100 * config.holdout_fraction)
+                    "file instead", entries[0][0], 100 * config.holdout_fraction)
         train_seqs, valid_seqs = holdout_tail(train_seqs, config.holdout_fraction)
+    groups = [0] * len(train_seqs)
+    for g, other in enumerate(sets[1:], start=1):
+        extra = other.sequences("train")
+        train_seqs = train_seqs + extra
+        groups += [g] * len(extra)
+    weights = [w for _, w in entries] if entries[0][1] is not None else None
     crops = CropDataset(train_seqs, data.encoding, config.seq_len, seed=config.seed,
                         transpose=config.transpose, stretch=config.stretch,
-                        controls=config.controls, control_dropout=config.control_dropout)
+                        controls=config.controls, control_dropout=config.control_dropout,
+                        note_state=config.note_state,
+                        groups=groups if weights else None, weights=weights)
     return data.encoding, train_seqs, valid_seqs, crops
+
+
+def _init_from(model: PerformanceRNN, path: str, device: torch.device) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` (same shape required)."""
+    from melodia.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path, map_location=device)
+    if dataclasses.replace(source.model_config, dropout=model.config.dropout) != model.config:
+        raise MelodiaError(f"--init {path} holds a {source.model_config}; this run builds a "
+                           f"{model.config}: the shapes must match")
+    model.load_state_dict(source.model.state_dict())
+    log.info("initialised from %s (step %d)", path, source.step)
 
 
 def _step(net: torch.nn.Module, batch: dict[str, torch.Tensor], optimizer, scaler, autocast,
@@ -281,7 +335,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     run directory that already holds a checkpoint is refused rather than overwritten.
     """
     from melodia.checkpoint import load_checkpoint, save_checkpoint
-    from melodia.controls import CONTROL_DIM
+    from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
     from melodia.evaluate import Totals, event_types, model_totals
 
     run_dir = Path(config.out)
@@ -299,10 +353,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     encoding, train_seqs, valid_seqs, crops = _data(config)
     model_config = dataclasses.replace(config.model, vocab_size=encoding.vocab_size,
-                                       control_dim=CONTROL_DIM if config.controls else 0)
+                                       control_dim=CONTROL_DIM if config.controls else 0,
+                                       state_dim=NOTE_STATE_DIM if config.note_state else 0)
     config = dataclasses.replace(config, model=model_config)
     torch.manual_seed(config.seed)
     model = PerformanceRNN(model_config).to(device)
+    if config.init and not (resume and last_path.exists()):
+        _init_from(model, config.init, device)
+    prior = (control_prior(train_seqs, encoding, seed=config.seed).round(5).tolist()
+             if config.controls else [])
     optimizer = _optimizer(model, config)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -354,8 +413,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                 "perplexity": r.perplexity, "accuracy": r.accuracy, "events": r.events}
 
     def checkpoint(path: Path, step: int, metrics: dict[str, Any]) -> None:
-        extra = {"best_nll": best, **({"grad_scaler": scaler.state_dict()}
-                                      if scaler.is_enabled() else {})}
+        extra = {"best_nll": best, "control_prior": prior,
+                 **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
         save_checkpoint(path, model, encoding, step, optimizer, metrics, extra,
                         train_config=config.to_dict())
 
@@ -441,8 +500,8 @@ def run_config(data: str | None, out: str | None, config_file: str | Path | None
     overrides = dict(overrides or {})
     model = {**settings.pop("model", {}), **overrides.pop("model", {})}
     settings.update({k: v for k, v in overrides.items()})
-    if data is not None:
-        settings["data"] = str(data)
+    if data:
+        settings["data"] = str(data) if isinstance(data, (str, Path)) else [str(d) for d in data]
     if out is not None:
         settings["out"] = str(out)
     if not settings.get("data"):
@@ -453,4 +512,4 @@ def run_config(data: str | None, out: str | None, config_file: str | Path | None
         raise MelodiaError(f"bad training config: {err}") from None
 
 
-__all__ = ["StepInfo", "TrainConfig", "TrainResult", "lr_at", "read_toml", "run_config", "train"]
+__all__ = ["StepInfo", "TrainConfig", "TrainResult", "data_entries", "lr_at", "read_toml", "run_config", "train"]

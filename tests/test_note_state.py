@@ -1,0 +1,198 @@
+"""The note-state input, corpus controls, the piano-range mask, corpus mixing and --init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from melodia.checkpoint import load_checkpoint, save_checkpoint
+from melodia.controls import (
+    CONTROL_DIM,
+    DENSITY_SLICE,
+    HISTOGRAM_SLICE,
+    NOTE_AGE_TAU_S,
+    NOTE_STATE_DIM,
+    control_prior,
+    note_state,
+    step_inputs,
+)
+from melodia.dataset import CropDataset
+from melodia.encoding import get_encoding
+from melodia.errors import MelodiaError
+from melodia.generation import GenerateConfig, control_vector, generate_ids
+from melodia.model import ModelConfig, PerformanceRNN
+from melodia.sample import Grammar, GrammarConfig
+from melodia.train import TrainConfig, data_entries, train
+from tests.conftest import DATA
+from tests.test_sample import check_stream
+from tests.test_train import dataset, tiny  # noqa: F401  (the module fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+PIANO = get_encoding("piano")
+ON, OFF, SHIFT = PIANO.vocab.offset("NOTE_ON"), PIANO.vocab.offset("NOTE_OFF"), 255  # +steps
+
+
+def chorale_ids() -> np.ndarray:
+    return PIANO.encode_file(DATA / "chorales" / "bach__bwv1.6.mxl.mid")
+
+
+# ------------------------------------------------------------------------------ note state
+
+
+def test_note_state_by_hand():
+    # C4 on; 0.5 s; E4 on; 0.25 s; C4 off; E4 re-struck
+    ids = np.array([ON + 60, SHIFT + 50, ON + 64, SHIFT + 25, OFF + 60, ON + 64])
+    state = note_state(ids, PIANO)
+    assert state.shape == (6, NOTE_STATE_DIM)
+    sounding, recency = state[:, :128], state[:, 128:]
+    assert sounding.sum(axis=1).tolist() == [1, 1, 2, 2, 1, 1]
+    assert sounding[4, 64] == 1 and sounding[4, 60] == 0
+    assert recency[0, 60] == pytest.approx(1.0)
+    assert recency[1, 60] == pytest.approx(np.exp(-0.5 / NOTE_AGE_TAU_S))
+    assert recency[3, 60] == pytest.approx(np.exp(-0.75 / NOTE_AGE_TAU_S))
+    assert recency[3, 64] == pytest.approx(np.exp(-0.25 / NOTE_AGE_TAU_S))
+    assert recency[5, 64] == pytest.approx(1.0)  # a re-strike restarts the age
+    assert recency[4, 60] == 0.0
+
+
+def test_grammar_tracks_the_same_note_state_as_the_stream():
+    """Generation builds the note state from the grammar; training from the ids: they agree."""
+    ids = chorale_ids()[:1500]
+    expected = note_state(ids, PIANO)
+    grammar = Grammar(PIANO, GrammarConfig(pitch_range=None))
+    for t, event in enumerate(ids):
+        grammar.update(np.array([event]))
+        np.testing.assert_allclose(grammar.note_state()[0], expected[t], atol=1e-6,
+                                   err_msg=f"event {t}")
+
+
+def test_crops_rebuild_the_note_state_from_before_the_crop():
+    seq = chorale_ids()
+    full = step_inputs(seq, PIANO, CONTROL_DIM, NOTE_STATE_DIM)
+    crops = CropDataset([seq], PIANO, seq_len=64, seed=3, controls=True, note_state=True)
+    assert crops.control_dim == CONTROL_DIM + NOTE_STATE_DIM
+    checked = 0
+    for i in range(20):
+        rng = np.random.default_rng((3, i))
+        _, start = crops._position(rng)
+        ids, inputs = crops.sample(i)
+        np.testing.assert_array_equal(ids, seq[start : start + len(ids)])
+        # notes of a chorale last well under the 10 s lookback: the state is exact
+        np.testing.assert_allclose(inputs[:, CONTROL_DIM:], full[start : start + len(inputs),
+                                                                 CONTROL_DIM:], atol=1e-6)
+        checked += int(inputs[0, CONTROL_DIM:].any())
+    assert checked > 10  # most crops start with notes already sounding
+
+
+def test_stretched_crops_keep_a_consistent_note_state():
+    seq = chorale_ids()
+    crops = CropDataset([seq], PIANO, seq_len=64, seed=1, stretch=0.1, transpose=3,
+                        note_state=True)
+    for i in range(10):
+        ids, inputs = crops.sample(i)
+        assert len(inputs) == len(ids) - 1
+        # inside the crop the state follows the events exactly (it only adds what came before)
+        own = note_state(ids, PIANO)[:, :128]
+        assert np.all(inputs[:, :128] >= own[:-1])
+
+
+# --------------------------------------------------------------------------------- mixing
+
+
+def test_weighted_groups_mix_corpora():
+    a = chorale_ids()
+    b = np.array([ON + 40, SHIFT + 10, OFF + 40] * 200)
+    only_a = CropDataset([a, b], PIANO, seq_len=16, groups=[0, 1], weights=[1.0, 0.0])
+    assert all(not np.array_equal(only_a.sample(i)[0][:3], b[:3]) for i in range(30))
+    half = CropDataset([a, b], PIANO, seq_len=16, groups=[0, 1], weights=[0.5, 0.5])
+    from_b = sum(set(half.sample(i)[0].tolist()) <= set(b.tolist()) for i in range(200))
+    assert 70 < from_b < 130  # b is 0.8% of the events but half of the crops
+    with pytest.raises(ValueError):
+        CropDataset([a, b], PIANO, seq_len=16, groups=[0, 1], weights=[1.0])
+
+
+def test_data_entries_parse_weights():
+    assert data_entries("runs/a") == [("runs/a", None)]
+    assert data_entries(["runs/a:0.7", "runs/b:0.3"]) == [("runs/a", 0.7), ("runs/b", 0.3)]
+    with pytest.raises(MelodiaError):
+        data_entries(["runs/a:0.7", "runs/b"])
+    with pytest.raises(MelodiaError):
+        data_entries(["runs/a:-1"])
+
+
+def test_training_mixes_datasets_and_starts_from_init(dataset, tmp_path):  # noqa: F811
+    first = train(tiny(dataset, tmp_path / "a", note_state=True), progress=False)
+    ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert ckpt.model_config.state_dim == NOTE_STATE_DIM
+    prior = np.asarray(ckpt.extra["control_prior"])
+    assert prior.shape == (256, CONTROL_DIM)
+    np.testing.assert_allclose(prior[:, DENSITY_SLICE].sum(axis=1), 1.0)
+    # a second run, mixing the dataset with itself, starting from the first run's weights
+    seen = {}
+    config = tiny(dataset, tmp_path / "b", note_state=True, steps=1, lr=1e-9, min_lr=1e-9,
+                  data=[f"{dataset}:0.5", f"{dataset}:0.5"], init=str(tmp_path / "a" / "last.pt"))
+    train(config, progress=False, callbacks=[lambda info: seen.update(model=info.model)])
+    for name, value in first.model.state_dict().items():
+        assert torch.allclose(seen["model"].state_dict()[name], value, atol=1e-6), name
+    wrong = tiny(dataset, tmp_path / "c", note_state=False, init=str(tmp_path / "a" / "last.pt"))
+    with pytest.raises(MelodiaError, match="shapes must match"):
+        train(wrong, progress=False)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def stateful_checkpoint(path: Path, prior: list | None = None):
+    torch.manual_seed(0)
+    model = PerformanceRNN(ModelConfig(vocab_size=PIANO.vocab_size, embed_dim=24, hidden_size=32,
+                                       num_layers=2, control_dim=CONTROL_DIM,
+                                       state_dim=NOTE_STATE_DIM))
+    extra = {"control_prior": prior} if prior is not None else {}
+    save_checkpoint(path, model, PIANO, step=0, extra=extra)
+    return load_checkpoint(path)
+
+
+def test_control_prior_measures_the_corpus():
+    scale = []
+    for pitch in [60, 62, 64, 65, 67, 69, 71] * 40:  # 4 notes/s, C major
+        scale += [ON + pitch, SHIFT + 25, OFF + pitch]
+    prior = control_prior([np.array(scale)], PIANO, count=16, window_s=10.0)
+    assert prior.shape == (16, CONTROL_DIM)
+    assert np.all(prior[:, DENSITY_SLICE].argmax(axis=1) == 3)  # bin [4, 8) notes/s
+    black = [1, 3, 6, 8, 10]
+    assert np.all(prior[:, HISTOGRAM_SLICE][:, black] < 0.01)
+
+
+def test_generation_draws_unset_controls_from_the_corpus(tmp_path):
+    prior = control_prior([chorale_ids()], PIANO, count=8).tolist()
+    ckpt = stateful_checkpoint(tmp_path / "m.pt", prior)
+    drawn = control_vector(ckpt, GenerateConfig(), seed=5)
+    assert any(np.allclose(drawn, p, atol=1e-6) for p in prior)
+    assert np.allclose(control_vector(ckpt, GenerateConfig(), seed=5), drawn)
+    keyed = control_vector(ckpt, GenerateConfig(key="F#"), seed=5)
+    assert np.allclose(keyed[DENSITY_SLICE], drawn[DENSITY_SLICE])  # density still drawn
+    assert keyed[HISTOGRAM_SLICE].argmax() in (6, 1)  # F# or C# (tonic and fifth weigh 2)
+    assert control_vector(ckpt, GenerateConfig(corpus_controls=False), seed=5) is None
+
+
+def test_stateful_model_generates_well_formed_music_in_piano_range(tmp_path):
+    ckpt = stateful_checkpoint(tmp_path / "m.pt")
+    config = GenerateConfig(events=400, num=2, seed=1)
+    out = generate_ids(ckpt, config)
+    for ids in out.pieces:
+        check_stream(ids[out.primer_events:], PIANO, config.grammar)
+        pitches = ids[(ids >= ON) & (ids < ON + 128)] - ON
+        assert len(pitches) and pitches.min() >= 21 and pitches.max() <= 108
+    again = generate_ids(ckpt, config)
+    assert all(np.array_equal(a, b) for a, b in zip(out.pieces, again.pieces))
+
+
+def test_grammar_pitch_range_masks_note_ons():
+    grammar = Grammar(PIANO, GrammarConfig(pitch_range=(40, 50)))
+    allowed = grammar.mask()[0, ON : ON + 128]
+    assert np.flatnonzero(allowed).tolist() == list(range(40, 51))
+    with pytest.raises(ValueError):
+        GrammarConfig(pitch_range=(60, 20))
