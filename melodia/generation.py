@@ -209,12 +209,13 @@ def key_histogram(key: str) -> np.ndarray:
 
 
 def control_vector(checkpoint: Checkpoint, config: GenerateConfig,
-                   seed: int = 0) -> np.ndarray | None:
+                   seed: int | tuple[int, ...] = 0) -> np.ndarray | None:
     """The constant controls to condition on, or None when none are asked for or possible.
 
     A control the config leaves unset is taken from one of the checkpoint's ``control_prior``
-    rows (controls measured on its training corpus), chosen by ``seed``, when
-    ``config.corpus_controls`` is on and the checkpoint has them.
+    rows (controls measured on its training corpus: a density and the pitch classes of a 20 s
+    stretch), chosen by ``seed``, when ``config.corpus_controls`` is on and the checkpoint has
+    them; so a piece asked for nothing plays at the corpus's density, in a key.
     """
     hist = config.pitch_histogram
     if hist is None and config.key is not None:
@@ -238,6 +239,13 @@ def control_vector(checkpoint: Checkpoint, config: GenerateConfig,
     elif not wanted:
         return None
     return out
+
+
+def control_rows(checkpoint: Checkpoint, config: GenerateConfig, seed: int,
+                 batch: int) -> np.ndarray | None:
+    """``float32[batch, C]`` controls, one draw per piece (row ``b`` uses seed ``(seed, b)``)."""
+    rows = [control_vector(checkpoint, config, (seed, b) if b else seed) for b in range(batch)]
+    return None if rows[0] is None else np.stack(rows)
 
 
 def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -> np.ndarray:
@@ -291,28 +299,25 @@ def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0):
     checkpoint, stepper = load_stepper(model, config.precision)
     encoding = checkpoint.encoding
     context = primer_events(primer, encoding, config.primer_seconds)
-    controls = control_vector(checkpoint, config, seed)
-    ids = torch.from_numpy(context).long()[None]
+    controls = control_rows(checkpoint, config, seed, batch)
+    ids = torch.from_numpy(context).long()[None].expand(batch, -1)
     step_controls = seq_controls = None
     if controls is not None:
-        step_controls = torch.from_numpy(controls).expand(batch, -1).contiguous()
-        seq_controls = step_controls[:1, None].expand(-1, ids.shape[1], -1)
+        step_controls = torch.from_numpy(controls)
+        seq_controls = step_controls[:, None].expand(-1, ids.shape[1], -1)
     model_config = checkpoint.model.config
     if model_config.state_dim:  # the note state changes every step: built from the grammar
         from melodia.controls import note_state
 
-        constant = None if controls is None else torch.from_numpy(controls)
-        step_controls = StepInputs(constant, model_config.control_dim)
-        fixed = (torch.zeros(1, ids.shape[1], model_config.control_dim) if controls is None
+        step_controls = StepInputs(step_controls, model_config.control_dim)
+        fixed = (torch.zeros(batch, ids.shape[1], model_config.control_dim) if controls is None
                  else seq_controls)
-        seq_controls = torch.cat([fixed, torch.from_numpy(note_state(context, encoding))[None]],
-                                 dim=2)
+        state = torch.from_numpy(note_state(context, encoding))[None].expand(batch, -1, -1)
+        seq_controls = torch.cat([fixed, state], dim=2)
     grammar = Grammar(encoding, config.grammar, batch)
     grammar.feed(context)
-    logits, features, state = stepper.prime(ids, seq_controls)  # once, then copied to each row
-    rows = torch.zeros(batch, dtype=torch.long)
-    start = (logits[rows], features[rows], stepper.select(state, rows), step_controls)
-    return checkpoint, context, stepper, grammar, start
+    logits, features, state = stepper.prime(ids, seq_controls)
+    return checkpoint, context, stepper, grammar, (logits, features, state, step_controls)
 
 
 def _limits(config: GenerateConfig, grammar: Grammar, encoding) -> tuple[int, int | None]:
@@ -419,6 +424,7 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
         yield int(ids[0])
 
 
-__all__ = ["GenerateConfig", "GenerateError", "Generated", "SHIPPED", "control_vector",
+__all__ = ["GenerateConfig", "GenerateError", "Generated", "SHIPPED", "control_rows",
+           "control_vector",
            "generate", "generate_ids", "iter_events", "key_histogram", "load_model",
            "load_stepper", "primer_events", "resolve_model", "shipped_model_path"]

@@ -443,18 +443,21 @@ class Stepper(Protocol):
 
 
 class StepInputs:
-    """The per-step float inputs of a model with a note state: constant controls (``[C]`` or
-    None for zeros) followed by the grammar's :meth:`Grammar.note_state`, for every row."""
+    """The per-step float inputs of a model with a note state: constant controls (``[B, C]``,
+    ``[1, C]`` for every row, or None for zeros) followed by :meth:`Grammar.note_state`."""
 
     def __init__(self, controls: torch.Tensor | None, control_dim: int) -> None:
-        self.controls = (torch.zeros(control_dim) if controls is None
-                         else controls.reshape(-1).float())
-        if len(self.controls) != control_dim:
-            raise ValueError(f"controls need {control_dim} values, got {len(self.controls)}")
+        self.controls = (torch.zeros(1, control_dim) if controls is None
+                         else controls.reshape(-1, controls.shape[-1]).float())
+        if self.controls.shape[1] != control_dim:
+            raise ValueError(f"controls need {control_dim} values, got {self.controls.shape[1]}")
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:
         state = torch.from_numpy(grammar.note_state())
-        return torch.cat([self.controls.expand(len(state), -1), state], dim=1)
+        controls = self.controls
+        if len(controls) != len(state):  # one row for all, or a beam's copies of one context
+            controls = controls[:1].expand(len(state), -1)
+        return torch.cat([controls, state], dim=1)
 
 
 def _inputs(controls, grammar: Grammar) -> torch.Tensor | None:

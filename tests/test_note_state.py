@@ -196,3 +196,14 @@ def test_grammar_pitch_range_masks_note_ons():
     assert np.flatnonzero(allowed).tolist() == list(range(40, 51))
     with pytest.raises(ValueError):
         GrammarConfig(pitch_range=(60, 20))
+
+
+def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
+    from melodia.generation import control_rows
+
+    prior = control_prior([chorale_ids()], PIANO, count=64).tolist()
+    ckpt = stateful_checkpoint(tmp_path / "m.pt", prior)
+    rows = control_rows(ckpt, GenerateConfig(), seed=3, batch=6)
+    assert rows.shape == (6, CONTROL_DIM)
+    assert np.allclose(rows[0], control_vector(ckpt, GenerateConfig(), seed=3))
+    assert len({tuple(r.round(4)) for r in rows}) > 1
