@@ -1,0 +1,25 @@
+"""Evaluation: how well a model predicts music, and how much generated music sounds like real music.
+
+- :mod:`melodia.evaluate.nll`: negative log-likelihood of a model on a dataset split, by event
+  type, next to unigram and Kneser-Ney n-gram baselines (``melodia evaluate MODEL DATA``).
+- :mod:`melodia.evaluate.music`: per-excerpt music statistics of two folders of MIDI (generated
+  and real), their distribution overlaps and a two-sample classifier test
+  (``melodia evaluate --generated DIR --reference DIR``).
+"""
+
+from __future__ import annotations
+
+from melodia.evaluate.nll import (
+    EvalReport,
+    EvalResult,
+    NGram,
+    Totals,
+    evaluate,
+    event_types,
+    model_totals,
+    ngram_totals,
+    segments,
+)
+
+__all__ = ["EvalReport", "EvalResult", "NGram", "Totals", "evaluate", "event_types",
+           "model_totals", "ngram_totals", "segments"]
