@@ -20,6 +20,18 @@ from melodia.evaluate.nll import (
     ngram_totals,
     segments,
 )
+from melodia.evaluate.music import (
+    STAT_NAMES,
+    Excerpt,
+    ExcerptSet,
+    MusicEvalConfig,
+    excerpt_stats,
+    file_excerpts,
+    measure_files,
+)
+from melodia.evaluate.report import MusicReport, StatComparison, compare
 
-__all__ = ["EvalReport", "EvalResult", "NGram", "Totals", "evaluate", "event_types",
+__all__ = ["EvalReport", "EvalResult", "Excerpt", "ExcerptSet", "MusicEvalConfig",
+           "MusicReport", "NGram", "STAT_NAMES", "StatComparison", "Totals", "compare",
+           "evaluate", "event_types", "excerpt_stats", "file_excerpts", "measure_files",
            "model_totals", "ngram_totals", "segments"]
