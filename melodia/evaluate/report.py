@@ -13,6 +13,7 @@ import numpy as np
 
 from melodia.errors import MelodiaError
 from melodia.evaluate import distributions
+from melodia.evaluate.distributions import kde_overlap
 from melodia.evaluate.music import (
     HISTOGRAM_EDGES,
     STAT_NAMES,
@@ -111,6 +112,14 @@ class MusicReport:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s)")
         return "\n".join(lines)
 
+    def plot(self, out: str | Path) -> Path:
+        """Save overlaid histograms of every statistic (needs matplotlib: ``melodia[plot]``)."""
+        from melodia.plot import plot_distributions
+
+        return plot_distributions(self.values.get("generated", {}),
+                                  self.values.get("reference", {}), out,
+                                  overlaps={s.name: s.overlap for s in self.stats})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary, with every excerpt's statistics under ``values`` (nan -> None)."""
         return {"generated": self.generated, "reference": self.reference,
@@ -152,8 +161,8 @@ def compare_sets(gen: ExcerptSet, ref: ExcerptSet, config: MusicEvalConfig, *,
         raise MelodiaError(f"no {empty} excerpt with at least {config.min_notes} notes to measure")
     g_mean, g_std = _side_stats(gen.values)
     r_mean, r_std = _side_stats(ref.values)
-    rows = [StatComparison(n, float(g_mean[i]), float(g_std[i]), float(r_mean[i]), float(r_std[i]),
-                           distributions.kde_overlap(gen.values[:, i], ref.values[:, i]))
+    rows = [StatComparison(n, float(g_mean[i]), float(g_std[i]), float(r_mean[i]),
+                           float(r_std[i]), kde_overlap(gen.values[:, i], ref.values[:, i]))
             for i, n in enumerate(STAT_NAMES)]
     hists = {k: distributions.histogram_intersection(gen.histograms[k], ref.histograms[k])
              for k in HISTOGRAM_EDGES}
