@@ -283,7 +283,7 @@ def measure_files(files: Sequence[str | Path], config: MusicEvalConfig | None = 
             skipped.append(error)
         rows += r
         starts += s
-        sources += [str(path)] * len(r)
+        sources += [str(path.resolve())] * len(r)
         for k, counts in h.items():
             hist[k] += counts
     values = np.array(rows, float).reshape(len(rows), len(STAT_NAMES))

@@ -166,8 +166,9 @@ def compare_sets(gen: ExcerptSet, ref: ExcerptSet, config: MusicEvalConfig, *,
             for i, n in enumerate(STAT_NAMES)]
     hists = {k: distributions.histogram_intersection(gen.histograms[k], ref.histograms[k])
              for k in HISTOGRAM_EDGES}
-    acc, acc_std = distributions.classifier_accuracy(gen.values, ref.values,
-                                                     folds=config.folds, seed=config.seed)
+    acc, acc_std = distributions.classifier_accuracy(
+        gen.values, ref.values, groups_a=gen.sources, groups_b=ref.sources, folds=config.folds,
+        seed=config.seed)
     values = {side: {n: s.values[:, i].tolist() for i, n in enumerate(STAT_NAMES)}
               for side, s in (("generated", gen), ("reference", ref))}
     return MusicReport(generated, reference, rows, hists, acc, acc_std, len(gen.values),
