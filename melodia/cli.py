@@ -337,7 +337,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--segment-events", type=int, default=2048,
                    help="events per scored segment, 0 = whole files (default 2048)")
     n.add_argument("--max-events", type=int, default=None, help="score at most this many events")
-    n.add_argument("--batch-size", type=int, default=8, help="segments per forward pass (default 8)")
+    n.add_argument("--batch-size", type=int, default=8,
+                   help="segments per forward pass (default 8)")
     n.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     m = p.add_argument_group("music statistics (--generated DIR --reference DIR)")
     m.add_argument("--generated", type=Path, default=None, metavar="DIR",

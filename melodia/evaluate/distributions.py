@@ -30,7 +30,7 @@ _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only tr
 
 
 def require_eval_extra() -> None:
-    """Raise a :class:`MelodiaError` naming the extra to install when scipy or sklearn is missing."""
+    """Raise a :class:`MelodiaError` naming the extra to install if scipy or sklearn is missing."""
     try:
         import scipy.stats  # noqa: F401
         import sklearn  # noqa: F401

@@ -100,7 +100,8 @@ class KeyStats:
                 "key_changes_per_min": self.changes_per_min}
 
 
-def window_bounds(duration_s: float, window_s: float, hop_s: float) -> tuple[np.ndarray, np.ndarray]:
+def window_bounds(duration_s: float, window_s: float,
+                  hop_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends of windows of ``window_s`` every ``hop_s`` that fit in the excerpt (one
     window of the whole excerpt when it is shorter than ``window_s``)."""
     if duration_s <= window_s:

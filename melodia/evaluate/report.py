@@ -104,7 +104,8 @@ class MusicReport:
                          f"{_fmt(s.overlap):>9}  {STAT_HELP.get(s.name, '')}")
         lines += ["", "histogram intersection (pooled over excerpts, 1 = same shape):"]
         lines += [f"  {name:<20}{_fmt(v):>9}" for name, v in self.histograms.items()]
-        lines += ["", f"mean KDE overlap      {_fmt(self.mean_overlap):>9}   (1 = same distributions)",
+        lines += ["", f"mean KDE overlap      {_fmt(self.mean_overlap):>9}   "
+                  "(1 = same distributions)",
                   f"classifier accuracy   {_fmt(self.classifier_accuracy):>9}   "
                   f"(+- {_fmt(self.classifier_std)} over {self.config.folds} folds; "
                   "0.5 = indistinguishable, 1 = always told apart)"]

@@ -18,12 +18,12 @@ import math
 import numpy as np
 
 GRID_S = 0.05  # frame spacing of the piano roll behind polyphony and clashes
-ONSET_TOLERANCE_S = 0.005  # onsets closer than this count as one (the piano encoding's step is 10 ms)
+ONSET_TOLERANCE_S = 0.005  # closer onsets count as one (the piano encoding's step is 10 ms)
 LONG_NOTES_S = (2.0, 4.0)  # note lengths whose exceedance shares are reported
 
 
 def piano_roll(notes: np.ndarray, duration_s: float, grid_s: float = GRID_S) -> np.ndarray:
-    """Boolean ``[frames, 128]``: pitch ``p`` sounds at frame ``k`` (instant ``(k + 0.5) grid_s``)."""
+    """Boolean ``[frames, 128]``: pitch ``p`` sounds at frame ``k`` (at ``(k + 0.5) grid_s``)."""
     frames = max(int(math.ceil(duration_s / grid_s - 1e-9)), 0)
     counts = np.zeros((frames + 1, 128), np.int32)
     if frames and len(notes):
