@@ -8,6 +8,7 @@ object API with the Agg renderer, so no display is ever needed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -204,5 +205,75 @@ def plot_piano_roll(midi, out: str | Path, *, width_px: int = 1600, height_px: i
     try:
         fig.savefig(out, dpi=dpi)
     except ValueError as err:  # matplotlib's message for an unknown suffix
+        raise PlotError(f"cannot write {out}: {err}") from None
+    return out
+
+
+# ------------------------------------------------------------------- statistic distributions
+
+
+def _overlaid_histograms(ax, a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> None:
+    """Density histograms of two samples on shared bins (nan dropped)."""
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    pooled = np.concatenate([a, b])
+    if not len(pooled):
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+        return
+    lo, hi = float(pooled.min()), float(pooled.max())
+    bins = np.linspace(lo, hi, 26) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+    for values, label, color in ((a, labels[0], "tab:orange"), (b, labels[1], "tab:blue")):
+        if len(values):
+            ax.hist(values, bins=bins, density=True, alpha=0.45, color=color, label=label)
+
+
+def plot_distributions(generated: dict[str, Sequence[float]],
+                       reference: dict[str, Sequence[float]], out: str | Path, *,
+                       overlaps: dict[str, float] | None = None,
+                       labels: tuple[str, str] = ("generated", "reference"),
+                       columns: int = 4, dpi: int = 100) -> Path:
+    """Save a grid of overlaid histograms, one panel per statistic, written atomically.
+
+    Parameters
+    ----------
+    generated, reference : dict
+        Statistic name -> per-excerpt values (nan values are left out); panels follow the order
+        of ``generated``.
+    out : path
+        Image to write; the suffix picks the format (``.png``, ``.svg``, ``.pdf``).
+    overlaps : dict, optional
+        Statistic name -> KDE overlap, shown in each panel's title.
+    labels : (str, str)
+        Legend names of the two sets.
+    columns : int
+        Panels per row (default 4).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    from melodia.atomic import atomic_write
+
+    _, Figure = _matplotlib()
+    names = list(generated)
+    rows = max(1, -(-len(names) // columns))
+    fig = Figure(figsize=(3.2 * columns, 2.4 * rows), dpi=dpi, layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        _overlaid_histograms(ax, np.asarray(generated[name], float),
+                             np.asarray(reference.get(name, []), float), labels)
+        title = name if overlaps is None else f"{name} (overlap {overlaps.get(name, np.nan):.2f})"
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    if names:
+        axes[0].legend(fontsize=7)
+    out = Path(out)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
+    except ValueError as err:  # matplotlib's message for an unknown format
         raise PlotError(f"cannot write {out}: {err}") from None
     return out

@@ -1,0 +1,37 @@
+"""Evaluation: how well a model predicts music, and how much generated music sounds like real music.
+
+- :mod:`melodia.evaluate.nll`: negative log-likelihood of a model on a dataset split, by event
+  type, next to unigram and Kneser-Ney n-gram baselines (``melodia evaluate MODEL DATA``).
+- :mod:`melodia.evaluate.music`: per-excerpt music statistics of two folders of MIDI (generated
+  and real), their distribution overlaps and a two-sample classifier test
+  (``melodia evaluate --generated DIR --reference DIR``).
+"""
+
+from __future__ import annotations
+
+from melodia.evaluate.nll import (
+    EvalReport,
+    EvalResult,
+    NGram,
+    Totals,
+    evaluate,
+    event_types,
+    model_totals,
+    ngram_totals,
+    segments,
+)
+from melodia.evaluate.music import (
+    STAT_NAMES,
+    Excerpt,
+    ExcerptSet,
+    MusicEvalConfig,
+    excerpt_stats,
+    file_excerpts,
+    measure_files,
+)
+from melodia.evaluate.report import MusicReport, StatComparison, compare
+
+__all__ = ["EvalReport", "EvalResult", "Excerpt", "ExcerptSet", "MusicEvalConfig",
+           "MusicReport", "NGram", "STAT_NAMES", "StatComparison", "Totals", "compare",
+           "evaluate", "event_types", "excerpt_stats", "file_excerpts", "measure_files",
+           "model_totals", "ngram_totals", "segments"]
