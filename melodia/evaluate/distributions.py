@@ -106,11 +106,31 @@ def balanced_indices(n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, np.ndar
     return pick[0], pick[1]
 
 
+def _enough_groups(y: np.ndarray, groups: np.ndarray, folds: int) -> np.ndarray:
+    """Groups with at least ``folds`` of them in each class: where a class has fewer (one long
+    reference file, say), each of its groups is cut into ``folds`` runs of consecutive rows, so
+    neighbouring excerpts of a piece still stay together."""
+    groups = np.asarray(groups).copy()
+    for label in (0, 1):
+        rows = np.flatnonzero(y == label)
+        if len(np.unique(groups[rows])) >= folds:
+            continue
+        offset = groups.max() + 1
+        for g in np.unique(groups[rows]):
+            members = rows[groups[rows] == g]
+            block = np.arange(len(members)) * folds // max(len(members), 1)
+            groups[members] = offset + block
+            offset += folds
+    return groups
+
+
 def _folds(y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int):
     """Stratified folds that keep each group (source file) whole when there are enough groups."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     n_min = int(min(np.sum(y == 0), np.sum(y == 1)))
+    if groups is not None:
+        groups = _enough_groups(y, groups, folds)
     if groups is not None and len(np.unique(groups)) >= 2:
         k = min(folds, len(np.unique(groups)), n_min)
         if k >= 2:
