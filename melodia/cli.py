@@ -463,9 +463,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--beam", type=int, default=1, help="beam size; > 1 runs beam search")
     s.add_argument("--branch-factor", type=int, default=2,
                    help="beam search: branches per beam entry (default 2)")
-    s.add_argument("--noise", type=float, default=2.5,
-                   help="embedding sampler: noise scale, 0 = greedy; about 1 or less loops like "
-                   "greedy decoding, 2-3 plays like the training music (default 2.5)")
+    s.add_argument("--noise", type=float, default=None,
+                   help="embedding sampler: one noise scale for every event, 0 = greedy; about 1 "
+                   "or less loops like greedy decoding (default: the model's calibrated scale "
+                   "per event type, or 2.5 for a model without them)")
     s.add_argument("--noise-kind", choices=("gaussian", "vmf"), default="gaussian",
                    help="embedding sampler: Gaussian or von Mises-Fisher noise (default gaussian)")
     c = p.add_argument_group("context and controls")

@@ -21,6 +21,7 @@ deterministic for a given seed, model, options and precision.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -320,6 +321,15 @@ def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0):
     return checkpoint, context, stepper, grammar, (logits, features, state, step_controls)
 
 
+def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerConfig:
+    """The embedding sampler with no noise given takes the model's calibrated per-type scales."""
+    calibrated = checkpoint.extra.get("embedding_noise")
+    if (sampler.sampler == "embedding" and sampler.noise is None and not sampler.noise_by_type
+            and isinstance(calibrated, dict) and calibrated):
+        return dataclasses.replace(sampler, noise_by_type=dict(calibrated))
+    return sampler
+
+
 def _limits(config: GenerateConfig, grammar: Grammar, encoding) -> tuple[int, int | None]:
     if config.events is not None:
         return config.events, None
@@ -339,16 +349,17 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
         checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
                                                               1 if beam else config.num, seed)
         max_events, until = _limits(config, grammar, checkpoint.encoding)
+        sampler = resolve_sampler(checkpoint, config.sampler)
         if beam:
             pieces = []
             for i in range(config.num):
                 if i:
                     checkpoint, context, stepper, grammar, start = _setup(model, config, primer, 1,
                                                                           seed)
-                pieces.append(beam_search(stepper, grammar, config.sampler, generator, *start,
+                pieces.append(beam_search(stepper, grammar, sampler, generator, *start,
                                           max_events=max_events, until_step=until))
         else:
-            steps = iter_steps(stepper, grammar, config.sampler, generator, *start)
+            steps = iter_steps(stepper, grammar, sampler, generator, *start)
             pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
     if until is not None and any(len(p) >= max_events for p in pieces):
         log.warning("stopped at %d events before reaching %.1f s", max_events, config.seconds)
@@ -369,7 +380,7 @@ def _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_
 def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None = 10.0,
              events: int | None = None, seed: int | None = None, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, beam: int = 1, branch_factor: int = 2,
-             sampler: str = "probability", noise: float = 2.5, noise_kind: str = "gaussian",
+             sampler: str = "probability", noise: float | None = None, noise_kind: str = "gaussian",
              primer=None, primer_seconds: float = 5.0, density: float | None = None,
              key: str | None = None, precision: str = "fp32"):
     """Generate one piece and return it as a ``pretty_midi.PrettyMIDI``.
@@ -384,7 +395,8 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     temperature, top_k, top_p : the probability sampler (temperature 0 = greedy).
     beam, branch_factor : beam search over sampled branches when ``beam > 1``.
     sampler : ``"probability"`` or ``"embedding"`` (perturb the predicted embedding by ``noise``
-        of ``noise_kind`` ``"gaussian"`` / ``"vmf"``; see :mod:`melodia.sample`).
+        of ``noise_kind`` ``"gaussian"`` / ``"vmf"``; see :mod:`melodia.sample`). ``noise=None``
+        uses the model's calibrated per-event-type scales (else 2.5).
     primer : a MIDI path / bytes / Score / PrettyMIDI (its last ``primer_seconds`` are kept) or a
         list of MIDI pitches struck together.
     density, key : controls for models trained with them: notes per second and a key such as
@@ -400,7 +412,7 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
 
 def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = None,
                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                sampler: str = "probability", noise: float = 2.5, noise_kind: str = "gaussian",
+                sampler: str = "probability", noise: float | None = None, noise_kind: str = "gaussian",
                 primer=None, primer_seconds: float = 5.0, density: float | None = None,
                 key: str | None = None, precision: str = "fp32",
                 grammar: GrammarConfig | None = None) -> Iterator[int]:
@@ -416,8 +428,9 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
     seed = seed if seed is not None else secrets.randbelow(2**31)
     generator = torch.Generator().manual_seed(seed)
     with threads(config.threads):
-        _, _, stepper, state_grammar, start = _setup(model, config, primer, 1, seed)
-        steps = iter_steps(stepper, state_grammar, config.sampler, generator, *start)
+        checkpoint, _, stepper, state_grammar, start = _setup(model, config, primer, 1, seed)
+        sampler = resolve_sampler(checkpoint, config.sampler)
+        steps = iter_steps(stepper, state_grammar, sampler, generator, *start)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were
             ids = next(steps)

@@ -43,6 +43,7 @@ from melodia.encoding.events import (
     NOTE_ON,
     PROGRAM,
     TIME_SHIFT,
+    TYPE_CODES,
     VELOCITY,
     lookup_tables,
 )
@@ -51,6 +52,7 @@ SAMPLERS = ("probability", "embedding")
 _NEVER = np.iinfo(np.int64).max // 4  # "no limit" in time steps
 NOISES = ("gaussian", "vmf")
 METRICS = ("logit", "cosine")
+DEFAULT_NOISE = 2.5  # embedding sampler scale when neither the user nor the model gives one
 
 
 @dataclass
@@ -61,7 +63,13 @@ class SamplerConfig:
     temperature: float = 1.0  # probability sampler; 0 = greedy
     top_k: int = 0  # keep the k likeliest events; 0 = all
     top_p: float = 1.0  # keep the smallest set holding this probability mass; 1 = all
-    noise: float = 2.5  # embedding sampler: noise scale s; 0 = greedy (~1 loops like greedy)
+    # embedding sampler: noise scale s; 0 = greedy (~1 loops like greedy); None = the model's
+    # calibrated per-type scales where it has them (melodia.calibrate), else DEFAULT_NOISE
+    noise: float | None = None
+    # embedding sampler: a scale per event type ("NOTE_ON": 2.0, ...), overriding `noise` for
+    # those types; each type's tokens are scored from their own perturbed point. Calibrated
+    # scales ship in a checkpoint (melodia.calibrate) and are used unless `noise` is given.
+    noise_by_type: dict[str, float] | None = None
     noise_kind: str = "gaussian"  # "gaussian" or "vmf" (von Mises-Fisher)
     metric: str = "logit"  # embedding sampler: "logit" (scale 0 = greedy) or "cosine"
     beam_size: int = 1  # > 1: Magenta-style beam search over sampled branches
@@ -75,8 +83,14 @@ class SamplerConfig:
             raise ValueError(f"noise_kind must be one of {NOISES}, not {self.noise_kind!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, not {self.metric!r}")
-        if self.temperature < 0 or self.noise < 0:
+        if not (self.temperature >= 0 and (self.noise is None or self.noise >= 0)):  # and nan
             raise ValueError("temperature and noise must be >= 0")
+        if self.noise_by_type is not None:
+            bad = {k: v for k, v in self.noise_by_type.items()
+                   if k not in TYPE_CODES or not (0 <= float(v) < math.inf)}
+            if bad:
+                raise ValueError(f"noise_by_type needs event types {sorted(TYPE_CODES)} with "
+                                 f"scales >= 0, got {bad}")
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ValueError("need top_k >= 0 and 0 < top_p <= 1")
         if self.beam_size < 1 or self.branch_factor < 1 or self.steps_per_iteration < 1:
@@ -242,21 +256,40 @@ def perturb_direction(u: torch.Tensor, scale: float, generator: torch.Generator,
     return moved / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def _nearest_scores(features: torch.Tensor, u: torch.Tensor, norm: torch.Tensor,
+                    moved: torch.Tensor, scale: float, weight: torch.Tensor,
+                    bias: torch.Tensor | None, metric: str) -> torch.Tensor:
+    if metric == "cosine":
+        return moved @ (weight / weight.norm(dim=-1, keepdim=True).clamp_min(1e-12)).T
+    # the output layer itself, so that scale 0 reproduces the logits bit for bit
+    return F.linear(features if scale == 0 else moved * norm, weight, bias)
+
+
 def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                     generator: torch.Generator, *, scale: float = 0.5, kind: str = "gaussian",
-                     metric: str = "logit", mask: torch.Tensor | None = None) -> torch.Tensor:
+                     generator: torch.Generator, *, scale: float | np.ndarray = 0.5,
+                     kind: str = "gaussian", metric: str = "logit",
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
     """Ids ``[B]``: the tokens nearest to the perturbed predicted embeddings ``features [B, E]``.
 
     ``weight [V, E]`` and ``bias [V]`` are the output layer (``logits = features @ weight.T +
-    bias``); see the module docstring for the exact definition.
+    bias``); see the module docstring for the exact definition. ``scale`` may also be one scale
+    per token (``[V]``, e.g. per event type): tokens sharing a scale are scored from one
+    perturbed point, each group from its own independent draw.
     """
     norm = features.norm(dim=-1, keepdim=True)
     u = features / norm.clamp_min(1e-12)
-    moved = perturb_direction(u, scale, generator, kind)
-    if metric == "cosine":
-        scores = moved @ (weight / weight.norm(dim=-1, keepdim=True).clamp_min(1e-12)).T
-    else:  # the output layer itself, so that scale 0 reproduces the logits bit for bit
-        scores = F.linear(features if scale == 0 else moved * norm, weight, bias)
+    if np.ndim(scale) == 0:
+        moved = perturb_direction(u, float(scale), generator, kind)
+        scores = _nearest_scores(features, u, norm, moved, float(scale), weight, bias, metric)
+    else:
+        scale = np.asarray(scale, dtype=np.float64)
+        scores = features.new_empty(features.shape[0], weight.shape[0])
+        for value in np.unique(scale):
+            rows = torch.from_numpy(np.flatnonzero(scale == value))
+            moved = perturb_direction(u, float(value), generator, kind)
+            scores[:, rows] = _nearest_scores(features, u, norm, moved, float(value),
+                                              weight[rows], None if bias is None else bias[rows],
+                                              metric)
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
     return scores.argmax(-1)
@@ -464,13 +497,30 @@ def _inputs(controls, grammar: Grammar) -> torch.Tensor | None:
     return controls(grammar) if callable(controls) else controls
 
 
+def effective_noise(sampler: SamplerConfig) -> float:
+    return DEFAULT_NOISE if sampler.noise is None else float(sampler.noise)
+
+
+def token_scales(sampler: SamplerConfig, kinds: np.ndarray) -> np.ndarray:
+    """Embedding noise scale of every token: ``noise_by_type`` for its event type, else ``noise``."""
+    scales = np.full(len(kinds), float(effective_noise(sampler)))
+    for name, value in (sampler.noise_by_type or {}).items():
+        scales[kinds == TYPE_CODES[name]] = float(value)
+    return scales
+
+
 def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepper: Stepper,
-           sampler: SamplerConfig, generator: torch.Generator) -> torch.Tensor:
-    """The next id of each row under ``sampler``, among the events ``mask`` allows."""
+           sampler: SamplerConfig, generator: torch.Generator,
+           kinds: np.ndarray | None = None) -> torch.Tensor:
+    """The next id of each row under ``sampler``, among the events ``mask`` allows (``kinds``:
+    the event type of every id, for per-type embedding noise)."""
     allowed = torch.from_numpy(mask)
     if sampler.sampler == "embedding":
+        scale = effective_noise(sampler)
+        if sampler.noise_by_type and kinds is not None:
+            scale = token_scales(sampler, kinds)
         return sample_embedding(features, stepper.output_weight, stepper.output_bias, generator,
-                                scale=sampler.noise, kind=sampler.noise_kind,
+                                scale=scale, kind=sampler.noise_kind,
                                 metric=sampler.metric, mask=allowed)
     return sample_probability(logits, generator, temperature=sampler.temperature,
                               top_k=sampler.top_k, top_p=sampler.top_p, mask=allowed)
@@ -487,7 +537,7 @@ def iter_steps(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
     ``[B, C]`` tensor or a :class:`StepInputs` that builds each step's inputs from ``grammar``.
     """
     while True:
-        ids = choose(logits, features, grammar.mask(), stepper, sampler, generator)
+        ids = choose(logits, features, grammar.mask(), stepper, sampler, generator, grammar.kinds)
         chosen = ids.numpy()
         grammar.update(chosen)
         yield chosen
@@ -534,7 +584,7 @@ def beam_search(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
     while True:
         for _ in range(sampler.steps_per_iteration):
             mask = grammar.mask()
-            ids = choose(logits, features, mask, stepper, sampler, generator)
+            ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds)
             masked = logits.float().masked_fill(~torch.from_numpy(mask), -math.inf)
             logp = torch.log_softmax(masked, -1)
             scores += logp.gather(1, ids[:, None]).squeeze(1).double()

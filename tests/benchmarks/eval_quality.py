@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--noise", type=float, default=2.5)
+    p.add_argument("--noise", type=float, default=None)
     p.add_argument("--noise-kind", default="gaussian")
     p.add_argument("--no-corpus-controls", action="store_true")
     p.add_argument("--density-check", default="", help="comma-separated notes/s, e.g. 4,8,12")
