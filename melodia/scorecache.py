@@ -20,7 +20,7 @@ import numpy as np
 
 from melodia.atomic import atomic_write
 from melodia.midi import Score, Track
-from melodia.scores import ScoreConfig, ScoreItem, convert, humanize, parse_item
+from melodia.scores import ScoreConfig, ScoreItem, convert_item, humanize
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def load_item(item: ScoreItem, data: bytes, config: ScoreConfig) -> tuple[Score,
             log.info("cache entry %s unreadable (%s); converting again", path, err)
     cached = score is not None
     if score is None:
-        score = convert(parse_item(item, data), config.default_qpm, item.path)
+        score = convert_item(item, data, config)
         if path is not None:
             try:
                 save_score(path, score)

@@ -36,6 +36,7 @@ import numpy as np
 
 from melodia.errors import ScoreReadError
 from melodia.midi import NOTE_DTYPE, TEMPO_DTYPE, Score, Track
+from melodia.timelimit import TimeLimitExceeded, time_limit
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ SCORE_FORMATS = {".musicxml": "musicxml", ".mxl": "musicxml", ".xml": "musicxml"
                  ".abc": "abc", ".krn": "humdrum"}
 SCORE_SUFFIXES = set(SCORE_FORMATS)
 DEFAULT_QPM = 100.0  # tempo of a score that has no metronome mark
+EXPAND_LIMIT_S = 10.0  # music21's expandRepeats can run away on odd repeat structures...
+EXPAND_MAX_RATIO = 4.0  # ...or multiply the notes; past either, the score stays unexpanded
 
 #: Dynamics marks -> MIDI velocity (levels that hold until the next mark).
 DYNAMIC_VELOCITY = {"pppp": 8, "ppp": 20, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96,
@@ -81,10 +84,13 @@ class ScoreConfig:
     default_qpm: float = DEFAULT_QPM  # tempo of scores without a metronome mark
     cache: bool = True  # keep converted scores as .npz (music21 parses slowly)
     cache_dir: str | None = None  # None = $XDG_CACHE_HOME/melodia/scores or ~/.cache/...
+    timeout_s: float | None = 120.0  # give up on a piece after this long (POSIX main thread)
 
     def __post_init__(self) -> None:
         if self.humanize_s < 0 or self.humanize_velocity < 0:
             raise ValueError("humanize_s and humanize_velocity must be >= 0")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0 or None")
         if self.default_qpm <= 0:
             raise ValueError("default_qpm must be > 0")
 
@@ -256,8 +262,18 @@ def read_score(source: str | Path, config: ScoreConfig | None = None) -> Score:
         data = Path(item.file).read_bytes()
     except OSError as err:
         raise ScoreReadError(item.path, err.strerror or str(err)) from None
-    score = convert(parse_item(item, data), config.default_qpm, item.path)
-    return humanize(score, config, item.sha1(data))
+    return humanize(convert_item(item, data, config), config, item.sha1(data))
+
+
+def convert_item(item: ScoreItem, data: bytes, config: ScoreConfig) -> Score:
+    """Parse and convert one item (not humanised) within ``config.timeout_s``."""
+    try:
+        with time_limit(config.timeout_s) as limit:
+            return convert(parse_item(item, data), config.default_qpm, item.path)
+    except TimeLimitExceeded as err:
+        if err.limit is not limit:
+            raise
+        raise ScoreReadError(item.path, f"music21 took too long ({err})") from None
 
 
 # -------------------------------------------------------------------------------- conversion
@@ -288,12 +304,23 @@ def _expand_repeats(m21, name: str):
     if marks.first() is None:
         return m21
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), time_limit(EXPAND_LIMIT_S) as limit:
             warnings.simplefilter("ignore")
-            return m21.expandRepeats()
+            expanded = m21.expandRepeats()
+    except TimeLimitExceeded as err:
+        if err.limit is not limit:
+            raise
+        log.info("%s: repeats left unexpanded (expandRepeats %s)", name, err)
+        return m21
     except Exception as err:  # music21 raises on repeats it cannot resolve
         log.info("%s: repeats left unexpanded (%s: %s)", name, type(err).__name__, err)
         return m21
+    before, after = len(m21.recurse().notes), len(expanded.recurse().notes)
+    if after > EXPAND_MAX_RATIO * max(before, 1):
+        log.info("%s: repeats left unexpanded (expansion gave %d notes from %d)", name, after,
+                 before)
+        return m21
+    return expanded
 
 
 def _tempo_map(m21, default_qpm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,23 @@ def test_cache_round_trip_and_location(scale, tmp_path, monkeypatch):
     _, cached = load_item(ScoreItem(str(scale)), data, ScoreConfig(cache=False,
                                                                    cache_dir=config.cache_dir))
     assert not cached
+
+
+def test_runaway_repeats_stay_unexpanded(scale, monkeypatch, caplog):
+    import melodia.scores
+
+    monkeypatch.setattr(melodia.scores, "EXPAND_MAX_RATIO", 1.5)
+    with caplog.at_level("INFO", logger="melodia.scores"):
+        assert read_score(scale).note_count == len(SCALE)
+    assert "repeats left unexpanded" in caplog.text
+
+
+def test_a_piece_that_takes_too_long_is_a_read_error(scale, monkeypatch):
+    import melodia.scores
+
+    def slow(item, data=None):
+        time.sleep(5)
+
+    monkeypatch.setattr(melodia.scores, "parse_item", slow)
+    with pytest.raises(ScoreReadError, match="took too long"):
+        read_score(scale, ScoreConfig(timeout_s=0.05))
