@@ -86,14 +86,27 @@ def _run_decode(args: argparse.Namespace) -> int:
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "prepare",
-        help="encode a corpus of MIDI files into token shards",
-        description="Walk folders of MIDI files, encode them in parallel and write memory-mappable "
-        "token shards plus manifest.json. A folder holding maestro-v*.csv/.json uses MAESTRO's "
+        help="encode a corpus of MIDI files and scores into token shards",
+        description="Walk folders of MIDI files and scores (MusicXML .musicxml/.mxl/.xml, ABC .abc, "
+        "Humdrum .krn), encode them in parallel and write memory-mappable token shards plus "
+        "manifest.json. Scores are read with music21 and played as written: repeats expanded, "
+        "tempo from metronome marks (100 qpm without any), velocities from dynamics; each tune of "
+        "a multi-tune ABC file is its own piece (file.abc#i). music21:NAME reads music21's bundled "
+        "corpus: a composer or collection (music21:bach, music21:essenFolksong), one work "
+        "(music21:bach/bwv66.6) or all of it (music21:all); the manifest records each piece's "
+        "licence. Converted scores are cached under $XDG_CACHE_HOME/melodia/scores "
+        "(~/.cache/melodia/scores). A folder holding maestro-v*.csv/.json uses MAESTRO's "
         "train/validation/test split, and so does a splits.csv (columns midi_filename,split); other "
-        "files are split by a hash of their content, so adding files never moves old ones. Corrupt files are skipped and listed in the manifest. "
-        "Re-running on the same output only encodes files it has not seen.",
+        "files are split by a hash of their content, so adding files never moves old ones. Corrupt "
+        "files are skipped and listed in the manifest. Re-running on the same output only encodes "
+        "pieces it has not seen.",
+        epilog="examples: melodia prepare data/midi -o runs/demo\n"
+        "          melodia prepare music21:bach -o runs/bach --humanize 0.01\n"
+        "          melodia prepare music21:all --max-files 300 -o runs/m21",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sources", nargs="+", type=Path, help="MIDI files or folders (searched recursively)")
+    p.add_argument("sources", nargs="+",
+                   help="MIDI or score files, folders (searched recursively) or music21:NAME")
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset directory")
     p.add_argument("--encoding", choices=ENCODING_NAMES, default="piano")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
@@ -102,15 +115,31 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.05,
                    help="share of non-MAESTRO files held out for test (default 0.05)")
     p.add_argument("--no-sustain", action="store_true", help="do not apply the sustain pedal")
+    p.add_argument("--max-files", type=int, default=None, metavar="N",
+                   help="encode at most N pieces, the first in sorted order (e.g. for music21:all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = p.add_argument_group("scores (MusicXML, ABC, kern, music21:)")
+    s.add_argument("--humanize", type=float, default=0.0, metavar="SECONDS",
+                   help="std of random onset jitter in seconds, e.g. 0.01, with velocity jitter "
+                   "(std 6); seeded, so reruns match (default 0: off)")
+    s.add_argument("--humanize-seed", type=int, default=0, metavar="N",
+                   help="seed of the humanisation, mixed with each piece's hash (default 0)")
+    s.add_argument("--cache-dir", type=Path, default=None,
+                   help="folder of converted scores (default $XDG_CACHE_HOME/melodia/scores)")
+    s.add_argument("--no-cache", action="store_true",
+                   help="parse every score with music21 again, and write no cache")
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from melodia.corpus import PrepareConfig, prepare
     from melodia.encoding import get_encoding
+    from melodia.scores import ScoreConfig
 
+    scores = ScoreConfig(humanize_s=args.humanize, seed=args.humanize_seed,
+                         cache=not args.no_cache,
+                         cache_dir=str(args.cache_dir) if args.cache_dir else None)
     config = PrepareConfig(valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
-                           workers=args.workers)
+                           workers=args.workers, max_files=args.max_files, scores=scores)
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())

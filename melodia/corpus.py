@@ -1,4 +1,4 @@
-"""Corpus preparation: folders of MIDI files -> token shards + manifest, resumable; and reading them.
+"""Corpus preparation: MIDI files and scores -> token shards + manifest, resumable; and reading them.
 
 A dataset directory holds::
 
@@ -6,7 +6,16 @@ A dataset directory holds::
     shard-00000.npy     all files' ids back to back (uint16, memory-mappable with np.load)
 
 Each file record is ``{"path", "sha1", "split", "shard", "offset", "events", "notes",
-"duration_s"}``; ``ids = np.load(shard, mmap_mode="r")[offset : offset + events]``.
+"duration_s", "format", "expressive", "source", "licence"}``;
+``ids = np.load(shard, mmap_mode="r")[offset : offset + events]``. ``format`` is ``midi``,
+``musicxml``, ``abc`` or ``humdrum``. ``expressive`` is ``false`` for scores (played as written,
+see :mod:`melodia.scores`) and ``null`` for MIDI: a MIDI file may be a human performance or a
+sequenced score, which cannot be told in general. ``source`` is the ``music21:`` reference an item
+came from and ``licence`` its licence/provenance (both ``null`` for the user's own files).
+
+Sources are MIDI files, score files (MusicXML, ABC, kern), folders holding either (searched
+recursively), and ``music21:`` corpus references. A multi-tune ABC file gives one record per tune,
+``path`` ``file.abc#i``, hashed over the file's bytes plus the tune index.
 
 Splits: a source folder holding ``maestro-v*.csv`` or ``maestro-v*.json`` uses MAESTRO's own
 ``split`` column (train/validation/test); a ``splits.csv`` (``midi_filename,split``) does the same
@@ -32,6 +41,7 @@ import numpy as np
 from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
 from melodia.errors import DatasetError, MelodiaError
+from melodia.scores import SCORE_SUFFIXES, ScoreConfig, ScoreItem, find_score_items, is_music21_ref
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,8 @@ class PrepareConfig:
     test_fraction: float = 0.05  # share of hash-split files held out for test
     workers: int | None = None  # processes; None = all CPUs, 1 = in this process
     shard_events: int = 1 << 24  # ids per shard file before a new one starts (32 MiB of uint16)
+    max_files: int | None = None  # encode at most this many pieces (the first, in sorted order)
+    scores: ScoreConfig = field(default_factory=ScoreConfig)  # reading MusicXML, ABC, kern
 
     def __post_init__(self) -> None:
         if not (0 <= self.valid_fraction and 0 <= self.test_fraction
@@ -57,6 +69,8 @@ class PrepareConfig:
             raise ValueError("workers must be >= 1")
         if self.shard_events < 1:
             raise ValueError("shard_events must be >= 1")
+        if self.max_files is not None and self.max_files < 1:
+            raise ValueError("max_files must be >= 1")
 
 
 @dataclass
@@ -70,11 +84,15 @@ class PrepareReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     events: int = 0
     duration_s: float = 0.0
+    scores: int = 0  # score pieces read this run (music21 or the cache)
+    scores_cached: int = 0  # of those, how many came from the conversion cache
 
     def summary(self) -> str:
         lines = [f"{self.output}: encoded {self.encoded} file(s), {self.events:,} events, "
                  f"{self.duration_s / 3600:.2f} h of music; {self.already} already in the "
                  f"dataset; {len(self.duplicates)} duplicate(s); {len(self.skipped)} skipped"]
+        if self.scores:
+            lines.append(f"  scores read: {self.scores} ({self.scores_cached} from the cache)")
         lines += [f"  skipped {s['path']}: {s['reason']}" for s in self.skipped]
         return "\n".join(lines)
 
@@ -96,6 +114,41 @@ def find_midi_files(sources: Iterable[str | Path]) -> list[tuple[Path, str | Non
         else:
             raise DatasetError(f"no such file or folder: {source}")
     return found
+
+
+#: One piece to encode: its name in the manifest, its score item (``None`` for MIDI), its split
+#: from a split table (``None`` = by hash).
+Piece = tuple[str, ScoreItem | None, str | None]
+
+
+def find_pieces(sources: Iterable[str | Path]) -> list[Piece]:
+    """Every MIDI file, score piece and ``music21:`` corpus piece of ``sources``, in order."""
+    found: list[Piece] = []
+    for source in sources:
+        if is_music21_ref(source):
+            try:
+                found += [(item.path, item, None) for item in find_score_items(str(source))]
+            except MelodiaError as err:
+                raise DatasetError(str(err)) from None
+            continue
+        source = Path(source)
+        if source.is_file():
+            found += _pieces_of(source, None)
+        elif source.is_dir():
+            splits = maestro_splits(source)
+            for path in sorted(source.rglob("*")):
+                suffix = path.suffix.lower()
+                if (suffix in MIDI_SUFFIXES or suffix in SCORE_SUFFIXES) and path.is_file():
+                    found += _pieces_of(path, splits.get(path.relative_to(source).as_posix()))
+        else:
+            raise DatasetError(f"no such file or folder: {source}")
+    return found
+
+
+def _pieces_of(path: Path, split: str | None) -> list[Piece]:
+    if path.suffix.lower() in SCORE_SUFFIXES:
+        return [(item.path, item, split) for item in find_score_items(path)]
+    return [(str(path), None, split)]
 
 
 def maestro_splits(folder: Path) -> dict[str, str]:
@@ -128,19 +181,33 @@ def hash_split(sha1: str, valid_fraction: float, test_fraction: float) -> str:
 # -------------------------------------------------------------------------------- encoding
 
 
-def _encode_one(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    """Worker: read, hash and encode one file; errors become a reason string, never a crash."""
-    path, encoding_dict = job
+_MIDI_META = {"format": "midi", "expressive": None, "source": None, "licence": None}
+
+#: Worker job: manifest name, score item (None = MIDI), encoding dict, ScoreConfig dict.
+Job = tuple[str, ScoreItem | None, dict[str, Any], dict[str, Any]]
+
+
+def _encode_one(job: Job) -> dict[str, Any]:
+    """Worker: read, hash and encode one piece; errors become a reason string, never a crash."""
+    path, item, encoding_dict, score_dict = job
     try:
-        data = Path(path).read_bytes()
+        data = Path(item.file if item else path).read_bytes()
     except OSError as err:
         return {"path": path, "error": err.strerror or str(err)}
-    sha1 = hashlib.sha1(data).hexdigest()
+    sha1 = item.sha1(data) if item else hashlib.sha1(data).hexdigest()
+    meta, cached = _MIDI_META, None
     try:
-        from melodia.midi import read_midi
-
         encoding = _worker_encoding(encoding_dict)
-        score = read_midi(data)
+        if item is None:
+            from melodia.midi import read_midi
+
+            score = read_midi(data)
+        else:
+            from melodia.scorecache import load_item
+
+            score, cached = load_item(item, data, ScoreConfig.from_dict(score_dict))
+            meta = {"format": item.format, "expressive": False, "source": item.source,
+                    "licence": item.licence()}
         q = encoding.quantize(score)
         ids = encoding.encode(score)
     except MelodiaError as err:
@@ -152,7 +219,7 @@ def _encode_one(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
         return {"path": path, "sha1": sha1, "error": "no notes to encode"}
     duration = float(q["end"].max()) / encoding.config.steps_per_second
     return {"path": path, "sha1": sha1, "ids": ids.astype(np.uint16), "notes": int(len(q)),
-            "duration_s": round(duration, 3)}
+            "duration_s": round(duration, 3), "meta": meta, "cached": cached}
 
 
 _ENCODING_CACHE: dict[str, PerformanceEncoding] = {}
@@ -165,7 +232,7 @@ def _worker_encoding(encoding_dict: dict[str, Any]) -> PerformanceEncoding:
     return _ENCODING_CACHE[key]
 
 
-def _results(jobs: list[tuple[str, dict]], workers: int) -> Iterable[dict[str, Any]]:
+def _results(jobs: list[Job], workers: int) -> Iterable[dict[str, Any]]:
     if workers == 1 or len(jobs) <= 1:
         yield from map(_encode_one, jobs)
         return
@@ -230,9 +297,10 @@ def prepare(
     config: PrepareConfig | None = None,
     progress: bool = True,
 ) -> PrepareReport:
-    """Encode every MIDI file under ``sources`` into token shards in ``output``.
+    """Encode every MIDI file and score piece of ``sources`` into token shards in ``output``.
 
-    Files already in ``output``'s manifest (same content hash) are not encoded again; corrupt
+    ``sources`` are files, folders and ``music21:`` references (see :func:`find_pieces`).
+    Pieces already in ``output``'s manifest (same content hash) are not encoded again; corrupt
     files are skipped and listed with their reason. Raises :class:`DatasetError` if ``output``
     holds a dataset of another encoding.
     """
@@ -249,12 +317,13 @@ def prepare(
         manifest = _new_manifest(encoding)
     known = {f["sha1"]: f["path"] for f in manifest["files"]}
     before = set(known)
-    files = find_midi_files(sources)
+    pieces = find_pieces(sources)[: config.max_files]
     report = PrepareReport(output=root, already=0)
-    seen_paths = {str(p) for p, _ in files}
+    seen_paths = {path for path, _, _ in pieces}
     skipped = {s["path"]: s for s in manifest["skipped"] if s["path"] not in seen_paths}
-    maestro = {str(p): split for p, split in files}
-    jobs = [(str(p), encoding.to_dict()) for p, _ in files]
+    maestro = {path: split for path, _, split in pieces}
+    enc_dict, score_dict = encoding.to_dict(), config.scores.to_dict()
+    jobs = [(path, item, enc_dict, score_dict) for path, item, _ in pieces]
     writer = _ShardWriter(root, manifest, config.shard_events)
     workers = config.workers or os.cpu_count() or 1
     bar = _progress(len(jobs), progress)
@@ -262,6 +331,9 @@ def prepare(
         for result in _results(jobs, workers):
             bar.update(1)
             path, sha1 = result["path"], result.get("sha1")
+            if result.get("cached") is not None:
+                report.scores += 1
+                report.scores_cached += bool(result["cached"])
             if sha1 in before:
                 report.already += 1
                 continue
@@ -277,7 +349,7 @@ def prepare(
             if split not in SPLITS:
                 split = {"valid": "validation", "val": "validation"}.get(split, "train")
             record = {"path": path, "sha1": sha1, "split": split, "notes": result["notes"],
-                      "duration_s": result["duration_s"]}
+                      "duration_s": result["duration_s"], **result["meta"]}
             known[sha1] = path
             writer.add(record, result["ids"])
             report.encoded += 1

@@ -24,3 +24,12 @@ class EncodingError(MelodiaError):
 
 class DatasetError(MelodiaError):
     """A prepared dataset directory that is missing, inconsistent or of another encoding."""
+
+
+class ScoreReadError(MelodiaError):
+    """A score (MusicXML, ABC, kern) music21 could not read. ``path`` and ``reason`` as above."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read score {self.path}: {reason}")

@@ -55,3 +55,20 @@ def test_prepare_command(tmp_path, capsys):
     assert "encoded 66 file(s)" in err and "1 duplicate(s)" in err  # Freedoom repeats a track
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["encoding"]["name"] == "band" and manifest["vocab_size"] == 549
+
+
+def test_prepare_scores_with_humanize_and_max_files(tmp_path, capsys):
+    from tests.test_scores import TWO_TUNES
+
+    (tmp_path / "two.abc").write_text(TWO_TUNES)
+    args = ["prepare", str(tmp_path / "two.abc"), "music21:bach/bwv66.6", "--workers", "1",
+            "--humanize", "0.01", "--humanize-seed", "3", "--quiet"]
+    assert cli.main(args + ["-o", str(tmp_path / "a"), "--max-files", "2", "--no-cache"]) == 0
+    assert "encoded 2 file(s)" in capsys.readouterr().err
+    assert cli.main(args + ["-o", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "scores read: 3 (0 from the cache)" in capsys.readouterr().err
+    a, b = (json.loads((tmp_path / d / "manifest.json").read_text())["files"] for d in "ab")
+    assert [f["sha1"] for f in a] == [f["sha1"] for f in b[:2]] and b[2]["source"]
+    assert any((tmp_path / "c").rglob("*.npz"))
+    assert cli.main(["prepare", "music21:", "-o", str(tmp_path / "d")]) == 2
+    assert "music21:" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from melodia.corpus import (MANIFEST, PrepareConfig, TokenDataset, find_midi_fil
 from melodia.encoding import get_encoding
 from melodia.errors import DatasetError
 from melodia.midi import read_midi
+from melodia.scores import ScoreConfig
 from tests.conftest import DATA, MALFORMED
 
 
@@ -135,3 +137,58 @@ def test_plain_splits_csv_assigns_splits_in_a_tiny_corpus(tmp_path):
     prepare([tmp_path], tmp_path / "ds", config=PrepareConfig(workers=1), progress=False)
     dataset = TokenDataset(tmp_path / "ds")
     assert [len(dataset.files(s)) for s in ("train", "validation", "test")] == [2, 1, 1]
+
+
+# ------------------------------------------------------------------------------------ scores
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """MIDI files beside a MusicXML scale, a two-tune ABC file and two unreadable scores."""
+    from tests.test_scores import TWO_TUNES, write_scale
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for path in sorted((DATA / "chorales").glob("*.mid"))[:2]:
+        shutil.copy(path, src / path.name)
+    write_scale(src / "scale.musicxml")
+    (src / "two.abc").write_text(TWO_TUNES)
+    (src / "bad.xml").write_text("this is <not> xml")
+    (src / "empty.abc").write_text("")
+    return src
+
+
+def test_prepare_reads_scores_beside_midi(mixed, tmp_path):
+    scores = ScoreConfig(cache_dir=str(tmp_path / "cache"))
+    out = tmp_path / "ds"
+    report = prepare([mixed], out, config=PrepareConfig(workers=2, scores=scores), progress=False)
+    assert report.encoded == 5 and report.scores == 3 and report.scores_cached == 0
+    reasons = {Path(s["path"]).name: s["reason"] for s in report.skipped}
+    assert set(reasons) == {"bad.xml", "empty.abc"}
+    assert "music21 could not parse it" in reasons["bad.xml"]
+    records = {Path(f["path"]).name: f for f in TokenDataset(out).files()}
+    assert set(records) >= {"scale.musicxml", "two.abc#0", "two.abc#1"}
+    assert records["scale.musicxml"]["notes"] == 16 and records["scale.musicxml"]["format"] \
+        == "musicxml"
+    assert records["two.abc#1"]["expressive"] is False and records["two.abc#1"]["licence"] is None
+    midi = [f for f in records.values() if f["format"] == "midi"]
+    assert len(midi) == 2 and all(f["expressive"] is None for f in midi)
+
+    again = prepare([mixed], out, config=PrepareConfig(workers=1, scores=scores), progress=False)
+    assert again.encoded == 0 and again.already == 5 and again.scores_cached == 3
+
+
+def test_prepare_music21_corpus_records_licence_and_uses_cache(tmp_path):
+    scores = ScoreConfig(cache_dir=str(tmp_path / "cache"))
+    config = PrepareConfig(workers=1, max_files=3, scores=scores)
+    report = prepare(["music21:bach"], tmp_path / "a", config=config, progress=False)
+    assert report.encoded == 3 and report.scores_cached == 0
+    files = TokenDataset(tmp_path / "a").files()
+    assert all(f["source"] == "music21:bach" and f["expressive"] is False for f in files)
+    assert all("BSD-3-Clause" in f["licence"] and "license.txt" in f["licence"] for f in files)
+    cached = prepare(["music21:bach"], tmp_path / "b", config=config, progress=False)
+    assert cached.encoded == 3 and cached.scores_cached == 3
+    assert TokenDataset(tmp_path / "b").manifest["files"] == TokenDataset(tmp_path / "a").manifest[
+        "files"]
+    with pytest.raises(DatasetError, match="music21 corpus"):
+        prepare(["music21:no_such_composer_here"], tmp_path / "c", progress=False)
