@@ -325,8 +325,10 @@ def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerCo
     """The embedding sampler with no noise given takes the model's calibrated per-type scales."""
     calibrated = checkpoint.extra.get("embedding_noise")
     if (sampler.sampler == "embedding" and sampler.noise is None and not sampler.noise_by_type
-            and isinstance(calibrated, dict) and calibrated):
-        return dataclasses.replace(sampler, noise_by_type=dict(calibrated))
+            and sampler.metric == "logit" and isinstance(calibrated, dict)
+            and isinstance(calibrated.get("scale"), dict)):
+        return dataclasses.replace(sampler, noise_by_type=dict(calibrated["scale"]),
+                                   offset_by_type=dict(calibrated.get("offset") or {}))
     return sampler
 
 

@@ -70,6 +70,9 @@ class SamplerConfig:
     # those types; each type's tokens are scored from their own perturbed point. Calibrated
     # scales ship in a checkpoint (melodia.calibrate) and are used unless `noise` is given.
     noise_by_type: dict[str, float] | None = None
+    # embedding sampler: a score offset per event type (calibrated with the scales, so each type
+    # is chosen about as often as the model predicts it)
+    offset_by_type: dict[str, float] | None = None
     noise_kind: str = "gaussian"  # "gaussian" or "vmf" (von Mises-Fisher)
     metric: str = "logit"  # embedding sampler: "logit" (scale 0 = greedy) or "cosine"
     beam_size: int = 1  # > 1: Magenta-style beam search over sampled branches
@@ -91,6 +94,12 @@ class SamplerConfig:
             if bad:
                 raise ValueError(f"noise_by_type needs event types {sorted(TYPE_CODES)} with "
                                  f"scales >= 0, got {bad}")
+        if self.offset_by_type is not None:
+            bad = {k: v for k, v in self.offset_by_type.items()
+                   if k not in TYPE_CODES or not math.isfinite(float(v))}
+            if bad:
+                raise ValueError(f"offset_by_type needs event types {sorted(TYPE_CODES)} with "
+                                 f"finite offsets, got {bad}")
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ValueError("need top_k >= 0 and 0 < top_p <= 1")
         if self.beam_size < 1 or self.branch_factor < 1 or self.steps_per_iteration < 1:
@@ -268,13 +277,15 @@ def _nearest_scores(features: torch.Tensor, u: torch.Tensor, norm: torch.Tensor,
 def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                      generator: torch.Generator, *, scale: float | np.ndarray = 0.5,
                      kind: str = "gaussian", metric: str = "logit",
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
+                     mask: torch.Tensor | None = None,
+                     offset: np.ndarray | None = None) -> torch.Tensor:
     """Ids ``[B]``: the tokens nearest to the perturbed predicted embeddings ``features [B, E]``.
 
     ``weight [V, E]`` and ``bias [V]`` are the output layer (``logits = features @ weight.T +
     bias``); see the module docstring for the exact definition. ``scale`` may also be one scale
     per token (``[V]``, e.g. per event type): tokens sharing a scale are scored from one
-    perturbed point, each group from its own independent draw.
+    perturbed point, each group from its own independent draw. ``offset [V]`` is added to the
+    scores before the nearest token is taken (per-type offsets from calibration).
     """
     norm = features.norm(dim=-1, keepdim=True)
     u = features / norm.clamp_min(1e-12)
@@ -290,6 +301,8 @@ def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.T
             scores[:, rows] = _nearest_scores(features, u, norm, moved, float(value),
                                               weight[rows], None if bias is None else bias[rows],
                                               metric)
+    if offset is not None:
+        scores = scores + torch.from_numpy(np.asarray(offset, dtype=np.float32))
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
     return scores.argmax(-1)
@@ -501,12 +514,17 @@ def effective_noise(sampler: SamplerConfig) -> float:
     return DEFAULT_NOISE if sampler.noise is None else float(sampler.noise)
 
 
+def type_values(by_type: dict[str, float], kinds: np.ndarray, default: float) -> np.ndarray:
+    """One value per token: ``by_type`` of its event type (names as TYPE_CODES), else default."""
+    out = np.full(len(kinds), float(default))
+    for name, value in by_type.items():
+        out[kinds == TYPE_CODES[name]] = float(value)
+    return out
+
+
 def token_scales(sampler: SamplerConfig, kinds: np.ndarray) -> np.ndarray:
     """Embedding noise scale of every token: ``noise_by_type`` for its event type, else ``noise``."""
-    scales = np.full(len(kinds), float(effective_noise(sampler)))
-    for name, value in (sampler.noise_by_type or {}).items():
-        scales[kinds == TYPE_CODES[name]] = float(value)
-    return scales
+    return type_values(sampler.noise_by_type or {}, kinds, effective_noise(sampler))
 
 
 def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepper: Stepper,
@@ -516,12 +534,14 @@ def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepp
     the event type of every id, for per-type embedding noise)."""
     allowed = torch.from_numpy(mask)
     if sampler.sampler == "embedding":
-        scale = effective_noise(sampler)
+        scale, offset = effective_noise(sampler), None
         if sampler.noise_by_type and kinds is not None:
             scale = token_scales(sampler, kinds)
+        if sampler.offset_by_type and kinds is not None:
+            offset = type_values(sampler.offset_by_type, kinds, 0.0)
         return sample_embedding(features, stepper.output_weight, stepper.output_bias, generator,
                                 scale=scale, kind=sampler.noise_kind,
-                                metric=sampler.metric, mask=allowed)
+                                metric=sampler.metric, mask=allowed, offset=offset)
     return sample_probability(logits, generator, temperature=sampler.temperature,
                               top_k=sampler.top_k, top_p=sampler.top_p, mask=allowed)
 

@@ -207,3 +207,43 @@ def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
     assert rows.shape == (6, CONTROL_DIM)
     assert np.allclose(rows[0], control_vector(ckpt, GenerateConfig(), seed=3))
     assert len({tuple(r.round(4)) for r in rows}) > 1
+
+
+# ---------------------------------------------------------------------- embedding calibration
+
+
+def test_calibrated_embedding_noise_matches_the_models_type_shares(tmp_path):
+    from melodia.calibrate import calibrate_embedding_noise
+    from melodia.generation import resolve_sampler
+    from melodia.sample import SamplerConfig
+
+    ckpt = stateful_checkpoint(tmp_path / "m.pt")
+    seq = chorale_ids()
+    calibrated = calibrate_embedding_noise(ckpt.model, [seq], PIANO, max_events=600,
+                                           segment=300)
+    assert set(calibrated["scale"]) == {"NOTE_ON", "NOTE_OFF", "TIME_SHIFT"}  # 1 VELOCITY: too few
+    assert all(s > 0 for s in calibrated["scale"].values())
+    save_checkpoint(tmp_path / "c.pt", ckpt.model, PIANO, 0, extra={"embedding_noise": calibrated})
+    ckpt = load_checkpoint(tmp_path / "c.pt")
+    auto = resolve_sampler(ckpt, SamplerConfig(sampler="embedding"))
+    assert auto.noise_by_type == calibrated["scale"]
+    assert auto.offset_by_type == calibrated["offset"]
+    fixed = resolve_sampler(ckpt, SamplerConfig(sampler="embedding", noise=1.0))
+    assert fixed.noise_by_type is None  # a noise the user gives wins
+    out = generate_ids(ckpt, GenerateConfig(events=300, seed=2, sampler=auto))
+    check_stream(out.pieces[0][out.primer_events:], PIANO, GenerateConfig().grammar)
+
+
+def test_per_type_scales_perturb_only_their_types():
+    from melodia.sample import sample_embedding
+
+    torch.manual_seed(0)
+    weight, features = torch.randn(10, 8), torch.randn(64, 8)
+    greedy = (features @ weight.T).argmax(-1)
+    gen = torch.Generator().manual_seed(0)
+    scale = np.array([0.0] * 10)
+    assert torch.equal(sample_embedding(features, weight, None, gen, scale=scale), greedy)
+    offset = np.zeros(10)
+    offset[3] = 1e6  # an offset can force a token
+    forced = sample_embedding(features, weight, None, gen, scale=scale, offset=offset)
+    assert torch.all(forced == 3)
