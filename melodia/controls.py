@@ -160,9 +160,11 @@ def control_prior(sequences: Sequence[np.ndarray], encoding, count: int = 256,
     return out
 
 
-def note_state(ids: Sequence[int] | np.ndarray, encoding) -> np.ndarray:
-    """Note state ``float32[T, NOTE_STATE_DIM]``: row ``t`` describes the notes sounding after
-    event ``t`` (``[:128]`` sounding or not, ``[128:]`` recency ``exp(-age_s / NOTE_AGE_TAU_S)``).
+def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.ndarray:
+    """Note state ``float32[T - start, NOTE_STATE_DIM]``: row ``t`` describes the notes sounding
+    after event ``start + t`` (``[:128]`` sounding or not, ``[128:]`` recency
+    ``exp(-age_s / NOTE_AGE_TAU_S)``); the events before ``start`` only set the state it starts
+    from.
 
     A NOTE_ON makes its pitch sound (a re-strike restarts its age), a NOTE_OFF silences it; other
     events (PROGRAM included: the band encoding's instruments share one pitch state) change only
@@ -173,34 +175,37 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding) -> np.ndarray:
     vocab = encoding.vocab
     f0, n = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF").size
     off_pitch = np.where((ids >= f0) & (ids < f0 + n), ids - f0 + vocab.range("NOTE_OFF").min, -1)
-    T = len(ids)
-    touched = np.full((T, NOTE_STATE_PITCHES), -1, dtype=np.int64)
-    rows = np.arange(T)
-    for pitch in (on_pitch, off_pitch):
-        hit = (pitch >= 0) & (pitch < NOTE_STATE_PITCHES)
-        touched[rows[hit], pitch[hit]] = rows[hit]
-    last = np.maximum.accumulate(touched, axis=0)  # the last event that touched each pitch
+    pitch = np.maximum(on_pitch, off_pitch)  # the pitch an event touches, -1 for none
+    pitch = np.where(pitch < NOTE_STATE_PITCHES, pitch, -1)
+    index = np.arange(len(ids), dtype=np.int32)
+    rows = len(ids) - start
+    touched = np.full((max(rows, 0) + 1, NOTE_STATE_PITCHES), -1, dtype=np.int32)
+    before = pitch[:start] >= 0  # row 0: the last event before `start` touching each pitch
+    touched[0, pitch[:start][before]] = index[:start][before]  # later indices overwrite
+    hit = pitch[start:] >= 0
+    touched[1:][np.flatnonzero(hit), pitch[start:][hit]] = index[start:][hit]
+    last = np.maximum.accumulate(touched, axis=0)[1:]
     safe = np.maximum(last, 0)
     sounding = (last >= 0) & (on_pitch[safe] >= 0)
-    out = np.zeros((T, NOTE_STATE_DIM), dtype=np.float32)
+    out = np.zeros((max(rows, 0), NOTE_STATE_DIM), dtype=np.float32)
     out[:, :NOTE_STATE_PITCHES] = sounding
-    age_s = (times[:, None] - times[safe]) / encoding.config.steps_per_second
-    out[:, NOTE_STATE_PITCHES:] = np.where(sounding, np.exp(-age_s / NOTE_AGE_TAU_S), 0.0)
+    age = (times[start:, None] - times[safe]).astype(np.float32)
+    scale = np.float32(-1.0 / (encoding.config.steps_per_second * NOTE_AGE_TAU_S))
+    out[:, NOTE_STATE_PITCHES:] = np.where(sounding, np.exp(age * scale), np.float32(0))
     return out
 
 
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
-                state_dim: int) -> np.ndarray:
+                state_dim: int, start: int = 0) -> np.ndarray:
     """The per-step inputs a model built with ``control_dim``/``state_dim`` takes besides ids:
-    ``float32[T, control_dim + state_dim]`` (controls, then the note state)."""
-    parts = []
+    ``float32[T - start, control_dim + state_dim]`` (controls, then the note state), for the
+    events from ``start`` on (the earlier ones set the note state)."""
+    out = np.zeros((max(len(ids) - start, 0), control_dim + state_dim), dtype=np.float32)
     if control_dim:
-        parts.append(compute_controls(ids, encoding))
+        out[:, :control_dim] = compute_controls(ids, encoding)[start:]
     if state_dim:
-        parts.append(note_state(ids, encoding))
-    if not parts:
-        return np.zeros((len(ids), 0), dtype=np.float32)
-    return np.concatenate(parts, axis=1)
+        out[:, control_dim:] = note_state(ids, encoding, start)
+    return out
 
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",

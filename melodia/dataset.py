@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import Dataset
 
 from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
-                              NOTE_STATE_LOOKBACK_S, drop_controls, event_times, step_inputs)
+                              NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
+                              note_state)
 from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding, skipped by the loss
@@ -185,10 +186,12 @@ class CropDataset(Dataset):
             skip = self._skip_after_stretch(seq[first:start], ids)
         n = min(len(ids) - skip, self.seq_len + 1)
         c_dim = CONTROL_DIM if self.controls else 0
-        inputs = step_inputs(ids, self.encoding, c_dim, NOTE_STATE_DIM if self.note_state else 0)
-        inputs = inputs[skip : skip + n - 1]
-        if self.controls:
+        inputs = np.zeros((n - 1, self.control_dim), dtype=np.float32)
+        if self.controls:  # the control windows look ahead past the crop
+            inputs[:, :c_dim] = compute_controls(ids, self.encoding)[skip : skip + n - 1]
             drop_controls(inputs[:, :c_dim], drop_density, drop_hist)
+        if self.note_state:
+            inputs[:, c_dim:] = note_state(ids[: skip + n - 1], self.encoding, start=skip)
         return ids[skip : skip + n], inputs
 
     def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:
@@ -216,8 +219,16 @@ class CropDataset(Dataset):
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Samples ``indices`` stacked: inputs/targets ``[B, L]``, controls ``[B, L, C]``."""
-        items = [self[i] for i in indices]
-        return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+        L, B = self.seq_len, len(indices)
+        inputs = np.zeros((B, L), dtype=np.int64)
+        targets = np.full((B, L), IGNORE, dtype=np.int64)
+        ctrl = np.zeros((B, L, self.control_dim), dtype=np.float32)
+        for row, index in enumerate(indices):
+            ids, controls = self.sample(index)
+            inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]
+            ctrl[row, : len(controls)] = controls
+        return {"inputs": torch.from_numpy(inputs), "targets": torch.from_numpy(targets),
+                "controls": torch.from_numpy(ctrl)}
 
 
 def holdout_tail(sequences: Sequence[np.ndarray], fraction: float,
