@@ -99,6 +99,28 @@ def compute_controls(ids: Sequence[int] | np.ndarray, encoding) -> np.ndarray:
     return out
 
 
+def soft_density(notes_per_s: float) -> np.ndarray:
+    """Density control ``float32[DENSITY_BINS]`` that asks for exactly ``notes_per_s``.
+
+    A one-hot bin only says "between 8 and 16 notes/s", and a model plays about the bin's
+    geometric centre (11.3). Here the weight is split between the two bins whose centres
+    bracket the wish, linearly in log-density, so 8 asks for halfway between 5.7 and 11.3.
+    """
+    edges = np.asarray(DENSITY_BIN_EDGES)
+    centres = np.concatenate([[edges[0] / np.sqrt(2)], np.sqrt(edges[:-1] * edges[1:]),
+                              [edges[-1] * np.sqrt(2)]])
+    out = np.zeros(DENSITY_BINS, dtype=np.float32)
+    x = np.log(max(notes_per_s, 1e-6))
+    logc = np.log(centres)
+    if x <= logc[0] or x >= logc[-1]:
+        out[0 if x <= logc[0] else -1] = 1.0
+        return out
+    b = int(np.searchsorted(logc, x, side="right")) - 1
+    w = (x - logc[b]) / (logc[b + 1] - logc[b])
+    out[b], out[b + 1] = 1.0 - w, w
+    return out
+
+
 def constant_controls(
     density: float | None = None, pitch_histogram: Sequence[float] | None = None
 ) -> np.ndarray:
@@ -106,7 +128,8 @@ def constant_controls(
 
     Parameters
     ----------
-    density : desired notes per second (binned like the training data), or ``None``.
+    density : desired notes per second (spread over the two nearest bins, see
+        :func:`soft_density`), or ``None``.
     pitch_histogram : 12 non-negative weights for C, C#, ..., B (normalized here to sum to 1;
         all zero means uniform), e.g. ``[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]`` for C major; or
         ``None``.
@@ -115,7 +138,7 @@ def constant_controls(
     if density is not None:
         if not np.isfinite(density) or density < 0:
             raise ValueError(f"density must be a non-negative number of notes/s, not {density}")
-        out[int(density_bin(float(density)))] = 1.0
+        out[DENSITY_SLICE] = soft_density(float(density))
     if pitch_histogram is not None:
         hist = np.asarray(pitch_histogram, dtype=np.float64)
         if hist.shape != (PITCH_CLASSES,) or not np.all(np.isfinite(hist)) or np.any(hist < 0):
@@ -137,8 +160,8 @@ def drop_controls(controls: np.ndarray, density: bool, histogram: bool) -> np.nd
 def control_prior(sequences: Sequence[np.ndarray], encoding, count: int = 256,
                   window_s: float = 20.0, seed: int = 0) -> np.ndarray:
     """``float32[count, CONTROL_DIM]`` controls as the corpus plays them: for ``count`` random
-    ``window_s`` stretches (chosen in proportion to length), the density bin of their notes/s and
-    their pitch-class histogram. Generation draws one when the user asks for no control, so an
+    ``window_s`` stretches (chosen in proportion to length), their notes/s (as
+    :func:`soft_density`) and their pitch-class histogram. Generation draws one when the user asks for no control, so an
     unconditioned piece has the corpus's own density and a key (see ``melodia.generation``)."""
     rng = np.random.default_rng(seed)
     seqs = [np.asarray(s, dtype=np.int64) for s in sequences if len(s) > 1]
@@ -153,7 +176,7 @@ def control_prior(sequences: Sequence[np.ndarray], encoding, count: int = 256,
         t0 = int(rng.integers(max(1, times[-1] - window + 1)))
         inside = (times >= t0) & (times < t0 + window) & (pitch >= 0)
         span_s = min(window, max(times[-1] - t0, 1)) / encoding.config.steps_per_second
-        out[row, int(density_bin(inside.sum() / span_s))] = 1.0
+        out[row, DENSITY_SLICE] = soft_density(inside.sum() / span_s)
         hist = np.bincount(pitch[inside] % PITCH_CLASSES, minlength=PITCH_CLASSES)
         hist = hist + HISTOGRAM_PRIOR
         out[row, HISTOGRAM_SLICE] = hist / hist.sum()
@@ -209,5 +232,5 @@ def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
 
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
-           "constant_controls", "control_prior", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
+           "constant_controls", "control_prior", "soft_density", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
            "note_state", "step_inputs"]

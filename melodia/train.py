@@ -267,7 +267,8 @@ def data_entries(data: str | Sequence[str]) -> list[tuple[str, float | None]]:
 
 
 def _data(config: TrainConfig):
-    """Encoding, train and validation sequences, the training crops, and the train sequences."""
+    """Encoding, train and validation sequences, the training crops, and the first dataset's
+    training sequences (the music the corpus controls are measured on)."""
     from melodia.corpus import TokenDataset
     from melodia.dataset import CropDataset, holdout_tail
 
@@ -288,12 +289,13 @@ def _data(config: TrainConfig):
         train_seqs = train_seqs + extra
         groups += [g] * len(extra)
     weights = [w for _, w in entries] if entries[0][1] is not None else None
+    primary = [seq for seq, g in zip(train_seqs, groups) if g == 0]
     crops = CropDataset(train_seqs, data.encoding, config.seq_len, seed=config.seed,
                         transpose=config.transpose, stretch=config.stretch,
                         controls=config.controls, control_dropout=config.control_dropout,
                         note_state=config.note_state,
                         groups=groups if weights else None, weights=weights)
-    return data.encoding, train_seqs, valid_seqs, crops
+    return data.encoding, train_seqs, valid_seqs, crops, primary
 
 
 def _init_from(model: PerformanceRNN, path: str, device: torch.device) -> None:
@@ -351,7 +353,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         raise MelodiaError(f"batch_size {config.batch_size} is not divisible by {world} ranks")
     main = rank == 0
 
-    encoding, train_seqs, valid_seqs, crops = _data(config)
+    encoding, train_seqs, valid_seqs, crops, primary = _data(config)
     model_config = dataclasses.replace(config.model, vocab_size=encoding.vocab_size,
                                        control_dim=CONTROL_DIM if config.controls else 0,
                                        state_dim=NOTE_STATE_DIM if config.note_state else 0)
@@ -360,7 +362,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     model = PerformanceRNN(model_config).to(device)
     if config.init and not (resume and last_path.exists()):
         _init_from(model, config.init, device)
-    prior = (control_prior(train_seqs, encoding, seed=config.seed).round(5).tolist()
+    prior = (control_prior(primary, encoding, seed=config.seed).round(5).tolist()
              if config.controls else [])
     optimizer = _optimizer(model, config)
     use_amp = config.amp and device.type == "cuda"

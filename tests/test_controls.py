@@ -84,8 +84,13 @@ def test_empty_sequence():
 
 def test_constant_controls():
     assert not constant_controls().any()
-    c = constant_controls(density=5.0)
-    assert c[:DENSITY_BINS].tolist() == [0, 0, 0, 1, 0, 0, 0, 0] and not c[DENSITY_BINS:].any()
+    c = constant_controls(density=np.sqrt(4 * 8))  # the centre of bin [4, 8): that bin alone
+    np.testing.assert_allclose(c[:DENSITY_BINS], [0, 0, 0, 1, 0, 0, 0, 0], atol=1e-6)
+    assert not c[DENSITY_BINS:].any()
+    c = constant_controls(density=8.0)  # halfway (in log) between the centres 5.66 and 11.3
+    np.testing.assert_allclose(c[:DENSITY_BINS], [0, 0, 0, 0.5, 0.5, 0, 0, 0], atol=1e-6)
+    c = constant_controls(density=100.0)  # past the last centre: the last bin
+    assert c[:DENSITY_BINS].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
     c = constant_controls(pitch_histogram=[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1])
     assert not c[:DENSITY_BINS].any()
     np.testing.assert_allclose(c[DENSITY_BINS], 2 / 9) and np.testing.assert_allclose(c.sum(), 1)

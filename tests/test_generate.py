@@ -223,10 +223,12 @@ def test_controls_reach_every_step(tiny, tiny_plain, monkeypatch):
 
 
 def test_key_histogram():
-    assert key_histogram("C").tolist() == [2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]
+    c = key_histogram("C")
+    assert np.argsort(c)[::-1][:3].tolist() == [0, 7, 4]  # tonic, fifth, third
     assert np.array_equal(key_histogram("Am"), key_histogram("a minor"))
-    assert np.flatnonzero(key_histogram("Bb") == 2).tolist() == [5, 10]
-    assert np.flatnonzero(key_histogram("Am")).tolist() == [0, 2, 4, 5, 8, 9, 11]
+    assert np.argsort(key_histogram("Am"))[::-1][:3].tolist() == [4, 9, 0]  # E, A, C
+    assert np.allclose(key_histogram("Bb"), np.roll(c, 10))
+    assert np.all(c[[1, 3, 6, 8, 10]] < 0.02)  # chromatic notes are rare
     with pytest.raises(GenerateError):
         key_histogram("H major")
 
