@@ -505,9 +505,13 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--primer-seconds", type=float, default=5.0,
                    help="how much of a primer file to keep (default 5)")
     c.add_argument("--density", type=float, default=None,
-                   help="notes per second (models trained with controls)")
+                   help="notes per second, e.g. 4 (calm) to 16 (busy); models trained with "
+                   "controls. Unset: a density drawn (by seed) from the model's training music")
     c.add_argument("--key", default=None,
-                   help="key, e.g. C, F#, 'Bb minor', Am (models trained with controls)")
+                   help="key, e.g. C, F#, 'Bb minor', Am (models trained with controls). Unset: "
+                   "the pitch classes of a passage of the training music, drawn by seed")
+    c.add_argument("--no-corpus-controls", dest="corpus_controls", action="store_false",
+                   help="leave unset controls absent instead of drawing them from the corpus")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -541,6 +545,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             seconds=args.seconds if args.seconds is not None else 10.0, events=args.events,
             num=args.num, seed=args.seed, primer_seconds=args.primer_seconds,
             density=args.density, key=args.key, precision=args.precision,
+            corpus_controls=args.corpus_controls,
             sampler=SamplerConfig(sampler=args.sampler, temperature=args.temperature,
                                   top_k=args.top_k, top_p=args.top_p, noise=args.noise,
                                   noise_kind=args.noise_kind, beam_size=args.beam,

@@ -273,9 +273,13 @@ def test_unknown_models_say_what_to_do(tmp_path):
 
 def test_shipped_piano_model_loads_small():
     path = shipped_model_path("piano")
-    assert path.stat().st_size < 8 * 2**20
+    assert path.stat().st_size < 15 * 2**20  # small enough for git
     checkpoint = load_model("piano")
     assert checkpoint.encoding.name == "piano" and checkpoint.model.config.control_dim > 0
+    assert checkpoint.model.config.state_dim > 0  # the note-state input
+    assert len(checkpoint.extra["control_prior"]) == 256
+    assert set(checkpoint.extra["embedding_noise"]["scale"]) >= {"NOTE_ON", "TIME_SHIFT"}
+    assert "CC BY-NC-SA 4.0" in checkpoint.extra["licences"].values()
 
 
 def test_cli_generate_with_the_shipped_model(tmp_path, capsys):
@@ -290,7 +294,8 @@ def test_cli_generate_with_no_arguments_names_the_file(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main(["generate"]) == 0
     files = list(tmp_path.glob("melodia-piano-*.mid"))
-    assert len(files) == 1 and read_midi(files[0]).end_s >= 10.0
+    # 10 s of music (a sparse piece may end in a rest, so the last note can end earlier)
+    assert len(files) == 1 and 5.0 <= read_midi(files[0]).end_s <= 10.0 + 5.0
     assert files[0].name in capsys.readouterr().err
 
 

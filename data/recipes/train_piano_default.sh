@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Recipe of melodia's shipped piano model (melodia/models/piano.pt): fetch the data, prepare,
-# train, export fp16 weights, score on held-out data. See data/recipes/piano_default.md.
+# Recipe of melodia's shipped piano model (melodia/models/piano.pt): fetch the data, prepare the
+# four corpora, train, export. See data/recipes/piano_default.md (the model card).
 #
 # Usage: bash data/recipes/train_piano_default.sh [WORK_DIR]     (default: runs/piano-default)
-# Env:   STEPS (default 2000), THREADS (default 1: on a shared CPU, OpenMP threads that wait at
-#        barriers for descheduled siblings slow training 10x or more; 2+ helps only when idle),
-#        OUT (default melodia/models/piano.pt)
+# Env:   DEVICE (default auto: cuda when there is one), STEPS (default 1600),
+#        THREADS (CPU training: default 1; OpenMP threads that wait for descheduled siblings slow
+#        a shared CPU down), OUT (default melodia/models/piano.pt)
 #
-# Data: the 8 MAESTRO performances inside MidiTok 3.1.0's source distribution on PyPI
-# (tests/MIDIs_one_track/Maestro_1..8.mid, CC BY-NC-SA 4.0), fetched by data/fetch_maestro.sh;
-# they are not committed to this repository. Every file lands in the train split (hash split,
-# no MAESTRO csv), so the trainer holds out the last 5% of each file for validation.
+# Data (nothing here is committed but the chorales): 8 MAESTRO performances from MidiTok 3.1.0's
+# sdist (CC BY-NC-SA 4.0; maestro_8 is held out for validation, maestro_5 for the test figures),
+# the Bach chorales in data/midi/chorales, and pieces of music21's bundled corpus (converted by
+# `melodia prepare music21:...`; BSD-3-Clause software, some encodings non-commercial).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-runs/piano-default}"
-steps="${STEPS:-2000}"
+steps="${STEPS:-1600}"
+device="${DEVICE:-auto}"
 out="${OUT:-$root/melodia/models/piano.pt}"
 export OMP_NUM_THREADS="${THREADS:-1}"
 mkdir -p "$work"
@@ -23,56 +24,31 @@ if [ ! -f "$work/maestro/maestro_8.mid" ]; then
   bash "$root/data/fetch_maestro.sh" "$work/maestro"
 fi
 ( cd "$work/maestro" && sha1sum maestro_*.mid ) > "$work/maestro.sha1"
+{ echo "midi_filename,split"
+  for i in 1 2 3 4 6 7; do echo "maestro_$i.mid,train"; done
+  echo "maestro_8.mid,validation"; echo "maestro_5.mid,test"; } > "$work/maestro/splits.csv"
 
-melodia prepare "$work/maestro" -o "$work/dataset" --workers 2 --quiet
+melodia prepare "$work/maestro" -o "$work/maestro6" --workers 2 --quiet
+melodia prepare "$root/data/midi/chorales" -o "$work/chorales" --workers 2 --quiet \
+  --valid-fraction 0 --test-fraction 0
+melodia prepare music21:all --max-files 300 -o "$work/folk" --workers 2 --quiet
+melodia prepare music21:mozart music21:haydn music21:schumann_robert music21:schumann_clara \
+  music21:chopin music21:joplin music21:schubert music21:corelli music21:handel music21:cpebach \
+  music21:beach music21:weber music21:monteverdi -o "$work/classical" --workers 2 --quiet \
+  --humanize 0.01 --valid-fraction 0 --test-fraction 0
 
-melodia train "$work/dataset" -o "$work/run" --device cpu --quiet \
-  --steps "$steps" --batch-size 32 --seq-len 256 --lr 2e-3 --min-lr 1e-4 --warmup-steps 100 \
-  --layers 2 --hidden-size 256 --embed-dim 256 --dropout 0.2 --tie-embeddings \
-  --eval-every 250 --eval-events 0 --seed 0 --controls
+melodia train -o "$work/run" --device "$device" --quiet \
+  --data "$work/maestro6:0.6" --data "$work/chorales:0.15" --data "$work/folk:0.1" \
+  --data "$work/classical:0.15" \
+  --steps "$steps" --batch-size 64 --seq-len 256 --lr 2e-3 --min-lr 1e-4 --warmup-steps 100 \
+  --layers 2 --hidden-size 512 --embed-dim 256 --dropout 0.3 --tie-embeddings --transpose 6 \
+  --note-state --controls --eval-every 200 --eval-events 0 --seed 0
 
-python - "$work" "$out" "$steps" <<'PY'
-"""Export best.pt with fp16 weights (no optimizer state) and score it on the held-out tails."""
-import json, sys
-from pathlib import Path
-
-import numpy as np
-import torch
-
-from melodia.checkpoint import load_checkpoint, save_checkpoint
-from melodia.corpus import TokenDataset
-from melodia.dataset import holdout_tail
-from melodia.evaluate import model_totals, ngram_totals
-from melodia.infer import FastStepper
-
-work, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-best = load_checkpoint(work / "run" / "best.pt")
-save_checkpoint(out, best.model.half(), best.encoding, best.step, metrics=best.metrics,
-                train_config=best.train_config,
-                extra={"recipe": "data/recipes/train_piano_default.sh", "steps_run": steps,
-                       "weights": "float16", "data": (work / "maestro.sha1").read_text()})
-shipped = load_checkpoint(out)
-data = TokenDataset(work / "dataset")
-heads, tails = holdout_tail(data.sequences("train"), 0.05)
-report = {"checkpoint_step": shipped.step, "parameters": shipped.model.num_parameters(),
-          "file_bytes": out.stat().st_size, "heldout_events": int(sum(len(t) - 1 for t in tails))}
-report["model_nll"] = model_totals(shipped.model, tails, shipped.encoding,
-                                   segment_events=None).result("model").nll
-for n in (1, 5):
-    report[f"{n}gram_nll"] = ngram_totals(heads, tails, shipped.encoding, n,
-                                          segment_events=None).result(f"{n}-gram").nll
-# the fast stepper (used by `melodia generate`), fp32 and int8, fed one event at a time
-from melodia.controls import compute_controls
-from melodia.infer import sequence_nll
-for precision in ("fp32", "int8"):
-    stepper, total, count = FastStepper(shipped.model, precision), 0.0, 0
-    for tail in tails:
-        ids = torch.from_numpy(np.asarray(tail, dtype=np.int64))[None]
-        ctrl = torch.from_numpy(compute_controls(tail, shipped.encoding))[None]
-        total += sequence_nll(stepper, ids, ctrl) * (len(tail) - 1)
-        count += len(tail) - 1
-    report[f"stepper_{precision}_nll"] = total / count
-print(json.dumps(report, indent=1))
-(work / "shipped_report.json").write_text(json.dumps(report, indent=1))
-PY
+printf "MAESTRO: maestro6 (train maestro_1,2,3,4,6,7; validation maestro_8; test maestro_5)\n%s\n" \
+  "chorales: data/midi/chorales; folk: music21:all --max-files 300; classical: see the recipe" \
+  > "$work/sources.txt"
+python "$root/data/recipes/export_piano.py" "$work/run/best.pt" "$work/maestro6" "$out" \
+  --data-sha1 "$work/maestro.sha1" --sources "$work/sources.txt"
 echo "shipped model: $out"
+echo "figures: python tests/benchmarks/eval_quality.py $out --reference DIR_WITH_maestro_5.mid" \
+  "--num 24 --density-check 2,4,8,12,16 --key-check C,G,F,Am,Em,Dm --data $work/maestro6"

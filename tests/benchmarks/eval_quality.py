@@ -79,9 +79,11 @@ def key_index(key: str) -> int:
     from melodia.generation import key_histogram
 
     hist = key_histogram(key)
-    tonic = next(i for i in range(12) if hist[i] == 2 and hist[(i + 7) % 12] == 2)
-    minor = hist[(tonic + 3) % 12] > 0
-    return tonic + 12 * minor
+    for index, name in enumerate(["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb",
+                                  "B"] * 2):
+        if np.allclose(hist, key_histogram(name + ("m" if index >= 12 else ""))):
+            return index
+    raise ValueError(key)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,63 @@
+"""Export a trained piano run as the shipped model: fp16 weights, corpus controls, calibrated
+embedding noise, provenance. Step 4 of data/recipes/train_piano_default.sh.
+
+    python data/recipes/export_piano.py RUN/best.pt DATASET OUT.pt --data-sha1 FILE --sources FILE
+
+DATASET is the MAESTRO dataset of the run (its train split gives the corpus controls, its
+validation split calibrates the embedding sampler; the test split is never touched here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from melodia.calibrate import calibrate_embedding_noise
+from melodia.checkpoint import load_checkpoint, save_checkpoint
+from melodia.controls import control_prior
+from melodia.corpus import TokenDataset
+
+LICENCES = {
+    "MAESTRO v2 (8 performances, via MidiTok 3.1.0 sdist)": "CC BY-NC-SA 4.0",
+    "Bach chorales (data/midi/chorales, music21 corpus)": "BSD-3-Clause (music21); public-domain scores",
+    "music21 corpus: airdsAirs (first 300 tunes), mozart, haydn, schumann_robert, schumann_clara, "
+    "chopin, joplin, schubert, corelli, handel, cpebach, beach, weber, monteverdi":
+        "music21 corpus (BSD-3-Clause software; some encodings non-commercial only: see "
+        "music21/corpus/license.txt)",
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("out")
+    p.add_argument("--data-sha1", default=None, help="sha1sum listing of the MAESTRO files")
+    p.add_argument("--sources", default=None, help="text describing the other corpora")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    best = load_checkpoint(args.checkpoint)
+    data = TokenDataset(args.dataset)
+    model = best.model.float()
+    prior = control_prior(data.sequences("train"), best.encoding, seed=0).round(5).tolist()
+    noise = calibrate_embedding_noise(model, data.sequences("validation"), best.encoding)
+    extra = {
+        "recipe": "data/recipes/train_piano_default.sh", "weights": "float16",
+        "control_prior": prior, "embedding_noise": noise, "licences": LICENCES,
+        "data": Path(args.data_sha1).read_text() if args.data_sha1 else "",
+        "sources": Path(args.sources).read_text() if args.sources else "",
+        "held_out": "maestro_8 (validation: model selection, sampler calibration), "
+                    "maestro_5 (test: reported figures only)",
+    }
+    save_checkpoint(args.out, model.half(), best.encoding, best.step, metrics=best.metrics,
+                    train_config=best.train_config, extra=extra)
+    shipped = load_checkpoint(args.out)
+    print(json.dumps({"step": shipped.step, "parameters": shipped.model.num_parameters(),
+                      "file_bytes": Path(args.out).stat().st_size, "metrics": shipped.metrics,
+                      "embedding_noise": noise}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
