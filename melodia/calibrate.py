@@ -1,6 +1,6 @@
 """Calibrate the embedding sampler: one noise scale per event type, matched to the model.
 
-The embedding sampler (:func:`melodia.sample.sample_embedding`) perturbs the predicted output
+The embedding sampler (:func:`melodia.embedding.sample_embedding`) perturbs the predicted output
 embedding and emits the nearest token. One scale for every event is a poor fit: a scale that
 makes pitches varied makes velocities erratic and time shifts collapse to the shortest one. Here
 each event type gets its own scale, chosen so the sampler is as adventurous as the model itself
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from melodia.sample import perturb_direction
+from melodia.embedding import perturb_direction
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _type_offsets(features: torch.Tensor, targets: torch.Tensor, weight: torch.T
                   generator: torch.Generator, rounds: int) -> dict[str, float]:
     """Per-type score offsets that make the sampler's type frequencies the model's."""
     from melodia.encoding.events import TYPE_CODES, lookup_tables
-    from melodia.sample import sample_embedding, type_values
+    from melodia.embedding import sample_embedding, type_values
 
     kinds, _ = lookup_tables(encoding.vocab)
     names = [n for n in scales]

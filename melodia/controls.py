@@ -20,7 +20,7 @@ A third input is not a control but the **note state** the model would otherwise 
 its LSTM memory: after each event, which pitches are sounding (128 zeros/ones) and how recently
 each was struck (``exp(-age / NOTE_AGE_TAU_S)`` for sounding pitches, 0 otherwise), so
 ``NOTE_STATE_DIM = 256`` floats. :func:`note_state` computes it from a stream (training, scoring);
-:meth:`melodia.sample.Grammar.note_state` computes the same from what it tracks (generation).
+:meth:`melodia.grammar.Grammar.note_state` computes the same from what it tracks (generation).
 No torch here.
 """
 

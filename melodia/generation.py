@@ -123,10 +123,27 @@ class Generated:
     primer_events: int  # how many leading ids of each piece came from the primer
 
     def scores(self) -> list[Score]:
-        return [self.encoding.decode(ids) for ids in self.pieces]
+        """Decoded pieces. A piece that ends in a rest keeps its length: a sustain-pedal-off at
+        the end of the stream marks it, so the MIDI file (and a DAW) lasts the time generated."""
+        return [_keep_length(self.encoding.decode(ids), ids, self.encoding)
+                for ids in self.pieces]
 
     def pretty_midi(self) -> list:
         return [to_pretty_midi(score) for score in self.scores()]
+
+
+def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding) -> Score:
+    from melodia.controls import event_times
+    from melodia.midi import PEDAL_DTYPE
+
+    if not len(ids) or not score.tracks:
+        return score
+    end = float(event_times(ids, encoding)[0][-1]) / encoding.config.steps_per_second
+    track = score.tracks[0]
+    if end > score.end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
+        marker = np.array([(end, 0)], dtype=PEDAL_DTYPE)
+        track.pedal = np.concatenate([track.pedal, marker])
+    return score
 
 
 # --------------------------------------------------------------------------------- models

@@ -35,21 +35,18 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from melodia.encoding import PerformanceEncoding
-from melodia.encoding.events import (
-    NOTE_OFF,
-    NOTE_ON,
-    PROGRAM,
-    TIME_SHIFT,
-    TYPE_CODES,
-    VELOCITY,
-    lookup_tables,
+from melodia.embedding import (  # noqa: F401  (re-exported: the samplers' public home)
+    perturb_direction,
+    sample_embedding,
+    sample_vmf,
+    type_values,
+    vmf_kappa,
 )
+from melodia.encoding.events import TYPE_CODES
+from melodia.grammar import Grammar, GrammarConfig  # noqa: F401  (re-exported)
 
 SAMPLERS = ("probability", "embedding")
-_NEVER = np.iinfo(np.int64).max // 4  # "no limit" in time steps
 NOISES = ("gaussian", "vmf")
 METRICS = ("logit", "cosine")
 DEFAULT_NOISE = 2.5  # embedding sampler scale when neither the user nor the model gives one
@@ -111,41 +108,6 @@ class SamplerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SamplerConfig":
         return cls(**data)
-
-
-@dataclass
-class GrammarConfig:
-    """Rules that keep a generated stream playable. ``None`` switches a rule off."""
-
-    max_polyphony: int | None = 16  # notes sounding at once (re-striking a sounding pitch is fine)
-    max_note_s: float | None = 5.0  # force the note-off after this long (Magenta: 5 s)
-    max_wait_s: float | None = 3.0  # longest time between note-ons: no runaway time-shift output
-    max_events_per_step: int | None = 64  # events at one instant (NOTE_OFFs not counted)
-    velocity_before_note_on: bool = True  # a VELOCITY event is followed by a NOTE_ON, as encoded
-    pitch_range: tuple[int, int] | None = (21, 108)  # NOTE_ONs allowed: the 88 keys of a piano
-
-    def __post_init__(self) -> None:
-        for name in ("max_polyphony", "max_events_per_step"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or None")
-        for name in ("max_note_s", "max_wait_s"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be > 0 or None")
-        if self.pitch_range is not None:
-            low, high = (int(p) for p in self.pitch_range)
-            if not 0 <= low <= high <= 127:
-                raise ValueError(f"pitch_range must be (low, high) within 0..127, not "
-                                 f"{self.pitch_range}")
-            self.pitch_range = (low, high)
-        if (self.max_events_per_step is not None and self.max_polyphony is not None
-                and self.max_events_per_step < self.max_polyphony):
-            raise ValueError("max_events_per_step must be >= max_polyphony (forced note-offs of "
-                             "all sounding instruments must fit in one instant)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------ probability sampler
@@ -210,269 +172,6 @@ def sample_probability(logits: torch.Tensor, generator: torch.Generator, *,
     return ids.squeeze(-1)
 
 
-# -------------------------------------------------------------------------- embedding sampler
-
-
-def vmf_kappa(scale: float, dim: int) -> float:
-    """Concentration whose vMF draws have mean cosine ~ ``1 / sqrt(1 + scale^2)`` in ``dim`` dims.
-
-    From the large-dimension approximation ``A(kappa) ~ kappa / (nu + sqrt(nu^2 + kappa^2))``,
-    ``nu = (dim - 1) / 2``, the mean cosine of a vMF draw to its mean direction.
-    """
-    return (dim - 1) * math.sqrt(1 + scale * scale) / (scale * scale)
-
-
-def sample_vmf(mu: torch.Tensor, kappa: float, generator: torch.Generator) -> torch.Tensor:
-    """Unit vectors ``[B, E]`` from von Mises-Fisher(``mu``, ``kappa``), by Wood's (1994) method.
-
-    The cosine ``w`` to ``mu`` is drawn by rejection with a Beta((E-1)/2, (E-1)/2) proposal, taken
-    as ``(1 + t) / 2`` for ``t`` a coordinate of a uniform point on the sphere (so only ``randn``
-    and ``rand`` are needed, both seeded by ``generator``); the rest is a uniform direction
-    orthogonal to ``mu``.
-    """
-    n, p = mu.shape
-    m = p - 1
-    b = m / (2 * kappa + math.sqrt(4 * kappa * kappa + m * m))
-    x0 = (1 - b) / (1 + b)
-    c = kappa * x0 + m * math.log(1 - x0 * x0)
-    w = torch.empty(n, dtype=torch.float64)
-    todo = torch.arange(n)
-    while len(todo):
-        g = torch.randn(len(todo), p, generator=generator, dtype=torch.float64)
-        z = (1 + g[:, 0] / g.norm(dim=1)) / 2
-        wt = (1 - (1 + b) * z) / (1 - (1 - b) * z)
-        u = torch.rand(len(todo), generator=generator, dtype=torch.float64)
-        ok = kappa * wt + m * torch.log1p(-x0 * wt) - c >= torch.log(u)
-        w[todo[ok]] = wt[ok]
-        todo = todo[~ok]
-    mu64 = mu.double()
-    v = torch.randn(n, p, generator=generator, dtype=torch.float64)
-    v = v - (v * mu64).sum(1, keepdim=True) * mu64
-    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    w = w.unsqueeze(1)
-    return (w * mu64 + torch.sqrt((1 - w * w).clamp_min(0)) * v).to(mu.dtype)
-
-
-def perturb_direction(u: torch.Tensor, scale: float, generator: torch.Generator,
-                      kind: str = "gaussian") -> torch.Tensor:
-    """Unit directions ``[B, E]`` moved at random by noise of ``scale`` (0: unchanged)."""
-    if scale == 0:
-        return u
-    if kind == "vmf":
-        return sample_vmf(u, vmf_kappa(scale, u.shape[-1]), generator)
-    noise = torch.randn(u.shape, generator=generator, dtype=u.dtype)
-    moved = u + noise * (scale / math.sqrt(u.shape[-1]))
-    return moved / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def _nearest_scores(features: torch.Tensor, u: torch.Tensor, norm: torch.Tensor,
-                    moved: torch.Tensor, scale: float, weight: torch.Tensor,
-                    bias: torch.Tensor | None, metric: str) -> torch.Tensor:
-    if metric == "cosine":
-        return moved @ (weight / weight.norm(dim=-1, keepdim=True).clamp_min(1e-12)).T
-    # the output layer itself, so that scale 0 reproduces the logits bit for bit
-    return F.linear(features if scale == 0 else moved * norm, weight, bias)
-
-
-def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                     generator: torch.Generator, *, scale: float | np.ndarray = 0.5,
-                     kind: str = "gaussian", metric: str = "logit",
-                     mask: torch.Tensor | None = None,
-                     offset: np.ndarray | None = None) -> torch.Tensor:
-    """Ids ``[B]``: the tokens nearest to the perturbed predicted embeddings ``features [B, E]``.
-
-    ``weight [V, E]`` and ``bias [V]`` are the output layer (``logits = features @ weight.T +
-    bias``); see the module docstring for the exact definition. ``scale`` may also be one scale
-    per token (``[V]``, e.g. per event type): tokens sharing a scale are scored from one
-    perturbed point, each group from its own independent draw. ``offset [V]`` is added to the
-    scores before the nearest token is taken (per-type offsets from calibration).
-    """
-    norm = features.norm(dim=-1, keepdim=True)
-    u = features / norm.clamp_min(1e-12)
-    if np.ndim(scale) == 0:
-        moved = perturb_direction(u, float(scale), generator, kind)
-        scores = _nearest_scores(features, u, norm, moved, float(scale), weight, bias, metric)
-    else:
-        scale = np.asarray(scale, dtype=np.float64)
-        scores = features.new_empty(features.shape[0], weight.shape[0])
-        for value in np.unique(scale):
-            rows = torch.from_numpy(np.flatnonzero(scale == value))
-            moved = perturb_direction(u, float(value), generator, kind)
-            scores[:, rows] = _nearest_scores(features, u, norm, moved, float(value),
-                                              weight[rows], None if bias is None else bias[rows],
-                                              metric)
-    if offset is not None:
-        scores = scores + torch.from_numpy(np.asarray(offset, dtype=np.float32))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, -math.inf)
-    return scores.argmax(-1)
-
-
-# ------------------------------------------------------------------------------------ grammar
-
-
-class Grammar:
-    """What each of ``batch`` generated streams has played so far, and which events may follow.
-
-    :meth:`mask` gives ``[B, V]`` bool (True = allowed); :meth:`update` advances by one event per
-    row. The rules, each switchable through :class:`GrammarConfig`:
-
-    - a NOTE_OFF only for a pitch that is sounding (on the current PROGRAM, band encoding);
-    - a NOTE_ON of a new pitch only while fewer than ``max_polyphony`` notes sound;
-    - a note that has sounded ``max_note_s`` must end now: only its NOTE_OFF (band: or the PROGRAM
-      selecting its instrument) is allowed, and no TIME_SHIFT may carry a note past that length;
-    - no TIME_SHIFT taking the wait since the last NOTE_ON past ``max_wait_s``;
-    - after ``max_events_per_step`` events at one instant (NOTE_OFFs not counted: they are
-      bounded by the note-ons) only TIME_SHIFTs;
-    - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it;
-    - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside).
-
-    Should the rules leave a row nothing (only a contrived config can), ``TIME_SHIFT 1`` is allowed.
-    """
-
-    def __init__(self, encoding: PerformanceEncoding, config: GrammarConfig | None = None,
-                 batch: int = 1) -> None:
-        self.config = config or GrammarConfig()
-        vocab, sps = encoding.vocab, encoding.config.steps_per_second
-        self.kinds, self.values = lookup_tables(vocab)
-        self.vocab_size, self.batch = vocab.size, batch
-        note = vocab.range("NOTE_ON")
-        self.min_pitch, self.n_pitches = note.min, note.size
-        self.on0, self.off0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
-        first_velocity = vocab.offset("VELOCITY")
-        self.vel = slice(first_velocity, first_velocity + vocab.range("VELOCITY").size)
-        shifts = vocab.range("TIME_SHIFT")
-        self.shift = slice(vocab.offset("TIME_SHIFT"), vocab.offset("TIME_SHIFT") + shifts.size)
-        self.shift_steps = np.arange(shifts.min, shifts.max + 1)
-        types = [r.type for r in vocab.ranges]
-        self.prog0 = vocab.offset("PROGRAM") if "PROGRAM" in types else None
-        n_instruments = vocab.range("PROGRAM").size if self.prog0 is not None else 1
-        c = self.config
-        self.sps = sps
-        self.out_of_range = np.zeros(self.n_pitches, dtype=bool)
-        if c.pitch_range is not None:
-            pitches = np.arange(self.min_pitch, self.min_pitch + self.n_pitches)
-            self.out_of_range = (pitches < c.pitch_range[0]) | (pitches > c.pitch_range[1])
-        self.max_note_steps = None if c.max_note_s is None else max(1, round(c.max_note_s * sps))
-        self.max_wait_steps = None if c.max_wait_s is None else max(1, round(c.max_wait_s * sps))
-        self.on = slice(self.on0, self.on0 + self.n_pitches)
-        self.off = slice(self.off0, self.off0 + self.n_pitches)
-        self.sounding = np.zeros((batch, n_instruments, self.n_pitches), dtype=bool)
-        self.count = np.zeros(batch, dtype=np.int64)  # notes sounding
-        self._rows = np.arange(batch)
-        self.onset = np.zeros((batch, n_instruments, self.n_pitches), dtype=np.int64)
-        self.now = np.zeros(batch, dtype=np.int64)  # time steps since the stream began
-        self.wait = np.zeros(batch, dtype=np.int64)  # steps since the last NOTE_ON
-        self.at_step = np.zeros(batch, dtype=np.int64)  # events but NOTE_OFFs since a TIME_SHIFT
-        self.instrument = np.zeros(batch, dtype=np.int64)
-        self.last_kind = np.full(batch, -1, dtype=np.int64)
-
-    _STATE = ("sounding", "onset", "count", "now", "wait", "at_step", "instrument", "last_kind")
-
-    def select(self, rows: np.ndarray) -> None:
-        """Keep (and repeat) rows, e.g. after a beam-search pruning step."""
-        for name in self._STATE:
-            setattr(self, name, getattr(self, name)[rows])
-        self.batch = len(rows)
-        self._rows = np.arange(self.batch)
-
-    def feed(self, ids) -> None:
-        """Advance every row through the same events (a primer)."""
-        for event in np.asarray(ids, dtype=np.int64).tolist():
-            self.update(np.full(self.batch, event))
-
-    def update(self, ids: np.ndarray) -> None:
-        """Advance row ``b`` by the event ``ids[b]``."""
-        kind, value = self.kinds[ids], self.values[ids]
-        shift = kind == TIME_SHIFT
-        moved = np.where(shift, value, 0)
-        self.now += moved
-        self.wait += moved
-        self.at_step = np.where(shift, 0, self.at_step + (kind != NOTE_OFF))
-        for wanted in (NOTE_ON, NOTE_OFF):
-            rows = np.flatnonzero(kind == wanted)
-            if len(rows):
-                index = (rows, self.instrument[rows], value[rows] - self.min_pitch)
-                was = self.sounding[index]
-                if wanted == NOTE_ON:
-                    self.count[rows] += ~was
-                    self.sounding[index] = True
-                    self.onset[index] = self.now[rows]
-                    self.wait[rows] = 0
-                else:
-                    self.count[rows] -= was
-                    self.sounding[index] = False
-        if self.prog0 is not None:
-            self.instrument = np.where(kind == PROGRAM, value, self.instrument)
-        self.last_kind = kind
-
-    def note_state(self) -> np.ndarray:
-        """``float32[B, NOTE_STATE_DIM]``: what :func:`melodia.controls.note_state` gives for the
-        stream so far (instruments of a band share the pitch state: a pitch sounds if any
-        instrument holds it, aged from its latest onset)."""
-        from melodia.controls import NOTE_AGE_TAU_S, NOTE_STATE_PITCHES
-
-        sounding = self.sounding.any(axis=1)
-        onset = np.where(self.sounding, self.onset, -_NEVER).max(axis=1)
-        out = np.zeros((self.batch, 2 * NOTE_STATE_PITCHES), dtype=np.float32)
-        lo = self.min_pitch
-        hi = min(self.min_pitch + self.n_pitches, NOTE_STATE_PITCHES)
-        age_s = (self.now[:, None] - onset) / self.sps
-        recency = np.where(sounding, np.exp(-np.where(sounding, age_s, 0.0) / NOTE_AGE_TAU_S), 0)
-        out[:, lo:hi] = sounding[:, : hi - lo]
-        out[:, NOTE_STATE_PITCHES + lo : NOTE_STATE_PITCHES + hi] = recency[:, : hi - lo]
-        return out
-
-    def mask(self) -> np.ndarray:
-        """``[B, V]`` bool: the events each row may emit next."""
-        c = self.config
-        allowed = np.ones((self.batch, self.vocab_size), dtype=bool)
-        on, off, vel = self.on, self.off, self.vel
-        current = self.sounding[self._rows, self.instrument]
-        allowed[:, off] = current
-        if self.out_of_range.any():
-            allowed[:, on] &= ~self.out_of_range
-        if c.max_polyphony is not None:
-            full = self.count >= c.max_polyphony
-            if full.any():
-                allowed[full, on] = current[full]
-        limit, overdue = None, ()
-        if self.max_note_steps is not None and self.count.any():
-            first_onset = np.where(self.sounding, self.onset, _NEVER).min(axis=(1, 2))
-            limit = np.where(self.count > 0, self.max_note_steps - (self.now - first_onset), _NEVER)
-            overdue = np.flatnonzero(limit <= 0)
-        if self.max_wait_steps is not None:
-            waits = self.max_wait_steps - self.wait
-            limit = waits if limit is None else np.minimum(limit, waits)
-        if limit is not None:
-            allowed[:, self.shift] = self.shift_steps <= limit[:, None]
-        if c.max_events_per_step is not None:
-            busy = self.at_step >= c.max_events_per_step
-            if busy.any():
-                allowed[busy, : self.shift.start] = False
-                allowed[busy, self.shift.stop :] = False
-        if c.velocity_before_note_on:
-            no_room = ~allowed[:, on].any(axis=1)
-            if c.max_events_per_step is not None:
-                no_room |= self.at_step + 2 > c.max_events_per_step
-            allowed[no_room, vel] = False
-            after = np.flatnonzero(self.last_kind == VELOCITY)
-            if len(after):
-                kept = allowed[after, on]
-                allowed[after] = False
-                allowed[after, on] = kept
-        for b in overdue:  # force the note-off of notes that have sounded max_note_s
-            late = self.sounding[b] & (self.now[b] - self.onset[b] >= self.max_note_steps)
-            allowed[b] = False
-            allowed[b, off] = here = late[self.instrument[b]]
-            if self.prog0 is not None and not here.any():
-                allowed[b, self.prog0 + np.flatnonzero(late.any(axis=1))] = True
-        empty = ~allowed.any(axis=1)
-        if empty.any():
-            allowed[empty, self.shift.start] = True
-        return allowed
-
-
 # ------------------------------------------------------------------------------ the loop
 
 
@@ -512,14 +211,6 @@ def _inputs(controls, grammar: Grammar) -> torch.Tensor | None:
 
 def effective_noise(sampler: SamplerConfig) -> float:
     return DEFAULT_NOISE if sampler.noise is None else float(sampler.noise)
-
-
-def type_values(by_type: dict[str, float], kinds: np.ndarray, default: float) -> np.ndarray:
-    """One value per token: ``by_type`` of its event type (names as TYPE_CODES), else default."""
-    out = np.full(len(kinds), float(default))
-    for name, value in by_type.items():
-        out[kinds == TYPE_CODES[name]] = float(value)
-    return out
 
 
 def token_scales(sampler: SamplerConfig, kinds: np.ndarray) -> np.ndarray:

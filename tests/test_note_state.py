@@ -249,3 +249,18 @@ def test_per_type_scales_perturb_only_their_types():
     offset[3] = 1e6  # an offset can force a token
     forced = sample_embedding(features, weight, None, gen, scale=scale, offset=offset)
     assert torch.all(forced == 3)
+
+
+def test_a_piece_that_ends_in_a_rest_keeps_its_length(tmp_path):
+    import mido
+
+    from melodia.generation import Generated
+    from melodia.midi import write_midi
+
+    ids = np.array([ON + 60, SHIFT + 50, OFF + 60, SHIFT + 100, SHIFT + 100])  # 0.5 s, then 2 s rest
+    score = Generated([ids], PIANO, seed=0, primer_events=0).scores()[0]
+    assert score.end_s == pytest.approx(0.5)
+    path = write_midi(score, tmp_path / "rest.mid")
+    assert mido.MidiFile(path).length == pytest.approx(2.5, abs=0.02)
+    again = PIANO.decode(PIANO.encode_file(path))  # the marker changes no note
+    assert len(again.tracks[0].notes) == 1 and again.end_s == pytest.approx(0.5)
