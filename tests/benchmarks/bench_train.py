@@ -33,10 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def model_config(controls: bool):
+def model_config(controls: bool, note_state: bool = True):
     from melodia.model import ModelConfig
 
-    return ModelConfig(vocab_size=388, control_dim=20 if controls else 0)  # 3 x 512, tied
+    return ModelConfig(vocab_size=388, control_dim=20 if controls else 0,  # 3 x 512, tied
+                       state_dim=256 if note_state else 0)
 
 
 def run_one(kind: str, args: argparse.Namespace) -> dict:
@@ -52,7 +53,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
 
         cfg = TrainConfig(data=args.data, out=tempfile.mkdtemp(prefix="bench-run-"),
                           steps=n + 1, batch_size=B, seq_len=L, eval_every=10**6, log_every=1,
-                          eval_events=2048, device="cpu", model=model_config(True))
+                          eval_events=2048, device="cpu", note_state=args.note_state,
+                          model=model_config(True, args.note_state))
         stamps: list[float] = []
         t0 = time.perf_counter()
         train(cfg, progress=True, callbacks=[lambda info: stamps.append(time.perf_counter())])
@@ -67,9 +69,9 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
         else:
             from melodia.model import PerformanceRNN
 
-            net = PerformanceRNN(model_config(True)).train()
+            net = PerformanceRNN(model_config(True, args.note_state)).train()
             ids, y = torch.randint(0, 388, (B, L)), torch.randint(0, 388, (B, L))
-            ctrl = torch.rand(B, L, 20)
+            ctrl = torch.rand(B, L, net.config.input_dim)
             loss_fn = lambda: F.cross_entropy(net(ids, None, ctrl)[0].reshape(-1, 388), y.reshape(-1))  # noqa: E731
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
         for i in range(n + 1):
@@ -108,6 +110,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--mkldnn-off", action="store_true", help="also time the model without oneDNN")
+    p.add_argument("--note-state", action=argparse.BooleanOptionalAction, default=True,
+                   help="model and pipeline with the note-state input (the trainer's default)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process: one kind
     args = p.parse_args()
     if args.one:
@@ -120,7 +124,7 @@ def main() -> None:
         for kind in kinds:
             cmd = [sys.executable, __file__, "--one", kind, "--data", args.data, "--steps",
                    str(args.steps), "--batch-size", str(args.batch_size), "--seq-len",
-                   str(args.seq_len)]
+                   str(args.seq_len), "--note-state" if args.note_state else "--no-note-state"]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True,
                                  env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
             res = json.loads(out.strip().splitlines()[-1])
