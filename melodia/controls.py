@@ -199,23 +199,36 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     f0, n = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF").size
     off_pitch = np.where((ids >= f0) & (ids < f0 + n), ids - f0 + vocab.range("NOTE_OFF").min, -1)
     pitch = np.maximum(on_pitch, off_pitch)  # the pitch an event touches, -1 for none
-    pitch = np.where(pitch < NOTE_STATE_PITCHES, pitch, -1)
-    index = np.arange(len(ids), dtype=np.int32)
-    rows = len(ids) - start
-    touched = np.full((max(rows, 0) + 1, NOTE_STATE_PITCHES), -1, dtype=np.int32)
-    before = pitch[:start] >= 0  # row 0: the last event before `start` touching each pitch
-    touched[0, pitch[:start][before]] = index[:start][before]  # later indices overwrite
-    hit = pitch[start:] >= 0
-    touched[1:][np.flatnonzero(hit), pitch[start:][hit]] = index[start:][hit]
-    last = np.maximum.accumulate(touched, axis=0)[1:]
-    safe = np.maximum(last, 0)
-    sounding = (last >= 0) & (on_pitch[safe] >= 0)
-    out = np.zeros((max(rows, 0), NOTE_STATE_DIM), dtype=np.float32)
-    out[:, :NOTE_STATE_PITCHES] = sounding
-    age = (times[start:, None] - times[safe]).astype(np.float32)
+    T, rows = len(ids), max(len(ids) - start, 0)
+    out = np.zeros((rows, NOTE_STATE_DIM), dtype=np.float32)
+    events = np.flatnonzero((pitch >= 0) & (pitch < NOTE_STATE_PITCHES))
+    if not len(events) or not rows:
+        return out
+    # each NOTE_ON sounds from its own row until the next event touching its pitch (or the end)
+    events = events[np.lexsort((events, pitch[events]))]  # by pitch, then in time
+    until = np.full(len(events), T)
+    same = pitch[events[1:]] == pitch[events[:-1]]
+    until[:-1][same] = events[1:][same]
+    is_on = on_pitch[events] >= 0
+    onset, until, key = events[is_on], until[is_on], pitch[events[is_on]]
+    first = np.maximum(onset, start)
+    length = np.maximum(until - first, 0)
+    row = np.repeat(first - start, length) + _ramp(length)  # the rows each note sounds in
+    col = np.repeat(key, length)
+    age = times[row + start] - np.repeat(times[onset], length)
     scale = np.float32(-1.0 / (encoding.config.steps_per_second * NOTE_AGE_TAU_S))
-    out[:, NOTE_STATE_PITCHES:] = np.where(sounding, np.exp(age * scale), np.float32(0))
+    out[row, col] = 1.0
+    out[row, col + NOTE_STATE_PITCHES] = np.exp(age.astype(np.float32) * scale)
     return out
+
+
+def _ramp(lengths: np.ndarray) -> np.ndarray:
+    """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(total) - np.repeat(ends - lengths, lengths)
 
 
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
