@@ -35,25 +35,25 @@ TYPES = ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "TEMPO")
 
 def _teacher_forced(model, sequences: Sequence[np.ndarray], encoding, segment: int,
                     max_events: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted output embeddings ``[N, E]`` and the real next ids ``[N]``."""
+    """Predicted output embeddings ``[N, E]`` and the real next ids ``[N]`` (the same segments
+    ``melodia evaluate`` scores)."""
     from melodia.controls import step_inputs
+    from melodia.evaluate import segments
 
-    feats, targets, total = [], [], 0
+    feats, targets, inputs = [], [], {}
     model.eval()
     with torch.no_grad():
-        for seq in sequences:
-            seq = np.asarray(seq, dtype=np.int64)
-            inputs = step_inputs(seq, encoding, model.config.control_dim, model.config.state_dim)
-            for start in range(0, len(seq) - 1, segment):
-                end = min(len(seq), start + segment + 1)
-                ids = torch.from_numpy(seq[start:end])[None]
-                cond = torch.from_numpy(inputs[start : end - 1])[None] if inputs.shape[1] else None
-                f, _ = model.features(ids[:, :-1], None, cond)
-                feats.append(f[0].float())
-                targets.append(ids[0, 1:])
-                total += end - start - 1
-                if total >= max_events:
-                    return torch.cat(feats), torch.cat(targets)
+        for f, start, end in segments(sequences, segment, max_events):
+            seq = np.asarray(sequences[f], dtype=np.int64)
+            if f not in inputs:  # the note state of a segment depends on what came before it
+                inputs[f] = step_inputs(seq, encoding, model.config.control_dim,
+                                        model.config.state_dim)
+            ids = torch.from_numpy(seq[start:end])[None]
+            cond = (torch.from_numpy(inputs[f][start : end - 1])[None]
+                    if inputs[f].shape[1] else None)
+            features, _ = model.features(ids[:, :-1], None, cond)
+            feats.append(features[0].float())
+            targets.append(ids[0, 1:])
     return torch.cat(feats), torch.cat(targets)
 
 

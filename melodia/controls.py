@@ -170,9 +170,10 @@ def control_prior(sequences: Sequence[np.ndarray], encoding, count: int = 256,
         return out[:0]
     timed = [event_times(s, encoding) for s in seqs]
     weights = np.array([max(t[0][-1], 1) for t in timed], dtype=np.float64)
+    weights /= weights.sum()
     window = round(window_s * encoding.config.steps_per_second)
     for row in range(count):
-        times, pitch = timed[int(rng.choice(len(seqs), p=weights / weights.sum()))]
+        times, pitch = timed[int(rng.choice(len(seqs), p=weights))]
         t0 = int(rng.integers(max(1, times[-1] - window + 1)))
         inside = (times >= t0) & (times < t0 + window) & (pitch >= 0)
         span_s = min(window, max(times[-1] - t0, 1)) / encoding.config.steps_per_second

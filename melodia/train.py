@@ -283,13 +283,12 @@ def _data(config: TrainConfig):
         log.warning("%s has no validation files: holding out the last %.0f%% of every training "
                     "file instead", entries[0][0], 100 * config.holdout_fraction)
         train_seqs, valid_seqs = holdout_tail(train_seqs, config.holdout_fraction)
-    groups = [0] * len(train_seqs)
+    primary, groups = train_seqs, [0] * len(train_seqs)
     for g, other in enumerate(sets[1:], start=1):
         extra = other.sequences("train")
         train_seqs = train_seqs + extra
         groups += [g] * len(extra)
     weights = [w for _, w in entries] if entries[0][1] is not None else None
-    primary = [seq for seq, g in zip(train_seqs, groups) if g == 0]
     crops = CropDataset(train_seqs, data.encoding, config.seq_len, seed=config.seed,
                         transpose=config.transpose, stretch=config.stretch,
                         controls=config.controls, control_dropout=config.control_dropout,
@@ -514,4 +513,5 @@ def run_config(data: str | None, out: str | None, config_file: str | Path | None
         raise MelodiaError(f"bad training config: {err}") from None
 
 
-__all__ = ["StepInfo", "TrainConfig", "TrainResult", "data_entries", "lr_at", "read_toml", "run_config", "train"]
+__all__ = ["StepInfo", "TrainConfig", "TrainResult", "data_entries", "lr_at", "read_toml",
+           "run_config", "train"]
