@@ -1,0 +1,257 @@
+"""What a band model conditions on: instruments, line-ups, styles and tempo. No torch here.
+
+Instruments are the band encoding's ids: General MIDI programs 0..127 and ``DRUMS = 128``. GM
+groups programs in 16 families of 8 (pianos, guitars, basses...); a line-up names instruments
+by family (``drums,bass,guitar,guitar``), by GM name (``distortion guitar``) or by program
+(``30``), and :func:`parse_lineup` turns it into distinct instrument ids, picking for a family
+the programs a style uses most (two guitars: the two likeliest guitar programs).
+
+A band model takes two more inputs than the piano model (see :class:`BandLayout`):
+
+- **conditions**, constant over a piece: the line-up (129 zeros/ones), the style (one-hot over
+  the styles the model was trained on) and the tempo (split between the two nearest of the band
+  encoding's log-spaced tempo bins); all-zero parts mean "absent", as for the piano controls;
+- **the current instrument**, every step: one-hot over 129, set by the last PROGRAM event. Its
+  input weights act as an instrument embedding added to the event embedding, so the model knows
+  whose note a NOTE_ON is without remembering the PROGRAM event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+DRUMS = 128
+N_INSTRUMENTS = 129
+FAMILIES = ("piano", "chromatic-percussion", "organ", "guitar", "bass", "strings", "ensemble",
+            "brass", "reed", "pipe", "synth-lead", "synth-pad", "synth-effects", "ethnic",
+            "percussive", "sound-effects")
+ALIASES = {"keys": "piano", "chromatic": "chromatic-percussion", "lead": "synth-lead",
+           "synth": "synth-lead", "pad": "synth-pad", "sax": "reed", "horns": "brass",
+           "choir": "ensemble", "drum": "drums", "kit": "drums", "percussion": "drums",
+           "guitars": "guitar", "basses": "bass", "string": "strings"}
+# programs a family stands for when no style says otherwise, likeliest first (GM numbers)
+DEFAULT_PROGRAMS = {"piano": [0, 4, 1, 2], "guitar": [29, 30, 27, 25, 26, 28, 24, 31],
+                    "bass": [33, 34, 32, 35, 38, 36, 37, 39], "organ": [16, 17, 18, 19],
+                    "strings": [48, 40, 41, 42, 49], "ensemble": [48, 49, 52, 50],
+                    "brass": [61, 56, 57, 60], "reed": [65, 66, 64, 71], "pipe": [73, 71, 74],
+                    "synth-lead": [80, 81, 87], "synth-pad": [88, 89, 90]}
+# coarser groups for per-instrument evaluation
+GROUPS = ("drums", "bass", "guitar", "keys", "strings", "winds", "synth", "other")
+_GROUP_OF_FAMILY = {"piano": "keys", "chromatic-percussion": "keys", "organ": "keys",
+                    "guitar": "guitar", "bass": "bass", "strings": "strings",
+                    "ensemble": "strings", "brass": "winds", "reed": "winds", "pipe": "winds",
+                    "synth-lead": "synth", "synth-pad": "synth", "synth-effects": "synth"}
+
+
+class LineupError(ValueError):
+    """A line-up that names no known instrument, or more than a band model can play."""
+
+
+def family_of(instrument: int) -> str:
+    """``"drums"`` or the GM family name of a program."""
+    return "drums" if instrument == DRUMS else FAMILIES[int(instrument) // 8]
+
+
+def group_of(instrument: int) -> str:
+    """Evaluation group of an instrument: drums, bass, guitar, keys, strings, winds, synth, other."""
+    family = family_of(instrument)
+    return "drums" if family == "drums" else _GROUP_OF_FAMILY.get(family, "other")
+
+
+def instrument_name(instrument: int) -> str:
+    """``"Drums"`` or the GM name, e.g. ``"Distortion Guitar"``."""
+    if instrument == DRUMS:
+        return "Drums"
+    import pretty_midi
+
+    return pretty_midi.program_to_instrument_name(int(instrument))
+
+
+def _gm_name_to_program(name: str) -> int | None:
+    import pretty_midi
+
+    try:
+        return int(pretty_midi.instrument_name_to_program(name.title()))
+    except ValueError:
+        lowered = name.lower()
+        for program in range(128):
+            if pretty_midi.program_to_instrument_name(program).lower() == lowered:
+                return program
+    return None
+
+
+def parse_lineup(spec: str | Sequence[str | int],
+                 preferred: dict[str, Sequence[int]] | None = None) -> list[int]:
+    """Distinct instrument ids for a line-up such as ``"drums,bass,guitar,guitar"``.
+
+    Each item is ``drums``, a GM family (``guitar``, ``bass``, ``keys``/``piano``, ``organ``,
+    ``strings``, ``brass``, ``reed``/``sax``, ``synth``...), a GM instrument name
+    (``"overdriven guitar"``) or a program number 0..127. A family takes the first program of
+    ``preferred[family]`` (a style's likeliest) not taken yet, then GM's usual ones, then any.
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = [i for i in items if str(i).strip()]
+    if not items:
+        raise LineupError("empty line-up: name instruments like drums,bass,guitar,keys")
+    taken: list[int] = []
+    for item in items:
+        taken.append(_resolve(str(item).strip().lower(), taken, preferred or {}))
+    if len(taken) > 16:
+        raise LineupError(f"a line-up holds at most 16 instruments (MIDI channels), not "
+                          f"{len(taken)}")
+    return taken
+
+
+def _resolve(item: str, taken: list[int], preferred: dict[str, Sequence[int]]) -> int:
+    item = ALIASES.get(item, item)
+    if item == "drums":
+        if DRUMS in taken:
+            raise LineupError("drums named twice: a band has one drum kit (channel 10)")
+        return DRUMS
+    if item.isdigit():
+        program = int(item)
+        if not 0 <= program <= 127:
+            raise LineupError(f"GM programs are 0..127, not {program}")
+        if program in taken:
+            raise LineupError(f"program {program} named twice; name the family (e.g. guitar) "
+                              "to get distinct programs")
+        return program
+    if item in FAMILIES:
+        first = FAMILIES.index(item) * 8
+        order = [int(p) for p in preferred.get(item, [])] + DEFAULT_PROGRAMS.get(item, [])
+        order += list(range(first, first + 8))
+        for program in order:
+            if family_of(program) == item and program not in taken:
+                return program
+        raise LineupError(f"more {item} parts than GM has {item} programs (8)")
+    program = _gm_name_to_program(item)
+    if program is None:
+        raise LineupError(f"unknown instrument {item!r}: use drums, a GM family "
+                          f"({', '.join(f for f in FAMILIES[:12])}...), a GM instrument name "
+                          "or a program number 0..127")
+    if program in taken:
+        raise LineupError(f"{item} named twice")
+    return program
+
+
+# ------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class BandLayout:
+    """Where each band condition sits in a model's ``band_dim`` inputs."""
+
+    styles: tuple[str, ...]
+    tempo_bins: int = 32
+
+    @property
+    def dim(self) -> int:
+        return N_INSTRUMENTS + len(self.styles) + self.tempo_bins
+
+    @property
+    def lineup(self) -> slice:
+        return slice(0, N_INSTRUMENTS)
+
+    @property
+    def style(self) -> slice:
+        return slice(N_INSTRUMENTS, N_INSTRUMENTS + len(self.styles))
+
+    @property
+    def tempo(self) -> slice:
+        return slice(N_INSTRUMENTS + len(self.styles), self.dim)
+
+    def style_index(self, style: str) -> int:
+        if style not in self.styles:
+            known = ", ".join(self.styles) or "none (the model was trained without styles)"
+            raise LineupError(f"unknown style {style!r}; this model knows: {known}")
+        return self.styles.index(style)
+
+
+def tempo_position(qpm: float, encoding) -> float:
+    """Fractional tempo bin of ``qpm`` (the band encoding's log-spaced bins)."""
+    c = encoding.config
+    q = float(np.clip(qpm, c.min_qpm, c.max_qpm))
+    return (np.log(q) - np.log(c.min_qpm)) / (np.log(c.max_qpm) - np.log(c.min_qpm)) * (
+        c.tempo_bins - 1)
+
+
+def conditions(layout: BandLayout, encoding, instruments: Sequence[int] | None = None,
+               style: int | None = None, qpm: float | None = None) -> np.ndarray:
+    """The constant band inputs ``float32[layout.dim]``; ``None`` leaves a part absent (zeros)."""
+    out = np.zeros(layout.dim, dtype=np.float32)
+    if instruments is not None:
+        out[np.asarray(list(instruments), dtype=np.int64)] = 1.0
+    if style is not None:
+        out[layout.style.start + int(style)] = 1.0
+    if qpm is not None:
+        x = tempo_position(qpm, encoding)
+        low = int(np.floor(x))
+        high = min(low + 1, layout.tempo_bins - 1)
+        w = x - low
+        out[layout.tempo.start + low] += 1.0 - w
+        out[layout.tempo.start + high] += w
+    return out
+
+
+def current_instrument(ids: np.ndarray, encoding) -> np.ndarray:
+    """``int64[T]``: the instrument in force after each event (PROGRAM sets it; 0 at first)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    p0 = encoding.vocab.offset("PROGRAM")
+    is_program = (ids >= p0) & (ids < p0 + N_INSTRUMENTS)
+    last = np.maximum.accumulate(np.where(is_program, np.arange(len(ids)), -1)) if len(ids) \
+        else np.zeros(0, np.int64)
+    return np.where(last >= 0, ids[np.maximum(last, 0)] - p0, 0)
+
+
+def instrument_onehot(current: np.ndarray) -> np.ndarray:
+    """``float32[T, 129]`` one-hot of :func:`current_instrument`."""
+    out = np.zeros((len(current), N_INSTRUMENTS), dtype=np.float32)
+    out[np.arange(len(current)), current] = 1.0
+    return out
+
+
+def playing(ids: np.ndarray, encoding, current: np.ndarray | None = None) -> list[int]:
+    """Instruments with a NOTE_ON in ``ids``, sorted."""
+    ids = np.asarray(ids, dtype=np.int64)
+    current = current_instrument(ids, encoding) if current is None else current
+    o0, n = encoding.vocab.offset("NOTE_ON"), encoding.vocab.range("NOTE_ON").size
+    return sorted(set(current[(ids >= o0) & (ids < o0 + n)].tolist()))
+
+
+def first_tempo(ids: np.ndarray, encoding) -> float | None:
+    """QPM of the first TEMPO event in ``ids`` (None if there is none)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    t0, n = encoding.vocab.offset("TEMPO"), encoding.vocab.range("TEMPO").size
+    found = np.flatnonzero((ids >= t0) & (ids < t0 + n))
+    return float(encoding.bin_to_qpm(ids[found[0]] - t0)) if len(found) else None
+
+
+def file_conditions(ids: np.ndarray, encoding, layout: BandLayout, style: int | None,
+                    start: int = 0) -> np.ndarray:
+    """The conditions a piece of music plays under: the instruments playing in ``ids[start:]``,
+    its style, and the tempo in force at ``start`` (the last TEMPO event before, else the first)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    t0, n = encoding.vocab.offset("TEMPO"), encoding.vocab.range("TEMPO").size
+    found = np.flatnonzero((ids >= t0) & (ids < t0 + n))
+    before = found[found < max(start, 1)]
+    pick = before[-1] if len(before) else (found[0] if len(found) else None)
+    qpm = None if pick is None else float(encoding.bin_to_qpm(ids[pick] - t0))
+    return conditions(layout, encoding, playing(ids[start:], encoding), style, qpm)
+
+
+def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generator,
+                    rate: float) -> np.ndarray:
+    """Zero each part (line-up, style, tempo) with probability ``rate`` (in place)."""
+    for part in (layout.lineup, layout.style, layout.tempo):
+        if rng.random() < rate:
+            cond[..., part] = 0.0
+    return cond
+
+
+__all__ = ["ALIASES", "BandLayout", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
+           "LineupError", "N_INSTRUMENTS", "conditions", "current_instrument",
+           "drop_conditions", "family_of", "file_conditions", "first_tempo", "group_of",
+           "instrument_name", "instrument_onehot", "parse_lineup", "playing", "tempo_position"]
