@@ -254,4 +254,33 @@ def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generat
 __all__ = ["ALIASES", "BandLayout", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
            "LineupError", "N_INSTRUMENTS", "conditions", "current_instrument",
            "drop_conditions", "family_of", "file_conditions", "first_tempo", "group_of",
-           "instrument_name", "instrument_onehot", "parse_lineup", "playing", "tempo_position"]
+           "instrument_name", "instrument_onehot", "instrument_values", "parse_lineup", "playing", "tempo_position"]
+
+
+def instrument_values(spec: str | dict, lineup: Sequence[int]) -> dict[int, float]:
+    """``"drums=0.8,guitar=1.1"`` -> ``{128: 0.8, 29: 1.1, 30: 1.1}``: a family (or alias) sets
+    every instrument of the line-up in it; a GM name or program number sets that program."""
+    items = spec.items() if isinstance(spec, dict) else [
+        part.split("=", 1) for part in str(spec).split(",") if part.strip()]
+    out: dict[int, float] = {}
+    for item in items:
+        if len(item) != 2:
+            raise LineupError(f"per-instrument values look like drums=0.8,guitar=1.1, not {spec!r}")
+        key, value = str(item[0]).strip().lower(), item[1]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise LineupError(f"{key}={value!r}: the value must be a number") from None
+        key = ALIASES.get(key, key)
+        if key == "drums" or key in FAMILIES:
+            members = [i for i in lineup if family_of(i) == key]
+            if not members:
+                raise LineupError(f"{key} is not in the line-up ({', '.join(map(instrument_name, lineup))})")
+        else:
+            program = int(key) if key.isdigit() else _gm_name_to_program(key)
+            if program is None or not 0 <= program <= 127:
+                raise LineupError(f"unknown instrument {key!r} in {spec!r}")
+            members = [program]
+        for i in members:
+            out[int(i)] = number
+    return out

@@ -233,18 +233,36 @@ def _ramp(lengths: np.ndarray) -> np.ndarray:
 
 
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
-                state_dim: int, start: int = 0) -> np.ndarray:
-    """The per-step inputs a model built with ``control_dim``/``state_dim`` takes besides ids:
-    ``float32[T - start, control_dim + state_dim]`` (controls, then the note state), for the
-    events from ``start`` on (the earlier ones set the note state)."""
-    out = np.zeros((max(len(ids) - start, 0), control_dim + state_dim), dtype=np.float32)
+                state_dim: int, start: int = 0, *, band: np.ndarray | None = None,
+                band_dim: int = 0, instrument_dim: int = 0) -> np.ndarray:
+    """The per-step inputs a model built with these widths takes besides ids:
+    ``float32[T - start, control_dim + band_dim + state_dim + instrument_dim]`` (controls, band
+    conditions ``band`` repeated on every row, note state, current instrument; see
+    :class:`melodia.model.ModelConfig`), for the events from ``start`` on (the earlier ones set
+    the note state and the instrument)."""
+    fixed = control_dim + band_dim
+    out = np.zeros((max(len(ids) - start, 0), fixed + state_dim + instrument_dim),
+                   dtype=np.float32)
     if control_dim:
         out[:, :control_dim] = compute_controls(ids, encoding)[start:]
+    if band_dim and band is not None:
+        out[:, control_dim:fixed] = band
     if state_dim:
-        out[:, control_dim:] = note_state(ids, encoding, start)
+        out[:, fixed : fixed + state_dim] = note_state(ids, encoding, start)
+    if instrument_dim:
+        from melodia.band import current_instrument, instrument_onehot
+
+        out[:, fixed + state_dim :] = instrument_onehot(current_instrument(ids, encoding)[start:])
     return out
+
+
+def model_inputs(ids: Sequence[int] | np.ndarray, encoding, config, start: int = 0,
+                 band: np.ndarray | None = None) -> np.ndarray:
+    """:func:`step_inputs` for a :class:`~melodia.model.ModelConfig` ``config``."""
+    return step_inputs(ids, encoding, config.control_dim, config.state_dim, start, band=band,
+                       band_dim=config.band_dim, instrument_dim=config.instrument_dim)
 
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
            "constant_controls", "control_prior", "soft_density", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
-           "note_state", "step_inputs"]
+           "model_inputs", "note_state", "step_inputs"]

@@ -28,18 +28,26 @@ from torch.utils.data import Dataset
 from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
                               note_state)
+from melodia.band import (N_INSTRUMENTS, BandLayout, conditions, current_instrument,
+                          drop_conditions, first_tempo, instrument_onehot, playing)
 from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding, skipped by the loss
 
 
 def transpose_ids(ids: np.ndarray, semitones: int, encoding) -> np.ndarray:
-    """Shift every note by ``semitones``, clipped so the highest and lowest notes stay in range."""
+    """Shift every note by ``semitones``, clipped so the highest and lowest notes stay in range.
+    Drum notes (band encoding: after ``PROGRAM 128``) name drum sounds and are left alone."""
     vocab = encoding.vocab
     on, off = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
     n = vocab.range("NOTE_ON").size
     ids = np.asarray(ids, dtype=np.int64)
     is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
+    if any(r.type == "PROGRAM" for r in vocab.ranges):
+        from melodia.band import DRUMS, current_instrument
+
+        melodic = current_instrument(ids, encoding) != DRUMS
+        is_on, is_off = is_on & melodic, is_off & melodic
     rel = np.concatenate([ids[is_on] - on, ids[is_off] - off])
     if len(rel) == 0 or semitones == 0:
         return ids.copy()
@@ -98,6 +106,8 @@ class CropDataset(Dataset):
         note_state: bool = False,
         groups: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
+        band_layout: BandLayout | None = None,
+        styles: Sequence[int | None] | None = None,
     ) -> None:
         groups = [0] * len(sequences) if groups is None else list(groups)
         if len(groups) != len(sequences):
@@ -134,6 +144,13 @@ class CropDataset(Dataset):
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
         self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
         self._margin = (seq_len + 1) // 8 + 8 if stretch else 0  # stretch < 1 drops time shifts
+        self.band_layout = band_layout
+        if band_layout is not None:  # band conditions: per file its style and first tempo
+            styles = [None] * len(sequences) if styles is None else list(styles)
+            if len(styles) != len(sequences):
+                raise ValueError("styles needs one style index (or None) per sequence")
+            self._styles = [styles[i] for i in keep]
+            self._qpm = [first_tempo(s, encoding) for s in self.sequences]
 
     def __len__(self) -> int:
         """Distinct crop positions (sample indices themselves are unbounded)."""
@@ -141,7 +158,10 @@ class CropDataset(Dataset):
 
     @property
     def control_dim(self) -> int:
-        return (CONTROL_DIM if self.controls else 0) + (NOTE_STATE_DIM if self.note_state else 0)
+        """Float inputs per step: controls, band conditions, note state, current instrument."""
+        band = (self.band_layout.dim + N_INSTRUMENTS) if self.band_layout is not None else 0
+        return ((CONTROL_DIM if self.controls else 0) + band
+                + (NOTE_STATE_DIM if self.note_state else 0))
 
     def _position(self, rng: np.random.Generator) -> tuple[int, int]:
         """Which sequence and where in it a crop starts."""
@@ -186,12 +206,24 @@ class CropDataset(Dataset):
             skip = self._skip_after_stretch(seq[first:start], ids)
         n = min(len(ids) - skip, self.seq_len + 1)
         c_dim = CONTROL_DIM if self.controls else 0
+        layout = self.band_layout
+        b_dim = layout.dim if layout is not None else 0
+        s_dim = NOTE_STATE_DIM if self.note_state else 0
         inputs = np.zeros((n - 1, self.control_dim), dtype=np.float32)
         if self.controls:  # the control windows look ahead past the crop
             inputs[:, :c_dim] = compute_controls(ids, self.encoding)[skip : skip + n - 1]
             drop_controls(inputs[:, :c_dim], drop_density, drop_hist)
         if self.note_state:
-            inputs[:, c_dim:] = note_state(ids[: skip + n - 1], self.encoding, start=skip)
+            inputs[:, c_dim + b_dim : c_dim + b_dim + s_dim] = note_state(
+                ids[: skip + n - 1], self.encoding, start=skip)
+        if layout is not None:  # the crop's line-up, the file's style and tempo; the instrument
+            current = current_instrument(ids[: skip + n], self.encoding)
+            cond = conditions(layout, self.encoding,
+                              playing(ids[skip : skip + n], self.encoding, current[skip:]),
+                              self._styles[f], self._qpm[f])
+            inputs[:, c_dim : c_dim + b_dim] = drop_conditions(cond, layout, rng,
+                                                               self.control_dropout)
+            inputs[:, c_dim + b_dim + s_dim :] = instrument_onehot(current[skip : skip + n - 1])
         return ids[skip : skip + n], inputs
 
     def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:

@@ -90,6 +90,16 @@ class GenerateConfig:
     # controls left unset are drawn (by seed) from the training corpus's own, saved in the model
     # (density of a 20 s stretch and its pitch classes: a key); False leaves them absent
     corpus_controls: bool = True
+    # band models (melodia.band): what plays and how; unset ones are drawn (by seed) from the
+    # training corpus's own files (of the style, when one is given)
+    style: str | None = None  # a style the model was trained on (see `--list-styles`)
+    tempo: float | None = None  # beats per minute, written into the file
+    lineup: str | Sequence[str | int] | None = None  # "drums,bass,guitar,guitar", GM programs
+    bars: int | None = None  # length in 4/4 bars at the tempo (instead of seconds)
+    # 0..1: how adventurous the sampling is (probability sampler: temperature 0.6 + 0.8 r;
+    # embedding sampler: noise x 2 r, so 0.5 is the model's own); a float or per instrument
+    # ("drums=0.3,guitar=0.7" / {128: 0.3})
+    randomness: float | str | dict | None = None
     precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
     threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -112,6 +122,12 @@ class GenerateConfig:
             raise ValueError("density must be >= 0 notes per second")
         if self.key is not None:
             key_histogram(self.key)  # validates
+        if self.tempo is not None and not 0 < self.tempo < 1000:
+            raise ValueError("tempo must be a number of beats per minute in (0, 1000)")
+        if self.bars is not None and self.bars < 1:
+            raise ValueError("bars must be >= 1")
+        if isinstance(self.randomness, (int, float)) and not 0 <= self.randomness <= 1:
+            raise ValueError("randomness must be in 0..1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,12 +141,20 @@ class Generated:
     encoding: PerformanceEncoding
     seed: int
     primer_events: int  # how many leading ids of each piece came from the primer
+    qpm: float | None = None  # band: the tempo asked for, written exactly into the files
+    band: dict[str, Any] | None = None  # band: style, line-up (instrument ids) and tempo used
 
     def scores(self) -> list[Score]:
         """Decoded pieces. A piece that ends in a rest keeps its length: a sustain-pedal-off at
         the end of the stream marks it, so the MIDI file (and a DAW) lasts the time generated."""
-        return [_keep_length(self.encoding.decode(ids), ids, self.encoding)
-                for ids in self.pieces]
+        scores = [_keep_length(self.encoding.decode(ids), ids, self.encoding)
+                  for ids in self.pieces]
+        if self.qpm is not None:
+            from melodia.midi import TEMPO_DTYPE
+
+            for score in scores:
+                score.tempos = np.array([(0.0, self.qpm)], dtype=TEMPO_DTYPE)
+        return scores
 
     def pretty_midi(self) -> list:
         return [to_pretty_midi(score) for score in self.scores()]
@@ -143,7 +167,7 @@ def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding) -
     if not len(ids) or not score.tracks:
         return score
     end = float(event_times(ids, encoding)[0][-1]) / encoding.config.steps_per_second
-    track = score.tracks[0]
+    track = next((t for t in score.tracks if not t.is_drum), score.tracks[0])
     if end > score.end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
         marker = np.array([(end, 0)], dtype=PEDAL_DTYPE)
         track.pedal = np.concatenate([track.pedal, marker])
@@ -274,6 +298,77 @@ def control_rows(checkpoint: Checkpoint, config: GenerateConfig, seed: int,
     return None if rows[0] is None else np.stack(rows)
 
 
+def band_styles(model: str | Path | Checkpoint = "band") -> list[str]:
+    """The styles a band model was trained on (``--style``), from its checkpoint."""
+    checkpoint = load_model(model)
+    return list((checkpoint.extra.get("band") or {}).get("styles") or [])
+
+
+def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict[str, Any] | None:
+    """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training
+    files of the style), with the band conditions they make; None for a model without them."""
+    from melodia.band import BandLayout, LineupError, conditions, instrument_name, parse_lineup
+
+    asked = {k: v for k, v in (("style", config.style), ("tempo", config.tempo),
+                               ("lineup", config.lineup)) if v is not None}
+    if not checkpoint.model.config.band_dim:
+        if asked:
+            raise GenerateError(f"{', '.join(asked)} need a band model (--model band); this "
+                                "model has no band conditions")
+        return None
+    info = checkpoint.extra.get("band") or {}
+    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
+    if layout.dim != checkpoint.model.config.band_dim:
+        raise GenerateError("the checkpoint's band information does not match its model")
+    try:
+        style_index = None if config.style is None else layout.style_index(config.style)
+    except LineupError as err:
+        raise GenerateError(str(err)) from None
+    rows = [r for r in info.get("lineups") or []
+            if config.style is None or r.get("style") == config.style]
+    drawn = rows[int(np.random.default_rng((seed, 9)).integers(len(rows)))] if rows else {}
+    style = config.style or drawn.get("style") or None
+    if style_index is None and style in layout.styles:
+        style_index = layout.styles.index(style)
+    try:
+        preferred = (info.get("programs") or {}).get(style or "", {})
+        instruments = (parse_lineup(config.lineup, preferred) if config.lineup is not None
+                       else [int(i) for i in drawn.get("instruments") or []] or None)
+    except LineupError as err:
+        raise GenerateError(str(err)) from None
+    qpm = float(config.tempo or drawn.get("qpm") or 120.0)
+    return {"style": style, "instruments": instruments, "qpm": qpm,
+            "names": [instrument_name(i) for i in instruments or []],
+            "conditions": conditions(layout, checkpoint.encoding, instruments, style_index, qpm)}
+
+
+def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int] | None
+                       ) -> SamplerConfig:
+    """``randomness`` (0..1, or per instrument) onto the sampler: probability sampler,
+    temperature ``0.6 + 0.8 r``; embedding sampler, noise scales times ``2 r``."""
+    if randomness is None:
+        return sampler
+    from melodia.band import N_INSTRUMENTS, LineupError, instrument_values
+
+    if isinstance(randomness, (int, float)):
+        table = {i: float(randomness) for i in range(N_INSTRUMENTS)}
+    else:
+        try:
+            table = instrument_values(randomness, lineup or [])
+        except LineupError as err:
+            raise GenerateError(str(err)) from None
+    if any(not 0 <= r <= 1 for r in table.values()):
+        raise GenerateError("randomness must be in 0..1")
+    if sampler.sampler == "embedding":
+        return dataclasses.replace(sampler, noise_factor_by_instrument={
+            i: max(2 * r, 1e-3) for i, r in table.items()})
+    if isinstance(randomness, (int, float)):
+        return dataclasses.replace(sampler, temperature=0.6 + 0.8 * float(randomness))
+    return dataclasses.replace(sampler, temperature_by_instrument={
+        **(sampler.temperature_by_instrument or {}),
+        **{i: 0.6 + 0.8 * r for i, r in table.items()}})
+
+
 def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -> np.ndarray:
     """Event ids to start from: the last ``seconds`` of a MIDI file / Score / PrettyMIDI, or a
     chord of MIDI pitches (struck at velocity 80 and left sounding), or ``None``: one shortest
@@ -321,26 +416,41 @@ def _tail(ids: np.ndarray, encoding: PerformanceEncoding, seconds: float) -> np.
 # ----------------------------------------------------------------------------- generation
 
 
-def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0):
+def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0, plan=None):
     checkpoint, stepper = load_stepper(model, config.precision)
     encoding = checkpoint.encoding
+    model_config = checkpoint.model.config
     context = primer_events(primer, encoding, config.primer_seconds)
+    grammar_config = config.grammar
+    if plan is not None:  # band: the tempo event first; only the line-up may play
+        tempo = encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(plan["qpm"])))
+        context = np.concatenate([[tempo], context]).astype(np.int64)
+        grammar_config = dataclasses.replace(
+            grammar_config, tempo_changes=False,
+            instruments=tuple(plan["instruments"]) if plan["instruments"] else None)
     controls = control_rows(checkpoint, config, seed, batch)
+    if model_config.band_dim:
+        band = (plan["conditions"] if plan is not None
+                else np.zeros(model_config.band_dim, np.float32))
+        piano = (controls if controls is not None
+                 else np.zeros((batch, model_config.control_dim), np.float32))
+        controls = np.concatenate([piano, np.repeat(band[None], batch, axis=0)], axis=1)
     ids = torch.from_numpy(context).long()[None].expand(batch, -1)
     step_controls = seq_controls = None
     if controls is not None:
         step_controls = torch.from_numpy(controls)
         seq_controls = step_controls[:, None].expand(-1, ids.shape[1], -1)
-    model_config = checkpoint.model.config
-    if model_config.state_dim:  # the note state changes every step: built from the grammar
-        from melodia.controls import note_state
+    if model_config.step_dim:  # note state and instrument change every step: from the grammar
+        from melodia.controls import model_inputs
 
-        step_controls = StepInputs(step_controls, model_config.control_dim)
-        fixed = (torch.zeros(batch, ids.shape[1], model_config.control_dim) if controls is None
+        step_controls = StepInputs(step_controls, model_config.fixed_dim, model_config.state_dim,
+                                   model_config.instrument_dim)
+        fixed = (torch.zeros(batch, ids.shape[1], model_config.fixed_dim) if controls is None
                  else seq_controls)
-        state = torch.from_numpy(note_state(context, encoding))[None].expand(batch, -1, -1)
+        steps = model_inputs(context, encoding, model_config)[:, model_config.fixed_dim:]
+        state = torch.from_numpy(steps)[None].expand(batch, -1, -1)
         seq_controls = torch.cat([fixed, state], dim=2)
-    grammar = Grammar(encoding, config.grammar, batch)
+    grammar = Grammar(encoding, grammar_config, batch)
     grammar.feed(context)
     logits, features, state = stepper.prime(ids, seq_controls)
     return checkpoint, context, stepper, grammar, (logits, features, state, step_controls)
@@ -357,12 +467,16 @@ def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerCo
     return sampler
 
 
-def _limits(config: GenerateConfig, grammar: Grammar, encoding) -> tuple[int, int | None]:
+def _limits(config: GenerateConfig, grammar: Grammar, encoding,
+            qpm: float | None = None) -> tuple[int, int | None]:
     if config.events is not None:
         return config.events, None
+    seconds = config.seconds
+    if config.bars is not None:
+        seconds = config.bars * 4 * 60.0 / (qpm or 120.0)
     sps = encoding.config.steps_per_second
-    until = int(grammar.now[0] + round(config.seconds * sps))
-    return max(100, int(config.seconds * EVENTS_PER_SECOND_CAP)), until
+    until = int(grammar.now[0] + round(seconds * sps))
+    return max(100, int(seconds * EVENTS_PER_SECOND_CAP)), until
 
 
 def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfig | None = None,
@@ -373,16 +487,21 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
     generator = torch.Generator().manual_seed(seed)
     beam = config.sampler.beam_size > 1
     with threads(config.threads):
+        plan = band_plan(load_model(model), config, seed)
         checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
-                                                              1 if beam else config.num, seed)
-        max_events, until = _limits(config, grammar, checkpoint.encoding)
+                                                              1 if beam else config.num, seed,
+                                                              plan)
+        qpm = plan["qpm"] if plan is not None else None
+        max_events, until = _limits(config, grammar, checkpoint.encoding, qpm)
         sampler = resolve_sampler(checkpoint, config.sampler)
+        sampler = randomized_sampler(sampler, config.randomness,
+                                     plan["instruments"] if plan is not None else None)
         if beam:
             pieces = []
             for i in range(config.num):
                 if i:
                     checkpoint, context, stepper, grammar, start = _setup(model, config, primer, 1,
-                                                                          seed)
+                                                                          seed, plan)
                 pieces.append(beam_search(stepper, grammar, sampler, generator, *start,
                                           max_events=max_events, until_step=until))
         else:
@@ -390,8 +509,9 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
             pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
     if until is not None and any(len(p) >= max_events for p in pieces):
         log.warning("stopped at %d events before reaching %.1f s", max_events, config.seconds)
+    band = None if plan is None else {k: plan[k] for k in ("style", "instruments", "names", "qpm")}
     return Generated([np.concatenate([context, p]) for p in pieces], checkpoint.encoding, seed,
-                     len(context))
+                     len(context), qpm=qpm, band=band)
 
 
 def _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor, sampler,
@@ -464,7 +584,8 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
         yield int(ids[0])
 
 
-__all__ = ["GenerateConfig", "GenerateError", "Generated", "SHIPPED", "control_rows",
+__all__ = ["GenerateConfig", "GenerateError", "Generated", "SHIPPED", "band_plan", "band_styles",
+           "control_rows", "randomized_sampler",
            "control_vector",
            "generate", "generate_ids", "iter_events", "key_histogram", "load_model",
            "load_stepper", "primer_events", "resolve_model", "shipped_model_path"]

@@ -35,6 +35,9 @@ class GrammarConfig:
     max_events_per_step: int | None = 64  # events at one instant (NOTE_OFFs not counted)
     velocity_before_note_on: bool = True  # a VELOCITY event is followed by a NOTE_ON, as encoded
     pitch_range: tuple[int, int] | None = (21, 108)  # NOTE_ONs allowed: the 88 keys of a piano
+    # band encoding: the only instruments (GM programs, 128 = drums) that may be chosen and play
+    instruments: tuple[int, ...] | None = None
+    tempo_changes: bool = True  # band encoding: False = no TEMPO events (the tempo is given)
 
     def __post_init__(self) -> None:
         for name in ("max_polyphony", "max_events_per_step"):
@@ -51,6 +54,11 @@ class GrammarConfig:
                 raise ValueError(f"pitch_range must be (low, high) within 0..127, not "
                                  f"{self.pitch_range}")
             self.pitch_range = (low, high)
+        if self.instruments is not None:
+            self.instruments = tuple(sorted({int(i) for i in self.instruments}))
+            if not self.instruments or not all(0 <= i <= 128 for i in self.instruments):
+                raise ValueError("instruments must be GM programs 0..127 or 128 (drums), at "
+                                 "least one")
         if (self.max_events_per_step is not None and self.max_polyphony is not None
                 and self.max_events_per_step < self.max_polyphony):
             raise ValueError("max_events_per_step must be >= max_polyphony (forced note-offs of "
@@ -74,7 +82,9 @@ class Grammar:
     - after ``max_events_per_step`` events at one instant (NOTE_OFFs not counted: they are
       bounded by the note-ons) only TIME_SHIFTs;
     - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it;
-    - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside).
+    - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside);
+    - band: PROGRAM events only for ``instruments`` (the line-up), and no VELOCITY or NOTE_ON
+      while the current instrument is outside it; no TEMPO events unless ``tempo_changes``.
 
     Should the rules leave a row nothing (only a contrived config can), ``TIME_SHIFT 1`` is allowed.
     """
@@ -115,6 +125,15 @@ class Grammar:
         self.at_step = np.zeros(batch, dtype=np.int64)  # events but NOTE_OFFs since a TIME_SHIFT
         self.instrument = np.zeros(batch, dtype=np.int64)
         self.last_kind = np.full(batch, -1, dtype=np.int64)
+        self.n_instruments = n_instruments
+        self.in_lineup = None  # [n_instruments] bool: who may play
+        if self.prog0 is not None and c.instruments is not None:
+            self.in_lineup = np.zeros(n_instruments, dtype=bool)
+            self.in_lineup[[i for i in c.instruments if i < n_instruments]] = True
+        self.tempo = None
+        if "TEMPO" in types and not c.tempo_changes:
+            t0 = vocab.offset("TEMPO")
+            self.tempo = slice(t0, t0 + vocab.range("TEMPO").size)
 
     _STATE = ("sounding", "onset", "count", "now", "wait", "at_step", "instrument", "last_kind")
 
@@ -172,6 +191,12 @@ class Grammar:
         out[:, NOTE_STATE_PITCHES + lo : NOTE_STATE_PITCHES + hi] = recency[:, : hi - lo]
         return out
 
+    def instrument_onehot(self) -> np.ndarray:
+        """``float32[B, 129]``: the current instrument of each row (band models' step input)."""
+        out = np.zeros((self.batch, self.n_instruments), dtype=np.float32)
+        out[self._rows, self.instrument] = 1.0
+        return out
+
     def mask(self) -> np.ndarray:
         """``[B, V]`` bool: the events each row may emit next."""
         c = self.config
@@ -181,6 +206,12 @@ class Grammar:
         allowed[:, off] = current
         if self.out_of_range.any():
             allowed[:, on] &= ~self.out_of_range
+        if self.in_lineup is not None:
+            allowed[:, self.prog0 : self.prog0 + self.n_instruments] = self.in_lineup
+            outside = ~self.in_lineup[self.instrument]
+            allowed[outside, on] = False
+        if self.tempo is not None:
+            allowed[:, self.tempo] = False
         if c.max_polyphony is not None:
             full = self.count >= c.max_polyphony
             if full.any():

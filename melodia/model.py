@@ -43,11 +43,26 @@ class ModelConfig:
     # note-state features per step (melodia.controls.NOTE_STATE_DIM), 0 = none: which pitches
     # sound after each event and how recently they were struck, so the LSTM need not track it
     state_dim: int = 0
+    # band models (melodia.band): constant conditions (line-up, style, tempo), 0 = none
+    band_dim: int = 0
+    # band models: one-hot of the instrument the last PROGRAM event chose, every step, 0 = none
+    instrument_dim: int = 0
+
+    @property
+    def fixed_dim(self) -> int:
+        """Inputs constant over a piece: controls, then band conditions."""
+        return self.control_dim + self.band_dim
+
+    @property
+    def step_dim(self) -> int:
+        """Inputs that follow the music step by step: note state, then current instrument."""
+        return self.state_dim + self.instrument_dim
 
     @property
     def input_dim(self) -> int:
-        """Per-step float inputs besides the event id: controls, then note state."""
-        return self.control_dim + self.state_dim
+        """Per-step float inputs besides the event id: controls, band conditions, note state,
+        current instrument (in that order)."""
+        return self.fixed_dim + self.step_dim
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
@@ -55,9 +70,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.control_dim < 0 or self.state_dim < 0:
-            raise ValueError(f"control_dim and state_dim must be >= 0, got {self.control_dim}, "
-                             f"{self.state_dim}")
+        widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim)
+        if min(widths) < 0:
+            raise ValueError(f"control_dim, state_dim, band_dim and instrument_dim must be >= 0, "
+                             f"got {widths}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -75,6 +75,10 @@ class SamplerConfig:
     beam_size: int = 1  # > 1: Magenta-style beam search over sampled branches
     branch_factor: int = 2  # beam search: branches sampled from each beam entry
     steps_per_iteration: int = 1  # beam search: events sampled per branch before pruning
+    # band: per instrument (GM program, 128 = drums), the temperature of its events (probability
+    # sampler) or a factor on its noise scales (embedding sampler); others use the above
+    temperature_by_instrument: dict[int, float] | None = None
+    noise_factor_by_instrument: dict[int, float] | None = None
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -97,6 +101,13 @@ class SamplerConfig:
             if bad:
                 raise ValueError(f"offset_by_type needs event types {sorted(TYPE_CODES)} with "
                                  f"finite offsets, got {bad}")
+        for name in ("temperature_by_instrument", "noise_factor_by_instrument"):
+            table = getattr(self, name)
+            if table is not None:
+                table = {int(k): float(v) for k, v in table.items()}
+                if any(not 0 <= k <= 128 or not 0 < v < math.inf for k, v in table.items()):
+                    raise ValueError(f"{name} needs instruments 0..128 with values > 0")
+                setattr(self, name, table)
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ValueError("need top_k >= 0 and 0 < top_p <= 1")
         if self.beam_size < 1 or self.branch_factor < 1 or self.steps_per_iteration < 1:
@@ -188,21 +199,30 @@ class Stepper(Protocol):
 
 
 class StepInputs:
-    """The per-step float inputs of a model with a note state: constant controls (``[B, C]``,
-    ``[1, C]`` for every row, or None for zeros) followed by :meth:`Grammar.note_state`."""
+    """The per-step float inputs of a model with step inputs: constant ones (controls and band
+    conditions: ``[B, C]``, ``[1, C]`` for every row, or None for zeros), then
+    :meth:`Grammar.note_state` (``state_dim`` > 0) and :meth:`Grammar.instrument_onehot`
+    (``instrument_dim`` > 0)."""
 
-    def __init__(self, controls: torch.Tensor | None, control_dim: int) -> None:
+    def __init__(self, controls: torch.Tensor | None, control_dim: int, state_dim: int = 1,
+                 instrument_dim: int = 0) -> None:
         self.controls = (torch.zeros(1, control_dim) if controls is None
                          else controls.reshape(-1, controls.shape[-1]).float())
         if self.controls.shape[1] != control_dim:
             raise ValueError(f"controls need {control_dim} values, got {self.controls.shape[1]}")
+        self.state, self.instrument = state_dim > 0, instrument_dim > 0
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:
-        state = torch.from_numpy(grammar.note_state())
+        parts = []
+        if self.state:
+            parts.append(torch.from_numpy(grammar.note_state()))
+        if self.instrument:
+            parts.append(torch.from_numpy(grammar.instrument_onehot()))
         controls = self.controls
-        if len(controls) != len(state):  # one row for all, or a beam's copies of one context
-            controls = controls[:1].expand(len(state), -1)
-        return torch.cat([controls, state], dim=1)
+        rows = grammar.batch
+        if len(controls) != rows:  # one row for all, or a beam's copies of one context
+            controls = controls[:1].expand(rows, -1)
+        return torch.cat([controls, *parts], dim=1)
 
 
 def _inputs(controls, grammar: Grammar) -> torch.Tensor | None:
@@ -220,9 +240,10 @@ def token_scales(sampler: SamplerConfig, kinds: np.ndarray) -> np.ndarray:
 
 def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepper: Stepper,
            sampler: SamplerConfig, generator: torch.Generator,
-           kinds: np.ndarray | None = None) -> torch.Tensor:
+           kinds: np.ndarray | None = None, instrument: np.ndarray | None = None) -> torch.Tensor:
     """The next id of each row under ``sampler``, among the events ``mask`` allows (``kinds``:
-    the event type of every id, for per-type embedding noise)."""
+    the event type of every id, for per-type embedding noise; ``instrument``: each row's current
+    instrument, for per-instrument temperatures and noise)."""
     allowed = torch.from_numpy(mask)
     if sampler.sampler == "embedding":
         scale, offset = effective_noise(sampler), None
@@ -230,11 +251,33 @@ def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepp
             scale = token_scales(sampler, kinds)
         if sampler.offset_by_type and kinds is not None:
             offset = type_values(sampler.offset_by_type, kinds, 0.0)
-        return sample_embedding(features, stepper.output_weight, stepper.output_bias, generator,
-                                scale=scale, kind=sampler.noise_kind,
-                                metric=sampler.metric, mask=allowed, offset=offset)
-    return sample_probability(logits, generator, temperature=sampler.temperature,
+        factors = _per_row(sampler.noise_factor_by_instrument, instrument, 1.0)
+        if factors is None:
+            return sample_embedding(features, stepper.output_weight, stepper.output_bias,
+                                    generator, scale=scale, kind=sampler.noise_kind,
+                                    metric=sampler.metric, mask=allowed, offset=offset)
+        out = torch.empty(len(factors), dtype=torch.long)
+        for factor in np.unique(factors):  # rows sharing a factor are drawn together
+            rows = torch.from_numpy(np.flatnonzero(factors == factor))
+            out[rows] = sample_embedding(features[rows], stepper.output_weight,
+                                         stepper.output_bias, generator,
+                                         scale=np.asarray(scale) * factor,
+                                         kind=sampler.noise_kind, metric=sampler.metric,
+                                         mask=allowed[rows], offset=offset)
+        return out
+    temperature = sampler.temperature
+    per_row = _per_row(sampler.temperature_by_instrument, instrument, temperature)
+    if per_row is not None and temperature > 0:  # scale each row's logits by its temperature
+        logits = logits.float() / torch.from_numpy(per_row / temperature).float()[:, None]
+    return sample_probability(logits, generator, temperature=temperature,
                               top_k=sampler.top_k, top_p=sampler.top_p, mask=allowed)
+
+
+def _per_row(table: dict[int, float] | None, instrument: np.ndarray | None,
+             default: float) -> np.ndarray | None:
+    if not table or instrument is None:
+        return None
+    return np.array([table.get(int(i), default) for i in instrument], dtype=np.float64)
 
 
 def iter_steps(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
@@ -248,7 +291,8 @@ def iter_steps(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
     ``[B, C]`` tensor or a :class:`StepInputs` that builds each step's inputs from ``grammar``.
     """
     while True:
-        ids = choose(logits, features, grammar.mask(), stepper, sampler, generator, grammar.kinds)
+        ids = choose(logits, features, grammar.mask(), stepper, sampler, generator, grammar.kinds,
+                     grammar.instrument)
         chosen = ids.numpy()
         grammar.update(chosen)
         yield chosen
@@ -295,7 +339,8 @@ def beam_search(stepper: Stepper, grammar: Grammar, sampler: SamplerConfig,
     while True:
         for _ in range(sampler.steps_per_iteration):
             mask = grammar.mask()
-            ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds)
+            ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds,
+                         grammar.instrument)
             masked = logits.float().masked_fill(~torch.from_numpy(mask), -math.inf)
             logp = torch.log_softmax(masked, -1)
             scores += logp.gather(1, ids[:, None]).squeeze(1).double()

@@ -61,6 +61,9 @@ class TrainConfig:
     stretch: float = 0.05  # augmentation: stretch time by 1-stretch..1+stretch
     controls: bool = True  # condition on note density and pitch-class histogram
     note_state: bool = True  # feed the sounding notes (and their age) as an input at every step
+    # band encoding: condition on line-up, style (the dataset's labels) and tempo, and feed the
+    # current instrument every step (melodia.band); ignored for piano data
+    band: bool = True
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     control_dropout: float = 0.1  # chance per crop to drop each control, so both are optional
     holdout_fraction: float = 0.05  # with no validation files: hold out each train file's tail
@@ -266,9 +269,55 @@ def data_entries(data: str | Sequence[str]) -> list[tuple[str, float | None]]:
     return entries
 
 
+@dataclasses.dataclass
+class BandData:
+    """What a band run conditions on: the layout, each sequence's style index, and what
+    generation draws from when a user leaves a condition unset (saved in the checkpoint)."""
+
+    layout: Any  # melodia.band.BandLayout
+    train_styles: list[int | None]
+    valid_styles: list[int | None]
+    info: dict[str, Any]
+
+
+def _styles_of(records: list[dict[str, Any]], styles: tuple[str, ...]) -> list[int | None]:
+    return [styles.index(r["style"]) if r.get("style") in styles else None for r in records]
+
+
+def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> BandData:
+    """Styles from the datasets' labels (``melodia prepare --labels-from-folders``), and per
+    style the programs each family plays (likeliest first) and the line-ups and tempos of its
+    files, so generation can fill in what a user does not ask for."""
+    from collections import Counter
+
+    from melodia.band import BandLayout, family_of, first_tempo, playing
+
+    styles = tuple(sorted({r["style"] for d in sets for r in d.files() if r.get("style")}))
+    layout = BandLayout(styles, encoding.config.tempo_bins)
+    programs: dict[str, Counter] = {}
+    lineups = []
+    for record, seq in zip(train_records, train_seqs):
+        style = record.get("style") or ""
+        instruments = playing(np.asarray(seq), encoding)
+        qpm = first_tempo(np.asarray(seq), encoding)
+        lineups.append({"style": style, "instruments": instruments,
+                        "qpm": None if qpm is None else round(qpm, 2)})
+        counts = programs.setdefault(style, Counter())
+        counts.update(instruments)
+    by_family = {style: {} for style in programs}
+    for style, counts in programs.items():
+        for program, _ in counts.most_common():
+            by_family[style].setdefault(family_of(program), []).append(int(program))
+    info = {"styles": list(styles), "tempo_bins": layout.tempo_bins, "programs": by_family,
+            "lineups": lineups}
+    return BandData(layout, _styles_of(train_records, styles), _styles_of(valid_records, styles),
+                    info)
+
+
 def _data(config: TrainConfig):
-    """Encoding, train and validation sequences, the training crops, and the first dataset's
-    training sequences (the music the corpus controls are measured on)."""
+    """Encoding, train and validation sequences, the training crops, the first dataset's
+    training sequences (the music the corpus controls are measured on), and BandData (band
+    encoding with ``config.band``) or None."""
     from melodia.corpus import TokenDataset
     from melodia.dataset import CropDataset, holdout_tail
 
@@ -278,23 +327,34 @@ def _data(config: TrainConfig):
     for other, (path, _) in zip(sets[1:], entries[1:]):
         if other.encoding.to_dict() != data.encoding.to_dict():
             raise MelodiaError(f"{path} uses another encoding than {entries[0][0]}")
-    train_seqs, valid_seqs = data.sequences("train"), data.sequences("validation")
+    train_records, valid_records = data.files("train"), data.files("validation")
+    train_seqs = [data.ids(r) for r in train_records]
+    valid_seqs = [data.ids(r) for r in valid_records]
     if not valid_seqs:
         log.warning("%s has no validation files: holding out the last %.0f%% of every training "
                     "file instead", entries[0][0], 100 * config.holdout_fraction)
+        whole = train_seqs
         train_seqs, valid_seqs = holdout_tail(train_seqs, config.holdout_fraction)
+        valid_records = [r for r, s in zip(train_records, whole)  # the files that gave a tail
+                         if len(s) - max(2, int(round(len(s) * config.holdout_fraction))) >= 2]
     primary, groups = train_seqs, [0] * len(train_seqs)
     for g, other in enumerate(sets[1:], start=1):
-        extra = other.sequences("train")
-        train_seqs = train_seqs + extra
-        groups += [g] * len(extra)
+        records = other.files("train")
+        train_records = train_records + records
+        train_seqs = train_seqs + [other.ids(r) for r in records]
+        groups += [g] * len(records)
     weights = [w for _, w in entries] if entries[0][1] is not None else None
+    band = None
+    if config.band and any(r.type == "PROGRAM" for r in data.encoding.vocab.ranges):
+        band = _band_data(sets, data.encoding, train_records, valid_records, train_seqs)
     crops = CropDataset(train_seqs, data.encoding, config.seq_len, seed=config.seed,
                         transpose=config.transpose, stretch=config.stretch,
                         controls=config.controls, control_dropout=config.control_dropout,
                         note_state=config.note_state,
-                        groups=groups if weights else None, weights=weights)
-    return data.encoding, train_seqs, valid_seqs, crops, primary
+                        groups=groups if weights else None, weights=weights,
+                        band_layout=band.layout if band else None,
+                        styles=band.train_styles if band else None)
+    return data.encoding, train_seqs, valid_seqs, crops, primary, band
 
 
 def _init_from(model: PerformanceRNN, path: str, device: torch.device) -> None:
@@ -336,6 +396,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     run directory that already holds a checkpoint is refused rather than overwritten.
     """
     from melodia.checkpoint import load_checkpoint, save_checkpoint
+    from melodia.band import N_INSTRUMENTS
     from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
     from melodia.evaluate import Totals, event_types, model_totals
 
@@ -352,10 +413,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         raise MelodiaError(f"batch_size {config.batch_size} is not divisible by {world} ranks")
     main = rank == 0
 
-    encoding, train_seqs, valid_seqs, crops, primary = _data(config)
+    encoding, train_seqs, valid_seqs, crops, primary, band = _data(config)
     model_config = dataclasses.replace(config.model, vocab_size=encoding.vocab_size,
                                        control_dim=CONTROL_DIM if config.controls else 0,
-                                       state_dim=NOTE_STATE_DIM if config.note_state else 0)
+                                       state_dim=NOTE_STATE_DIM if config.note_state else 0,
+                                       band_dim=band.layout.dim if band else 0,
+                                       instrument_dim=N_INSTRUMENTS if band else 0)
     config = dataclasses.replace(config, model=model_config)
     torch.manual_seed(config.seed)
     model = PerformanceRNN(model_config).to(device)
@@ -404,9 +467,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                       else None)
 
+    valid_conditions = None
+    if band is not None:  # each validation file plays under its own line-up, style and tempo
+        from melodia.band import file_conditions
+
+        valid_conditions = [file_conditions(s, encoding, band.layout, style)
+                            for s, style in zip(valid_seqs, band.valid_styles)]
+
     def validate(step: int) -> dict[str, Any]:
         totals = model_totals(model, valid_seqs, encoding, segment_events=config.eval_segment,
-                              max_events=config.eval_events, shard=(rank, world))
+                              max_events=config.eval_events, shard=(rank, world),
+                              conditions=valid_conditions)
         values = torch.tensor(totals.values, dtype=torch.float64, device=device)
         values = _all_reduce(values, world).cpu().numpy()
         r = Totals(event_types(encoding)[0], values).result("validation")
@@ -415,6 +486,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     def checkpoint(path: Path, step: int, metrics: dict[str, Any]) -> None:
         extra = {"best_nll": best, "control_prior": prior,
+                 **({"band": band.info} if band is not None else {}),
                  **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
         save_checkpoint(path, model, encoding, step, optimizer, metrics, extra,
                         train_config=config.to_dict())
@@ -513,5 +585,5 @@ def run_config(data: str | None, out: str | None, config_file: str | Path | None
         raise MelodiaError(f"bad training config: {err}") from None
 
 
-__all__ = ["StepInfo", "TrainConfig", "TrainResult", "data_entries", "lr_at", "read_toml",
+__all__ = ["BandData", "StepInfo", "TrainConfig", "TrainResult", "data_entries", "lr_at", "read_toml",
            "run_config", "train"]

@@ -102,8 +102,11 @@ def segments(sequences: Sequence[np.ndarray], segment_events: int | None,
 def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
                  segment_events: int | None = 2048, batch_size: int = 8,
                  max_events: int | None = None, shard: tuple[int, int] = (0, 1),
-                 progress: bool = False) -> Totals:
-    """Score ``model`` on segments of ``sequences`` (this rank's share when ``shard=(rank, n)``)."""
+                 progress: bool = False,
+                 conditions: Sequence[np.ndarray | None] | None = None) -> Totals:
+    """Score ``model`` on segments of ``sequences`` (this rank's share when ``shard=(rank, n)``);
+    a band model takes each sequence's band conditions from ``conditions`` (see
+    :func:`melodia.band.file_conditions`; absent ones are zeros)."""
     import torch
     from torch.nn import functional as F
 
@@ -115,11 +118,11 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     use_controls = width > 0
     controls = {}
     if use_controls:
-        from melodia.controls import step_inputs
+        from melodia.controls import model_inputs
 
         for f in sorted({s[0] for s in segs}):
-            controls[f] = step_inputs(sequences[f], encoding, model.config.control_dim,
-                                      model.config.state_dim)
+            band = conditions[f] if conditions is not None else None
+            controls[f] = model_inputs(sequences[f], encoding, model.config, band=band)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
