@@ -465,7 +465,13 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "  melodia generate --seconds 30 --audio piece.wav\n"
         "  melodia generate --primer intro.mid --temperature 0.9 --top-p 0.95 -o more.mid\n"
         "  melodia generate --sampler embedding --noise 2 --key 'D minor' --density 8\n"
-        "  melodia generate --model runs/piano --num 4 --beam 4 --seed 1",
+        "  melodia generate --model runs/piano --num 4 --beam 4 --seed 1\n"
+        "band:\n"
+        "  melodia generate --model band --list-styles\n"
+        "  melodia generate --model band --style metal --tempo 160 --lineup drums,bass,guitar,guitar"
+        " \\\n      --randomness 0.2 --bars 16 -o band.mid --audio band.wav\n"
+        "  melodia generate --model band --temperature drums=0.8,guitar=1.1\n"
+        "  melodia render band.mid --stems stems/     (one audio file per instrument)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -484,8 +490,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--sampler", choices=("probability", "embedding"), default="probability",
                    help="pick events from the softmax, or by perturbing the predicted embedding "
                    "and taking the nearest token (default probability)")
-    s.add_argument("--temperature", type=float, default=1.0,
-                   help="softmax temperature, 0 = greedy (default 1.0)")
+    s.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",
+                   help="softmax temperature, 0 = greedy (default 1.0); band models also take "
+                   "one per instrument, e.g. drums=0.8,guitar=1.1 (others: 1.0)")
     s.add_argument("--top-k", type=int, default=0, help="keep the K likeliest events, 0 = all")
     s.add_argument("--top-p", type=float, default=1.0,
                    help="nucleus: keep the likeliest events holding this probability (default 1)")
@@ -512,6 +519,24 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "the pitch classes of a passage of the training music, drawn by seed")
     c.add_argument("--no-corpus-controls", dest="corpus_controls", action="store_false",
                    help="leave unset controls absent instead of drawing them from the corpus")
+    b = p.add_argument_group("band (--model band): unset ones are drawn, by seed, from the "
+                             "training files (of the style, when given)")
+    b.add_argument("--style", default=None,
+                   help="a style the model learned from its corpus's folders (--list-styles)")
+    b.add_argument("--tempo", type=float, default=None, metavar="BPM",
+                   help="beats per minute; written into the MIDI file")
+    b.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
+                   help="who plays, e.g. drums,bass,guitar,guitar: drums, GM families (bass, "
+                   "guitar, keys, organ, strings, brass, sax, synth...), GM names ('overdriven "
+                   "guitar') or programs 0-127; nothing outside it plays")
+    b.add_argument("--randomness", default=None, metavar="R|INSTRUMENT=R,...",
+                   help="0..1, how adventurous (0.5 = the model's own distribution; "
+                   "probability sampler: temperature 0.6+0.8R, embedding: noise x 2R), or per "
+                   "instrument, e.g. drums=0.2,guitar=0.6")
+    b.add_argument("--bars", type=int, default=None,
+                   help="length in 4/4 bars at the tempo (instead of --seconds)")
+    b.add_argument("--list-styles", action="store_true",
+                   help="print the model's styles with their usual line-ups and tempos, and exit")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -519,6 +544,41 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="also draw a piano roll (needs matplotlib)")
     o.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="fp32, or int8 LSTM weights (~3x faster, NLL within ~1%%)")
+
+
+def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | None]:
+    """``"0.8"`` -> (0.8, None); ``"drums=0.8,guitar=1.1"`` -> (None or 1.0, the table)."""
+    if value is None:
+        return None, None
+    if "=" in value:
+        return (1.0 if flag == "--temperature" else None), value
+    try:
+        return float(value), None
+    except ValueError:
+        raise MelodiaError(f"{flag} takes a number or INSTRUMENT=VALUE,... (e.g. "
+                           f"drums=0.8,guitar=1.1), not {value!r}") from None
+
+
+def _list_styles(model: str) -> int:
+    from collections import Counter
+
+    from melodia.band import instrument_name
+    from melodia.generation import load_model
+
+    checkpoint = load_model(model)
+    info = checkpoint.extra.get("band")
+    if not info:
+        raise MelodiaError(f"{model} is not a band model: it has no styles")
+    if not info.get("styles"):
+        print("this band model was trained without style labels")
+    for style in info.get("styles") or []:
+        rows = [r for r in info.get("lineups") or [] if r.get("style") == style]
+        tempos = sorted(r["qpm"] for r in rows if r.get("qpm"))
+        common = Counter(i for r in rows for i in r["instruments"]).most_common(5)
+        tempo = f"{tempos[0]:.0f}-{tempos[-1]:.0f} BPM" if tempos else "tempo unknown"
+        names = ", ".join(instrument_name(i) for i, _ in common)
+        print(f"{style:14s} {len(rows):3d} files, {tempo}; mostly {names}")
+    return 0
 
 
 def _numbered(path: Path | None, index: int, count: int) -> Path | None:
@@ -535,18 +595,27 @@ def _run_generate(args: argparse.Namespace) -> int:
     from melodia.midi import write_midi
     from melodia.sample import SamplerConfig
 
+    if args.list_styles:
+        return _list_styles(args.model)
     primer = args.primer
     if primer is not None and re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", primer):
         primer = [int(x) for x in primer.split(",")]
     elif primer is not None:
         primer = Path(primer)
+    temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
+    randomness, random_by = _number_or_table(args.randomness, "--randomness")
+    if args.bars is not None and args.seconds is not None:
+        raise MelodiaError("give --seconds or --bars, not both")
     try:
         config = GenerateConfig(
             seconds=args.seconds if args.seconds is not None else 10.0, events=args.events,
             num=args.num, seed=args.seed, primer_seconds=args.primer_seconds,
             density=args.density, key=args.key, precision=args.precision,
-            corpus_controls=args.corpus_controls,
-            sampler=SamplerConfig(sampler=args.sampler, temperature=args.temperature,
+            corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
+            lineup=args.lineup, bars=args.bars,
+            randomness=random_by if random_by is not None else randomness,
+            instrument_temperature=by_instrument,
+            sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
                                   top_k=args.top_k, top_p=args.top_p, noise=args.noise,
                                   noise_kind=args.noise_kind, beam_size=args.beam,
                                   branch_factor=args.branch_factor))
@@ -558,6 +627,10 @@ def _run_generate(args: argparse.Namespace) -> int:
     name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
     output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
     new_events = sum(len(p) - result.primer_events for p in result.pieces)
+    if result.band is not None:
+        b = result.band
+        _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
+               f"{', '.join(b['names']) or 'any instruments'}")
     for i, score in enumerate(result.scores()):
         path = write_midi(score, _numbered(output, i, args.num))
         _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {path}")

@@ -100,6 +100,8 @@ class GenerateConfig:
     # embedding sampler: noise x 2 r, so 0.5 is the model's own); a float or per instrument
     # ("drums=0.3,guitar=0.7" / {128: 0.3})
     randomness: float | str | dict | None = None
+    # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
+    instrument_temperature: str | dict | None = None
     precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
     threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -313,7 +315,7 @@ def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict
                                ("lineup", config.lineup)) if v is not None}
     if not checkpoint.model.config.band_dim:
         if asked:
-            raise GenerateError(f"{', '.join(asked)} need a band model (--model band); this "
+            raise GenerateError(f"{', '.join(asked)}: only a band model (--model band) takes these; this "
                                 "model has no band conditions")
         return None
     info = checkpoint.extra.get("band") or {}
@@ -367,6 +369,21 @@ def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int]
     return dataclasses.replace(sampler, temperature_by_instrument={
         **(sampler.temperature_by_instrument or {}),
         **{i: 0.6 + 0.8 * r for i, r in table.items()}})
+
+
+def _instrument_temperatures(sampler: SamplerConfig, spec, lineup) -> SamplerConfig:
+    from melodia.band import LineupError, instrument_values
+
+    if lineup is None:
+        raise GenerateError("a temperature per instrument needs a band model")
+    try:
+        table = instrument_values(spec, lineup)
+    except LineupError as err:
+        raise GenerateError(str(err)) from None
+    if any(not t > 0 for t in table.values()):
+        raise GenerateError("per-instrument temperatures must be > 0")
+    return dataclasses.replace(sampler, temperature_by_instrument={
+        **(sampler.temperature_by_instrument or {}), **table})
 
 
 def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -> np.ndarray:
@@ -494,8 +511,10 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
         qpm = plan["qpm"] if plan is not None else None
         max_events, until = _limits(config, grammar, checkpoint.encoding, qpm)
         sampler = resolve_sampler(checkpoint, config.sampler)
-        sampler = randomized_sampler(sampler, config.randomness,
-                                     plan["instruments"] if plan is not None else None)
+        lineup = plan["instruments"] if plan is not None else None
+        sampler = randomized_sampler(sampler, config.randomness, lineup)
+        if config.instrument_temperature is not None:
+            sampler = _instrument_temperatures(sampler, config.instrument_temperature, lineup)
         if beam:
             pieces = []
             for i in range(config.num):

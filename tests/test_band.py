@@ -1,0 +1,236 @@
+"""The band model's parts: line-ups, conditions, instrument inputs, the line-up grammar, a tiny
+band model trained on real Freedoom files, and what it generates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from melodia.band import (DRUMS, BandLayout, LineupError, conditions, current_instrument,
+                          family_of, file_conditions, group_of, instrument_values, parse_lineup,
+                          playing)
+from melodia.cli import main
+from melodia.controls import model_inputs
+from melodia.corpus import PrepareConfig, prepare
+from melodia.dataset import CropDataset, transpose_ids
+from melodia.encoding import BandEncoding
+from melodia.generation import GenerateConfig, GenerateError, band_styles, generate_ids
+from melodia.grammar import Grammar, GrammarConfig
+from melodia.model import ModelConfig
+from melodia.train import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ENC = BandEncoding()
+FREEDOOM = Path(__file__).resolve().parents[1] / "data" / "midi" / "freedoom"
+
+
+def ev(*events: tuple[str, int]) -> np.ndarray:
+    return np.array([ENC.vocab.encode_event(t, v) for t, v in events], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- line-ups
+
+
+def test_lineup_families_take_distinct_programs_preferred_first():
+    assert parse_lineup("drums,bass,guitar,guitar") == [DRUMS, 33, 29, 30]
+    assert parse_lineup("guitar,guitar", {"guitar": [30, 27]}) == [30, 27]
+    assert parse_lineup("keys, overdriven guitar, 33") == [0, 29, 33]
+    assert parse_lineup(["drums", 81]) == [DRUMS, 81]
+    assert [family_of(i) for i in parse_lineup("sax,horns,pad")] == ["reed", "brass", "synth-pad"]
+    assert group_of(DRUMS) == "drums" and group_of(30) == "guitar" and group_of(17) == "keys"
+
+
+@pytest.mark.parametrize("spec", ["", "drums,drums", "kazoo", "200", "30,30",
+                                  ",".join(["guitar"] * 9), ",".join(["piano"] * 8 + ["organ"] * 8
+                                                                     + ["drums"])])
+def test_bad_lineups_are_refused_with_a_reason(spec):
+    with pytest.raises(LineupError):
+        parse_lineup(spec)
+
+
+def test_instrument_values_cover_the_lineup_family():
+    lineup = [DRUMS, 33, 29, 30]
+    assert instrument_values("drums=0.8,guitar=1.1", lineup) == {DRUMS: 0.8, 29: 1.1, 30: 1.1}
+    assert instrument_values("33=0.5", lineup) == {33: 0.5}
+    with pytest.raises(LineupError, match="not in the line-up"):
+        instrument_values("organ=1", lineup)
+    with pytest.raises(LineupError):
+        instrument_values("drums", lineup)
+
+
+# ---------------------------------------------------------------------------- conditions
+
+
+def test_conditions_encode_lineup_style_and_tempo():
+    layout = BandLayout(("bossa", "metal"))
+    c = conditions(layout, ENC, [DRUMS, 33], style=1, qpm=160.0)
+    assert c.shape == (layout.dim,) and c[DRUMS] == 1 and c[33] == 1 and c[:128].sum() == 1
+    assert c[layout.style].tolist() == [0, 1]
+    tempo = c[layout.tempo]
+    assert tempo.sum() == pytest.approx(1.0)
+    centre = np.dot(np.arange(layout.tempo_bins), tempo)
+    assert ENC.bin_to_qpm(centre) == pytest.approx(160.0, rel=1e-3)  # log-linear interpolation
+    assert not conditions(layout, ENC).any()  # all absent
+
+
+def test_current_instrument_and_playing_follow_program_events():
+    ids = ev(("NOTE_ON", 60), ("PROGRAM", DRUMS), ("NOTE_ON", 36), ("TIME_SHIFT", 10),
+             ("PROGRAM", 33), ("NOTE_ON", 40), ("NOTE_OFF", 40))
+    assert current_instrument(ids, ENC).tolist() == [0, DRUMS, DRUMS, DRUMS, 33, 33, 33]
+    assert playing(ids, ENC) == [0, 33, DRUMS]
+    assert playing(ids[3:], ENC) == [33]
+
+
+def test_file_conditions_take_the_tempo_in_force():
+    layout = BandLayout(("a",))
+    ids = np.concatenate([ev(("TEMPO", 10)), ev(("PROGRAM", 33), ("NOTE_ON", 40)),
+                          ev(("TEMPO", 20)), ev(("TIME_SHIFT", 5), ("NOTE_OFF", 40))])
+    early = file_conditions(ids, ENC, layout, 0, start=1)
+    late = file_conditions(ids, ENC, layout, 0, start=4)
+    assert np.argmax(early[layout.tempo]) == 10 and np.argmax(late[layout.tempo]) == 20
+
+
+def test_transposition_leaves_drums_alone():
+    ids = ev(("PROGRAM", DRUMS), ("NOTE_ON", 36), ("PROGRAM", 33), ("NOTE_ON", 40),
+             ("TIME_SHIFT", 5), ("NOTE_OFF", 40), ("PROGRAM", DRUMS), ("NOTE_OFF", 36))
+    up = [str(ENC.vocab.decode_event(i)) for i in transpose_ids(ids, 3, ENC)]
+    assert up == ["PROGRAM 128", "NOTE_ON 36", "PROGRAM 33", "NOTE_ON 43", "TIME_SHIFT 5",
+                  "NOTE_OFF 43", "PROGRAM 128", "NOTE_OFF 36"]
+
+
+# ------------------------------------------------------------------------------ grammar
+
+
+def test_grammar_plays_only_the_lineup_and_keeps_the_tempo():
+    g = Grammar(ENC, GrammarConfig(instruments=(DRUMS, 33), tempo_changes=False))
+    mask = g.mask()[0]
+    p0, t0, on0 = (ENC.vocab.offset(k) for k in ("PROGRAM", "TEMPO", "NOTE_ON"))
+    assert set(np.flatnonzero(mask[p0 : p0 + 129])) == {33, DRUMS}
+    assert not mask[t0 : t0 + 32].any()
+    assert not mask[on0 : on0 + 128].any()  # program 0 (the start) is not in the line-up
+    g.update(np.array([p0 + 33]))
+    assert g.mask()[0, on0 + 40] and g.instrument_onehot()[0].argmax() == 33
+
+
+# --------------------------------------------------------------- a tiny band model, trained
+
+
+@pytest.fixture(scope="module")
+def band_run(tmp_path_factory) -> Path:
+    """Four real Freedoom files in two style folders, prepared with labels, and 12 steps of a
+    tiny band model on them."""
+    root = tmp_path_factory.mktemp("band")
+    files = sorted(FREEDOOM.glob("*.mid"))[:4]
+    for i, f in enumerate(files):
+        folder = root / "src" / ("metal" if i % 2 else "ambient")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, folder / f.name)
+    prepare([root / "src"], root / "data",
+            config=PrepareConfig(workers=1, encoding="band", labels_from_folders=True),
+            progress=False)
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    for i, record in enumerate(manifest["files"]):
+        record["split"] = "validation" if i == 0 else "train"
+    (root / "data" / "manifest.json").write_text(json.dumps(manifest))
+    config = TrainConfig(data=str(root / "data"), out=str(root / "run"), steps=12, batch_size=4,
+                         seq_len=64, lr=1e-2, min_lr=1e-3, warmup_steps=2, eval_every=12,
+                         log_every=4, eval_events=600, eval_segment=200, device="cpu",
+                         model=ModelConfig(embed_dim=16, hidden_size=32, num_layers=1))
+    train(config, progress=False)
+    return root / "run" / "best.pt"
+
+
+def test_band_run_learns_styles_and_conditions(band_run: Path):
+    from melodia.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(band_run)
+    info = ckpt.extra["band"]
+    assert band_styles(band_run) == info["styles"] == ["ambient", "metal"]
+    c = ckpt.model.config
+    assert c.band_dim == BandLayout(("ambient", "metal")).dim and c.instrument_dim == 129
+    assert {r["style"] for r in info["lineups"]} <= {"ambient", "metal"}
+    assert all(DRUMS in r["instruments"] for r in info["lineups"])  # Freedoom always has drums
+
+
+def test_crops_feed_what_generation_feeds(band_run: Path, tmp_path: Path):
+    """Training crops and the generator build the step inputs (note state, instrument) alike."""
+    from melodia.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(band_run)
+    g = generate_ids(ckpt, GenerateConfig(events=150, seed=0, lineup="drums,bass,guitar"))
+    ids = g.pieces[0]
+    c = ckpt.model.config
+    expected = model_inputs(ids, ENC, c)[:, c.fixed_dim :]
+    grammar = Grammar(ENC, GrammarConfig(pitch_range=None, max_note_s=None))
+    rows = []
+    for event in ids:
+        grammar.update(np.array([event]))
+        rows.append(np.concatenate([grammar.note_state()[0], grammar.instrument_onehot()[0]]))
+    np.testing.assert_allclose(np.stack(rows), expected, atol=1e-5)
+    crops = CropDataset([ids] * 2, ENC, 40, note_state=True, controls=True,
+                        band_layout=BandLayout(("ambient", "metal")), styles=[1, 1])
+    got, inputs = crops.sample(0)
+    assert inputs.shape[1] == c.input_dim
+    assert inputs[:, c.control_dim + 129 + 1].all()  # style metal on every row
+    assert (inputs[:, -129:].sum(1) == 1).all()
+
+
+def test_generated_band_plays_the_lineup_only_at_the_tempo(band_run: Path, tmp_path: Path):
+    out = tmp_path / "band.mid"
+    code = main(["generate", "--model", str(band_run), "--style", "metal", "--tempo", "160",
+                 "--lineup", "drums,bass,guitar,guitar", "--seconds", "6", "--seed", "1",
+                 "--temperature", "drums=0.8,guitar=1.1", "-o", str(out)])
+    assert code == 0
+    mid = mido.MidiFile(out)
+    assert mid.type == 1
+    tempos = [m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"]
+    assert tempos and mido.tempo2bpm(tempos[0]) == pytest.approx(160, abs=0.01)
+    for track in mid.tracks:
+        programs = {m.program for m in track if m.type == "program_change"}
+        channels = {m.channel for m in track if m.type == "note_on"}
+        if 9 in channels:
+            assert channels == {9}
+        else:
+            assert programs <= {33, 29, 30}
+    notes = [m for t in mid.tracks for m in t if m.type == "note_on" and m.velocity]
+    assert notes, "nothing played"
+
+
+def test_band_options_need_a_band_model_and_a_known_style(band_run: Path, tmp_path: Path,
+                                                          capsys):
+    with pytest.raises(GenerateError, match="unknown style"):
+        generate_ids(band_run, GenerateConfig(seconds=1, style="jazz"))
+    assert main(["generate", "--model", str(band_run), "--list-styles"]) == 0
+    listed = capsys.readouterr().out
+    assert "ambient" in listed and "metal" in listed and "Drums" in listed
+    code = main(["generate", "--model", str(band_run), "--randomness", "drums=0.2,organ=0.5",
+                 "--lineup", "drums,bass", "-o", str(tmp_path / "x.mid")])
+    assert code == 2 and "organ is not in the line-up" in capsys.readouterr().err
+
+
+def test_bars_set_the_length_at_the_tempo(band_run: Path):
+    g = generate_ids(band_run, GenerateConfig(bars=2, tempo=120, seed=4, lineup="drums,bass"))
+    score = g.scores()[0]
+    assert score.tempos["qpm"].tolist() == [120.0]
+    assert score.end_s == pytest.approx(4.0, abs=0.15)  # 2 bars of 4/4 at 120
+
+
+def test_randomness_moves_the_sampler_and_per_instrument_temperature_is_used(band_run: Path):
+    from melodia.generation import randomized_sampler
+    from melodia.sample import SamplerConfig
+
+    assert randomized_sampler(SamplerConfig(), 0.5, None).temperature == pytest.approx(1.0)
+    assert randomized_sampler(SamplerConfig(), 0.0, None).temperature == pytest.approx(0.6)
+    emb = randomized_sampler(SamplerConfig(sampler="embedding"), "drums=0.25", [DRUMS, 33])
+    assert emb.noise_factor_by_instrument == {DRUMS: 0.5}
+    cold = generate_ids(band_run, GenerateConfig(events=200, seed=5, lineup="drums,bass",
+                                                 instrument_temperature="drums=0.05,bass=0.05"))
+    hot = generate_ids(band_run, GenerateConfig(events=200, seed=5, lineup="drums,bass",
+                                                instrument_temperature="drums=3,bass=3"))
+    assert len(set(cold.pieces[0].tolist())) < len(set(hot.pieces[0].tolist()))
