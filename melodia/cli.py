@@ -102,7 +102,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "pieces it has not seen.",
         epilog="examples: melodia prepare data/midi -o runs/demo\n"
         "          melodia prepare music21:bach -o runs/bach --humanize 0.01\n"
-        "          melodia prepare music21:all --max-files 300 -o runs/m21",
+        "          melodia prepare music21:all --max-files 300 -o runs/m21\n"
+        "          melodia prepare runs/band_src --encoding band --labels-from-folders -o runs/band",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("sources", nargs="+",
@@ -117,6 +118,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sustain", action="store_true", help="do not apply the sustain pedal")
     p.add_argument("--max-files", type=int, default=None, metavar="N",
                    help="encode at most N pieces, the first in sorted order (e.g. for music21:all)")
+    p.add_argument("--labels-from-folders", action="store_true",
+                   help="style label of each file = its top folder below the source folder "
+                   "(SRC/metal/a.mid -> metal), stored as the record's \"style\" and listed in "
+                   "the manifest's \"styles\"; files directly in SRC get none (null)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("scores (MusicXML, ABC, kern, music21:)")
     s.add_argument("--humanize", type=float, default=0.0, metavar="SECONDS",
@@ -139,7 +144,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
                          cache=not args.no_cache,
                          cache_dir=str(args.cache_dir) if args.cache_dir else None)
     config = PrepareConfig(valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
-                           workers=args.workers, max_files=args.max_files, scores=scores)
+                           workers=args.workers, max_files=args.max_files, scores=scores,
+                           labels_from_folders=args.labels_from_folders)
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())

@@ -6,12 +6,21 @@ A dataset directory holds::
     shard-00000.npy     all files' ids back to back (uint16, memory-mappable with np.load)
 
 Each file record is ``{"path", "sha1", "split", "shard", "offset", "events", "notes",
-"duration_s", "format", "expressive", "source", "licence"}``;
+"duration_s", "format", "expressive", "source", "licence", "style"}``;
 ``ids = np.load(shard, mmap_mode="r")[offset : offset + events]``. ``format`` is ``midi``,
 ``musicxml``, ``abc`` or ``humdrum``. ``expressive`` is ``false`` for scores (played as written,
 see :mod:`melodia.scores`) and ``null`` for MIDI: a MIDI file may be a human performance or a
 sequenced score, which cannot be told in general. ``source`` is the ``music21:`` reference an item
 came from and ``licence`` its licence/provenance (both ``null`` for the user's own files).
+``style`` is the piece's style label (see below), ``null`` without one.
+
+Style labels (``PrepareConfig.labels_from_folders``, ``melodia prepare --labels-from-folders``):
+a piece's label is the name of its top folder below the source folder it was found in, so
+``corpus/metal/a.mid`` and ``corpus/bossa/live/b.mid`` are ``metal`` and ``bossa`` when
+``corpus`` is the source. A piece directly in the source folder, a file named on its own and a
+``music21:`` piece get ``null`` (unlabelled, e.g. for an unconditioned model), and a warning.
+The manifest's top-level ``styles`` lists every label, sorted. Re-running with the option
+relabels pieces already in the dataset from where they are now, so labels follow the folders.
 
 Sources are MIDI files, score files (MusicXML, ABC, kern), folders holding either (searched
 recursively), and ``music21:`` corpus references. A multi-tune ABC file gives one record per tune,
@@ -59,6 +68,7 @@ class PrepareConfig:
     workers: int | None = None  # processes; None = all CPUs, 1 = in this process
     shard_events: int = 1 << 24  # ids per shard file before a new one starts (32 MiB of uint16)
     max_files: int | None = None  # encode at most this many pieces (the first, in sorted order)
+    labels_from_folders: bool = False  # style label = top folder below the source folder
     scores: ScoreConfig = field(default_factory=ScoreConfig)  # reading MusicXML, ABC, kern
 
     def __post_init__(self) -> None:
@@ -166,6 +176,22 @@ def maestro_splits(folder: Path) -> dict[str, str]:
             return {data["midi_filename"][k]: data["split"][k] for k in data["midi_filename"]}
         return {row["midi_filename"]: row["split"] for row in data}  # v1/v2: list of records
     return {}
+
+
+def folder_label(file: str | Path, folders: Iterable[Path]) -> str | None:
+    """``file``'s top folder below the first of ``folders`` holding it.
+
+    ``None`` if no folder holds it or it lies directly in one: ``folder_label("c/metal/x/a.mid",
+    [Path("c")]) == "metal"``, ``folder_label("c/a.mid", [Path("c")]) is None``.
+    """
+    file = Path(file)
+    for folder in folders:
+        try:
+            parts = file.relative_to(folder).parts
+        except ValueError:
+            continue
+        return parts[0] if len(parts) > 1 else None
+    return None
 
 
 def hash_split(sha1: str, valid_fraction: float, test_fraction: float) -> str:
@@ -286,6 +312,8 @@ class _ShardWriter:
             self.manifest["shards"].append(name)
             self.manifest["files"].extend(record for record, _ in self.pending)
             self.pending, self.size = [], 0
+        self.manifest["styles"] = sorted({f["style"] for f in self.manifest["files"]
+                                          if f.get("style") is not None})
         data = json.dumps(self.manifest, indent=1).encode()
         atomic_write(self.root / MANIFEST, lambda f: f.write(data))
 
@@ -316,8 +344,13 @@ def prepare(
     else:
         manifest = _new_manifest(encoding)
     known = {f["sha1"]: f["path"] for f in manifest["files"]}
-    before = set(known)
+    before = {f["sha1"]: f for f in manifest["files"]}
+    sources = list(sources)
     pieces = find_pieces(sources)[: config.max_files]
+    styles = _styles(sources, pieces) if config.labels_from_folders else {}
+    if manifest.get("styles") and not config.labels_from_folders:
+        log.warning("%s has style labels; pieces new to it get none without "
+                    "labels_from_folders (--labels-from-folders)", root)
     report = PrepareReport(output=root, already=0)
     seen_paths = {path for path, _, _ in pieces}
     skipped = {s["path"]: s for s in manifest["skipped"] if s["path"] not in seen_paths}
@@ -336,6 +369,10 @@ def prepare(
                 report.scores_cached += bool(result["cached"])
             if sha1 in before:
                 report.already += 1
+                record = before[sha1]
+                if config.labels_from_folders and (record["path"] == path
+                                                   or record["path"] not in styles):
+                    _relabel(record, styles[path])  # the folder it is in now (it may have moved)
                 continue
             if sha1 in known:
                 report.duplicates.append(path)
@@ -349,7 +386,8 @@ def prepare(
             if split not in SPLITS:
                 split = {"valid": "validation", "val": "validation"}.get(split, "train")
             record = {"path": path, "sha1": sha1, "split": split, "notes": result["notes"],
-                      "duration_s": result["duration_s"], **result["meta"]}
+                      "duration_s": result["duration_s"], **result["meta"],
+                      "style": styles.get(path)}
             known[sha1] = path
             writer.add(record, result["ids"])
             report.encoded += 1
@@ -361,6 +399,24 @@ def prepare(
         writer.flush()
     report.skipped = [s for s in manifest["skipped"] if s["path"] in seen_paths]
     return report
+
+
+def _styles(sources: list[str | Path], pieces: list[Piece]) -> dict[str, str | None]:
+    """Each piece's folder label (see :func:`folder_label`); warns about unlabelled pieces."""
+    folders = [Path(s) for s in sources if not is_music21_ref(s) and Path(s).is_dir()]
+    styles = {path: folder_label(item.file if item else path, folders)
+              for path, item, _ in pieces}
+    unlabelled = [path for path, style in styles.items() if style is None]
+    if unlabelled:
+        log.warning("%d piece(s) outside a style folder get no style label, e.g. %s",
+                    len(unlabelled), unlabelled[0])
+    return styles
+
+
+def _relabel(record: dict[str, Any], style: str | None) -> None:
+    if record.get("style") != style:
+        log.info("%s: style %s -> %s", record["path"], record.get("style"), style)
+        record["style"] = style
 
 
 def _progress(total: int, enabled: bool):
@@ -400,6 +456,16 @@ class TokenDataset:
     def sequences(self, split: str | None = None) -> list[np.ndarray]:
         """One id array per file of ``split`` (all files if ``None``)."""
         return [self.ids(f) for f in self.files(split)]
+
+    def styles(self) -> list[str]:
+        """Every style label in the dataset, sorted; ``[]`` if it was prepared without labels."""
+        return sorted({f["style"] for f in self.manifest["files"] if f.get("style") is not None})
+
+    def sequences_with_styles(
+        self, split: str | None = None
+    ) -> list[tuple[np.ndarray, str | None]]:
+        """``(ids, style)`` per file of ``split`` (all if ``None``); style ``None``: unlabelled."""
+        return [(self.ids(f), f.get("style")) for f in self.files(split)]
 
     def __repr__(self) -> str:
         counts = {s: len(self.files(s)) for s in SPLITS}

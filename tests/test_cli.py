@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -55,6 +56,21 @@ def test_prepare_command(tmp_path, capsys):
     assert "encoded 66 file(s)" in err and "1 duplicate(s)" in err  # Freedoom repeats a track
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["encoding"]["name"] == "band" and manifest["vocab_size"] == 549
+
+
+def test_prepare_labels_from_folders(tmp_path, capsys):
+    src = tmp_path / "src"
+    for style, names in (("metal", ["doom1_D_E1M1.mid", "doom1_D_E1M2.mid"]),
+                         ("chorale", ["bach__bwv1.6.mxl.mid"])):
+        (src / style).mkdir(parents=True)
+        folder = DATA / ("freedoom" if style == "metal" else "chorales")
+        for name in names:
+            shutil.copy(folder / name, src / style / name)
+    assert cli.main(["prepare", str(src), "-o", str(tmp_path / "ds"), "--encoding", "band",
+                     "--labels-from-folders", "--workers", "1", "--quiet"]) == 0
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["styles"] == ["chorale", "metal"]
+    assert sorted(f["style"] for f in manifest["files"]) == ["chorale", "metal", "metal"]
 
 
 def test_prepare_scores_with_humanize_and_max_files(tmp_path, capsys):

@@ -192,3 +192,92 @@ def test_prepare_music21_corpus_records_licence_and_uses_cache(tmp_path):
         "files"]
     with pytest.raises(DatasetError, match="music21 corpus"):
         prepare(["music21:no_such_composer_here"], tmp_path / "c", progress=False)
+
+
+# ----------------------------------------------------------------------------- style labels
+
+
+def _band_file(path, program: int, seed: int) -> None:
+    """A real two-track MIDI file (drums + one instrument), written to ``path``."""
+    from melodia.midi import Score, Track, make_notes, write_midi
+
+    rng = np.random.default_rng(seed)
+    starts = np.arange(32) * 0.25
+    notes = make_notes(starts, starts + 0.2, rng.integers(40, 70, 32), rng.integers(40, 110, 32))
+    drums = make_notes(starts, starts + 0.1, np.full(32, 36), np.full(32, 100))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(Score(tracks=[Track(notes=notes, program=program),
+                             Track(notes=drums, is_drum=True)]), path)
+
+
+@pytest.fixture
+def styled(tmp_path):
+    """``src/metal``: 2 Freedoom tracks; ``src/bossa/live``: a written file; one unlabelled."""
+    src = tmp_path / "src"
+    (src / "metal").mkdir(parents=True)
+    for path in sorted((DATA / "freedoom").glob("*.mid"))[:2]:
+        shutil.copy(path, src / "metal" / path.name)
+    _band_file(src / "bossa" / "live" / "b.mid", program=24, seed=1)
+    _band_file(src / "loose.mid", program=33, seed=2)
+    return src
+
+
+def _styles_by_name(out):
+    return {Path(f["path"]).name: f["style"] for f in TokenDataset(out).files()}
+
+
+def test_labels_from_folders_store_each_files_style(styled, tmp_path, caplog):
+    out = tmp_path / "ds"
+    config = PrepareConfig(workers=1, labels_from_folders=True)
+    assert prepare([styled], out, get_encoding("band"), config, progress=False).encoded == 4
+    assert "outside a style folder" in caplog.text
+    metal = sorted(p.name for p in (styled / "metal").iterdir())
+    assert _styles_by_name(out) == {**dict.fromkeys(metal, "metal"), "b.mid": "bossa",
+                                    "loose.mid": None}
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["styles"] == ["bossa", "metal"]
+    dataset = TokenDataset(out)
+    assert dataset.styles() == ["bossa", "metal"]
+    pairs = dataset.sequences_with_styles()
+    assert [style for _, style in pairs] == [f["style"] for f in dataset.files()]
+    for (ids, _), record in zip(pairs, dataset.files()):
+        np.testing.assert_array_equal(ids, dataset.encoding.encode_file(record["path"]))
+    split = dataset.files()[0]["split"]
+    assert len(dataset.sequences_with_styles(split)) == len(dataset.files(split))
+
+
+def test_rerun_keeps_labels_and_follows_moved_files(styled, tmp_path):
+    out = tmp_path / "ds"
+    labelled = PrepareConfig(workers=1, labels_from_folders=True)
+    prepare([styled], out, get_encoding("band"), labelled, progress=False)
+    first = _styles_by_name(out)
+    again = prepare([styled], out, get_encoding("band"), labelled, progress=False)
+    assert again.encoded == 0 and _styles_by_name(out) == first
+    # Without the option nothing is relabelled; a new file gets no label.
+    _band_file(styled / "funk" / "f.mid", program=36, seed=3)
+    plain = PrepareConfig(workers=1)
+    assert prepare([styled], out, get_encoding("band"), plain, progress=False).encoded == 1
+    assert _styles_by_name(out) == {**first, "f.mid": None}
+    # With it again, the new file and a file moved to another style folder follow their folders.
+    (styled / "bossa" / "live" / "b.mid").rename(styled / "funk" / "b.mid")
+    prepare([styled], out, get_encoding("band"), labelled, progress=False)
+    assert _styles_by_name(out) == {**first, "f.mid": "funk", "b.mid": "funk"}
+    assert TokenDataset(out).styles() == ["funk", "metal"]
+    assert json.loads((out / MANIFEST).read_text())["styles"] == ["funk", "metal"]
+
+
+def test_unlabelled_dataset_has_no_styles(styled, tmp_path):
+    prepare([styled / "metal"], tmp_path / "ds", config=PrepareConfig(workers=1), progress=False)
+    dataset = TokenDataset(tmp_path / "ds")
+    assert dataset.styles() == [] and dataset.manifest["styles"] == []
+    assert {style for _, style in dataset.sequences_with_styles()} == {None}
+
+
+def test_folder_label():
+    from melodia.corpus import folder_label
+
+    roots = [Path("c"), Path("d")]
+    assert folder_label("c/metal/x/a.mid", roots) == "metal"
+    assert folder_label(Path("d/bossa/a.mid"), roots) == "bossa"
+    assert folder_label("c/a.mid", roots) is None
+    assert folder_label("elsewhere/rock/a.mid", roots) is None
