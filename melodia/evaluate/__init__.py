@@ -5,6 +5,10 @@
 - :mod:`melodia.evaluate.music`: per-excerpt music statistics of two folders of MIDI (generated
   and real), their distribution overlaps and a two-sample classifier test
   (``melodia evaluate --generated DIR --reference DIR``).
+- :mod:`melodia.evaluate.band`: the same, instrument group by group, for band music
+  (``--by-instrument``), with a 16th-grid statistic for drums.
+- :mod:`melodia.evaluate.styles`: a style classifier trained on real music, and the share of
+  generated pieces it assigns the style they were asked for (``--styles REAL_DIR``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from melodia.evaluate.music import (
     measure_files,
 )
 from melodia.evaluate.report import MusicReport, StatComparison, compare
+from melodia.evaluate.band import BandEvalConfig, BandReport, compare_by_group
+from melodia.evaluate.styles import style_accuracy
 
-__all__ = ["EvalReport", "EvalResult", "Excerpt", "ExcerptSet", "MusicEvalConfig",
-           "MusicReport", "NGram", "STAT_NAMES", "StatComparison", "Totals", "compare",
-           "evaluate", "event_types", "excerpt_stats", "file_excerpts", "measure_files",
-           "model_totals", "ngram_totals", "segments"]
+__all__ = ["BandEvalConfig", "BandReport", "EvalReport", "EvalResult", "Excerpt", "ExcerptSet",
+           "MusicEvalConfig", "MusicReport", "NGram", "STAT_NAMES", "StatComparison", "Totals",
+           "compare", "compare_by_group", "evaluate", "event_types", "excerpt_stats",
+           "file_excerpts", "measure_files", "model_totals", "ngram_totals", "segments",
+           "style_accuracy"]

@@ -105,13 +105,17 @@ def score_notes(score: Score) -> np.ndarray:
 
 
 def cut_excerpts(notes: np.ndarray, excerpt_s: float, *, max_excerpts: int | None = None,
-                 source: str = "") -> list[Excerpt]:
+                 source: str = "", span_s: tuple[float, float] | None = None) -> list[Excerpt]:
     """Consecutive excerpts of ``excerpt_s`` from the first onset to the last note end; a final
-    piece shorter than half an excerpt is dropped. A note belongs to the excerpt of its onset."""
-    if not len(notes):
+    piece shorter than half an excerpt is dropped. A note belongs to the excerpt of its onset.
+
+    ``span_s = (first onset, last end)`` cuts on another span instead (that of a whole band,
+    so the parts of several instruments fall into the same excerpts, some of them empty)."""
+    if not len(notes) and span_s is None:
         return []
-    origin = float(notes["start_s"].min())
-    total_s = float(notes["end_s"].max()) - origin
+    origin, end = span_s if span_s is not None else (float(notes["start_s"].min()),
+                                                      float(notes["end_s"].max()))
+    total_s = end - origin
     count = int(total_s // excerpt_s) + (total_s % excerpt_s >= excerpt_s / 2)
     if max_excerpts is not None:
         count = min(count, max_excerpts)
@@ -220,9 +224,10 @@ class ExcerptSet:
     histograms: dict[str, np.ndarray]
     files: int = 0
     skipped: list[str] = field(default_factory=list)  # unreadable files, with the reason
+    names: tuple[str, ...] = STAT_NAMES  # the statistic of each column
 
     def column(self, name: str) -> np.ndarray:
-        return self.values[:, STAT_NAMES.index(name)]
+        return self.values[:, self.names.index(name)]
 
 
 def midi_files(source: str | Path | Iterable[str | Path]) -> list[Path]:

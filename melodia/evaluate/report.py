@@ -16,7 +16,6 @@ from melodia.evaluate import distributions
 from melodia.evaluate.distributions import kde_overlap
 from melodia.evaluate.music import (
     HISTOGRAM_EDGES,
-    STAT_NAMES,
     ExcerptSet,
     MusicEvalConfig,
     measure_files,
@@ -46,6 +45,7 @@ STAT_HELP = {
     "key_changes_per_min": "local key changes per minute",
     "melodic_repetition": "share of top-line 4-interval patterns repeated",
     "chord_repetition": "share of 4-onset chord patterns repeated",
+    "grid16": "share of onsets within 20 ms of the 16th grid",
 }
 
 
@@ -160,17 +160,19 @@ def compare_sets(gen: ExcerptSet, ref: ExcerptSet, config: MusicEvalConfig, *,
     if not len(gen.values) or not len(ref.values):
         empty = "generated" if not len(gen.values) else "reference"
         raise MelodiaError(f"no {empty} excerpt with at least {config.min_notes} notes to measure")
+    if tuple(gen.names) != tuple(ref.names):
+        raise MelodiaError("the two sets of excerpts were measured with different statistics")
     g_mean, g_std = _side_stats(gen.values)
     r_mean, r_std = _side_stats(ref.values)
     rows = [StatComparison(n, float(g_mean[i]), float(g_std[i]), float(r_mean[i]),
                            float(r_std[i]), kde_overlap(gen.values[:, i], ref.values[:, i]))
-            for i, n in enumerate(STAT_NAMES)]
+            for i, n in enumerate(gen.names)]
     hists = {k: distributions.histogram_intersection(gen.histograms[k], ref.histograms[k])
-             for k in HISTOGRAM_EDGES}
+             for k in HISTOGRAM_EDGES if k in gen.histograms and k in ref.histograms}
     acc, acc_std = distributions.classifier_accuracy(
         gen.values, ref.values, groups_a=gen.sources, groups_b=ref.sources, folds=config.folds,
         seed=config.seed)
-    values = {side: {n: s.values[:, i].tolist() for i, n in enumerate(STAT_NAMES)}
+    values = {side: {n: s.values[:, i].tolist() for i, n in enumerate(s.names)}
               for side, s in (("generated", gen), ("reference", ref))}
     return MusicReport(generated, reference, rows, hists, acc, acc_std, len(gen.values),
                        len(ref.values), gen.files, ref.files, config, values,

@@ -122,3 +122,45 @@ def test_empty_excerpt_gives_nan_not_errors():
     assert math.isnan(stats.pitch_stats(empty)["pitch_mean"])
     assert math.isnan(stats.pitch_class_entropy(empty))
     assert math.isnan(stats.melodic_repetition(empty))
+
+
+# ------------------------------------------------------------------------------- 16th grid
+
+TEMPO_120 = np.array([(0.0, 120.0)], dtype=[("time_s", "f8"), ("qpm", "f8")])
+
+
+def test_grid_share_of_quantized_onsets_is_one():
+    onsets = np.arange(64) * 0.125  # every 16th note at 120 qpm
+    assert stats.grid_share(onsets, TEMPO_120) == 1.0
+    assert stats.grid_share(onsets[::3], None) == 1.0  # no tempo map: MIDI's 120 qpm
+
+
+def test_grid_share_counts_onsets_within_the_tolerance():
+    assert stats.grid_share(np.arange(16) * 0.125 + 0.015, TEMPO_120) == 1.0
+    assert stats.grid_share(np.arange(16) * 0.125 + 0.03, TEMPO_120) == 0.0
+    assert stats.grid_share(np.arange(16) * 0.125 + 0.03, TEMPO_120, tolerance_s=0.04) == 1.0
+    assert math.isnan(stats.grid_share(np.empty(0), TEMPO_120))
+
+
+def test_grid_share_of_random_onsets_is_proportional_to_the_tolerance():
+    onsets = np.random.default_rng(0).uniform(0.0, 600.0, 20000)
+    # 2 x 20 ms out of every 125 ms
+    assert stats.grid_share(onsets, TEMPO_120) == pytest.approx(0.32, abs=0.015)
+    assert stats.grid_share(onsets, TEMPO_120, tolerance_s=0.01) == pytest.approx(0.16, abs=0.015)
+
+
+def test_grid_follows_the_tempo_map():
+    # 120 qpm for 2 s (16 sixteenths), then 60 qpm: 16ths every 0.25 s from 2.0 s on
+    tempos = np.array([(0.0, 120.0), (2.0, 60.0)], dtype=TEMPO_120.dtype)
+    on_grid = np.concatenate([np.arange(16) * 0.125, 2.0 + np.arange(8) * 0.25])
+    assert stats.grid_share(on_grid, tempos) == 1.0
+    off_after_change = 2.125 + np.arange(8) * 0.25  # on the 120 qpm grid, off the 60 qpm one
+    assert stats.grid_share(off_after_change, tempos) == 0.0
+    assert stats.grid_positions(np.array([1.0, 3.0]), tempos).tolist() == [8.0, 20.0]
+    assert stats.grid_times(np.array([8.0, 20.0]), tempos).tolist() == [1.0, 3.0]
+
+
+def test_the_first_tempo_holds_from_time_zero():
+    tempos = np.array([(1.0, 60.0)], dtype=TEMPO_120.dtype)  # first change after the start
+    assert stats.grid_share(np.arange(8) * 0.25, tempos) == 1.0
+    assert stats.grid_share(np.arange(8) * 0.25 + 0.125, tempos) == 0.0
