@@ -117,7 +117,8 @@ class Score:
     def __post_init__(self) -> None:
         ts = self.time_signatures
         if ts.dtype != TIME_SIGNATURE_DTYPE:
-            raise ValueError(f"time_signatures must have dtype TIME_SIGNATURE_DTYPE, not {ts.dtype}")
+            raise ValueError(f"time_signatures must have dtype TIME_SIGNATURE_DTYPE, not "
+                             f"{ts.dtype}")
         den = ts["denominator"].astype(np.int64)
         if np.any(ts["numerator"] < 1) or np.any((den < 1) | (den & (den - 1) != 0)):
             raise ValueError("time signatures need numerator >= 1 and a power-of-two denominator")

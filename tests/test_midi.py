@@ -208,8 +208,8 @@ def test_time_signatures_and_late_tempo_round_trip(tmp_path):
     back = read_midi(path)
     assert back.time_signatures.tolist() == [(0.0, 3, 4), (2.0, 6, 8)]
     np.testing.assert_allclose(back.tempos["qpm"], [120.0, 60.0])
-    np.testing.assert_allclose([back.tracks[0].notes["start_s"][0], back.tracks[0].notes["end_s"][0]],
-                               [1.5, 2.5])
+    note = back.tracks[0].notes[0]
+    np.testing.assert_allclose([note["start_s"], note["end_s"]], [1.5, 2.5])
 
 
 def test_file_without_time_signature_reads_as_4_4(tmp_path):
@@ -227,7 +227,7 @@ def test_pretty_midi_path_is_daw_ready(tmp_path):
     assert [(i.name, i.program, i.is_drum) for i in pm.instruments] == [
         ("Electric Bass (finger)", 33, False), ("Distortion Guitar", 30, False),
         ("Drums", 0, True), ("Distortion Guitar", 30, False)]
-    pm.write(str(tmp_path / "pm.mid"))  # pretty_midi's own writer, as Generated.pretty_midi users do
+    pm.write(str(tmp_path / "pm.mid"))  # pretty_midi's own writer (Generated.pretty_midi users)
     _check_daw_ready(mido.MidiFile(tmp_path / "pm.mid"), [i.name for i in pm.instruments],
                      [33, 30, 0, 30], drums="Drums", qpm=100.0, time_signature=(3, 4))
     assert from_pretty_midi(pm).time_signatures.tolist() == [(0.0, 3, 4)]
