@@ -184,13 +184,23 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tail", type=float, default=5.0, metavar="SECONDS",
                    help="longest tail kept after the last note while the sound dies away "
                    "(default 5)")
+    p.add_argument("--stems", type=Path, default=None, metavar="DIR",
+                   help="also write one file per instrument into DIR (01-drums.wav, ...), each "
+                   "as long as the mix and at its level, to line up in a DAW; format as -o")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from melodia.render import render
+    from melodia.render import render, render_stems
 
     out = args.output or args.midi.with_suffix(".wav")
+    if args.stems is not None:
+        stems = render_stems(args.midi, args.stems, suffix=out.suffix, mix=out,
+                             soundfont=args.soundfont, sample_rate=args.sample_rate,
+                             gain=args.gain, normalize=not args.no_normalize,
+                             max_tail_s=args.max_tail, progress=not args.quiet)
+        _print(f"wrote the mix to {out} and {len(stems)} stems to {args.stems}")
+        return 0
     audio = render(args.midi, out, soundfont=args.soundfont, sample_rate=args.sample_rate,
                    gain=args.gain, normalize=not args.no_normalize, max_tail_s=args.max_tail,
                    progress=not args.quiet)

@@ -3,7 +3,9 @@
 Reading goes through symusic's C++ parser (fast, and tolerant of oddities that stop pure-Python
 readers, such as key signatures with impossible mode bytes); before it runs, the file's chunk
 structure is checked here so that bad input gets a :class:`~melodia.errors.MidiReadError` that
-names the file and the reason. This module knows nothing of tokens or torch.
+names the file and the reason. Writing goes through mido, so that the file is laid out the way a
+DAW expects (a tempo/time-signature track, one named track per instrument on its own channel).
+This module knows nothing of tokens or torch.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ NOTE_DTYPE = np.dtype([("start_s", "f8"), ("end_s", "f8"), ("pitch", "i2"), ("ve
 PEDAL_DTYPE = np.dtype([("time_s", "f8"), ("value", "i2")])
 #: Tempo changes: time in seconds and quarter notes per minute.
 TEMPO_DTYPE = np.dtype([("time_s", "f8"), ("qpm", "f8")])
+#: Time signature changes: time in seconds, beats per bar and the beat's note value (4 = quarter).
+TIME_SIGNATURE_DTYPE = np.dtype([("time_s", "f8"), ("numerator", "i2"), ("denominator", "i2")])
 
 DRUM_CHANNEL = 9  # General MIDI percussion: channel 10, counted from 1
 DEFAULT_QPM = 120.0
 DEFAULT_TICKS_PER_QUARTER = 480
+DEFAULT_TIME_SIGNATURE = (4, 4)  # what MIDI assumes when a file gives none
 
 
 def make_notes(
@@ -75,14 +80,48 @@ class Track:
         return float(self.notes["end_s"].max()) if len(self.notes) else 0.0
 
 
+def instrument_name(program: int, is_drum: bool = False) -> str:
+    """General MIDI name of a program, e.g. 29 -> ``"Overdriven Guitar"``; drums are ``"Drums"``."""
+    if is_drum:
+        return "Drums"
+    import pretty_midi
+
+    return pretty_midi.program_to_instrument_name(int(program))
+
+
+def seconds_for_bars(bars: int, qpm: float, beats_per_bar: int = 4) -> float:
+    """Length in seconds of ``bars`` bars of ``beats_per_bar`` quarter notes at ``qpm``.
+
+    E.g. 8 bars of 4/4 at 120 qpm last 16 s; a bar of 6/8 holds 3 quarter notes.
+    """
+    if bars < 0 or beats_per_bar < 1 or not qpm > 0:
+        raise ValueError(f"need bars >= 0, beats_per_bar >= 1 and qpm > 0 (got {bars}, "
+                         f"{beats_per_bar}, {qpm})")
+    return bars * beats_per_bar * 60.0 / qpm
+
+
+def _default_time_signatures() -> np.ndarray:
+    return np.array([(0.0, *DEFAULT_TIME_SIGNATURE)], dtype=TIME_SIGNATURE_DTYPE)
+
+
 @dataclass
 class Score:
-    """A whole MIDI file: tracks plus the tempo map (used when writing ticks)."""
+    """A whole MIDI file: tracks plus the tempo map and time signatures (used when writing)."""
 
     tracks: list[Track] = field(default_factory=list)
     tempos: np.ndarray = field(
         default_factory=lambda: np.array([(0.0, DEFAULT_QPM)], dtype=TEMPO_DTYPE)
     )
+    time_signatures: np.ndarray = field(default_factory=_default_time_signatures)
+
+    def __post_init__(self) -> None:
+        ts = self.time_signatures
+        if ts.dtype != TIME_SIGNATURE_DTYPE:
+            raise ValueError(f"time_signatures must have dtype TIME_SIGNATURE_DTYPE, not "
+                             f"{ts.dtype}")
+        den = ts["denominator"].astype(np.int64)
+        if np.any(ts["numerator"] < 1) or np.any((den < 1) | (den & (den - 1) != 0)):
+            raise ValueError("time signatures need numerator >= 1 and a power-of-two denominator")
 
     @property
     def end_s(self) -> float:
@@ -153,6 +192,12 @@ class _TickClock:
         i = np.searchsorted(self.tick, ticks, side="right") - 1
         return self.start_s[i] + (ticks - self.tick[i]) * self.seconds_per_tick[i]
 
+    def ticks(self, seconds: np.ndarray) -> np.ndarray:
+        """Seconds to the nearest tick (the inverse of calling the clock)."""
+        i = np.searchsorted(self.start_s, seconds, side="right") - 1
+        return self.tick[i] + np.rint((seconds - self.start_s[i]) / self.seconds_per_tick[i]
+                                      ).astype(np.int64)
+
 
 def _track_from_symusic(track, clock: _TickClock) -> Track:
     arrays = track.notes.numpy()
@@ -202,46 +247,146 @@ def read_midi(source: str | Path | bytes) -> Score:
     tempo_map = np.empty(len(clock.tick), dtype=TEMPO_DTYPE)
     tempo_map["time_s"] = clock.start_s
     tempo_map["qpm"] = 6e7 / clock.mspq
-    return Score(tracks=[_track_from_symusic(t, clock) for t in raw.tracks], tempos=tempo_map)
+    return Score(tracks=[_track_from_symusic(t, clock) for t in raw.tracks], tempos=tempo_map,
+                 time_signatures=_time_signatures_from_symusic(raw, clock))
+
+
+def _time_signatures_from_symusic(raw, clock: _TickClock) -> np.ndarray:
+    """The file's time signatures in seconds, with 4/4 at 0 s when it gives none there."""
+    found = raw.time_signatures.numpy()
+    out = np.empty(len(found["time"]), dtype=TIME_SIGNATURE_DTYPE)
+    out["time_s"] = clock(found["time"].astype(np.int64))
+    out["numerator"], out["denominator"] = found["numerator"], found["denominator"]
+    out = out[(out["numerator"] >= 1) & (out["denominator"] >= 1)]
+    if not len(out) or out["time_s"][0] > 0:
+        out = np.concatenate([_default_time_signatures(), out])
+    return out
 
 
 # ----------------------------------------------------------------------------------- writing
 
 
-def _to_symusic(score: Score, ticks_per_quarter: int):
-    import symusic
+def file_channels(score: Score) -> list[int]:
+    """MIDI channel of each track in a file: every drum track on 9 (General MIDI channel 10),
+    melodic tracks on 0-8 and 10-15 in order, so tracks sharing a program stay apart."""
+    melodic = iter(c for c in range(16) if c != DRUM_CHANNEL)
+    n_melodic = sum(not t.is_drum for t in score.tracks)
+    if n_melodic > 15:
+        raise ValueError(f"a MIDI file has 15 melodic channels; this score has {n_melodic} "
+                         "melodic tracks")
+    return [DRUM_CHANNEL if t.is_drum else next(melodic) for t in score.tracks]
 
-    out = symusic.Score(ticks_per_quarter, ttype="second")
-    for time_s, qpm in score.tempos:
-        out.tempos.append(symusic.Tempo(float(time_s), float(qpm), ttype="second"))
-    for track in score.tracks:
-        st = symusic.Track(name=track.name, program=track.program, is_drum=track.is_drum,
-                           ttype="second")
-        n = track.notes
-        st.notes = symusic.Note.from_numpy(
-            time=n["start_s"].astype(np.float32),
-            duration=(n["end_s"] - n["start_s"]).astype(np.float32),
-            pitch=n["pitch"].astype(np.int8),
-            velocity=n["velocity"].astype(np.int8),
-            ttype="second",
-        )
-        for time_s, value in track.pedal:
-            st.controls.append(symusic.ControlChange(float(time_s), 64, int(value), ttype="second"))
-        out.tracks.append(st)
+
+def _mspq(qpm: float) -> int:
+    """Microseconds per quarter note as a MIDI tempo event holds it (3 bytes)."""
+    return int(np.clip(round(6e7 / qpm), 1, 0xFFFFFF))
+
+
+def _tempo_clock(score: Score, ticks_per_quarter: int) -> tuple[_TickClock, list]:
+    """The tick clock of the file to write and its tempo meta events (the first at tick 0)."""
+    import mido
+
+    tempos = np.sort(score.tempos, order="time_s", kind="stable")
+    if not len(tempos) or tempos["time_s"][0] > 0:
+        tempos = np.concatenate([np.array([(0.0, DEFAULT_QPM)], TEMPO_DTYPE), tempos])
+    tempos["time_s"][0] = 0.0
+    tick, mspq, start_s = [0], [_mspq(tempos["qpm"][0])], 0.0
+    for time_s, qpm in tempos[1:]:
+        seconds_per_tick = mspq[-1] / 1e6 / ticks_per_quarter
+        at = tick[-1] + int(round((time_s - start_s) / seconds_per_tick))
+        if at == tick[-1]:  # two changes on one tick: the later one holds
+            mspq[-1] = _mspq(qpm)
+            continue
+        start_s += (at - tick[-1]) * seconds_per_tick
+        tick.append(at)
+        mspq.append(_mspq(qpm))
+    events = [(t, 0, mido.MetaMessage("set_tempo", tempo=m))
+              for t, m in zip(tick, mspq)]
+    return _TickClock(np.array(tick), np.array(mspq, dtype=np.float64), ticks_per_quarter), events
+
+
+def _conductor_track(score: Score, clock: _TickClock, tempo_events: list):
+    """Track 0 of the file: the tempo map and time signatures, no notes."""
+    import mido
+
+    ts = np.sort(score.time_signatures, order="time_s", kind="stable")
+    if not len(ts) or ts["time_s"][0] > 0:
+        ts = np.concatenate([_default_time_signatures(), ts])
+    ticks = clock.ticks(np.maximum(ts["time_s"], 0.0))
+    ticks[0] = 0
+    events = [(int(t), 0, mido.MetaMessage("time_signature", numerator=int(n), denominator=int(d)))
+              for t, n, d in zip(ticks, ts["numerator"], ts["denominator"])]
+    return _midi_track(events + tempo_events)
+
+
+def _instrument_track(track: Track, channel: int, clock: _TickClock):
+    """One instrument: its name, program change at tick 0, sustain pedal and notes.
+
+    At one tick, pedal changes come first, then note-offs, then note-ons, and the note-off of a
+    note shorter than a tick after its own note-on, so nothing is left hanging.
+    """
+    import mido
+
+    n = track.notes
+    on, off = clock.ticks(n["start_s"]), clock.ticks(n["end_s"])
+    events = [(0, 0, mido.MetaMessage("track_name", name=track.name or
+                                      instrument_name(track.program, track.is_drum))),
+              (0, 1, mido.Message("program_change", channel=channel, program=track.program))]
+    events += [(int(t), 2, mido.Message("control_change", channel=channel, control=64,
+                                        value=int(v)))
+               for t, v in zip(clock.ticks(track.pedal["time_s"]), track.pedal["value"])]
+    events += [(int(t1), 3 if t1 > t0 else 5, mido.Message("note_off", channel=channel,
+                                                           note=int(p)))
+               for t0, t1, p in zip(on, off, n["pitch"])]
+    events += [(int(t), 4, mido.Message("note_on", channel=channel, note=int(p), velocity=int(v)))
+               for t, p, v in zip(on, n["pitch"], n["velocity"])]
+    return _midi_track(events)
+
+
+def _midi_track(events: list):
+    """``(tick, order, message)`` rows -> a ``mido.MidiTrack`` in time order, with delta times."""
+    import mido
+
+    out, now = mido.MidiTrack(), 0
+    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
+        message.time = tick - now
+        out.append(message)
+        now = tick
+    out.append(mido.MetaMessage("end_of_track", time=0))
     return out
 
 
 def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER) -> bytes:
-    """Serialize a score to Standard MIDI File bytes (type 1, one track per :class:`Track`)."""
-    if len(score.tracks) > 16:
-        raise ValueError(f"a MIDI file holds at most 16 channels; this score has "
-                         f"{len(score.tracks)} tracks")
-    return bytes(_to_symusic(score, ticks_per_quarter).dumps_midi())
+    """Serialize a score to Standard MIDI File bytes, ready for a DAW.
+
+    Type 1: track 0 holds the tempo map and time signatures (the first of each at tick 0, 120 qpm
+    and 4/4 when the score has none there); then one track per :class:`Track`, named (its
+    ``name``, else the General MIDI instrument name, drums ``"Drums"``), opening with its program
+    change. Drum tracks play on channel 9 (General MIDI channel 10), melodic tracks each on
+    their own channel (see :func:`file_channels`).
+
+    Raises
+    ------
+    ValueError
+        More than 15 melodic tracks (MIDI has 16 channels, one of them for drums).
+    """
+    import mido
+
+    channels = file_channels(score)
+    clock, tempo_events = _tempo_clock(score, ticks_per_quarter)
+    out = mido.MidiFile(type=1, ticks_per_beat=ticks_per_quarter)
+    out.tracks.append(_conductor_track(score, clock, tempo_events))
+    for track, channel in zip(score.tracks, channels):
+        out.tracks.append(_instrument_track(track, channel, clock))
+    buffer = io.BytesIO()
+    out.save(file=buffer)
+    return buffer.getvalue()
 
 
 def write_midi(score: Score, path: str | Path,
                ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER) -> Path:
-    """Write a score as a type 1 MIDI file keeping tempo, programs and the drum channel."""
+    """Write a score as a type 1 MIDI file (see :func:`midi_bytes`): tempo map, time signatures,
+    one named track per instrument with its program, drums on channel 10."""
     path = Path(path)
     data = midi_bytes(score, ticks_per_quarter)
     path.parent.mkdir(parents=True, exist_ok=True)

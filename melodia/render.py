@@ -19,6 +19,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from melodia.errors import MelodiaError
-from melodia.midi import DRUM_CHANNEL, Score, load_score
+from melodia.midi import DRUM_CHANNEL, Score, Track, instrument_name, load_score
 
 log = logging.getLogger(__name__)
 
@@ -284,25 +285,45 @@ def _tail(synth, write, out: np.ndarray, pos: int, sample_rate: int) -> int:
     loud = np.flatnonzero(np.abs(out[start:pos]).max(axis=1, initial=0.0) >= threshold)
     end = start + (int(loud[-1]) + 1 if len(loud) else 0)
     if end == len(out):  # still sounding at the limit (say, pedal held): fade, no click
-        fade = min(block, len(out))
-        out[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+        _fade_out(out, block)
     return end
 
 
+def _fade_out(audio: np.ndarray, samples: int) -> None:
+    fade = min(samples, len(audio))
+    audio[len(audio) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+
+
 def _synthesize(fluidsynth, synth, sfid: int, score: Score, sample_rate: int, max_tail_s: float,
-                progress: bool) -> np.ndarray:
+                progress: bool, length: int | None = None) -> np.ndarray:
+    """Raw synth output (no levelling): to the end of the tail, or exactly ``length`` samples."""
     from tqdm.auto import tqdm
 
     channels = assign_channels(score)
     _select_programs(synth, sfid, score, channels)
     events = score_events(score, channels, sample_rate)
     end = int(events[-1, 0])
-    audio = np.zeros((end + int(max_tail_s * sample_rate), 2), dtype=np.float32)
+    audio = np.zeros((length or end + int(max_tail_s * sample_rate), 2), dtype=np.float32)
     write = _write_float(fluidsynth)
     with tqdm(total=round(end / sample_rate), desc="rendering", unit="s", leave=False,
               disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total} s") as bar:
         pos = _play(synth, write, events, audio, lambda at: bar.update(at / sample_rate - bar.n))
-    return audio[: _tail(synth, write, audio, pos, sample_rate)]
+    if length is None:
+        return audio[: _tail(synth, write, audio, pos, sample_rate)]
+    ptr = audio.ctypes.data + pos * 8
+    write(synth.synth, length - pos, ptr, 0, 2, ptr, 1, 2)
+    return audio
+
+
+def _render_raw(fluidsynth, soundfont: Path, score: Score, sample_rate: int, gain: float,
+                max_tail_s: float, progress: bool = False, length: int | None = None
+                ) -> np.ndarray:
+    synth, sfid = _open_synth(fluidsynth, soundfont, sample_rate, gain, len(score.tracks) + 1)
+    try:
+        return _synthesize(fluidsynth, synth, sfid, score, sample_rate, max_tail_s, progress,
+                           length)
+    finally:
+        synth.delete()
 
 
 def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None = None,
@@ -348,28 +369,105 @@ def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None 
         (a silent file is refused rather than rendered as an empty or silent clip), or the
         output suffix is not supported.
     """
-    if not 8000 <= sample_rate <= 96000:
-        raise RenderError(f"sample rate must be 8000-96000 Hz, got {sample_rate}")
-    if max_tail_s < 0:
-        raise RenderError(f"the maximum tail must be >= 0 s, got {max_tail_s}")
-    if out is not None:
-        _check_suffix(Path(out))
+    _check_options(sample_rate, max_tail_s, out)
     score = load_score(midi)
     if score.note_count == 0:
         raise RenderError("the MIDI holds no notes: nothing to render")
     path = find_soundfont(soundfont)
     fluidsynth = import_fluidsynth()
-    synth, sfid = _open_synth(fluidsynth, path, sample_rate, gain, len(score.tracks) + 1)
-    try:
-        audio = _synthesize(fluidsynth, synth, sfid, score, sample_rate, max_tail_s, progress)
-    finally:
-        synth.delete()
+    audio = _render_raw(fluidsynth, path, score, sample_rate, gain, max_tail_s, progress)
     log.debug("rendered %.2f s of audio (%.2f s of music) with %s",
               len(audio) / sample_rate, score.end_s, path.name)
     audio = _level(audio, normalize)
     if out is not None:
         write_audio(audio, out, sample_rate)
     return audio
+
+
+def _check_options(sample_rate: int, max_tail_s: float, out: str | Path | None) -> None:
+    if not 8000 <= sample_rate <= 96000:
+        raise RenderError(f"sample rate must be 8000-96000 Hz, got {sample_rate}")
+    if max_tail_s < 0:
+        raise RenderError(f"the maximum tail must be >= 0 s, got {max_tail_s}")
+    if out is not None:
+        _check_suffix(Path(out))
+
+
+# ----------------------------------------------------------------------------------- stems
+
+
+def stem_name(number: int, track: Track) -> str:
+    """File stem of a track's audio: its number and name, e.g. ``02-electric-bass-finger``."""
+    name = track.name or instrument_name(track.program, track.is_drum)
+    return f"{number:02d}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-') or 'track'}"
+
+
+def render_stems(midi, out_dir: str | Path, *, suffix: str = ".wav", mix: str | Path | None = None,
+                 soundfont: str | Path | None = None, sample_rate: int = 44100,
+                 gain: float = DEFAULT_GAIN, normalize: bool = True, max_tail_s: float = 5.0,
+                 progress: bool = False) -> list[Path]:
+    """Render each track of a score alone into ``out_dir``, one audio file per instrument.
+
+    Every stem lasts exactly as long as the full mix (the release tail of the whole piece
+    included), so the files line up when dropped into a DAW at 0 s, and all are scaled by the
+    same factor, so they add up to the mix. Drum tracks play the SoundFont's drum kits (bank 128).
+    Tracks without notes get no file.
+
+    Parameters
+    ----------
+    midi : Score, path, bytes or PrettyMIDI
+        Anything :func:`melodia.midi.load_score` accepts.
+    out_dir : path
+        Folder for the stems (created if missing), named ``NN-instrument`` (see :func:`stem_name`),
+        numbered from 01 in track order, e.g. ``01-drums.wav``, ``02-electric-bass-finger.wav``.
+    suffix : {".wav", ".flac", ".ogg"}
+        Audio format of the stems (default ``.wav``).
+    mix : path, optional
+        Also write the full mix here, at the stems' level.
+    soundfont, sample_rate, gain, max_tail_s, progress
+        As in :func:`render`; the progress bar counts stems.
+    normalize : bool
+        Scale everything by the factor that puts the mix's peak at -1 dBFS (default); otherwise
+        keep FluidSynth's level (``gain``), clipping beyond full scale.
+
+    Returns
+    -------
+    list of Path
+        The stems written, in track order.
+    """
+    from tqdm.auto import tqdm
+
+    _check_options(sample_rate, max_tail_s, mix)
+    _check_suffix(Path(f"stem{suffix}"))
+    score = load_score(midi)
+    parts = [t for t in score.tracks if len(t.notes)]
+    if not parts:
+        raise RenderError("the MIDI holds no notes: nothing to render")
+    path = find_soundfont(soundfont)
+    fluidsynth = import_fluidsynth()
+    full = _render_raw(fluidsynth, path, score, sample_rate, gain, max_tail_s)
+    events_end = int(score_events(score, assign_channels(score), sample_rate)[-1, 0])
+    faded = len(full) == events_end + int(max_tail_s * sample_rate)
+    peak = _peak(full)
+    scale = PEAK_AFTER_NORMALIZE / peak if normalize and peak > 0 else 1.0
+    written = []
+    for number, track in enumerate(tqdm(parts, desc="stems", leave=False, disable=not progress), 1):
+        alone = Score(tracks=[track], tempos=score.tempos, time_signatures=score.time_signatures)
+        audio = _render_raw(fluidsynth, path, alone, sample_rate, gain, max_tail_s,
+                            length=len(full))
+        if faded:
+            _fade_out(audio, int(_TAIL_BLOCK_S * sample_rate))
+        if _peak(audio) == 0.0:
+            log.warning("stem %s is silent (does the SoundFont have this instrument?)",
+                        stem_name(number, track))
+        audio *= scale
+        written.append(write_audio(np.clip(audio, -1.0, 1.0, out=audio),
+                                   Path(out_dir) / f"{stem_name(number, track)}{suffix}",
+                                   sample_rate))
+    if mix is not None:
+        write_audio(_level(full, normalize), mix, sample_rate)
+    log.debug("wrote %d stems of %.2f s to %s", len(written), len(full) / sample_rate, out_dir)
+    return written
 
 
 def _peak(audio: np.ndarray) -> float:

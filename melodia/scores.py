@@ -426,4 +426,4 @@ def humanize(score: Score, config: ScoreConfig, key: str) -> Score:
         notes = notes[np.lexsort((notes["pitch"], notes["start_s"]))]
         tracks.append(Track(notes=notes, program=track.program, is_drum=track.is_drum,
                             name=track.name, pedal=track.pedal))
-    return Score(tracks=tracks, tempos=score.tempos)
+    return Score(tracks=tracks, tempos=score.tempos, time_signatures=score.time_signatures)

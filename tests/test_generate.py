@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import mido
 import numpy as np
 import pretty_midi
 import pytest
@@ -27,6 +28,7 @@ from melodia.infer import FastStepper, int8_available, sequence_nll
 from melodia.midi import read_midi, write_midi
 from melodia.model import ModelConfig, PerformanceRNN
 from melodia.sample import GrammarConfig, SamplerConfig
+from tests.test_midi import _check_daw_ready
 from tests.test_sample import check_stream
 
 
@@ -109,6 +111,12 @@ def test_band_model_generates_multi_instrument_streams(tmp_path):
     score = result.encoding.decode(result.pieces[0])
     assert len(score.tracks) >= 1
     assert read_midi(write_midi(score, tmp_path / "band.mid")).note_count == score.note_count
+    out = tmp_path / "cli-band.mid"
+    assert main(["generate", "--model", str(path), "-o", str(out), "--seconds", "5",
+                 "--seed", "3"]) == 0
+    _check_daw_ready(mido.MidiFile(out), [t.name for t in read_midi(out).tracks],
+                     [t.program for t in read_midi(out).tracks], drums="Drums",
+                     qpm=float(read_midi(out).tempos["qpm"][0]))
 
 
 def test_int8_precision_is_deterministic(tiny):
@@ -288,6 +296,7 @@ def test_cli_generate_with_the_shipped_model(tmp_path, capsys):
                  "--key", "C", "--density", "6"]) == 0
     assert read_midi(out).note_count > 0
     assert "seed 1" in capsys.readouterr().err
+    _check_daw_ready(mido.MidiFile(out), ["Piano"], [0], drums="Drums", qpm=120.0)
 
 
 def test_cli_generate_with_no_arguments_names_the_file(tmp_path, monkeypatch, capsys):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from melodia.errors import MidiReadError
-from melodia.midi import (TEMPO_DTYPE, Score, Track, from_pretty_midi, load_score, make_notes,
-                          read_midi, to_pretty_midi, write_midi)
+from melodia.midi import (TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, Track, file_channels,
+                          from_pretty_midi, load_score, make_notes, midi_bytes, read_midi,
+                          seconds_for_bars, to_pretty_midi, write_midi)
 from tests.conftest import DATA, MALFORMED
 
 
@@ -127,3 +128,139 @@ def test_import_melodia_does_not_import_torch():
     code = "import sys, melodia, melodia.encoding, melodia.midi; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------- DAW-ready output
+
+
+def _band() -> Score:
+    """Bass, guitar, drums and a second guitar on the same program; no names given."""
+    bass = Track(notes=make_notes([0.0, 1.0], [0.9, 1.9], [40, 43], [90, 90]), program=33)
+    guitar = Track(notes=make_notes([0.0], [2.0], [52], [80]), program=30)
+    drums = Track(notes=make_notes([0.0, 0.5, 1.0], [0.1, 0.6, 1.1], [36, 38, 36], [110] * 3),
+                  is_drum=True)
+    guitar2 = Track(notes=make_notes([1.0], [1.5], [64], [70]), program=30)
+    tempos = np.array([(0.0, 100.0)], dtype=TEMPO_DTYPE)
+    return Score(tracks=[bass, guitar, drums, guitar2], tempos=tempos)
+
+
+def _timed(track: mido.MidiTrack) -> list[tuple[int, mido.Message]]:
+    now, out = 0, []
+    for message in track:
+        now += message.time
+        out.append((now, message))
+    return out
+
+
+def _check_daw_ready(mf: mido.MidiFile, names: list[str], programs: list[int], drums: str,
+                     qpm: float, time_signature: tuple[int, int] = (4, 4)) -> None:
+    """Type 1; tempo and time signature at tick 0; named tracks, each on its own channel with its
+    program change first; drums (the track named ``drums``) alone on channel 9."""
+    assert mf.type == 1
+    metas = [(t, m) for track in mf.tracks for t, m in _timed(track) if m.is_meta]
+    assert any(t == 0 and m.type == "set_tempo" and m.tempo == mido.bpm2tempo(qpm)
+               for t, m in metas)
+    assert any(t == 0 and m.type == "time_signature"
+               and (m.numerator, m.denominator) == time_signature for t, m in metas)
+    parts = [tr for tr in mf.tracks if any(m.type == "note_on" for m in tr)]
+    assert [tr.name for tr in parts] == names
+    channels = []
+    for track in parts:
+        voice = [(t, m) for t, m in _timed(track) if not m.is_meta]
+        assert voice[0][0] == 0 and voice[0][1].type == "program_change"
+        used = {m.channel for _, m in voice}
+        assert len(used) == 1
+        channels.append(used.pop())
+        assert voice[0][1].program == programs[len(channels) - 1]
+    for name, channel in zip(names, channels):
+        assert (channel == 9) == (name == drums)
+    assert len(set(channels)) == len(channels)
+
+
+def test_written_band_is_daw_ready(tmp_path):
+    path = write_midi(_band(), tmp_path / "band.mid")
+    mf = mido.MidiFile(path)
+    _check_daw_ready(mf, ["Electric Bass (finger)", "Distortion Guitar", "Drums",
+                          "Distortion Guitar"], [33, 30, 0, 30], drums="Drums", qpm=100.0)
+    assert not any(m.type in ("note_on", "note_off") for m in mf.tracks[0])  # a tempo track
+    drum_notes = [m.note for tr in mf.tracks for m in tr if m.type == "note_on" and m.channel == 9]
+    assert drum_notes == [36, 38, 36]
+    back = read_midi(path)
+    assert [(t.name, t.program, t.is_drum, len(t.notes)) for t in back.tracks] == [
+        ("Electric Bass (finger)", 33, False, 2), ("Distortion Guitar", 30, False, 1),
+        ("Drums", 0, True, 3), ("Distortion Guitar", 30, False, 1)]
+    assert back.time_signatures.tolist() == [(0.0, 4, 4)]
+
+
+def test_time_signatures_and_late_tempo_round_trip(tmp_path):
+    ts = np.array([(0.0, 3, 4), (2.0, 6, 8)], dtype=TIME_SIGNATURE_DTYPE)
+    tempos = np.array([(1.0, 60.0)], dtype=TEMPO_DTYPE)  # nothing at 0 s: MIDI's 120 holds
+    notes = make_notes([1.5], [2.5], [60], [90])
+    path = write_midi(Score(tracks=[Track(notes=notes, name="Lead")], tempos=tempos,
+                            time_signatures=ts), tmp_path / "ts.mid")
+    conductor = [(t, m.type, getattr(m, "tempo", None), getattr(m, "numerator", None))
+                 for t, m in _timed(mido.MidiFile(path).tracks[0])]
+    # 1 s at 120 qpm = 2 quarters = 960 ticks; 2 s = 960 + 1 quarter at 60 qpm = 1440 ticks
+    assert (0, "set_tempo", 500000, None) in conductor
+    assert (960, "set_tempo", 1000000, None) in conductor
+    assert (0, "time_signature", None, 3) in conductor
+    assert (1440, "time_signature", None, 6) in conductor
+    back = read_midi(path)
+    assert back.time_signatures.tolist() == [(0.0, 3, 4), (2.0, 6, 8)]
+    np.testing.assert_allclose(back.tempos["qpm"], [120.0, 60.0])
+    note = back.tracks[0].notes[0]
+    np.testing.assert_allclose([note["start_s"], note["end_s"]], [1.5, 2.5])
+
+
+def test_file_without_time_signature_reads_as_4_4(tmp_path):
+    path = tmp_path / "odd.mid"
+    path.write_bytes(type0_running_status_odd_meta())
+    assert read_midi(path).time_signatures.tolist() == [(0.0, 4, 4)]
+
+
+def test_pretty_midi_path_is_daw_ready(tmp_path):
+    score = _band()
+    score.time_signatures = np.array([(0.0, 3, 4)], dtype=TIME_SIGNATURE_DTYPE)
+    pm = to_pretty_midi(score)
+    assert [(ts.numerator, ts.denominator, ts.time) for ts in pm.time_signature_changes] == \
+        [(3, 4, 0.0)]
+    assert [(i.name, i.program, i.is_drum) for i in pm.instruments] == [
+        ("Electric Bass (finger)", 33, False), ("Distortion Guitar", 30, False),
+        ("Drums", 0, True), ("Distortion Guitar", 30, False)]
+    pm.write(str(tmp_path / "pm.mid"))  # pretty_midi's own writer (Generated.pretty_midi users)
+    _check_daw_ready(mido.MidiFile(tmp_path / "pm.mid"), [i.name for i in pm.instruments],
+                     [33, 30, 0, 30], drums="Drums", qpm=100.0, time_signature=(3, 4))
+    assert from_pretty_midi(pm).time_signatures.tolist() == [(0.0, 3, 4)]
+
+
+def test_channels_fit_15_melodic_tracks_and_any_drums(tmp_path):
+    one = make_notes([0.0], [0.5], [60], [90])
+    tracks = [Track(notes=one, program=p) for p in range(15)]
+    tracks[3:3] = [Track(notes=one, is_drum=True)]
+    tracks.append(Track(notes=one, is_drum=True, name="Toms"))
+    assert file_channels(Score(tracks=tracks)) == [0, 1, 2, 9, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13,
+                                                   14, 15, 9]
+    mf = mido.MidiFile(write_midi(Score(tracks=tracks), tmp_path / "full.mid"))
+    assert len(mf.tracks) == 18
+    with pytest.raises(ValueError, match="15 melodic"):
+        midi_bytes(Score(tracks=tracks + [Track(notes=one)]))
+
+
+def test_note_shorter_than_a_tick_is_not_left_hanging(tmp_path):
+    notes = make_notes([0.5, 0.5], [0.5, 1.0], [60, 64], [90, 90])
+    path = write_midi(Score(tracks=[Track(notes=notes)]), tmp_path / "short.mid")
+    events = [(t, m.type, m.note) for t, m in _timed(mido.MidiFile(path).tracks[1])
+              if m.type.startswith("note")]
+    assert events.index((480, "note_on", 60)) < events.index((480, "note_off", 60))
+    assert sorted(read_midi(path).tracks[0].notes["pitch"].tolist()) == [60, 64]
+
+
+def test_seconds_for_bars():
+    assert seconds_for_bars(8, 120.0) == 16.0
+    assert seconds_for_bars(4, 90.0, beats_per_bar=3) == 8.0
+    assert seconds_for_bars(0, 100.0) == 0.0
+    for bad in [(-1, 120.0), (4, 0.0), (4, -60.0)]:
+        with pytest.raises(ValueError):
+            seconds_for_bars(*bad)
+    with pytest.raises(ValueError):
+        seconds_for_bars(4, 120.0, beats_per_bar=0)

@@ -12,7 +12,7 @@ import pytest
 from melodia.cli import main
 from melodia.midi import PEDAL_DTYPE, Score, Track, make_notes, read_midi, write_midi
 from melodia.render import (SOUNDFONT_ENV, RenderError, find_soundfont, import_fluidsynth,
-                            install_hint, packaged_soundfont, render)
+                            install_hint, packaged_soundfont, render, render_stems)
 
 
 # Synthesis needs libfluidsynth and pyfluidsynth (README's set-up and CI install both): without
@@ -228,6 +228,65 @@ def test_missing_preset_falls_back_and_fluidsynth_messages_go_to_logging(tmp_pat
     assert capfd.readouterr().err == ""  # FluidSynth's own messages were not printed
 
 
+# ------------------------------------------------------------------------------- stems
+
+
+def _read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as f:
+        assert f.getframerate() == SR and f.getnchannels() == 2
+        pcm = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+    return pcm.reshape(-1, 2).astype(np.float64) / 32767
+
+
+def _band_midi(tmp_path: Path) -> Path:
+    """Drums, bass, a guitar from 0 s, a track without notes, a second guitar only from 1 s."""
+    drums = Track(_notes([0.0, 0.25, 0.5, 0.75], [0.1, 0.35, 0.6, 0.85], [36, 38, 42, 38]),
+                  is_drum=True)
+    bass = Track(_notes([0.0, 0.5], [0.5, 1.0], [40, 43]), program=33)
+    guitar = Track(_notes([0.0], [0.8], [52]), program=30)
+    guitar2 = Track(_notes([1.0], [1.4], [64]), program=30)
+    return _midi(tmp_path, drums, bass, guitar, Track(program=40), guitar2, name="band.mid")
+
+
+@needs_fluidsynth
+def test_stems_line_up_and_add_up_to_the_mix(tmp_path):
+    stems = render_stems(_band_midi(tmp_path), tmp_path / "stems", mix=tmp_path / "mix.wav",
+                         sample_rate=SR)
+    assert [p.name for p in stems] == ["01-drums.wav", "02-electric-bass-finger.wav",
+                                       "03-distortion-guitar.wav", "04-distortion-guitar.wav"]
+    assert sorted(p.name for p in (tmp_path / "stems").iterdir()) == [p.name for p in stems]
+    audio = [_read_wav(p) for p in stems]
+    mix = _read_wav(tmp_path / "mix.wav")
+    assert {len(a) for a in audio} == {len(mix)} and len(mix) > 1.4 * SR
+    for a in audio:
+        assert np.sqrt(np.mean(a**2)) > 0.005
+    late = audio[3]  # the second guitar enters at 1 s: silent before, sounding after
+    assert np.abs(late[: int(0.95 * SR)]).max() < 1e-3 < np.abs(late[SR:]).max()
+    residual = np.sqrt(np.mean((sum(audio) - mix) ** 2)) / np.sqrt(np.mean(mix**2))
+    assert residual < 0.01
+    assert len(render(tmp_path / "band.mid", sample_rate=SR)) == len(mix)
+
+
+@needs_fluidsynth
+def test_drum_stem_plays_the_drum_kit(tmp_path):
+    notes = _notes([0.0, 0.25, 0.5, 0.5], [0.1, 0.35, 0.6, 0.6], [36, 38, 42, 36])
+    midi = _midi(tmp_path, Track(notes, is_drum=True), Track(_notes([0.0], [0.6], [40]),
+                                                             program=33))
+    drums_path, _ = render_stems(midi, tmp_path / "stems", sample_rate=SR)
+    drums = _read_wav(drums_path)
+    as_piano = render(_midi(tmp_path, Track(notes), name="piano.mid"), sample_rate=SR)
+    assert _centroid_hz(drums) > 2 * _centroid_hz(as_piano)
+
+
+@needs_fluidsynth
+def test_stems_refuse_a_score_without_notes_and_a_bad_suffix(tmp_path):
+    with pytest.raises(RenderError, match="no notes"):
+        render_stems(Score(tracks=[Track(program=3)]), tmp_path / "stems")
+    with pytest.raises(RenderError, match="use one of"):
+        render_stems(_band_midi(tmp_path), tmp_path / "stems", suffix=".mp3")
+    assert not (tmp_path / "stems").exists()
+
+
 # -------------------------------------------------------------------------------- CLI
 
 
@@ -241,6 +300,21 @@ def test_cli_render_writes_audio(tmp_path, capsys):
     assert path.with_suffix(".wav").exists()
     assert main(["render", str(path), "--soundfont", str(tmp_path / "x.sf2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@needs_fluidsynth
+def test_cli_render_stems(tmp_path, capsys):
+    midi = _band_midi(tmp_path)
+    out = tmp_path / "mix.flac"
+    assert main(["render", str(midi), "-o", str(out), "--stems", str(tmp_path / "stems"),
+                 "--sample-rate", str(SR), "--quiet"]) == 0
+    import soundfile
+
+    stems = sorted((tmp_path / "stems").iterdir())
+    assert [p.name for p in stems] == ["01-drums.flac", "02-electric-bass-finger.flac",
+                                       "03-distortion-guitar.flac", "04-distortion-guitar.flac"]
+    assert {soundfile.info(str(p)).frames for p in stems} == {soundfile.info(str(out)).frames}
+    assert "4 stems" in capsys.readouterr().err
 
 
 def test_cli_render_help():
