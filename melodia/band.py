@@ -230,10 +230,18 @@ def first_tempo(ids: np.ndarray, encoding) -> float | None:
 
 
 def file_conditions(ids: np.ndarray, encoding, layout: BandLayout, style: int | None,
-                    start: int = 0) -> np.ndarray:
+                    start: int = 0, tempos=None) -> np.ndarray:
     """The conditions a piece of music plays under: the instruments playing in ``ids[start:]``,
-    its style, and the tempo in force at ``start`` (the last TEMPO event before, else the first)."""
+    its style, and the tempo in force at ``start``: from the exact map ``tempos`` when given,
+    else the last TEMPO event before it (or the first)."""
     ids = np.asarray(ids, dtype=np.int64)
+    if tempos is not None:
+        from melodia.controls import event_times
+
+        at = (event_times(ids[:start], encoding)[0][-1] / encoding.config.steps_per_second
+              if start else 0.0)
+        return conditions(layout, encoding, playing(ids[start:], encoding), style,
+                          qpm_at(tempos, at))
     t0, n = encoding.vocab.offset("TEMPO"), encoding.vocab.range("TEMPO").size
     found = np.flatnonzero((ids >= t0) & (ids < t0 + n))
     before = found[found < max(start, 1)]
@@ -251,7 +259,8 @@ def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generat
     return cond
 
 
-__all__ = ["ALIASES", "BandLayout", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
+__all__ = ["ALIASES", "BandLayout", "EVENT_GROUPS", "METER_DIM", "METER_SPANS", "beats_at", "qpm_at",
+           "event_groups", "meter_features", "tempo_map", "tempos_from_ids", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
            "LineupError", "N_INSTRUMENTS", "conditions", "current_instrument",
            "drop_conditions", "family_of", "file_conditions", "first_tempo", "group_of",
            "instrument_name", "instrument_onehot", "instrument_values", "parse_lineup", "playing", "tempo_position"]
@@ -284,3 +293,84 @@ def instrument_values(spec: str | dict, lineup: Sequence[int]) -> dict[int, floa
         for i in members:
             out[int(i)] = number
     return out
+
+
+EVENT_GROUPS = GROUPS + ("time",)  # per-event NLL groups: the instrument groups, then timing
+
+
+def event_groups(ids: np.ndarray, encoding) -> np.ndarray:
+    """Per event, the index in :data:`EVENT_GROUPS` of whose event it is: a note, velocity or
+    PROGRAM event belongs to the group of its instrument (the one it plays on, or selects);
+    TIME_SHIFT and TEMPO events to ``time``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    vocab = encoding.vocab
+    current = current_instrument(ids, encoding)
+    before = np.concatenate([[0], current[:-1]]) if len(ids) else current
+    owner = before.copy()
+    p0 = vocab.offset("PROGRAM")
+    is_program = (ids >= p0) & (ids < p0 + N_INSTRUMENTS)
+    owner[is_program] = ids[is_program] - p0
+    table = np.array([GROUPS.index(group_of(i)) for i in range(N_INSTRUMENTS)])
+    out = table[owner]
+    for name in ("TIME_SHIFT", "TEMPO"):
+        start = vocab.offset(name)
+        out[(ids >= start) & (ids < start + vocab.range(name).size)] = len(GROUPS)
+    return out
+
+
+# ------------------------------------------------------------------------------- meter
+
+# Where the music is in the bar: sin and cos of the phase within each of these spans (in beats):
+# the 4/4 bar, half bar, beat, eighth, triplet eighth and sixteenth. Band music is played on a
+# grid at its tempo; with 10 ms time shifts the LSTM would otherwise have to count steps to
+# find it. Computed from the exact tempo map (the dataset keeps it per file; generation knows
+# the tempo it asked for), the grid starting at time 0.
+METER_SPANS = (4.0, 2.0, 1.0, 0.5, 1.0 / 3.0, 0.25)
+METER_DIM = 2 * len(METER_SPANS)
+
+
+def tempo_map(tempos, default_qpm: float = 120.0) -> np.ndarray:
+    """``float64[K, 2]`` rows ``(time_s, qpm)`` sorted by time, starting at 0 s."""
+    rows = np.asarray(tempos if tempos is not None and len(tempos) else [[0.0, default_qpm]],
+                      dtype=np.float64).reshape(-1, 2)
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    if rows[0, 0] > 0:
+        rows = np.vstack([[0.0, rows[0, 1]], rows])
+    rows[:, 1] = np.clip(rows[:, 1], 1.0, 1000.0)
+    return rows
+
+
+def beats_at(seconds: np.ndarray, tempos) -> np.ndarray:
+    """Beats (quarter notes) elapsed at each time, integrating the tempo map."""
+    rows = tempo_map(tempos)
+    starts, qpm = rows[:, 0], rows[:, 1]
+    before = np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
+    seconds = np.asarray(seconds, dtype=np.float64)
+    k = np.searchsorted(starts, seconds, side="right") - 1
+    k = np.maximum(k, 0)
+    return before[k] + (seconds - starts[k]) * qpm[k] / 60.0
+
+
+def meter_features(beats: np.ndarray) -> np.ndarray:
+    """``float32[T, METER_DIM]``: sin and cos of the phase in each of :data:`METER_SPANS`."""
+    phase = 2 * np.pi * np.asarray(beats, dtype=np.float64)[:, None] / np.array(METER_SPANS)
+    return np.concatenate([np.sin(phase), np.cos(phase)], axis=1).astype(np.float32)
+
+
+def tempos_from_ids(ids: np.ndarray, encoding) -> np.ndarray:
+    """A tempo map from the TEMPO events of a stream (bin centres; 120 qpm before the first)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    t0, n = encoding.vocab.offset("TEMPO"), encoding.vocab.range("TEMPO").size
+    from melodia.controls import event_times
+
+    times = event_times(ids, encoding)[0] / encoding.config.steps_per_second
+    at = np.flatnonzero((ids >= t0) & (ids < t0 + n))
+    if not len(at):
+        return tempo_map(None)
+    return tempo_map(np.stack([times[at], encoding.bin_to_qpm(ids[at] - t0)], axis=1))
+
+
+def qpm_at(tempos, seconds: float) -> float:
+    """The tempo in force at ``seconds``."""
+    rows = tempo_map(tempos)
+    return float(rows[max(int(np.searchsorted(rows[:, 0], seconds, side="right")) - 1, 0), 1])

@@ -34,8 +34,8 @@ TYPES = ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "PROGRAM", "TEMPO")
 
 
 def _teacher_forced(model, sequences: Sequence[np.ndarray], encoding, segment: int,
-                    max_events: int, conditions: Sequence[np.ndarray | None] | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    max_events: int, conditions: Sequence[np.ndarray | None] | None = None,
+                    tempos: Sequence | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted output embeddings ``[N, E]`` and the real next ids ``[N]`` (the same segments
     ``melodia evaluate`` scores)."""
     from melodia.controls import model_inputs
@@ -48,7 +48,8 @@ def _teacher_forced(model, sequences: Sequence[np.ndarray], encoding, segment: i
             seq = np.asarray(sequences[f], dtype=np.int64)
             if f not in inputs:  # the note state of a segment depends on what came before it
                 band = conditions[f] if conditions is not None else None
-                inputs[f] = model_inputs(seq, encoding, model.config, band=band)
+                inputs[f] = model_inputs(seq, encoding, model.config, band=band,
+                                         tempos=tempos[f] if tempos is not None else None)
             ids = torch.from_numpy(seq[start:end])[None]
             cond = (torch.from_numpy(inputs[f][start : end - 1])[None]
                     if inputs[f].shape[1] else None)
@@ -71,8 +72,8 @@ def calibrate_embedding_noise(model, sequences: Sequence[np.ndarray], encoding, 
                               max_events: int = 20_000, segment: int = 512, seed: int = 0,
                               grid: Sequence[float] = SCALE_GRID,
                               offset_rounds: int = 12,
-                              conditions: Sequence[np.ndarray | None] | None = None
-                              ) -> dict[str, dict[str, float]]:
+                              conditions: Sequence[np.ndarray | None] | None = None,
+                              tempos: Sequence | None = None) -> dict[str, dict[str, float]]:
     """Per event type, the noise scale whose picks match the model's expected log-probability.
 
     Parameters
@@ -88,7 +89,7 @@ def calibrate_embedding_noise(model, sequences: Sequence[np.ndarray], encoding, 
     in ``sequences``.
     """
     features, targets = _teacher_forced(model, sequences, encoding, segment, max_events,
-                                        conditions)
+                                        conditions, tempos)
     weight = model.embedding.weight.detach().float() if model.head is None else \
         model.head.weight.detach().float()
     bias = model.bias.detach().float() if model.head is None else model.head.bias.detach().float()

@@ -234,15 +234,17 @@ def _ramp(lengths: np.ndarray) -> np.ndarray:
 
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
                 state_dim: int, start: int = 0, *, band: np.ndarray | None = None,
-                band_dim: int = 0, instrument_dim: int = 0) -> np.ndarray:
+                band_dim: int = 0, instrument_dim: int = 0, meter_dim: int = 0,
+                tempos=None, time_offset_s: float = 0.0) -> np.ndarray:
     """The per-step inputs a model built with these widths takes besides ids:
     ``float32[T - start, control_dim + band_dim + state_dim + instrument_dim]`` (controls, band
     conditions ``band`` repeated on every row, note state, current instrument; see
     :class:`melodia.model.ModelConfig`), for the events from ``start`` on (the earlier ones set
-    the note state and the instrument)."""
+    the note state and the instrument). The meter follows ``tempos`` (rows ``(time_s, qpm)``;
+    None: the stream's TEMPO events), ``ids`` starting ``time_offset_s`` into the piece."""
     fixed = control_dim + band_dim
-    out = np.zeros((max(len(ids) - start, 0), fixed + state_dim + instrument_dim),
-                   dtype=np.float32)
+    steps = state_dim + instrument_dim
+    out = np.zeros((max(len(ids) - start, 0), fixed + steps + meter_dim), dtype=np.float32)
     if control_dim:
         out[:, :control_dim] = compute_controls(ids, encoding)[start:]
     if band_dim and band is not None:
@@ -252,15 +254,23 @@ def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
     if instrument_dim:
         from melodia.band import current_instrument, instrument_onehot
 
-        out[:, fixed + state_dim :] = instrument_onehot(current_instrument(ids, encoding)[start:])
+        out[:, fixed + state_dim : fixed + steps] = instrument_onehot(
+            current_instrument(ids, encoding)[start:])
+    if meter_dim:
+        from melodia.band import beats_at, meter_features, tempos_from_ids
+
+        seconds = event_times(ids, encoding)[0][start:] / encoding.config.steps_per_second
+        tempos = tempos_from_ids(ids, encoding) if tempos is None else tempos
+        out[:, fixed + steps :] = meter_features(beats_at(seconds + time_offset_s, tempos))
     return out
 
 
 def model_inputs(ids: Sequence[int] | np.ndarray, encoding, config, start: int = 0,
-                 band: np.ndarray | None = None) -> np.ndarray:
+                 band: np.ndarray | None = None, tempos=None) -> np.ndarray:
     """:func:`step_inputs` for a :class:`~melodia.model.ModelConfig` ``config``."""
     return step_inputs(ids, encoding, config.control_dim, config.state_dim, start, band=band,
-                       band_dim=config.band_dim, instrument_dim=config.instrument_dim)
+                       band_dim=config.band_dim, instrument_dim=config.instrument_dim,
+                       meter_dim=getattr(config, "meter_dim", 0), tempos=tempos)
 
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",

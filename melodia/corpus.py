@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")
+MAX_TEMPOS = 1024  # tempo changes kept per file record (the exact map: beat positions)
 MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
 
 
@@ -244,8 +245,11 @@ def _encode_one(job: Job) -> dict[str, Any]:
     if len(q) == 0:
         return {"path": path, "sha1": sha1, "error": "no notes to encode"}
     duration = float(q["end"].max()) / encoding.config.steps_per_second
+    tempos = [[round(float(t), 4), round(float(v), 4)]
+              for t, v in score.tempos[:MAX_TEMPOS][["time_s", "qpm"]].tolist()]
     return {"path": path, "sha1": sha1, "ids": ids.astype(np.uint16), "notes": int(len(q)),
-            "duration_s": round(duration, 3), "meta": meta, "cached": cached}
+            "duration_s": round(duration, 3), "meta": {**meta, "tempos": tempos},
+            "cached": cached}
 
 
 _ENCODING_CACHE: dict[str, PerformanceEncoding] = {}

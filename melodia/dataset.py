@@ -28,8 +28,9 @@ from torch.utils.data import Dataset
 from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
                               note_state)
-from melodia.band import (N_INSTRUMENTS, BandLayout, conditions, current_instrument,
-                          drop_conditions, first_tempo, instrument_onehot, playing)
+from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beats_at, conditions,
+                          current_instrument, drop_conditions, instrument_onehot, meter_features,
+                          playing, qpm_at, tempo_map, tempos_from_ids)
 from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding, skipped by the loss
@@ -108,6 +109,8 @@ class CropDataset(Dataset):
         weights: Sequence[float] | None = None,
         band_layout: BandLayout | None = None,
         styles: Sequence[int | None] | None = None,
+        meter: bool = False,
+        tempos: Sequence | None = None,
     ) -> None:
         groups = [0] * len(sequences) if groups is None else list(groups)
         if len(groups) != len(sequences):
@@ -138,7 +141,7 @@ class CropDataset(Dataset):
         self._members = [np.flatnonzero(self._groups == g) for g in range(n_groups)]
         self._group_cum = [np.cumsum(starts[m]) for m in self._members]
         self._times = None
-        if controls or note_state:  # time after each event: control windows, note-state lookback
+        if controls or note_state or meter:  # time after each event: control windows, note-state lookback
             self._times = [event_times(s, encoding)[0].astype(np.int32) for s in self.sequences]
         sps = encoding.config.steps_per_second
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
@@ -150,7 +153,13 @@ class CropDataset(Dataset):
             if len(styles) != len(sequences):
                 raise ValueError("styles needs one style index (or None) per sequence")
             self._styles = [styles[i] for i in keep]
-            self._qpm = [first_tempo(s, encoding) for s in self.sequences]
+        self.meter = meter
+        if band_layout is not None or meter:  # exact tempo maps (else the TEMPO events')
+            tempos = [None] * len(sequences) if tempos is None else list(tempos)
+            if len(tempos) != len(sequences):
+                raise ValueError("tempos needs one tempo map (or None) per sequence")
+            self._tempos = [tempo_map(tempos[i]) if tempos[i] is not None
+                            else tempos_from_ids(sequences[i], encoding) for i in keep]
 
     def __len__(self) -> int:
         """Distinct crop positions (sample indices themselves are unbounded)."""
@@ -161,7 +170,7 @@ class CropDataset(Dataset):
         """Float inputs per step: controls, band conditions, note state, current instrument."""
         band = (self.band_layout.dim + N_INSTRUMENTS) if self.band_layout is not None else 0
         return ((CONTROL_DIM if self.controls else 0) + band
-                + (NOTE_STATE_DIM if self.note_state else 0))
+                + (NOTE_STATE_DIM if self.note_state else 0) + (METER_DIM if self.meter else 0))
 
     def _position(self, rng: np.random.Generator) -> tuple[int, int]:
         """Which sequence and where in it a crop starts."""
@@ -216,14 +225,25 @@ class CropDataset(Dataset):
         if self.note_state:
             inputs[:, c_dim + b_dim : c_dim + b_dim + s_dim] = note_state(
                 ids[: skip + n - 1], self.encoding, start=skip)
-        if layout is not None:  # the crop's line-up, the file's style and tempo; the instrument
+        if layout is not None or self.meter:  # where the crop is, in the piece's own time
+            stretched = factor if self.stretch else 1.0
+            offset_s = ((int(self._times[f][first - 1]) if first else 0)
+                        / self.encoding.config.steps_per_second)
+            seconds = (offset_s + event_times(ids[: skip + n - 1], self.encoding)[0][skip:]
+                       / self.encoding.config.steps_per_second / stretched)
+        if layout is not None:  # the crop's line-up, the file's style, its tempo; the instrument
             current = current_instrument(ids[: skip + n], self.encoding)
+            start_s = seconds[0] if len(seconds) else offset_s
+            qpm = qpm_at(self._tempos[f], start_s) / stretched
             cond = conditions(layout, self.encoding,
                               playing(ids[skip : skip + n], self.encoding, current[skip:]),
-                              self._styles[f], self._qpm[f])
+                              self._styles[f], qpm)
             inputs[:, c_dim : c_dim + b_dim] = drop_conditions(cond, layout, rng,
                                                                self.control_dropout)
-            inputs[:, c_dim + b_dim + s_dim :] = instrument_onehot(current[skip : skip + n - 1])
+            at = c_dim + b_dim + s_dim
+            inputs[:, at : at + N_INSTRUMENTS] = instrument_onehot(current[skip : skip + n - 1])
+        if self.meter:
+            inputs[:, -METER_DIM:] = meter_features(beats_at(seconds, self._tempos[f]))
         return ids[skip : skip + n], inputs
 
     def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:

@@ -460,11 +460,13 @@ def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0, pla
     if model_config.step_dim:  # note state and instrument change every step: from the grammar
         from melodia.controls import model_inputs
 
+        qpm = plan["qpm"] if plan is not None else 120.0
         step_controls = StepInputs(step_controls, model_config.fixed_dim, model_config.state_dim,
-                                   model_config.instrument_dim)
+                                   model_config.instrument_dim, model_config.meter_dim, qpm)
         fixed = (torch.zeros(batch, ids.shape[1], model_config.fixed_dim) if controls is None
                  else seq_controls)
-        steps = model_inputs(context, encoding, model_config)[:, model_config.fixed_dim:]
+        steps = model_inputs(context, encoding, model_config,
+                             tempos=[[0.0, qpm]])[:, model_config.fixed_dim:]
         state = torch.from_numpy(steps)[None].expand(batch, -1, -1)
         seq_controls = torch.cat([fixed, state], dim=2)
     grammar = Grammar(encoding, grammar_config, batch)

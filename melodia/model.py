@@ -47,6 +47,8 @@ class ModelConfig:
     band_dim: int = 0
     # band models: one-hot of the instrument the last PROGRAM event chose, every step, 0 = none
     instrument_dim: int = 0
+    # band models: where the music is in the bar at its tempo (melodia.band.METER_DIM), 0 = none
+    meter_dim: int = 0
 
     @property
     def fixed_dim(self) -> int:
@@ -55,13 +57,13 @@ class ModelConfig:
 
     @property
     def step_dim(self) -> int:
-        """Inputs that follow the music step by step: note state, then current instrument."""
-        return self.state_dim + self.instrument_dim
+        """Inputs that follow the music step by step: note state, current instrument, meter."""
+        return self.state_dim + self.instrument_dim + self.meter_dim
 
     @property
     def input_dim(self) -> int:
         """Per-step float inputs besides the event id: controls, band conditions, note state,
-        current instrument (in that order)."""
+        current instrument, meter (in that order)."""
         return self.fixed_dim + self.step_dim
 
     def __post_init__(self) -> None:
@@ -70,7 +72,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim)
+        widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim,
+                  self.meter_dim)
         if min(widths) < 0:
             raise ValueError(f"control_dim, state_dim, band_dim and instrument_dim must be >= 0, "
                              f"got {widths}")

@@ -201,16 +201,18 @@ class Stepper(Protocol):
 class StepInputs:
     """The per-step float inputs of a model with step inputs: constant ones (controls and band
     conditions: ``[B, C]``, ``[1, C]`` for every row, or None for zeros), then
-    :meth:`Grammar.note_state` (``state_dim`` > 0) and :meth:`Grammar.instrument_onehot`
-    (``instrument_dim`` > 0)."""
+    :meth:`Grammar.note_state` (``state_dim`` > 0), :meth:`Grammar.instrument_onehot`
+    (``instrument_dim`` > 0) and the meter at the grammar's time for a constant tempo of
+    ``meter_qpm`` (``meter_dim`` > 0; see :func:`melodia.band.meter_features`)."""
 
     def __init__(self, controls: torch.Tensor | None, control_dim: int, state_dim: int = 1,
-                 instrument_dim: int = 0) -> None:
+                 instrument_dim: int = 0, meter_dim: int = 0, meter_qpm: float = 120.0) -> None:
         self.controls = (torch.zeros(1, control_dim) if controls is None
                          else controls.reshape(-1, controls.shape[-1]).float())
         if self.controls.shape[1] != control_dim:
             raise ValueError(f"controls need {control_dim} values, got {self.controls.shape[1]}")
         self.state, self.instrument = state_dim > 0, instrument_dim > 0
+        self.meter, self.qpm = meter_dim > 0, float(meter_qpm)
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:
         parts = []
@@ -218,6 +220,11 @@ class StepInputs:
             parts.append(torch.from_numpy(grammar.note_state()))
         if self.instrument:
             parts.append(torch.from_numpy(grammar.instrument_onehot()))
+        if self.meter:
+            from melodia.band import meter_features
+
+            beats = grammar.now / grammar.sps * self.qpm / 60.0
+            parts.append(torch.from_numpy(meter_features(beats)))
         controls = self.controls
         rows = grammar.batch
         if len(controls) != rows:  # one row for all, or a beam's copies of one context

@@ -64,6 +64,7 @@ class TrainConfig:
     # band encoding: condition on line-up, style (the dataset's labels) and tempo, and feed the
     # current instrument every step (melodia.band); ignored for piano data
     band: bool = True
+    meter: bool = True  # band: feed where the music is in the bar (melodia.band.METER_SPANS)
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     control_dropout: float = 0.1  # chance per crop to drop each control, so both are optional
     holdout_fraction: float = 0.05  # with no validation files: hold out each train file's tail
@@ -278,6 +279,8 @@ class BandData:
     train_styles: list[int | None]
     valid_styles: list[int | None]
     info: dict[str, Any]
+    train_tempos: list[Any]  # exact tempo maps [[time_s, qpm], ...] per file (None: unknown)
+    valid_tempos: list[Any]
 
 
 def _styles_of(records: list[dict[str, Any]], styles: tuple[str, ...]) -> list[int | None]:
@@ -311,7 +314,8 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
     info = {"styles": list(styles), "tempo_bins": layout.tempo_bins, "programs": by_family,
             "lineups": lineups}
     return BandData(layout, _styles_of(train_records, styles), _styles_of(valid_records, styles),
-                    info)
+                    info, [r.get("tempos") for r in train_records],
+                    [r.get("tempos") for r in valid_records])
 
 
 def _data(config: TrainConfig):
@@ -353,7 +357,9 @@ def _data(config: TrainConfig):
                         note_state=config.note_state,
                         groups=groups if weights else None, weights=weights,
                         band_layout=band.layout if band else None,
-                        styles=band.train_styles if band else None)
+                        styles=band.train_styles if band else None,
+                        meter=bool(band) and config.meter,
+                        tempos=band.train_tempos if band else None)
     return data.encoding, train_seqs, valid_seqs, crops, primary, band
 
 
@@ -396,7 +402,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     run directory that already holds a checkpoint is refused rather than overwritten.
     """
     from melodia.checkpoint import load_checkpoint, save_checkpoint
-    from melodia.band import N_INSTRUMENTS
+    from melodia.band import METER_DIM, N_INSTRUMENTS
     from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
     from melodia.evaluate import Totals, event_types, model_totals
 
@@ -418,7 +424,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                                        control_dim=CONTROL_DIM if config.controls else 0,
                                        state_dim=NOTE_STATE_DIM if config.note_state else 0,
                                        band_dim=band.layout.dim if band else 0,
-                                       instrument_dim=N_INSTRUMENTS if band else 0)
+                                       instrument_dim=N_INSTRUMENTS if band else 0,
+                                       meter_dim=METER_DIM if band and config.meter else 0)
     config = dataclasses.replace(config, model=model_config)
     torch.manual_seed(config.seed)
     model = PerformanceRNN(model_config).to(device)
@@ -471,16 +478,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     if band is not None:  # each validation file plays under its own line-up, style and tempo
         from melodia.band import file_conditions
 
-        valid_conditions = [file_conditions(s, encoding, band.layout, style)
-                            for s, style in zip(valid_seqs, band.valid_styles)]
+        valid_conditions = [file_conditions(s, encoding, band.layout, style, tempos=t)
+                            for s, style, t in zip(valid_seqs, band.valid_styles,
+                                                   band.valid_tempos)]
 
     def validate(step: int) -> dict[str, Any]:
         totals = model_totals(model, valid_seqs, encoding, segment_events=config.eval_segment,
                               max_events=config.eval_events, shard=(rank, world),
-                              conditions=valid_conditions)
+                              conditions=valid_conditions,
+                              tempos=band.valid_tempos if band is not None else None)
         values = torch.tensor(totals.values, dtype=torch.float64, device=device)
         values = _all_reduce(values, world).cpu().numpy()
-        r = Totals(event_types(encoding)[0], values).result("validation")
+        r = Totals(event_types(encoding)[0], values, groups=totals.groups).result("validation")
         return {"step": step, "kind": "eval", "nll": r.nll, "bits": r.bits,
                 "perplexity": r.perplexity, "accuracy": r.accuracy, "events": r.events}
 

@@ -159,26 +159,38 @@ def test_band_run_learns_styles_and_conditions(band_run: Path):
 
 
 def test_crops_feed_what_generation_feeds(band_run: Path, tmp_path: Path):
-    """Training crops and the generator build the step inputs (note state, instrument) alike."""
+    """Training crops and the generator build the step inputs (note state, instrument, meter)
+    alike."""
+    from melodia.band import METER_DIM, beats_at, meter_features
     from melodia.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(band_run)
-    g = generate_ids(ckpt, GenerateConfig(events=150, seed=0, lineup="drums,bass,guitar"))
+    g = generate_ids(ckpt, GenerateConfig(events=150, seed=0, lineup="drums,bass,guitar",
+                                          tempo=97.0))
     ids = g.pieces[0]
     c = ckpt.model.config
-    expected = model_inputs(ids, ENC, c)[:, c.fixed_dim :]
+    assert c.meter_dim == METER_DIM
+    expected = model_inputs(ids, ENC, c, tempos=[[0.0, 97.0]])[:, c.fixed_dim :]
     grammar = Grammar(ENC, GrammarConfig(pitch_range=None, max_note_s=None))
     rows = []
     for event in ids:
         grammar.update(np.array([event]))
-        rows.append(np.concatenate([grammar.note_state()[0], grammar.instrument_onehot()[0]]))
+        meter = meter_features(beats_at(grammar.now / 100.0, [[0.0, 97.0]]))[0]
+        rows.append(np.concatenate([grammar.note_state()[0], grammar.instrument_onehot()[0],
+                                    meter]))
     np.testing.assert_allclose(np.stack(rows), expected, atol=1e-5)
     crops = CropDataset([ids] * 2, ENC, 40, note_state=True, controls=True,
-                        band_layout=BandLayout(("ambient", "metal")), styles=[1, 1])
+                        band_layout=BandLayout(("ambient", "metal")), styles=[1, 1],
+                        meter=True, tempos=[[[0.0, 97.0]]] * 2)
     got, inputs = crops.sample(0)
     assert inputs.shape[1] == c.input_dim
     assert inputs[:, c.control_dim + 129 + 1].all()  # style metal on every row
-    assert (inputs[:, -129:].sum(1) == 1).all()
+    assert (inputs[:, -129 - METER_DIM : -METER_DIM].sum(1) == 1).all()  # one instrument
+    # the crop's meter is the generator's at the same events
+    start = int(np.flatnonzero([np.array_equal(ids[i : i + len(got)], got)
+                                for i in range(len(ids) - len(got) + 1)])[0])
+    np.testing.assert_allclose(inputs[:, -METER_DIM:],
+                               expected[start : start + len(got) - 1, -METER_DIM:], atol=1e-4)
 
 
 def test_generated_band_plays_the_lineup_only_at_the_tempo(band_run: Path, tmp_path: Path):

@@ -36,6 +36,8 @@ class EvalResult:
     nll: float
     accuracy: float
     by_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    # band encoding: the same per instrument group (melodia.band.EVENT_GROUPS)
+    by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def bits(self) -> float:
@@ -50,27 +52,63 @@ class EvalResult:
 
 
 class Totals:
-    """Running sums per event type (nll, correct, count): one flat vector, easy to all-reduce."""
+    """Running sums (nll, correct, count) per event type, and per group when ``groups`` are
+    given (band: per instrument group): one flat vector, easy to all-reduce."""
 
-    def __init__(self, types: Sequence[str], values: np.ndarray | None = None) -> None:
-        self.types = list(types)
-        self.values = np.zeros(3 * len(types)) if values is None else np.asarray(values, float)
+    def __init__(self, types: Sequence[str], values: np.ndarray | None = None,
+                 groups: Sequence[str] = ()) -> None:
+        self.types, self.groups = list(types), list(groups)
+        size = 3 * (len(self.types) + len(self.groups))
+        self.values = np.zeros(size) if values is None else np.asarray(values, float)
 
-    def add(self, type_index: np.ndarray, nll: np.ndarray, correct: np.ndarray) -> None:
-        k = len(self.types)
-        self.values[:k] += np.bincount(type_index, weights=nll, minlength=k)
-        self.values[k : 2 * k] += np.bincount(type_index, weights=correct, minlength=k)
-        self.values[2 * k :] += np.bincount(type_index, minlength=k)
+    def add(self, type_index: np.ndarray, nll: np.ndarray, correct: np.ndarray,
+            group_index: np.ndarray | None = None) -> None:
+        self._add(0, len(self.types), type_index, nll, correct)
+        if self.groups and group_index is not None:
+            self._add(3 * len(self.types), len(self.groups), group_index, nll, correct)
+
+    def _add(self, at: int, k: int, index: np.ndarray, nll: np.ndarray,
+             correct: np.ndarray) -> None:
+        v = self.values[at : at + 3 * k]
+        v[:k] += np.bincount(index, weights=nll, minlength=k)
+        v[k : 2 * k] += np.bincount(index, weights=correct, minlength=k)
+        v[2 * k :] += np.bincount(index, minlength=k)
+
+    @staticmethod
+    def _table(names: list[str], v: np.ndarray) -> dict[str, dict[str, float]]:
+        k = len(names)
+        nll, count = v[:k], v[2 * k : 3 * k]
+        total = max(count.sum(), 1.0)
+        return {t: {"events": int(count[i]), "share": float(count[i] / total),
+                    "nll": float(nll[i] / count[i]) if count[i] else None}
+                for i, t in enumerate(names)}
 
     def result(self, name: str) -> EvalResult:
         k = len(self.types)
-        nll, correct, count = self.values[:k], self.values[k : 2 * k], self.values[2 * k :]
+        v = self.values
+        nll, correct, count = v[:k], v[k : 2 * k], v[2 * k : 3 * k]
         total = max(count.sum(), 1.0)
-        by_type = {t: {"events": int(count[i]), "share": float(count[i] / total),
-                       "nll": float(nll[i] / count[i]) if count[i] else None}
-                   for i, t in enumerate(self.types)}
+        by_group = (self._table(self.groups, v[3 * k :]) if self.groups else {})
         return EvalResult(name=name, events=int(count.sum()), nll=float(nll.sum() / total),
-                          accuracy=float(correct.sum() / total), by_type=by_type)
+                          accuracy=float(correct.sum() / total),
+                          by_type=self._table(self.types, v[: 3 * k]), by_group=by_group)
+
+
+def _groups(encoding) -> list[str]:
+    """Per-event groups for the band encoding (instrument groups and time), else none."""
+    if not any(r.type == "PROGRAM" for r in encoding.vocab.ranges):
+        return []
+    from melodia.band import EVENT_GROUPS
+
+    return list(EVENT_GROUPS)
+
+
+def _group_index(seq: np.ndarray, encoding, groups: list[str]) -> np.ndarray | None:
+    if not groups:
+        return None
+    from melodia.band import event_groups
+
+    return event_groups(seq, encoding)
 
 
 def event_types(encoding) -> tuple[list[str], np.ndarray]:
@@ -103,7 +141,8 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
                  segment_events: int | None = 2048, batch_size: int = 8,
                  max_events: int | None = None, shard: tuple[int, int] = (0, 1),
                  progress: bool = False,
-                 conditions: Sequence[np.ndarray | None] | None = None) -> Totals:
+                 conditions: Sequence[np.ndarray | None] | None = None,
+                 tempos: Sequence | None = None) -> Totals:
     """Score ``model`` on segments of ``sequences`` (this rank's share when ``shard=(rank, n)``);
     a band model takes each sequence's band conditions from ``conditions`` (see
     :func:`melodia.band.file_conditions`; absent ones are zeros)."""
@@ -111,7 +150,8 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     from torch.nn import functional as F
 
     types, type_of = event_types(encoding)
-    totals = Totals(types)
+    groups = _groups(encoding)
+    totals = Totals(types, groups=groups)
     segs = segments(sequences, segment_events, max_events)[shard[0] :: shard[1]]
     segs.sort(key=lambda s: s[2] - s[1], reverse=True)  # similar lengths batch with less padding
     width = model.config.input_dim
@@ -122,7 +162,9 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
 
         for f in sorted({s[0] for s in segs}):
             band = conditions[f] if conditions is not None else None
-            controls[f] = model_inputs(sequences[f], encoding, model.config, band=band)
+            tempo = tempos[f] if tempos is not None else None
+            controls[f] = model_inputs(sequences[f], encoding, model.config, band=band,
+                                       tempos=tempo)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -136,9 +178,14 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
             inputs = np.zeros((len(batch), T), dtype=np.int64)
             targets = np.full((len(batch), T), -1, dtype=np.int64)
             ctrl = np.zeros((len(batch), T, width), dtype=np.float32)
+            group_of = np.zeros((len(batch), T), dtype=np.int64)
             for row, (f, start, end) in enumerate(batch):
                 ids = np.asarray(sequences[f][start:end], dtype=np.int64)
                 inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]
+                if groups:
+                    group_of[row, : len(ids) - 1] = _group_index(
+                        np.asarray(sequences[f][:end], dtype=np.int64), encoding, groups)[
+                            start + 1 : end]
                 if use_controls:
                     ctrl[row, : len(ids) - 1] = controls[f][start : end - 1]
             x = torch.from_numpy(inputs).to(device)
@@ -151,7 +198,8 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
             correct = (logits.argmax(-1) == y).to(torch.float64)
             m = mask.cpu().numpy()
             t = targets[m]
-            totals.add(type_of[t], nll.cpu().double().numpy()[m], correct.cpu().numpy()[m])
+            totals.add(type_of[t], nll.cpu().double().numpy()[m], correct.cpu().numpy()[m],
+                       group_of[m] if groups else None)
     model.train(was_training)
     return totals
 
@@ -225,16 +273,19 @@ def ngram_totals(train: Sequence[np.ndarray], sequences: Sequence[np.ndarray], e
                  discount: float | None = None, chunk: int = 2048) -> Totals:
     """Score an n-gram fit on ``train`` over the same segments :func:`model_totals` uses."""
     types, type_of = event_types(encoding)
-    totals = Totals(types)
+    groups = _groups(encoding)
+    totals = Totals(types, groups=groups)
     lm = NGram(train, n, encoding.vocab_size, discount)
     for f, start, end in segments(sequences, segment_events, max_events):
         seg = np.asarray(sequences[f][start:end], dtype=np.int64)
+        owner = _group_index(np.asarray(sequences[f][:end], dtype=np.int64), encoding, groups)
         for a in range(1, len(seg), chunk):
             pos = np.arange(a, min(a + chunk, len(seg)))
             p = lm.probs(seg, pos)
             target = seg[pos]
             nll = -np.log(p[np.arange(len(pos)), target])
-            totals.add(type_of[target], nll, (p.argmax(1) == target).astype(float))
+            totals.add(type_of[target], nll, (p.argmax(1) == target).astype(float),
+                       None if owner is None else owner[start + pos])
     return totals
 
 
@@ -265,11 +316,36 @@ class EvalReport:
             lines.append(f"{r.name:<12}{r.events:>9}{r.nll:>9.3f}{r.bits:>9.3f}{r.perplexity:>8.2f}"
                          f"{r.accuracy:>7.3f}  "
                          + "".join(f"{_num(r.by_type[t]['nll']):>11}" for t in types))
+        groups = [g for g in (self.results[0].by_group if self.results else {})
+                  if self.results[0].by_group[g]["events"]]
+        if groups:
+            lines += ["", "NLL by instrument group (nats/event; notes, velocities and program "
+                      "changes of each group's instruments; time = time shifts and tempo)",
+                      f"{'':<12}" + "".join(f"{g[:10]:>11}" for g in groups),
+                      f"{'share':<12}" + "".join(
+                          f"{self.results[0].by_group[g]['share']:>11.3f}" for g in groups)]
+            for r in self.results:
+                lines.append(f"{r.name:<12}" + "".join(f"{_num(r.by_group[g]['nll']):>11}"
+                                                       for g in groups))
         return "\n".join(lines)
 
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
+
+
+def _band_conditions(ckpt, records, sequences) -> list[np.ndarray] | None:
+    """A band model's conditions for each file: its line-up, its style label, its tempo."""
+    if not ckpt.model.config.band_dim:
+        return None
+    from melodia.band import BandLayout, file_conditions
+
+    info = ckpt.extra.get("band") or {}
+    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
+    return [file_conditions(s, ckpt.encoding, layout,
+                            layout.styles.index(r["style"]) if r.get("style") in layout.styles
+                            else None, tempos=r.get("tempos"))
+            for r, s in zip(records, sequences)]
 
 
 def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test", *,
@@ -286,13 +362,16 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
     if data.encoding.to_dict() != ckpt.encoding.to_dict():
         raise DatasetError(f"{dataset_dir} was prepared with encoding {data.encoding.to_dict()}, "
                            f"the model with {ckpt.encoding.to_dict()}")
-    sequences = data.sequences(split)
+    records = data.files(split)
+    sequences = [data.ids(r) for r in records]
     if not sequences:
         raise DatasetError(f"{dataset_dir} has no files in the {split!r} split")
     log.info("scoring the model on %d file(s) of the %s split", len(sequences), split)
     kw = {"segment_events": segment_events, "max_events": max_events}
     results = [model_totals(ckpt.model, sequences, data.encoding, batch_size=batch_size,
-                            progress=progress, **kw).result("model")]
+                            progress=progress, conditions=_band_conditions(ckpt, records,
+                                                                           sequences),
+                            tempos=[r.get("tempos") for r in records], **kw).result("model")]
     train = data.sequences("train")
     if baselines and not train:
         log.warning("no train split in %s: skipping the n-gram baselines", dataset_dir)
