@@ -191,8 +191,8 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     from.
 
     A NOTE_ON makes its pitch sound (a re-strike restarts its age), a NOTE_OFF silences it; other
-    events (PROGRAM included: the band encoding's instruments share one pitch state) change only
-    the time. Notes sounding before ``ids`` starts are unknown: feed a lookback before a crop.
+    events change only the time. Band encoding: the melodic instruments share one pitch state
+    (a NOTE_OFF of a pitch silences it whoever held it) and drum hits are left out. Notes sounding before ``ids`` starts are unknown: feed a lookback before a crop.
     """
     ids = np.asarray(ids, dtype=np.int64)
     times, on_pitch = event_times(ids, encoding)
@@ -200,6 +200,11 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     f0, n = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF").size
     off_pitch = np.where((ids >= f0) & (ids < f0 + n), ids - f0 + vocab.range("NOTE_OFF").min, -1)
     pitch = np.maximum(on_pitch, off_pitch)  # the pitch an event touches, -1 for none
+    if any(r.type == "PROGRAM" for r in vocab.ranges):  # band: drum hits are not pitches
+        from melodia.band import DRUMS, current_instrument
+
+        pitch[current_instrument(ids, encoding) == DRUMS] = -1
+        on_pitch = np.where(pitch >= 0, on_pitch, -1)
     T, rows = len(ids), max(len(ids) - start, 0)
     out = np.zeros((rows, NOTE_STATE_DIM), dtype=np.float32)
     events = np.flatnonzero((pitch >= 0) & (pitch < NOTE_STATE_PITCHES))

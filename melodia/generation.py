@@ -145,11 +145,12 @@ class Generated:
     primer_events: int  # how many leading ids of each piece came from the primer
     qpm: float | None = None  # band: the tempo asked for, written exactly into the files
     band: dict[str, Any] | None = None  # band: style, line-up (instrument ids) and tempo used
+    end_s: float | None = None  # the length asked for (primer included): pieces end there
 
     def scores(self) -> list[Score]:
         """Decoded pieces. A piece that ends in a rest keeps its length: a sustain-pedal-off at
         the end of the stream marks it, so the MIDI file (and a DAW) lasts the time generated."""
-        scores = [_keep_length(self.encoding.decode(ids), ids, self.encoding)
+        scores = [_keep_length(self.encoding.decode(ids), ids, self.encoding, self.end_s)
                   for ids in self.pieces]
         if self.qpm is not None:
             from melodia.midi import TEMPO_DTYPE
@@ -162,13 +163,21 @@ class Generated:
         return [to_pretty_midi(score) for score in self.scores()]
 
 
-def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding) -> Score:
+def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding,
+                 end_s: float | None = None) -> Score:
     from melodia.controls import event_times
     from melodia.midi import PEDAL_DTYPE
 
     if not len(ids) or not score.tracks:
         return score
     end = float(event_times(ids, encoding)[0][-1]) / encoding.config.steps_per_second
+    if end_s is not None and end > end_s:  # the last wait ran past the length asked for
+        end = end_s
+        for track in score.tracks:
+            notes = track.notes[track.notes["start_s"] < end].copy()
+            notes["end_s"] = np.minimum(notes["end_s"], end)
+            track.notes = notes
+            track.pedal = track.pedal[track.pedal["time_s"] < end]
     track = next((t for t in score.tracks if not t.is_drum), score.tracks[0])
     if end > score.end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
         marker = np.array([(end, 0)], dtype=PEDAL_DTYPE)
@@ -529,10 +538,12 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
             steps = iter_steps(stepper, grammar, sampler, generator, *start)
             pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
     if until is not None and any(len(p) >= max_events for p in pieces):
-        log.warning("stopped at %d events before reaching %.1f s", max_events, config.seconds)
+        log.warning("stopped at %d events before reaching %.1f s", max_events,
+                    until / checkpoint.encoding.config.steps_per_second)
     band = None if plan is None else {k: plan[k] for k in ("style", "instruments", "names", "qpm")}
+    end_s = None if until is None else until / checkpoint.encoding.config.steps_per_second
     return Generated([np.concatenate([context, p]) for p in pieces], checkpoint.encoding, seed,
-                     len(context), qpm=qpm, band=band)
+                     len(context), qpm=qpm, band=band, end_s=end_s)
 
 
 def _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor, sampler,

@@ -23,6 +23,7 @@ from melodia.encoding.events import (
 )
 
 _NEVER = np.iinfo(np.int64).max // 4  # "no limit" in time steps
+_DRUMS = 128  # the band encoding's drum kit (melodia.band.DRUMS)
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Grammar:
       bounded by the note-ons) only TIME_SHIFTs;
     - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it;
     - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside);
-    - band: PROGRAM events only for ``instruments`` (the line-up), and no VELOCITY or NOTE_ON
+    - band: no PROGRAM right after a PROGRAM, nor one choosing the instrument already chosen;
+      PROGRAM events only for ``instruments`` (the line-up), and no VELOCITY or NOTE_ON
       while the current instrument is outside it; no TEMPO events unless ``tempo_changes``.
 
     Should the rules leave a row nothing (only a contrived config can), ``TIME_SHIFT 1`` is allowed.
@@ -126,6 +128,11 @@ class Grammar:
         self.instrument = np.zeros(batch, dtype=np.int64)
         self.last_kind = np.full(batch, -1, dtype=np.int64)
         self.n_instruments = n_instruments
+        self.programmed = np.zeros(batch, dtype=bool)  # a PROGRAM event has chosen the instrument
+        # the note state the models see (melodia.controls.note_state): melodic pitches pooled
+        # over instruments, from a NOTE_ON until the next NOTE_OFF of the pitch, drums left out
+        self.pooled = np.zeros((batch, self.n_pitches), dtype=bool)
+        self.pooled_onset = np.zeros((batch, self.n_pitches), dtype=np.int64)
         self.in_lineup = None  # [n_instruments] bool: who may play
         if self.prog0 is not None and c.instruments is not None:
             self.in_lineup = np.zeros(n_instruments, dtype=bool)
@@ -135,7 +142,8 @@ class Grammar:
             t0 = vocab.offset("TEMPO")
             self.tempo = slice(t0, t0 + vocab.range("TEMPO").size)
 
-    _STATE = ("sounding", "onset", "count", "now", "wait", "at_step", "instrument", "last_kind")
+    _STATE = ("sounding", "onset", "count", "now", "wait", "at_step", "instrument", "last_kind",
+              "programmed", "pooled", "pooled_onset")
 
     def select(self, rows: np.ndarray) -> None:
         """Keep (and repeat) rows, e.g. after a beam-search pruning step."""
@@ -162,26 +170,30 @@ class Grammar:
             if len(rows):
                 index = (rows, self.instrument[rows], value[rows] - self.min_pitch)
                 was = self.sounding[index]
+                melodic = rows[self.instrument[rows] != _DRUMS]
+                pooled = (melodic, value[melodic] - self.min_pitch)
                 if wanted == NOTE_ON:
                     self.count[rows] += ~was
                     self.sounding[index] = True
                     self.onset[index] = self.now[rows]
                     self.wait[rows] = 0
+                    self.pooled[pooled] = True
+                    self.pooled_onset[pooled] = self.now[melodic]
                 else:
                     self.count[rows] -= was
                     self.sounding[index] = False
+                    self.pooled[pooled] = False
         if self.prog0 is not None:
             self.instrument = np.where(kind == PROGRAM, value, self.instrument)
+            self.programmed |= kind == PROGRAM
         self.last_kind = kind
 
     def note_state(self) -> np.ndarray:
         """``float32[B, NOTE_STATE_DIM]``: what :func:`melodia.controls.note_state` gives for the
-        stream so far (instruments of a band share the pitch state: a pitch sounds if any
-        instrument holds it, aged from its latest onset)."""
+        stream so far (a band's melodic instruments share the pitch state, drums are left out)."""
         from melodia.controls import NOTE_AGE_TAU_S, NOTE_STATE_PITCHES
 
-        sounding = self.sounding.any(axis=1)
-        onset = np.where(self.sounding, self.onset, -_NEVER).max(axis=1)
+        sounding, onset = self.pooled, self.pooled_onset
         out = np.zeros((self.batch, 2 * NOTE_STATE_PITCHES), dtype=np.float32)
         lo = self.min_pitch
         hi = min(self.min_pitch + self.n_pitches, NOTE_STATE_PITCHES)
@@ -206,8 +218,12 @@ class Grammar:
         allowed[:, off] = current
         if self.out_of_range.any():
             allowed[:, on] &= ~self.out_of_range
+        if self.prog0 is not None:  # a PROGRAM is followed by its instrument's events, as encoded
+            programs = allowed[:, self.prog0 : self.prog0 + self.n_instruments]
+            programs[self.last_kind == PROGRAM] = False
+            programs[self._rows, self.instrument] &= ~self.programmed
         if self.in_lineup is not None:
-            allowed[:, self.prog0 : self.prog0 + self.n_instruments] = self.in_lineup
+            allowed[:, self.prog0 : self.prog0 + self.n_instruments] &= self.in_lineup
             outside = ~self.in_lineup[self.instrument]
             allowed[outside, on] = False
         if self.tempo is not None:

@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("mma not found: apt-get install mma (then `mma -G` once, as root)")
     if not any(MMA_LIB.glob("*/.mmaDB")):
         subprocess.run(["mma", "-G"], check=True, capture_output=True)
+    args.out = args.out.resolve()  # mma runs in a temporary folder: paths must be absolute
     if args.out.exists() and any(args.out.iterdir()):
         sys.exit(f"{args.out} is not empty")
     start = time.monotonic()
