@@ -19,7 +19,7 @@ A band model takes two more inputs than the piano model (see :class:`BandLayout`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -259,7 +259,7 @@ def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generat
     return cond
 
 
-__all__ = ["ALIASES", "BandLayout", "EVENT_GROUPS", "METER_DIM", "METER_SPANS", "beats_at", "qpm_at",
+__all__ = ["ALIASES", "BandLayout", "EVENT_GROUPS", "instrument_profile", "METER_DIM", "METER_SPANS", "beats_at", "qpm_at",
            "event_groups", "meter_features", "tempo_map", "tempos_from_ids", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
            "LineupError", "N_INSTRUMENTS", "conditions", "current_instrument",
            "drop_conditions", "family_of", "file_conditions", "first_tempo", "group_of",
@@ -374,3 +374,46 @@ def qpm_at(tempos, seconds: float) -> float:
     """The tempo in force at ``seconds``."""
     rows = tempo_map(tempos)
     return float(rows[max(int(np.searchsorted(rows[:, 0], seconds, side="right")) - 1, 0), 1])
+
+
+# ------------------------------------------------------------------- what instruments do
+
+
+def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int = 20,
+                       quantile: float = 0.005, solo_share: float = 0.97) -> dict[str, Any]:
+    """How each instrument plays in a corpus: its pitch range (the ``quantile`` to ``1 -
+    quantile`` span of its notes) and whether it is monophonic (at ``solo_share`` or more of
+    its note-ons, none of its other notes sounds: basses, most leads). Instruments with fewer
+    than ``min_notes`` notes are left out. Generation keeps each instrument inside them."""
+    vocab = encoding.vocab
+    on0, off0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
+    n_pitch, p0 = vocab.range("NOTE_ON").size, vocab.offset("PROGRAM")
+    pitches: dict[int, list[np.ndarray]] = {}
+    alone = np.zeros(N_INSTRUMENTS)
+    total = np.zeros(N_INSTRUMENTS)
+    for seq in sequences:
+        ids = np.asarray(seq, dtype=np.int64)
+        current = current_instrument(ids, encoding)
+        is_on = (ids >= on0) & (ids < on0 + n_pitch)
+        for inst in np.unique(current[is_on]):
+            pitches.setdefault(int(inst), []).append(ids[is_on & (current == inst)] - on0)
+        sounding = np.zeros((N_INSTRUMENTS, n_pitch), dtype=bool)
+        for event, inst in zip(ids.tolist(), current.tolist()):
+            if on0 <= event < on0 + n_pitch:
+                total[inst] += 1
+                alone[inst] += not sounding[inst].any()
+                sounding[inst, event - on0] = True
+            elif off0 <= event < off0 + n_pitch:
+                sounding[inst, event - off0] = False
+            elif p0 <= event < p0 + N_INSTRUMENTS:
+                pass
+    ranges, mono = {}, []
+    for inst, parts in sorted(pitches.items()):
+        values = np.concatenate(parts)
+        if len(values) < min_notes:
+            continue
+        lo, hi = np.quantile(values, [quantile, 1 - quantile])
+        ranges[str(inst)] = [int(np.floor(lo)), int(np.ceil(hi))]
+        if inst != DRUMS and alone[inst] >= solo_share * total[inst]:
+            mono.append(inst)
+    return {"ranges": ranges, "monophonic": mono}

@@ -102,6 +102,9 @@ class GenerateConfig:
     randomness: float | str | dict | None = None
     # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
     instrument_temperature: str | dict | None = None
+    # band: keep each instrument in the pitch range its training music plays, and basses (any
+    # instrument the corpus plays one note at a time) monophonic; False: only the line-up rule
+    instrument_rules: bool = True
     precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
     threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -350,6 +353,7 @@ def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict
     qpm = float(config.tempo or drawn.get("qpm") or 120.0)
     return {"style": style, "instruments": instruments, "qpm": qpm,
             "names": [instrument_name(i) for i in instruments or []],
+            "profile": info.get("profile") if config.instrument_rules else None,
             "conditions": conditions(layout, checkpoint.encoding, instruments, style_index, qpm)}
 
 
@@ -451,9 +455,13 @@ def _setup(model, config: GenerateConfig, primer, batch: int, seed: int = 0, pla
     if plan is not None:  # band: the tempo event first; only the line-up may play
         tempo = encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(plan["qpm"])))
         context = np.concatenate([[tempo], context]).astype(np.int64)
+        profile = plan.get("profile") or {}
         grammar_config = dataclasses.replace(
             grammar_config, tempo_changes=False,
-            instruments=tuple(plan["instruments"]) if plan["instruments"] else None)
+            instruments=tuple(plan["instruments"]) if plan["instruments"] else None,
+            instrument_ranges=grammar_config.instrument_ranges or {
+                int(k): tuple(v) for k, v in (profile.get("ranges") or {}).items()} or None,
+            monophonic=grammar_config.monophonic or tuple(profile.get("monophonic") or ()) or None)
     controls = control_rows(checkpoint, config, seed, batch)
     if model_config.band_dim:
         band = (plan["conditions"] if plan is not None

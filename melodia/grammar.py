@@ -39,6 +39,10 @@ class GrammarConfig:
     # band encoding: the only instruments (GM programs, 128 = drums) that may be chosen and play
     instruments: tuple[int, ...] | None = None
     tempo_changes: bool = True  # band encoding: False = no TEMPO events (the tempo is given)
+    # band encoding: each instrument's pitch range {program: (low, high)} (as its corpus plays;
+    # melodia.band.instrument_profile) and the instruments that play one note at a time
+    instrument_ranges: dict[int, tuple[int, int]] | None = None
+    monophonic: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_polyphony", "max_events_per_step"):
@@ -84,6 +88,8 @@ class Grammar:
       bounded by the note-ons) only TIME_SHIFTs;
     - after a VELOCITY only a NOTE_ON, and a VELOCITY only when a NOTE_ON may follow it;
     - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside);
+    - band: each instrument's NOTE_ONs within its ``instrument_ranges`` entry, and a
+      ``monophonic`` instrument's only while none of its notes sounds;
     - band: no PROGRAM right after a PROGRAM, nor one choosing the instrument already chosen;
       PROGRAM events only for ``instruments`` (the line-up), and no VELOCITY or NOTE_ON
       while the current instrument is outside it; no TEMPO events unless ``tempo_changes``.
@@ -137,6 +143,16 @@ class Grammar:
         if self.prog0 is not None and c.instruments is not None:
             self.in_lineup = np.zeros(n_instruments, dtype=bool)
             self.in_lineup[[i for i in c.instruments if i < n_instruments]] = True
+        self.range_ok = None  # [n_instruments, n_pitches] bool: NOTE_ONs each instrument may play
+        if self.prog0 is not None and c.instrument_ranges:
+            self.range_ok = np.ones((n_instruments, self.n_pitches), dtype=bool)
+            pitches = np.arange(self.min_pitch, self.min_pitch + self.n_pitches)
+            for inst, (low, high) in c.instrument_ranges.items():
+                if 0 <= int(inst) < n_instruments:
+                    self.range_ok[int(inst)] = (pitches >= int(low)) & (pitches <= int(high))
+        self.mono = np.zeros(n_instruments, dtype=bool)
+        if self.prog0 is not None and c.monophonic:
+            self.mono[[int(i) for i in c.monophonic if 0 <= int(i) < n_instruments]] = True
         self.tempo = None
         if "TEMPO" in types and not c.tempo_changes:
             t0 = vocab.offset("TEMPO")
@@ -226,6 +242,10 @@ class Grammar:
             allowed[:, self.prog0 : self.prog0 + self.n_instruments] &= self.in_lineup
             outside = ~self.in_lineup[self.instrument]
             allowed[outside, on] = False
+        if self.range_ok is not None:
+            allowed[:, on] &= self.range_ok[self.instrument]
+        if self.mono.any():
+            allowed[self.mono[self.instrument] & current.any(axis=1), on] = False
         if self.tempo is not None:
             allowed[:, self.tempo] = False
         if c.max_polyphony is not None:

@@ -293,7 +293,7 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
     files, so generation can fill in what a user does not ask for."""
     from collections import Counter
 
-    from melodia.band import BandLayout, family_of, first_tempo, playing
+    from melodia.band import BandLayout, family_of, first_tempo, instrument_profile, playing
 
     styles = tuple(sorted({r["style"] for d in sets for r in d.files() if r.get("style")}))
     layout = BandLayout(styles, encoding.config.tempo_bins)
@@ -312,7 +312,7 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
         for program, _ in counts.most_common():
             by_family[style].setdefault(family_of(program), []).append(int(program))
     info = {"styles": list(styles), "tempo_bins": layout.tempo_bins, "programs": by_family,
-            "lineups": lineups}
+            "lineups": lineups, "profile": instrument_profile(train_seqs, encoding)}
     return BandData(layout, _styles_of(train_records, styles), _styles_of(valid_records, styles),
                     info, [r.get("tempos") for r in train_records],
                     [r.get("tempos") for r in valid_records])

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from melodia.band import BandLayout, file_conditions
+from melodia.band import BandLayout, file_conditions, instrument_profile
 from melodia.calibrate import calibrate_embedding_noise
 from melodia.checkpoint import load_checkpoint, save_checkpoint
 from melodia.corpus import TokenDataset
@@ -38,7 +38,9 @@ def main() -> None:
     best = load_checkpoint(args.checkpoint)
     data = TokenDataset(args.dataset)
     model = best.model.float()
-    info = best.extra["band"]
+    info = dict(best.extra["band"])
+    if "profile" not in info:  # runs before the profile was saved: measure it here
+        info["profile"] = instrument_profile(data.sequences("train"), best.encoding)
     layout = BandLayout(tuple(info["styles"]), int(info["tempo_bins"]))
     valid = data.sequences_with_styles("validation")
     seqs = [s for s, _ in valid]

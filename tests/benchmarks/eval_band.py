@@ -37,10 +37,11 @@ def _generate(job: tuple[str, str, int, float, str, Path]) -> dict:
     from melodia.midi import write_midi
     from melodia.sample import SamplerConfig
 
-    model, style, seed, seconds, sampler, out = job
+    model, style, seed, seconds, sampler, out, knobs = job
     start = time.perf_counter()
-    result = generate_ids(model, GenerateConfig(seconds=seconds, seed=seed, style=style,
-                                                sampler=SamplerConfig(sampler=sampler)))
+    result = generate_ids(model, GenerateConfig(
+        seconds=seconds, seed=seed, style=style, randomness=knobs["randomness"],
+        sampler=SamplerConfig(sampler=sampler, top_p=knobs["top_p"])))
     elapsed = time.perf_counter() - start
     score = result.scores()[0]
     write_midi(score, out)
@@ -90,7 +91,12 @@ def main() -> None:
     p.add_argument("--sampler", default="probability", choices=("probability", "embedding"))
     p.add_argument("--out", type=Path, default=Path("runs/band-eval"))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--randomness", type=float, default=None, help="as melodia generate")
+    p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--reference-split", default="test", choices=("test", "validation"),
+                   help="held-out files to compare with: validation while developing, test "
+                   "for the reported figures (default test)")
     args = p.parse_args()
 
     from melodia.corpus import TokenDataset
@@ -103,8 +109,10 @@ def main() -> None:
     jobs = []
     for style in styles:
         (args.out / style).mkdir(parents=True, exist_ok=True)
+        knobs = {"randomness": args.randomness, "top_p": args.top_p}
         jobs += [(args.model, style, seed, args.seconds, args.sampler,
-                  args.out / style / f"{style}-{seed}.mid") for seed in range(args.per_style)]
+                  args.out / style / f"{style}-{seed}.mid", knobs)
+                 for seed in range(args.per_style)]
     with Pool(args.workers) as pool:
         pieces = pool.map(_generate, jobs)
     checks = {k: 0 for k in ("all_play", "only_lineup", "drums_on_10", "no_overlaps", "tempo")}
@@ -127,9 +135,9 @@ def main() -> None:
     print("speed (1 thread per process): " + json.dumps({k: round(v, 2) for k, v in
                                                         speed.items()}))
 
-    test = [r["path"] for r in data.files("test")]
-    report = compare_by_group([x["file"] for x in pieces], test, workers=args.workers)
-    print("\ngenerated vs held-out test files, per instrument group")
+    held_out = [r["path"] for r in data.files(args.reference_split)]
+    report = compare_by_group([x["file"] for x in pieces], held_out, workers=args.workers)
+    print(f"\ngenerated vs held-out {args.reference_split} files, per instrument group")
     print(report.table())
 
     real = defaultdict(list)
@@ -145,7 +153,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "model": args.model, "sampler": args.sampler, "checks": checks, "speed": speed,
+            "model": args.model, "sampler": args.sampler, "randomness": args.randomness,
+            "top_p": args.top_p, "checks": checks, "speed": speed,
             "by_group": report.to_dict(), "styles": styles_result,
             "pieces": pieces}, indent=1, default=lambda o: o.tolist()
             if isinstance(o, np.ndarray) else str(o)))
