@@ -248,3 +248,94 @@ def test_randomness_moves_the_sampler_and_per_instrument_temperature_is_used(ban
     hot = generate_ids(band_run, GenerateConfig(events=200, seed=5, lineup="drums,bass",
                                                 instrument_temperature="drums=3,bass=3"))
     assert len(set(cold.pieces[0].tolist())) < len(set(hot.pieces[0].tolist()))
+
+
+# --------------------------------------------------------------- instruments' own rules
+
+
+def test_instrument_profile_finds_ranges_and_monophonic_parts():
+    from melodia.band import instrument_profile
+
+    bass = [("PROGRAM", 33)] + [e for p in (28, 31, 33, 35, 36) * 6
+                                for e in (("NOTE_ON", p), ("TIME_SHIFT", 20), ("NOTE_OFF", p))]
+    chords = [("PROGRAM", 30)] + [e for root in (40, 45, 47) * 8
+                                  for e in (("NOTE_ON", root), ("NOTE_ON", root + 7),
+                                            ("TIME_SHIFT", 30), ("NOTE_OFF", root),
+                                            ("NOTE_OFF", root + 7))]
+    profile = instrument_profile([ev(*bass), ev(*chords)], ENC, quantile=0.0)
+    assert profile["ranges"] == {"30": [40, 54], "33": [28, 36]}
+    assert profile["monophonic"] == [33]
+
+
+def test_grammar_keeps_instruments_in_range_and_basses_monophonic():
+    g = Grammar(ENC, GrammarConfig(instrument_ranges={33: (28, 48)}, monophonic=(33,)))
+    on0, p0 = ENC.vocab.offset("NOTE_ON"), ENC.vocab.offset("PROGRAM")
+    g.update(np.array([p0 + 33]))
+    allowed = np.flatnonzero(g.mask()[0, on0 : on0 + 128])
+    assert allowed.min() == 28 and allowed.max() == 48
+    g.update(np.array([on0 + 40]))
+    assert not g.mask()[0, on0 : on0 + 128].any()  # one bass note at a time
+    g.update(np.array([ENC.vocab.offset("NOTE_OFF") + 40]))
+    assert g.mask()[0, on0 + 30]
+    g.update(np.array([p0 + 30]))  # another instrument: no range given, chords allowed
+    g.update(np.array([on0 + 60]))
+    assert g.mask()[0, on0 + 64] and g.mask()[0, on0 + 100]
+
+
+def test_event_groups_follow_the_instrument_of_each_event():
+    from melodia.band import EVENT_GROUPS, event_groups
+
+    ids = ev(("TEMPO", 3), ("PROGRAM", DRUMS), ("NOTE_ON", 36), ("PROGRAM", 33),
+             ("VELOCITY", 20), ("NOTE_ON", 40), ("TIME_SHIFT", 10), ("NOTE_OFF", 40))
+    names = [EVENT_GROUPS[i] for i in event_groups(ids, ENC)]
+    assert names == ["time", "drums", "drums", "bass", "bass", "bass", "time", "bass"]
+
+
+def test_nll_by_group_covers_every_event(band_run: Path):
+    from melodia.checkpoint import load_checkpoint
+    from melodia.corpus import TokenDataset
+    from melodia.evaluate import model_totals, ngram_totals
+
+    ckpt = load_checkpoint(band_run)
+    data = TokenDataset(band_run.parent.parent / "data")
+    seqs = data.sequences("validation")
+    for totals in (model_totals(ckpt.model, seqs, ENC, max_events=800),
+                   ngram_totals(data.sequences("train"), seqs, ENC, 3, max_events=800)):
+        r = totals.result("x")
+        by_group = r.by_group
+        assert sum(g["events"] for g in by_group.values()) == r.events
+        assert by_group["drums"]["events"] > 0 and by_group["time"]["events"] > 0
+        weighted = sum(g["nll"] * g["events"] for g in by_group.values() if g["events"])
+        assert weighted / r.events == pytest.approx(r.nll, rel=1e-6)
+
+
+# ------------------------------------------------------------------ the shipped band model
+
+
+def test_shipped_band_model_plays_the_asked_band(tmp_path: Path, capsys):
+    """The issue's command: a 30 s metal arrangement at 160 BPM for drums, bass and two guitars,
+    as MIDI a DAW opens and as audio."""
+    from melodia.midi import read_midi
+
+    mid, wav = tmp_path / "band.mid", tmp_path / "band.wav"
+    assert main(["generate", "--model", "band", "--style", "metal", "--tempo", "160",
+                 "--lineup", "drums,bass,guitar,guitar", "--seconds", "30", "-o", str(mid),
+                 "--audio", str(wav), "--seed", "1"]) == 0
+    score = read_midi(mid)
+    assert score.tempos["qpm"][0] == pytest.approx(160, abs=0.01)
+    assert score.end_s == pytest.approx(30.0 + 0.01, abs=0.05)
+    families = sorted(family_of(128 if t.is_drum else t.program) for t in score.tracks
+                      if len(t.notes))
+    assert families == ["bass", "drums", "guitar", "guitar"]
+    for t in score.tracks:  # no note overlaps another of its pitch within a track
+        for pitch in np.unique(t.notes["pitch"]):
+            n = np.sort(t.notes[t.notes["pitch"] == pitch], order="start_s")
+            assert (n["start_s"][1:] >= n["end_s"][:-1] - 1e-6).all()
+    import soundfile
+
+    audio, rate = soundfile.read(wav)
+    assert len(audio) >= 30 * rate and np.abs(audio).max() > 0.05
+    assert main(["generate", "--model", "band", "--list-styles"]) == 0
+    listed = capsys.readouterr().out
+    for style in ("bossa", "country", "funk", "latin", "metal", "rock", "swing"):
+        assert style in listed
