@@ -578,6 +578,21 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--events", type=int, default=None, help="number of new events instead")
     p.add_argument("--num", type=int, default=1, help="pieces to generate at once (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    _add_music_options(p)
+    p.add_argument("--beam", type=int, default=1, help="beam size; > 1 runs beam search")
+    p.add_argument("--branch-factor", type=int, default=2,
+                   help="beam search: branches per beam entry (default 2)")
+    o = p.add_argument_group("output and speed")
+    o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
+                   help="also render audio with FluidSynth (needs melodia[audio])")
+    o.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                   help="also draw a piano roll (needs matplotlib)")
+    o.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="fp32, or int8 LSTM weights (~3x faster, NLL within ~1%%)")
+
+
+def _add_music_options(p: argparse.ArgumentParser) -> None:
+    """Sampling, context, controls and band options: shared by generate and stream."""
     s = p.add_argument_group("sampling")
     s.add_argument("--sampler", choices=("probability", "embedding"), default="probability",
                    help="pick events from the softmax, or by perturbing the predicted embedding "
@@ -588,9 +603,6 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--top-k", type=int, default=0, help="keep the K likeliest events, 0 = all")
     s.add_argument("--top-p", type=float, default=1.0,
                    help="nucleus: keep the likeliest events holding this probability (default 1)")
-    s.add_argument("--beam", type=int, default=1, help="beam size; > 1 runs beam search")
-    s.add_argument("--branch-factor", type=int, default=2,
-                   help="beam search: branches per beam entry (default 2)")
     s.add_argument("--noise", type=float, default=None,
                    help="embedding sampler: one noise scale for every event, 0 = greedy; about 1 "
                    "or less loops like greedy decoding (default: the model's calibrated scale "
@@ -629,13 +641,28 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="length in 4/4 bars at the tempo (instead of --seconds)")
     b.add_argument("--list-styles", action="store_true",
                    help="print the model's styles with their usual line-ups and tempos, and exit")
-    o = p.add_argument_group("output and speed")
-    o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
-                   help="also render audio with FluidSynth (needs melodia[audio])")
-    o.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
-                   help="also draw a piano roll (needs matplotlib)")
-    o.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="fp32, or int8 LSTM weights (~3x faster, NLL within ~1%%)")
+
+
+def _generate_config(args: argparse.Namespace, **length) -> "GenerateConfig":
+    """A GenerateConfig from the options of :func:`_add_music_options` (plus ``length``)."""
+    from melodia.generation import GenerateConfig
+    from melodia.sample import SamplerConfig
+
+    temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
+    randomness, random_by = _number_or_table(args.randomness, "--randomness")
+    beam = {"beam_size": length.pop("beam", 1), "branch_factor": length.pop("branch_factor", 2)}
+    try:
+        return GenerateConfig(
+            **length, seed=args.seed, primer_seconds=args.primer_seconds,
+            density=args.density, key=args.key, precision=args.precision,
+            corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
+            lineup=args.lineup, randomness=random_by if random_by is not None else randomness,
+            instrument_temperature=by_instrument,
+            sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
+                                  top_k=args.top_k, top_p=args.top_p, noise=args.noise,
+                                  noise_kind=args.noise_kind, **beam))
+    except ValueError as err:
+        raise MelodiaError(str(err)) from None
 
 
 def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | None]:
@@ -694,25 +721,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         primer = [int(x) for x in primer.split(",")]
     elif primer is not None:
         primer = Path(primer)
-    temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
-    randomness, random_by = _number_or_table(args.randomness, "--randomness")
     if args.bars is not None and args.seconds is not None:
         raise MelodiaError("give --seconds or --bars, not both")
-    try:
-        config = GenerateConfig(
-            seconds=args.seconds if args.seconds is not None else 10.0, events=args.events,
-            num=args.num, seed=args.seed, primer_seconds=args.primer_seconds,
-            density=args.density, key=args.key, precision=args.precision,
-            corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
-            lineup=args.lineup, bars=args.bars,
-            randomness=random_by if random_by is not None else randomness,
-            instrument_temperature=by_instrument,
-            sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
-                                  top_k=args.top_k, top_p=args.top_p, noise=args.noise,
-                                  noise_kind=args.noise_kind, beam_size=args.beam,
-                                  branch_factor=args.branch_factor))
-    except ValueError as err:
-        raise MelodiaError(str(err)) from None
+    config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
+                              events=args.events, num=args.num, bars=args.bars,
+                              beam=args.beam, branch_factor=args.branch_factor)
     start = time.perf_counter()
     result = generate_ids(args.model, config, primer)
     elapsed = time.perf_counter() - start
@@ -743,9 +756,105 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ stream
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stream",
+        help="play a model live into a MIDI port (a DAW, a synth), or answer a player",
+        description="Play endless music into a MIDI port: pick 'melodia' as a MIDI input in your "
+        "DAW (Ableton, Logic, Reaper, Bitwig) or synth and hear it. Generation runs a little "
+        "ahead of playback; Ctrl-C (or SIGTERM, or --seconds) stops it, and every note that "
+        "sounds gets its note-off. With --listen, melodia waits for a phrase on an input port, "
+        "answers it when you stop for a bar, and listens again. Ports: ALSA on Linux desktops, "
+        "JACK where there is no ALSA sequencer, CoreMIDI on macOS; on Windows, create a "
+        "loopMIDI port and pass --port (list them with `melodia ports`).",
+        epilog="examples:\n"
+        "  melodia stream                                    (virtual port 'melodia', until Ctrl-C)\n"
+        "  melodia stream --model band --style funk --tempo 100 --clock-out --seconds 120\n"
+        "  melodia stream --port 'FLUID Synth' --temperature 0.9\n"
+        "  melodia stream --listen 'Keystation' --respond-seconds 8   (call and response)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    w = p.add_argument_group("where")
+    w.add_argument("--virtual", default=None, metavar="NAME",
+                   help="name of the virtual output port to open (default melodia)")
+    w.add_argument("--port", default=None, metavar="NAME",
+                   help="connect to an existing output port whose name contains NAME instead")
+    w.add_argument("--api", choices=("alsa", "jack", "coremidi", "windows_mm"), default=None,
+                   help="MIDI backend (default: ALSA if its sequencer works, else JACK; "
+                   "CoreMIDI on macOS, Windows MM on Windows)")
+    w.add_argument("--channel", type=int, default=1,
+                   help="MIDI channel 1-16 of the piano / the band's first part (drums: 10)")
+    p.add_argument("--model", default="piano",
+                   help="piano, band, a checkpoint file or a run directory (default piano)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after this long (default: play until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--clock-out", action="store_true",
+                   help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
+                   "(default 120) so a DAW can follow")
+    p.add_argument("--lookahead", type=float, default=0.5, metavar="SECONDS",
+                   help="how far generation runs ahead of playback (default 0.5)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
+    r = p.add_argument_group("call and response")
+    r.add_argument("--listen", default=None, metavar="PORT",
+                   help="answer what is played on this input port (virtual:NAME opens a "
+                   "virtual input port instead); a phrase ends after a bar of silence at the "
+                   "tempo")
+    r.add_argument("--respond-seconds", type=float, default=8.0,
+                   help="length of each answer (default 8)")
+    r.add_argument("--rounds", type=int, default=None, help="answers before stopping")
+    r.add_argument("--trigger-cc", type=int, default=None, metavar="CC",
+                   help="a control change number that ends a phrase at once (e.g. 64)")
+    _add_music_options(p)
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from melodia.live.stream import StreamConfig, stream
+
+    if not 1 <= args.channel <= 16:
+        raise MelodiaError("--channel must be 1..16")
+    if args.list_styles:
+        return _list_styles(args.model)
+    generate = _generate_config(args, seconds=1.0)
+    if args.bars is not None:  # 4/4 bars at the tempo
+        if args.seconds is not None:
+            raise MelodiaError("give --seconds or --bars, not both")
+        args.seconds = args.bars * 240.0 / (args.tempo or 120.0)
+    if args.primer is not None:
+        raise MelodiaError("stream takes no --primer; use --listen to answer a player")
+    try:
+        config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
+                              port=args.port, api=args.api, seconds=args.seconds,
+                              channel=args.channel - 1, clock_out=args.clock_out,
+                              lookahead_s=args.lookahead, listen=args.listen,
+                              respond_seconds=args.respond_seconds, rounds=args.rounds,
+                              trigger_cc=args.trigger_cc, generate=generate)
+    except ValueError as err:
+        raise MelodiaError(str(err)) from None
+    where = args.port or f"virtual port '{config.virtual}'"
+    _print(f"streaming {args.model} into {where}" + (f", answering {args.listen}"
+                                                     if args.listen else "")
+           + ("; Ctrl-C stops" if args.seconds is None else f" for {args.seconds:g} s"))
+    result = stream(config)
+    if isinstance(result, list):
+        for i, r in enumerate(result, 1):
+            latency = "-" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms"
+            _print(f"round {i}: heard {r.phrase_notes} notes, answered after {latency}")
+    else:
+        jitter = sorted(result.jitter_s) or [0.0]
+        p99 = jitter[min(len(jitter) - 1, int(0.99 * len(jitter)))] * 1000
+        _print(f"played {result.duration_s:.1f} s: {result.notes} notes, {result.sent} "
+               f"messages; send jitter p99 {p99:.2f} ms, {result.underruns} underruns")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- main
 
-_COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate"]
+_COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
+             "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:

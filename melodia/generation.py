@@ -602,22 +602,32 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
                 sampler: str = "probability", noise: float | None = None, noise_kind: str = "gaussian",
                 primer=None, primer_seconds: float = 5.0, density: float | None = None,
                 key: str | None = None, precision: str = "fp32",
-                grammar: GrammarConfig | None = None) -> Iterator[int]:
+                grammar: GrammarConfig | None = None,
+                config: GenerateConfig | None = None) -> Iterator[int]:
     """Yield new event ids one at a time, without end (stop when you like): for live playing.
 
     Each event costs one model step (well under a millisecond); the model sees only the new event,
     its state carries the past. Decode with ``checkpoint.encoding`` (``load_model(model)``).
+    ``config`` (a :class:`GenerateConfig`; its length fields are ignored) replaces the keyword
+    options, e.g. for a band's style, line-up, tempo and randomness.
     """
-    config = _config(1.0, None, 1, seed, temperature, top_k, top_p, 1, 2, sampler, noise,
-                     noise_kind, primer_seconds, density, key, precision)
-    if grammar is not None:
-        config.grammar = grammar
-    seed = seed if seed is not None else secrets.randbelow(2**31)
+    if config is None:
+        config = _config(1.0, None, 1, seed, temperature, top_k, top_p, 1, 2, sampler, noise,
+                         noise_kind, primer_seconds, density, key, precision)
+        if grammar is not None:
+            config.grammar = grammar
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     generator = torch.Generator().manual_seed(seed)
     with threads(config.threads):
-        checkpoint, _, stepper, state_grammar, start = _setup(model, config, primer, 1, seed)
-        sampler = resolve_sampler(checkpoint, config.sampler)
-        steps = iter_steps(stepper, state_grammar, sampler, generator, *start)
+        plan = band_plan(load_model(model), config, seed)
+        checkpoint, _, stepper, state_grammar, start = _setup(model, config, primer, 1, seed,
+                                                              plan)
+        lineup = plan["instruments"] if plan is not None else None
+        chosen = randomized_sampler(resolve_sampler(checkpoint, config.sampler),
+                                    config.randomness, lineup)
+        if config.instrument_temperature is not None:
+            chosen = _instrument_temperatures(chosen, config.instrument_temperature, lineup)
+        steps = iter_steps(stepper, state_grammar, chosen, generator, *start)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were
             ids = next(steps)

@@ -1,0 +1,122 @@
+"""``melodia stream``: play a model live into a MIDI port, endlessly or as call and response.
+
+::
+
+    from melodia.live import StreamConfig, stream
+    stats = stream(StreamConfig(model="piano", seconds=30))      # virtual output port "melodia"
+
+Generation runs in the :class:`~melodia.live.scheduler.Player`'s producer thread, a lookahead
+ahead of playback; the player sends each message at its time and, however it stops (time up,
+Ctrl-C, SIGTERM, an error, a closed port), ends every note it started.
+
+**Call and response** (``listen``): melodia waits on an input port for a phrase; the phrase ends
+when nothing has sounded for a bar at the tempo (or the trigger control change arrives); it is the
+primer of a continuation of ``respond_seconds`` that melodia plays, then it listens again, round
+after round (see :mod:`melodia.live.respond`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from melodia.generation import GenerateConfig, iter_events, load_model
+from melodia.live.decode import StreamDecoder
+from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamConfig:
+    """Where to play, what, and for how long."""
+
+    model: str = "piano"  # piano, band, a checkpoint file or a run directory
+    virtual: str | None = "melodia"  # open a virtual output port of this name...
+    port: str | None = None  # ...or connect to an existing output port whose name contains this
+    api: str | None = None  # alsa, jack, coremidi, windows_mm (default: what works here)
+    seconds: float | None = None  # stop after this long (None: until stopped)
+    channel: int = 0  # MIDI channel (0-15) of the piano / the band's first melodic part
+    clock_out: bool = False  # also send MIDI beat clock (24 per quarter note) at `tempo`
+    lookahead_s: float = 0.5  # how far generation runs ahead of playback
+    # call and response: listen on this input port (None: just play)
+    listen: str | None = None
+    respond_seconds: float = 8.0  # length of each answer
+    rounds: int | None = None  # answers before stopping (None: until stopped)
+    trigger_cc: int | None = None  # a control change number that ends a phrase at once
+    generate: GenerateConfig = field(default_factory=GenerateConfig)  # sampling, band options
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.channel <= 15:
+            raise ValueError("channel must be 0..15")
+        if self.seconds is not None and not 0 < self.seconds < 1e7:
+            raise ValueError("seconds must be a positive number")
+        if not 0 < self.lookahead_s <= 10 or not 0 < self.respond_seconds <= 600:
+            raise ValueError("need 0 < lookahead_s <= 10 and 0 < respond_seconds <= 600")
+
+    @property
+    def qpm(self) -> float:
+        return float(self.generate.tempo or 120.0)
+
+
+def timed_messages(config: StreamConfig, primer=None) -> Iterator[tuple]:
+    """The model's music as ``(seconds, mido.Message)``, endlessly (plus beat clock if asked)."""
+    encoding = load_model(config.model).encoding
+    decoder = StreamDecoder(encoding, channel=config.channel)
+
+    def music():
+        for event in iter_events(config.model, config=config.generate, primer=primer):
+            yield from decoder.feed(event)
+
+    if config.clock_out:
+        return merge(music(), clock_messages(config.qpm, None))
+    return music()
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """SIGTERM (and SIGHUP) set ``stop`` so the player ends its notes; Ctrl-C raises
+    KeyboardInterrupt in the main thread, which the player also survives cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stream(config: StreamConfig, stop: threading.Event | None = None,
+           clock: Clock | None = None, output=None) -> PlayStats | list[PlayStats]:
+    """Play ``config.model`` into a port until ``config.seconds`` pass or ``stop`` is set; with
+    ``config.listen``, answer phrases instead (a list of each answer's stats). ``output``: an
+    open mido output port to use instead of opening one."""
+    from melodia.live.ports import open_output
+
+    stop = stop or threading.Event()
+    port = output or open_output(virtual=config.virtual if config.port is None else None,
+                                 port=config.port, api=config.api)
+    try:
+        with _stop_on_signals(stop):
+            if config.listen is not None:
+                from melodia.live.respond import call_and_response
+
+                return call_and_response(config, port, stop, clock)
+            player = Player(port.send, timed_messages(config), clock=clock,
+                            lookahead_s=config.lookahead_s)
+            return player.run(until_s=config.seconds, stop=stop)
+    finally:
+        if output is None:
+            port.close()
+
+
+__all__ = ["StreamConfig", "stream", "timed_messages"]

@@ -1,0 +1,160 @@
+"""`melodia stream` for real: into a JACK port read by another process, stopped every way, with
+FluidSynth listening, and call and response over several rounds."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import mido
+import pytest
+
+from melodia.generation import GenerateConfig
+from melodia.live.ports import open_output
+from melodia.live.stream import StreamConfig, stream
+
+pytestmark = pytest.mark.usefixtures("jack_server")
+
+RECEIVER = Path(__file__).with_name("receiver.py")
+
+
+def _receiver(port: str, out: Path, seconds: float = 60.0) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(RECEIVER), "--port", port, "--out", str(out),
+                             "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    assert line == "ready", f"receiver said {line!r}"
+    return proc
+
+
+def _received(proc: subprocess.Popen, out: Path) -> list[mido.Message]:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(15)
+    return [mido.Message.from_bytes(m["bytes"]) for m in json.loads(out.read_text())["messages"]]
+
+
+def _unended(messages: list[mido.Message]) -> Counter:
+    """(channel, note) pairs left sounding: note-ons minus note-offs, All Notes Off clears."""
+    sounding: Counter = Counter()
+    for m in messages:
+        if m.type == "note_on" and m.velocity:
+            sounding[(m.channel, m.note)] += 1
+        elif m.type in ("note_on", "note_off"):
+            sounding[(m.channel, m.note)] = max(0, sounding[(m.channel, m.note)] - 1)
+    return +sounding
+
+
+def test_stream_arrives_in_order_and_every_note_ends(tmp_path: Path):
+    name = f"melodia-t{os.getpid()}"
+    port = open_output(virtual=name, api="jack")
+    sent: list[mido.Message] = []
+
+    class Recording:
+        def send(self, message):
+            sent.append(message)
+            port.send(message)
+
+        def close(self):
+            port.close()
+
+    out = tmp_path / "got.json"
+    proc = _receiver(name, out)
+    stats = stream(StreamConfig(model="band", seconds=2.0, api="jack",
+                                generate=GenerateConfig(seed=1, tempo=120.0,
+                                                        lineup="drums,bass,keys")),
+                   output=Recording())
+    port.close()
+    got = _received(proc, out)
+    assert stats.notes > 10 and stats.underruns == 0
+    assert [m.bytes() for m in got] == [m.bytes() for m in sent]  # all, in order
+    assert not _unended(got)
+    assert any(m.type == "note_on" and m.channel == 9 for m in got)  # drums on channel 10
+    assert {m.control for m in got if m.type == "control_change"} >= {120, 123}
+
+
+@pytest.mark.parametrize("run", range(20))
+def test_no_stuck_note_whatever_stops_the_stream(run: int, tmp_path: Path):
+    rng = random.Random(run)
+    name = f"melodia-k{os.getpid()}-{run}"
+    proc = subprocess.Popen([sys.executable, "-m", "melodia.cli", "stream", "--virtual", name,
+                             "--api", "jack", "--seconds", "30", "--seed", str(run)],
+                            stderr=subprocess.PIPE, text=True)
+    out = tmp_path / "got.json"
+    receiver = _receiver(name, out)
+    time.sleep(rng.uniform(0.2, 1.5))
+    proc.send_signal(signal.SIGINT if run % 2 else signal.SIGTERM)
+    assert proc.wait(20) in (0, 130), proc.stderr.read()
+    got = _received(receiver, out)
+    assert not _unended(got), f"stuck notes after {'SIGINT' if run % 2 else 'SIGTERM'}"
+    assert any(m.type == "control_change" and m.control == 123 for m in got)
+
+
+def test_fluidsynth_renders_the_live_stream(tmp_path: Path):
+    from melodia.render import find_soundfont
+
+    wav = tmp_path / "live.wav"
+    synth = subprocess.Popen(["fluidsynth", "-ni", "-m", "jack", "-a", "file",
+                              "-o", f"audio.file.name={wav}", "-o", "midi.jack.id=melodia-fs",
+                              str(find_soundfont())],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        stats = stream(StreamConfig(model="piano", port="melodia-fs", api="jack", seconds=2.0,
+                                    generate=GenerateConfig(seed=3)))
+        assert stats.notes > 3
+        time.sleep(0.5)
+    finally:
+        synth.terminate()
+        synth.wait(10)
+    import numpy as np
+    import soundfile
+
+    audio, rate = soundfile.read(wav)
+    assert len(audio) > rate and np.abs(audio).max() > 0.01
+
+
+def test_call_and_response_answers_round_after_round(tmp_path: Path):
+    tag = os.getpid()
+    player = open_output(virtual=f"player-{tag}", api="jack")
+    heard: list[mido.Message] = []
+
+    class Recording:
+        def send(self, message):
+            heard.append(message)
+
+        def close(self):
+            pass
+
+    config = StreamConfig(model="piano", api="jack", listen=f"player-{tag}", rounds=3,
+                          respond_seconds=1.0, generate=GenerateConfig(seed=4, tempo=240.0))
+    rounds: list = []
+    worker = threading.Thread(target=lambda: rounds.extend(stream(config, output=Recording())),
+                              daemon=True)
+    worker.start()
+    time.sleep(1.0)
+    answers = []
+    for r in range(3):
+        before = len(heard)
+        for pitch in (60 + r, 64 + r, 67 + r):
+            player.send(mido.Message("note_on", note=pitch, velocity=90))
+            time.sleep(0.1)
+            player.send(mido.Message("note_off", note=pitch))
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(
+                m.type == "note_on" and m.velocity for m in heard[before:]):
+            time.sleep(0.02)
+        time.sleep(1.6)  # the answer plays out
+        answers.append([m for m in heard[before:] if m.type == "note_on" and m.velocity])
+    worker.join(15)
+    player.close()
+    assert len(rounds) == 3 and all(answers), [len(a) for a in answers]
+    assert all(r.phrase_notes == 3 and r.first_note_at is not None for r in rounds)
+    assert all(0 < r.compute_s < 1.0 for r in rounds)  # melodia's own reaction
+    assert not _unended(heard)
