@@ -851,10 +851,37 @@ def _run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- ports
+
+
+def _add_ports(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ports",
+        help="list the MIDI ports melodia can read from and play to",
+        description="Print the MIDI API in use and its ports. Inputs are ports melodia can read "
+        "from (keyboards, other programs' outputs); outputs are ports it can play to (synths).",
+    )
+    p.add_argument("--api", metavar="API",
+                   help="alsa, jack, coremidi or windows_mm (default: ALSA if its sequencer works, "
+                   "else JACK if a server runs, CoreMIDI on macOS, Windows MM on Windows)")
+
+
+def _run_ports(args: argparse.Namespace) -> int:
+    from melodia.live.ports import list_ports
+
+    found = list_ports(args.api)
+    print(f"api: {found['api']}")
+    for kind in ("inputs", "outputs"):
+        print(f"{kind}:" + ("" if found[kind] else " none"))
+        for name in found[kind]:
+            print(f"  {name}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- main
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "stream"]
+             "ports", "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Live MIDI: ports, decoding and scheduling of a generated stream as it is played."""
