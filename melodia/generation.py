@@ -607,6 +607,11 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
 
     Each event costs one model step (well under a millisecond); the model sees only the new event,
     its state carries the past. Decode with ``checkpoint.encoding`` (``load_model(model)``).
+
+    The ids are the encoding's event ids (``encoding.vocab.decode_event(id)``); time advances
+    only through TIME_SHIFT events, in steps of ``1 / encoding.config.steps_per_second`` seconds
+    (10 ms). To play them live, decode with :class:`melodia.live.StreamDecoder` (or
+    :func:`melodia.live.stream_messages`) and send with :class:`melodia.live.Player`.
     """
     config = _config(1.0, None, 1, seed, temperature, top_k, top_p, 1, 2, sampler, noise,
                      noise_kind, primer_seconds, density, key, precision)
