@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SPIN_S = 0.001  # MonotonicClock busy-waits the last millisecond before a deadline
 POLL_S = 0.05  # longest a waiting thread sleeps before looking again (real clocks)
 SEND_FAILURES = 3  # consecutive failed sends while releasing before giving up (port gone)
+GUARD_S = 0.003  # the producer pauses this close to a send, leaving the GIL to the player
 JOIN_S = 1.0  # how long run() waits for the producer thread to finish on exit
 
 
@@ -127,6 +128,7 @@ class _Queue:
         self.done = False
         self.error: BaseException | None = None
         self.last_t: float | None = None  # time of the newest message produced
+        self.due: float | None = None  # clock time the player sends its next message at
 
 
 class Player:
@@ -210,6 +212,8 @@ class Player:
             if until_s is not None and t > until_s:
                 self.clock.sleep_until(start + until_s, stop)
                 return
+            with self._queue.cond:
+                self._queue.due = start + t
             self.clock.sleep_until(start + t, stop)
             if stop.is_set():
                 return
@@ -220,6 +224,7 @@ class Player:
             stats.jitter_s.append(jitter)
             stats.late_max_s = max(stats.late_max_s, jitter)
             with self._queue.cond:
+                self._queue.due = None
                 self._queue.cond.notify_all()  # playback moved: the producer may pull again
 
     def _next(self, stats: PlayStats, stop: threading.Event) -> Timed | None:
@@ -271,10 +276,13 @@ class Player:
             while not self._halt.is_set():
                 if q.last_t is None:
                     return True
-                ahead = q.last_t - (self.clock.now() - self.start_s)
-                if ahead <= self.lookahead_s:
+                now = self.clock.now()
+                ahead = q.last_t - (now - self.start_s)
+                imminent = q.due is not None and 0 < q.due - now < GUARD_S
+                if ahead <= self.lookahead_s and not imminent:
                     return True
-                q.cond.wait(min(POLL_S, max(ahead - self.lookahead_s, 1e-4)))
+                q.cond.wait(GUARD_S if imminent else
+                            min(POLL_S, max(ahead - self.lookahead_s, 1e-4)))
         return False
 
     # ------------------------------------------------------------------------ sending
