@@ -610,6 +610,11 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
     its state carries the past. Decode with ``checkpoint.encoding`` (``load_model(model)``).
     ``config`` (a :class:`GenerateConfig`; its length fields are ignored) replaces the keyword
     options, e.g. for a band's style, line-up, tempo and randomness.
+
+    The ids are the encoding's event ids (``encoding.vocab.decode_event(id)``); time advances
+    only through TIME_SHIFT events, in steps of ``1 / encoding.config.steps_per_second`` seconds
+    (10 ms). To play them live, decode with :class:`melodia.live.StreamDecoder` (or
+    :func:`melodia.live.stream_messages`) and send with :class:`melodia.live.Player`.
     """
     if config is None:
         config = _config(1.0, None, 1, seed, temperature, top_k, top_p, 1, 2, sampler, noise,
