@@ -323,8 +323,8 @@ def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict
     files of the style), with the band conditions they make; None for a model without them."""
     from melodia.band import BandLayout, LineupError, conditions, instrument_name, parse_lineup
 
-    asked = {k: v for k, v in (("style", config.style), ("tempo", config.tempo),
-                               ("lineup", config.lineup)) if v is not None}
+    asked = {k: v for k, v in (("style", config.style), ("lineup", config.lineup))
+             if v is not None}  # a tempo only sets the file's (and the beat clock's) tempo
     if not checkpoint.model.config.band_dim:
         if asked:
             raise GenerateError(f"{', '.join(asked)}: only a band model (--model band) takes these; this "
@@ -527,7 +527,7 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
         checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
                                                               1 if beam else config.num, seed,
                                                               plan)
-        qpm = plan["qpm"] if plan is not None else None
+        qpm = plan["qpm"] if plan is not None else config.tempo
         max_events, until = _limits(config, grammar, checkpoint.encoding, qpm)
         sampler = resolve_sampler(checkpoint, config.sampler)
         lineup = plan["instruments"] if plan is not None else None

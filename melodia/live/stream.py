@@ -30,6 +30,8 @@ from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, mer
 
 log = logging.getLogger(__name__)
 
+START_DELAY_S = 0.25  # the first lookahead fills before playback starts
+
 
 @dataclass
 class StreamConfig:
@@ -67,9 +69,12 @@ def timed_messages(config: StreamConfig, primer=None) -> Iterator[tuple]:
     """The model's music as ``(seconds, mido.Message)``, endlessly (plus beat clock if asked)."""
     encoding = load_model(config.model).encoding
     decoder = StreamDecoder(encoding, channel=config.channel)
+    events = iter_events(config.model, config=config.generate, primer=primer)
+    first = next(events)  # load and prime the model now, before the clock starts
 
     def music():
-        for event in iter_events(config.model, config=config.generate, primer=primer):
+        yield from decoder.feed(first)
+        for event in events:
             yield from decoder.feed(event)
 
     if config.clock_out:
@@ -112,7 +117,7 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
 
                 return call_and_response(config, port, stop, clock)
             player = Player(port.send, timed_messages(config), clock=clock,
-                            lookahead_s=config.lookahead_s)
+                            lookahead_s=config.lookahead_s, start_delay_s=START_DELAY_S)
             return player.run(until_s=config.seconds, stop=stop)
     finally:
         if output is None:

@@ -100,19 +100,25 @@ def test_fluidsynth_renders_the_live_stream(tmp_path: Path):
     from melodia.render import find_soundfont
 
     wav = tmp_path / "live.wav"
-    synth = subprocess.Popen(["fluidsynth", "-ni", "-m", "jack", "-a", "file",
+    # fluidsynth's own shell keeps it running (its stdin stays open); "quit" ends it cleanly
+    synth = subprocess.Popen(["fluidsynth", "-m", "jack", "-a", "file",
                               "-o", f"audio.file.name={wav}", "-o", "midi.jack.id=melodia-fs",
-                              str(find_soundfont())],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              str(find_soundfont())], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     try:
-        time.sleep(1.5)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            from melodia.live.ports import list_ports
+
+            if any("melodia-fs" in name for name in list_ports("jack")["outputs"]):
+                break
+            time.sleep(0.1)
         stats = stream(StreamConfig(model="piano", port="melodia-fs", api="jack", seconds=2.0,
                                     generate=GenerateConfig(seed=3)))
         assert stats.notes > 3
         time.sleep(0.5)
     finally:
-        synth.terminate()
-        synth.wait(10)
+        synth.communicate("quit\n", timeout=10)
     import numpy as np
     import soundfile
 
