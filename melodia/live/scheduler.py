@@ -16,6 +16,8 @@ import collections
 import heapq
 import itertools
 import logging
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,8 +32,24 @@ log = logging.getLogger(__name__)
 SPIN_S = 0.001  # MonotonicClock busy-waits the last millisecond before a deadline
 POLL_S = 0.05  # longest a waiting thread sleeps before looking again (real clocks)
 SEND_FAILURES = 3  # consecutive failed sends while releasing before giving up (port gone)
-GUARD_S = 0.003  # the producer pauses this close to a send, leaving the GIL to the player
+GUARD_S = 0.005  # the producer pauses this close to a send, leaving the GIL to the player
+# while playing, a thread waiting for the GIL gets it after at most this long (Python's default
+# is 5 ms: a send due while the model computes could wait that long)
+SWITCH_INTERVAL_S = 0.0005
 JOIN_S = 1.0  # how long run() waits for the producer thread to finish on exit
+
+
+PRODUCER_NICE = 10  # generation yields the CPU to the player, the MIDI/audio server and synths
+
+
+def _lower_priority() -> None:
+    """Lower this thread's scheduling priority (Linux: threads have their own nice value), so
+    that on a busy machine the model's computing does not delay the JACK/ALSA server or a synth
+    that must hand on the messages in time. Where that is not possible, nothing changes."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PRODUCER_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 class Clock(Protocol):
@@ -183,10 +201,13 @@ class Player:
         self.start_s = self.clock.now() + self.start_delay_s
         producer = threading.Thread(target=self._produce, name="melodia-live-producer",
                                     daemon=True)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         producer.start()
         try:
             self._play(stats, until_s, stop)
         finally:
+            sys.setswitchinterval(switch)
             self._halt.set()
             with self._queue.cond:
                 self._queue.cond.notify_all()
@@ -245,6 +266,7 @@ class Player:
 
     def _produce(self) -> None:
         q = self._queue
+        _lower_priority()
         try:
             while self._wait_for_room():
                 try:
