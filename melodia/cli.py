@@ -628,7 +628,8 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     b.add_argument("--style", default=None,
                    help="a style the model learned from its corpus's folders (--list-styles)")
     b.add_argument("--tempo", type=float, default=None, metavar="BPM",
-                   help="beats per minute; written into the MIDI file")
+                   help="beats per minute: the band plays at it; for any model it is the tempo "
+                   "written into the MIDI file (default 120) and the beat clock's")
     b.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
                    help="who plays, e.g. drums,bass,guitar,guitar: drums, GM families (bass, "
                    "guitar, keys, organ, strings, brass, sax, synth...), GM names ('overdriven "

@@ -339,3 +339,15 @@ def test_shipped_band_model_plays_the_asked_band(tmp_path: Path, capsys):
     listed = capsys.readouterr().out
     for style in ("bossa", "country", "funk", "latin", "metal", "rock", "swing"):
         assert style in listed
+
+
+def test_piano_takes_a_tempo_for_the_file_and_bars(tmp_path: Path):
+    """A piano model ignores the tempo musically (its timing is absolute) but writes it, and
+    --bars counts bars at it."""
+    from melodia.midi import read_midi
+
+    out = tmp_path / "p.mid"
+    assert main(["generate", "--tempo", "90", "--bars", "2", "--seed", "2", "-o", str(out)]) == 0
+    score = read_midi(out)
+    assert score.tempos["qpm"][0] == pytest.approx(90, abs=0.01)
+    assert score.end_s == pytest.approx(2 * 4 * 60 / 90 + 0.01, abs=0.05)
