@@ -2,7 +2,8 @@
 
 The public API is loaded lazily, so ``import melodia`` stays fast and imports no torch::
 
-    ckpt = melodia.load("runs/piano/best.pt")   # model + encoding + step + metrics
+    ckpt = melodia.load("piano")                # the shipped model, or "band", a .pt file or a
+                                                # run directory: model + encoding + step + metrics
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from melodia.render import render  # noqa: E402
 
 #: Public name -> (module, attribute), imported on first use.
 _LAZY: dict[str, tuple[str, str]] = {
-    "load": ("melodia.checkpoint", "load_checkpoint"),
+    "load": ("melodia.generation", "load_model"),  # "piano", "band", a file or a run directory
     "encode": ("melodia.encoding", "encode"),
     "decode": ("melodia.encoding", "decode"),
     "generate": ("melodia.generation", "generate"),

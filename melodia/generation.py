@@ -569,15 +569,18 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
              top_k: int = 0, top_p: float = 1.0, beam: int = 1, branch_factor: int = 2,
              sampler: str = "probability", noise: float | None = None, noise_kind: str = "gaussian",
              primer=None, primer_seconds: float = 5.0, density: float | None = None,
-             key: str | None = None, precision: str = "fp32"):
-    """Generate one piece and return it as a ``pretty_midi.PrettyMIDI``.
+             key: str | None = None, precision: str = "fp32", num: int = 1,
+             style: str | None = None, tempo: float | None = None,
+             lineup: str | Sequence[str | int] | None = None,
+             randomness: float | str | dict | None = None, bars: int | None = None):
+    """Generate a piece and return it as a ``pretty_midi.PrettyMIDI`` (``num > 1``: a list).
 
     Parameters
     ----------
     model : ``"piano"`` (the shipped model), ``"band"``, a checkpoint file or a run directory,
         or a loaded :class:`~melodia.checkpoint.Checkpoint`.
     seconds : length of the new music in seconds (default 10); ``events``: a number of events
-        instead.
+        instead; ``bars``: 4/4 bars at ``tempo`` instead.
     seed : same seed, same music (None: random).
     temperature, top_k, top_p : the probability sampler (temperature 0 = greedy).
     beam, branch_factor : beam search over sampled branches when ``beam > 1``.
@@ -589,12 +592,18 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     density, key : controls for models trained with them: notes per second and a key such as
         ``"D minor"``.
     precision : ``"fp32"`` or ``"int8"``.
+    num : pieces generated together (one batch).
+    style, tempo, lineup, randomness : the band model's knobs (see :class:`GenerateConfig`);
+        ``tempo`` also sets the file's tempo for any model.
 
     See :class:`GenerateConfig` and :func:`generate_ids` for more options (grammar, batches).
     """
-    config = _config(seconds, events, 1, seed, temperature, top_k, top_p, beam, branch_factor,
+    config = _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor,
                      sampler, noise, noise_kind, primer_seconds, density, key, precision)
-    return generate_ids(model, config, primer).pretty_midi()[0]
+    config = dataclasses.replace(config, style=style, tempo=tempo, lineup=lineup,
+                                 randomness=randomness, bars=bars)
+    pieces = generate_ids(model, config, primer).pretty_midi()
+    return pieces[0] if num == 1 else pieces
 
 
 def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = None,

@@ -323,3 +323,19 @@ def test_cli_generate_help(capsys):
         main(["generate", "--help"])
     assert exit_info.value.code == 0
     assert "--sampler" in capsys.readouterr().out
+
+
+def test_load_and_generate_take_shipped_names_and_num():
+    import pretty_midi
+
+    import melodia
+
+    assert melodia.load("piano").encoding.vocab_size == 388
+    assert melodia.load("band").model.config.band_dim > 0
+    pieces = melodia.generate(seconds=1.5, num=2, seed=3)
+    assert len(pieces) == 2 and all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
+    one = melodia.generate("band", bars=1, tempo=100, lineup="drums,bass", seed=3)
+    assert one.get_tempo_changes()[1].tolist() == [100.0]
+    assert {i.is_drum for i in one.instruments} <= {True, False} and len(one.instruments) <= 2
+    note = one.instruments[0].notes[0]
+    assert type(note.pitch) is int and isinstance(note.start, float)
