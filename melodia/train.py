@@ -126,9 +126,42 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise MelodiaError(f"cannot read config {path}: {err}") from None
+    data = _canonical_keys(data)
     if data.get("eval_events") == "all":
         data["eval_events"] = None
     return data
+
+
+# the command line's names for model settings (`--layers 2` = `num_layers = 2` in [model])
+_FLAG_NAMES = {"layers": "num_layers"}
+
+
+def _canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Config keys as the flags spell them (``batch-size``, ``[model] layers``) or as the
+    dataclass fields do (``batch_size``, ``num_layers``): both are accepted."""
+    out = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name == "model" and isinstance(value, dict):
+            value = {_FLAG_NAMES.get(k.replace("-", "_"), k.replace("-", "_")): v
+                     for k, v in value.items()}
+        out[name] = value
+    return out
+
+
+CPU_CHECK_STEPS = 5  # after this many steps on a CPU, say how long the run will take
+SLOW_RUN_S = 3600.0
+
+
+def _warn_if_slow(elapsed_s: float, steps: int, config: TrainConfig) -> None:
+    """On a CPU, warn (with the estimate) when the run will take more than an hour."""
+    eta = elapsed_s / steps * (config.steps - steps)
+    if eta > SLOW_RUN_S:
+        c = config.model
+        log.warning("this %dx%d LSTM trains at %.1f s/step on the CPU: %d steps take about %.1f h."
+                    " For a CPU-sized run try --config data/recipes/cpu_small.toml (2x256, "
+                    "~0.4 s/step on 2 cores) or --device cuda", c.num_layers, c.hidden_size,
+                    elapsed_s / steps, config.steps, eta / 3600)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -524,6 +557,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
             step_loss, events, grad_norm = _step(net, batch, optimizer, scaler, autocast,
                                                  config, world)
             done = step + 1
+            if done == start + CPU_CHECK_STEPS and device.type == "cpu" and main:
+                _warn_if_slow(time.perf_counter() - started, done - start, config)
             window_loss += step_loss
             window_events += events
             window_steps += 1

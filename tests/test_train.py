@@ -189,3 +189,26 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit:
         main([command, "--help"])
     assert exit.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_config_files_take_flag_spellings(tmp_path: Path):
+    path = tmp_path / "run.toml"
+    path.write_text('batch-size = 8\nseq-len = 64\n[model]\nlayers = 1\nhidden-size = 32\n')
+    config = run_config("data", str(tmp_path / "out"), path)
+    assert (config.batch_size, config.seq_len) == (8, 64)
+    assert (config.model.num_layers, config.model.hidden_size) == (1, 32)
+    shipped = run_config("data", str(tmp_path / "o2"),
+                         Path(__file__).resolve().parents[1] / "data/recipes/cpu_small.toml")
+    assert shipped.model.hidden_size == 256 and shipped.device == "cpu"
+
+
+def test_a_slow_cpu_run_is_announced_with_its_duration(caplog):
+    from melodia.train import _warn_if_slow
+
+    config = TrainConfig(data="x", steps=20_000)
+    with caplog.at_level("WARNING"):
+        _warn_if_slow(elapsed_s=10.0, steps=5, config=config)  # 2 s/step -> ~11 h
+    assert "11.1 h" in caplog.text and "cpu_small.toml" in caplog.text
+    caplog.clear()
+    _warn_if_slow(elapsed_s=0.5, steps=5, config=TrainConfig(data="x", steps=1000))
+    assert not caplog.text
