@@ -503,6 +503,14 @@ def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerCo
     return sampler
 
 
+def _primer_tempo(primer) -> float | None:
+    """A MIDI primer's first tempo, kept in the output (a list of pitches has none)."""
+    if primer is None or isinstance(primer, (list, tuple, np.ndarray)):
+        return None
+    tempos = load_score(primer).tempos
+    return float(tempos["qpm"][0]) if len(tempos) else None
+
+
 def _limits(config: GenerateConfig, grammar: Grammar, encoding,
             qpm: float | None = None) -> tuple[int, int | None]:
     if config.events is not None:
@@ -527,7 +535,7 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
         checkpoint, context, stepper, grammar, start = _setup(model, config, primer,
                                                               1 if beam else config.num, seed,
                                                               plan)
-        qpm = plan["qpm"] if plan is not None else config.tempo
+        qpm = plan["qpm"] if plan is not None else (config.tempo or _primer_tempo(primer))
         max_events, until = _limits(config, grammar, checkpoint.encoding, qpm)
         sampler = resolve_sampler(checkpoint, config.sampler)
         lineup = plan["instruments"] if plan is not None else None

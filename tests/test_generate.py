@@ -339,3 +339,18 @@ def test_load_and_generate_take_shipped_names_and_num():
     assert {i.is_drum for i in one.instruments} <= {True, False} and len(one.instruments) <= 2
     note = one.instruments[0].notes[0]
     assert type(note.pitch) is int and isinstance(note.start, float)
+
+
+def test_a_primer_file_keeps_its_tempo(tmp_path):
+    import numpy as np
+
+    from melodia.generation import GenerateConfig, generate_ids
+    from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, write_midi
+
+    primer = tmp_path / "primer.mid"
+    notes = make_notes(np.array([0.0, 0.5]), np.array([0.4, 0.9]), np.array([60, 64]),
+                       np.array([80, 80]))
+    write_midi(Score(tracks=[Track(notes=notes)], tempos=np.array([(0.0, 84.0)], TEMPO_DTYPE)),
+               primer)
+    out = generate_ids("piano", GenerateConfig(seconds=1.0, seed=1), primer=primer).scores()[0]
+    assert out.tempos["qpm"][0] == pytest.approx(84.0)
