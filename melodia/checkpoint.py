@@ -10,12 +10,28 @@ JSON string, so it loads with ``torch.load(weights_only=True)`` (no arbitrary co
 
 Writes are atomic: the file is written beside its destination, flushed, fsynced and renamed over
 it, so a crash at any moment leaves either the old or the new checkpoint, never a torn one.
+
+``export_model`` writes a folder that needs no pickle at all (``melodia export``)::
+
+    DIR/model.safetensors   the weights (fp16 by default), nothing else
+    DIR/config.json         {"format": "melodia-export", ...}: model and encoding configs, step,
+                            metrics, the ``extra`` metadata generation reads (control prior,
+                            embedding noise, band information), the training config
+    DIR/README.md           a model card
+
+``load_checkpoint`` reads either form and checks what it reads (types, weight names and shapes,
+a parameter budget) before it builds a model, so a crafted file fails with one
+:class:`CheckpointError` line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +49,11 @@ log = logging.getLogger(__name__)
 FORMAT = "melodia-checkpoint"
 VERSION = 1
 RUN_FILES = ("best.pt", "last.pt")  # what ``load_checkpoint(run_dir)`` looks for, in order
+EXPORT_FORMAT = "melodia-export"
+EXPORT_FILES = ("model.safetensors", "config.json")  # what makes a folder an exported model
+# the most parameters a checkpoint may ask for (a 3 x 512 LSTM has ~5e6): a crafted config is
+# refused before anything is allocated
+MAX_PARAMETERS = 2_000_000_000
 
 
 class CheckpointError(MelodiaError):
@@ -84,9 +105,16 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     *,
     train_config: dict[str, Any] | None = None,
+    portable: bool = False,
 ) -> Path:
-    """Write a checkpoint atomically; ``metrics``, ``extra``, ``train_config`` must be JSON-able."""
+    """Write a checkpoint atomically; ``metrics``, ``extra``, ``train_config`` must be JSON-able.
+
+    ``portable=True`` (for checkpoints that ship) passes them through :func:`strip_paths`, so no
+    absolute path of the machine that wrote it travels with the file.
+    """
     model = _unwrap(model)
+    if portable:
+        metrics, extra, train_config = strip_paths((metrics, extra, train_config))
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -115,47 +143,322 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
+# ---------------------------------------------------------------------------------- loading
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by :func:`export_model`."""
+    path = Path(path)
+    return path.is_dir() and all((path / name).is_file() for name in EXPORT_FILES)
+
+
 def resolve(path: str | Path) -> Path:
-    """A checkpoint file, or ``best.pt`` / ``last.pt`` inside a run directory."""
+    """A checkpoint file, an exported folder, or ``best.pt`` / ``last.pt`` in a run directory."""
     path = Path(path)
     if path.is_dir():
         for name in RUN_FILES:
             if (path / name).is_file():
                 return path / name
-        raise CheckpointError(f"{path} holds no checkpoint ({' or '.join(RUN_FILES)})")
+        if is_export(path):
+            return path
+        raise CheckpointError(f"{path} holds no checkpoint ({' or '.join(RUN_FILES)}, or "
+                              f"{' and '.join(EXPORT_FILES)} from `melodia export`)")
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint file (or a run directory's best/last) and rebuild model and encoding."""
-    path = resolve(path)
+def _read_torch(path: Path, map_location) -> Any:
+    """``torch.load(weights_only=True)`` with one clear line instead of torch's advice."""
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"cannot read checkpoint {path}: not a torch file (melodia "
+                              f"checkpoints are zip archives written by torch.save)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it holds Python objects other than tensors and "
+            f"plain values{what}; it is not a melodia checkpoint and may be malicious, so it "
+            f"was not unpickled") from None
     except Exception as err:  # torn/foreign files raise a zoo of exception types
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"cannot read checkpoint {path}: torn or corrupt torch file "
+                              f"({type(err).__name__}: {first})") from None
+
+
+def _json_field(payload: dict[str, Any], name: str, path: Path, kind: type | None = dict) -> Any:
+    """A field that is JSON text in a ``.pt`` checkpoint, a JSON value in ``config.json``."""
+    value = payload.get(name)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: its {name} is not valid JSON") from None
+    if value is None and name != "model_config":
+        return {} if kind is dict else None
+    if kind is not None and not isinstance(value, kind):
+        raise CheckpointError(f"{path}: its {name} must be a JSON object, got "
+                              f"{type(value).__name__}")
+    return value
+
+
+def _model_config(payload: dict[str, Any], path: Path) -> ModelConfig:
+    data = _json_field(payload, "model_config", path)
+    try:
+        config = ModelConfig.from_dict(data)
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
+                     "state_dim", "band_dim", "instrument_dim", "meter_dim"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid model_config: {err}") from None
+    return config
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """How many parameters :class:`PerformanceRNN` ``(config)`` has, without building it."""
+    c = config
+    gates = 4 * c.hidden_size
+    lstm = gates * (c.embed_dim + c.input_dim + c.hidden_size) + 2 * gates
+    lstm += (c.num_layers - 1) * (gates * 2 * c.hidden_size + 2 * gates)
+    if c.tie_embeddings:
+        head = c.vocab_size + (c.hidden_size * c.embed_dim + c.embed_dim
+                               if c.hidden_size != c.embed_dim else 0)
+    else:
+        head = c.hidden_size * c.vocab_size + c.vocab_size
+    return c.vocab_size * c.embed_dim + lstm + head
+
+
+def _check_weights(weights: Any, config: ModelConfig, path: Path) -> None:
+    """Names and shapes of ``weights`` against the model ``config`` describes (built on meta)."""
+    if not isinstance(weights, dict) or not weights:
+        raise CheckpointError(f"{path}: holds no model weights")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in PerformanceRNN(config).state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: its weights do not match its model_config (missing "
+                              f"{missing[:3]}, unexpected {unexpected[:3]})")
+    for name, shape in expected.items():
+        tensor = weights[name]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise CheckpointError(f"{path}: weight {name} is not a float tensor")
+        if tuple(tensor.shape) != shape:
+            raise CheckpointError(f"{path}: weight {name} has shape {tuple(tensor.shape)}, its "
+                                  f"model_config implies {shape}")
+
+
+def _build(payload: dict[str, Any], weights_of: Any, path: Path, map_location,
+           **state: Any) -> Checkpoint:
+    """Validate ``payload`` (either form), then build the model; ``weights_of()`` loads weights."""
+    step = payload.get("step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path}: its step must be an integer, got {step!r}")
+    config = _model_config(payload, path)
+    size = estimate_parameters(config)
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(f"{path}: its model_config asks for {size:,} parameters "
+                              f"(> {MAX_PARAMETERS:,}); refusing to build it")
+    try:
+        encoding = encoding_from_dict(_json_field(payload, "encoding", path))
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"{path}: invalid encoding: {err}") from None
+    if encoding.vocab_size != config.vocab_size:
+        raise CheckpointError(f"{path}: its encoding has {encoding.vocab_size} ids, its model "
+                              f"{config.vocab_size}")
+    metrics = _json_field(payload, "metrics", path)
+    train_config = _json_field(payload, "train_config", path, kind=None)
+    extra = _json_field(payload, "extra", path)
+    weights = weights_of()
+    _check_weights(weights, config, path)
+    model = PerformanceRNN(config)
+    model.load_state_dict(weights)
+    model.to(map_location).eval()
+    return Checkpoint(model=model, encoding=encoding, step=step, model_config=config,
+                      metrics=metrics, train_config=train_config, extra=extra, path=path, **state)
+
+
+def _load_export(path: Path, map_location) -> Checkpoint:
+    """An exported folder: ``config.json`` and ``model.safetensors``; no pickle anywhere."""
+    try:
+        payload = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read {path / 'config.json'}: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{path} is not a melodia export (config.json has no "
+                              f"\"format\": \"{EXPORT_FORMAT}\")")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has export version {payload['version']}; this melodia "
+                              f"reads up to {VERSION}: upgrade melodia")
+
+    def weights() -> dict[str, torch.Tensor]:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path / "model.safetensors", device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"cannot read {path / 'model.safetensors'}: {err}") from None
+
+    return _build(payload, weights, path, map_location)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint file, an exported folder, or a run directory's best/last; rebuild the
+    model and encoding. Anything that is not a well-formed melodia checkpoint raises
+    :class:`CheckpointError`."""
+    path = resolve(path)
+    if path.is_dir():
+        return _load_export(path, map_location)
+    payload = _read_torch(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a melodia checkpoint")
-    if payload.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload['version']}; this melodia "
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {version!r}; this melodia "
                               f"reads up to {VERSION}: upgrade melodia")
-    config = ModelConfig.from_dict(json.loads(payload["model_config"]))
-    model = PerformanceRNN(config)
-    model.load_state_dict(payload["model"])
-    model.to(map_location).eval()
-    return Checkpoint(
-        model=model,
-        encoding=encoding_from_dict(json.loads(payload["encoding"])),
-        step=int(payload["step"]),
-        model_config=config,
-        metrics=json.loads(payload["metrics"]),
-        train_config=json.loads(payload["train_config"]),
-        optimizer_state=payload.get("optimizer"),
-        rng_state=payload.get("rng"),
-        extra=json.loads(payload["extra"]),
-        path=path,
-    )
+    if "model" not in payload:
+        raise CheckpointError(f"{path}: holds no model weights")
+    return _build(payload, lambda: payload["model"], path, map_location,
+                  optimizer_state=payload.get("optimizer"), rng_state=payload.get("rng"))
 
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "resolve", "save_checkpoint"]
+# ------------------------------------------------------------------------- portable, export
+
+# an absolute POSIX path inside a string: "/" not preceded by a name character, then at least
+# one folder ("/root/out/run", "/work/data/x.mid"); relative paths ("runs/band2") stay
+_ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[\w.+-]+/)+[\w.+-]*")
+
+
+def strip_paths(obj: Any, root: str | Path | None = None) -> Any:
+    """``obj`` (JSON-like) with every absolute path made relative to ``root`` (default: the
+    current directory) when it lies below it, else cut to its last component."""
+    base = Path(root if root is not None else os.getcwd()).resolve()
+
+    def relative(match: re.Match) -> str:
+        found = Path(match.group(0))
+        try:
+            return found.relative_to(base).as_posix() or "."
+        except ValueError:
+            return found.name or "."
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return _ABSOLUTE.sub(relative, value)
+        if isinstance(value, dict):
+            return {walk(k): walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    return walk(obj)
+
+
+def make_portable(path: str | Path) -> Path:
+    """Rewrite a checkpoint file in place with :func:`strip_paths` applied to its metadata;
+    weights, optimizer and RNG state are written back untouched (bit for bit)."""
+    path = resolve(path)
+    payload = _read_torch(path, "cpu")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a melodia checkpoint")
+    for name in ("metrics", "train_config", "extra"):
+        payload[name] = json.dumps(strip_paths(json.loads(payload[name])))
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def export_model(source: str | Path | Checkpoint, out_dir: str | Path,
+                 dtype: str = "float16") -> Path:
+    """Write ``source`` (a checkpoint, run directory or shipped model name) as an exported
+    folder: ``model.safetensors`` (weights in ``dtype``), ``config.json``, ``README.md``.
+
+    Optimizer and RNG state are left out and metadata goes through :func:`strip_paths`.
+    Returns ``out_dir``.
+    """
+    if dtype not in DTYPES:
+        raise CheckpointError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if isinstance(source, Checkpoint):
+        ckpt = source
+    else:
+        from melodia.generation import resolve_model
+
+        ckpt = load_checkpoint(resolve_model(source))
+    from safetensors.torch import save as safetensors_bytes
+
+    weights = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous()
+               for k, v in ckpt.model.state_dict().items()}
+    config = {
+        "format": EXPORT_FORMAT, "version": VERSION, "step": ckpt.step, "dtype": dtype,
+        "parameters": ckpt.model.num_parameters(),
+        "model_config": ckpt.model_config.to_dict(), "encoding": ckpt.encoding.to_dict(),
+        "metrics": strip_paths(ckpt.metrics), "extra": strip_paths(ckpt.extra),
+        "train_config": strip_paths(ckpt.train_config),
+    }
+    out = Path(out_dir)
+    blob = safetensors_bytes(weights, metadata={"format": EXPORT_FORMAT, "dtype": dtype})
+    atomic_write(out / "model.safetensors", lambda f: f.write(blob))
+    text = json.dumps(config, indent=1) + "\n"
+    atomic_write(out / "config.json", lambda f: f.write(text.encode()))
+    card = model_card(config, source=getattr(ckpt.path, "name", None))
+    atomic_write(out / "README.md", lambda f: f.write(card.encode()))
+    log.info("exported %s (step %d, %s) to %s", ckpt.path, ckpt.step, dtype, out)
+    return out
+
+
+def model_card(config: dict[str, Any], source: str | None = None) -> str:
+    """A Markdown model card from an export's ``config.json`` contents."""
+    c, extra, metrics = config["model_config"], config["extra"], config["metrics"]
+    inputs = [f"{name} {c[name]}" for name in ("control_dim", "state_dim", "band_dim",
+                                                "instrument_dim", "meter_dim") if c.get(name)]
+    encoding = config["encoding"]
+    lines = [
+        f"# melodia {encoding['name']} model", "",
+        f"Exported by `melodia export`{f' from `{source}`' if source else ''}: load it with "
+        f"`melodia.load(DIR)` or `melodia generate --model DIR` (safetensors + JSON, no pickle).",
+        "", "## Architecture", "",
+        f"- Performance RNN: {c['num_layers']} x {c['hidden_size']} LSTM, "
+        f"{c['embed_dim']}-dim token embedding ({'tied' if c['tie_embeddings'] else 'untied'} "
+        f"output), vocabulary {c['vocab_size']}, dropout {c['dropout']}",
+        f"- per-step inputs: {', '.join(inputs) or 'none'}",
+        f"- {config['parameters']:,} parameters, stored as {config['dtype']}",
+        f"- encoding `{encoding['name']}`: `{json.dumps(encoding.get('config'))}`",
+        f"- training step {config['step']}", "",
+    ]
+    if metrics:
+        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                  for k, v in metrics.items() if not isinstance(v, (dict, list))]
+        lines += [""]
+    for key, title in (("held_out", "Held-out data"), ("baselines", "Held-out NLL vs baselines"),
+                       ("evaluation", "Evaluation"), ("sources", "Training data"),
+                       ("licences", "Licences"), ("recipe", "Recipe")):
+        value = extra.get(key, metrics.get(key) if isinstance(metrics.get(key), dict) else None)
+        if not value:
+            continue
+        lines += [f"## {title}", ""]
+        if isinstance(value, dict):
+            lines += [f"- {k}: {json.dumps(v) if not isinstance(v, str) else v}"
+                      for k, v in value.items()]
+        else:
+            lines += [f"`{value}`" if key == "recipe" else str(value).rstrip()]
+        lines += [""]
+    if extra.get("data"):
+        lines += ["## Data hashes (sha1)", "", "```", str(extra["data"]).rstrip(), "```", ""]
+    used = [k for k in ("control_prior", "embedding_noise", "band") if k in extra]
+    if used:
+        lines += ["## Generation metadata", "",
+                  f"`config.json` carries {', '.join(used)} (read at generation).", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["Checkpoint", "CheckpointError", "estimate_parameters", "export_model", "is_export",
+           "load_checkpoint", "make_portable", "model_card", "resolve", "save_checkpoint",
+           "strip_paths"]

@@ -879,10 +879,40 @@ def _run_ports(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ export
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as safetensors + JSON + model card (loads with no pickle)",
+        description="Write a checkpoint as a folder: model.safetensors (weights only, fp16 unless "
+        "--fp32), config.json (model and encoding configs, step, metrics and the metadata "
+        "generation reads) and README.md (a model card). Absolute paths are stripped from the "
+        "metadata. The folder works wherever a model is taken: --model DIR, melodia.load(DIR).",
+        epilog="examples:\n  melodia export runs/piano -o export/piano\n"
+        "  melodia export piano -o export/piano32 --fp32",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="RUN_OR_CKPT",
+                   help="checkpoint, run directory (uses best.pt) or shipped model name")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write (created if missing)")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default float16)")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from melodia.checkpoint import export_model
+
+    out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")
+    print(out)
+    return 0
+
+
 # -------------------------------------------------------------------------------------- main
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "ports", "stream"]
+             "ports", "stream", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

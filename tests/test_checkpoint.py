@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,14 +89,80 @@ def test_not_a_checkpoint(tmp_path: Path):
 
 
 class Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_arbitrary_pickles_are_refused(tmp_path: Path):
-    torch.save({"format": "melodia-checkpoint", "payload": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    marker = tmp_path / "pwned"
+    torch.save({"format": "melodia-checkpoint", "payload": Evil(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot read") as info:
         load_checkpoint(tmp_path / "evil.pt")
+    message = str(info.value)
+    assert "may be malicious" in message and "not a melodia checkpoint" in message
+    assert "weights_only" not in message and "\n" not in message
+    assert not marker.exists()  # the payload never ran
+
+
+def good_payload() -> dict:
+    """What save_checkpoint writes, as a dict to tamper with."""
+    model, _ = trained_pair()
+    return {"format": "melodia-checkpoint", "version": 1, "step": 3,
+            "model_config": json.dumps(model.config.to_dict()),
+            "encoding": json.dumps(ENC.to_dict()), "metrics": "{}", "train_config": "null",
+            "extra": "{}", "model": model.state_dict(), "optimizer": None, "rng": {}}
+
+
+def _huge(payload: dict) -> None:
+    config = json.loads(payload["model_config"])
+    config["hidden_size"] = 10 ** 6
+    payload["model_config"] = json.dumps(config)
+
+
+def _reshaped(payload: dict) -> None:
+    payload["model"]["proj.weight"] = torch.zeros(3, 3)
+
+
+CRAFTED = {
+    "text renamed .pt": (None, "not a torch file"),
+    "plain state_dict": (lambda p: p["model"], "not a melodia checkpoint"),
+    "string step": (lambda p: {**p, "step": "7"}, "step must be an integer"),
+    "no weights": (lambda p: {k: v for k, v in p.items() if k != "model"}, "no model weights"),
+    "empty weights": (lambda p: {**p, "model": {}}, "no model weights"),
+    "wrong shapes": (lambda p: (_reshaped(p), p)[1], "has shape"),
+    "missing weight": (lambda p: (p["model"].pop("bias"), p)[1], "do not match"),
+    "absurd size": (lambda p: (_huge(p), p)[1], "refusing to build"),
+    "bad config": (lambda p: {**p, "model_config": '{"layers": 3}'}, "invalid model_config"),
+    "config not json": (lambda p: {**p, "model_config": "{"}, "not valid JSON"),
+    "bad encoding": (lambda p: {**p, "encoding": '{"name": "kazoo"}'}, "invalid encoding"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_checkpoints_give_one_clear_line(case: str, tmp_path: Path, monkeypatch):
+    craft, message = CRAFTED[case]
+    path = tmp_path / "crafted.pt"
+    if craft is None:
+        path.write_text("this is a text file, not a checkpoint\n")
+    else:
+        torch.save(craft(good_payload()), path)
+    if case == "absurd size":  # refused from the config alone: no model is ever built
+        monkeypatch.setattr(PerformanceRNN, "__init__", lambda *a: pytest.fail("built"))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+
+
+def test_estimate_parameters_is_exact():
+    from melodia.checkpoint import estimate_parameters
+
+    for config in (ModelConfig(embed_dim=8, hidden_size=12, num_layers=2, control_dim=20),
+                   ModelConfig(embed_dim=16, hidden_size=16, num_layers=1, tie_embeddings=False),
+                   ModelConfig(embed_dim=8, hidden_size=8, num_layers=3, state_dim=5, band_dim=2)):
+        assert estimate_parameters(config) == PerformanceRNN(config).num_parameters()
 
 
 def test_import_melodia_is_lazy():
