@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +21,67 @@ ENCODING_NAMES = ("piano", "band")
 
 def _print(*parts: object) -> None:
     print(*parts, file=sys.stderr)
+
+
+# ------------------------------------------------------------------ argument types and paths
+
+MAX_SECONDS = 24 * 3600.0  # longest --seconds: a day of music
+
+
+def _number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
+            kind: type = float):
+    """An argparse type: a finite number (int or float) in [low, high] ((low, high] if open_low)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"needs a{'n integer' if kind is int else ' number'}"
+                                             f", not {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"needs a finite number, not {text!r}")
+        if low is not None and (value <= low if open_low else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if open_low else '>='} {low:g}, "
+                                             f"not {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high:g}, not {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+finite_float = _number()
+non_negative_float = _number(0.0)
+positive_float = _number(0.0, open_low=True)
+positive_int = _number(1, kind=int)
+seconds_float = _number(0.0, MAX_SECONDS, open_low=True)
+
+
+def _output(path: Path, *, create: bool = True) -> Path:
+    """Check that ``path`` can be written: its folder is made if missing (``create``), and a
+    file in the way, an existing folder at ``path`` or a read-only folder is one clear error."""
+    parent = path.parent
+    for above in (parent, *parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise MelodiaError(f"cannot write {path}: {above} is a file, not a folder")
+            break
+    if path.is_dir():
+        raise MelodiaError(f"cannot write {path}: it is a folder")
+    if not parent.is_dir():
+        if not create:
+            raise MelodiaError(f"cannot write {path}: no folder {parent}")
+        parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise MelodiaError(f"cannot write {path}: {parent} is read-only")
+    existed = path.exists()
+    try:  # os.access says yes to root everywhere: try it, before minutes of work are lost
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise MelodiaError(f"cannot write {path}: {err.strerror or err}") from None
+    if not existed:
+        path.unlink()
+    return path
 
 
 # ------------------------------------------------------------------------------ encode/decode
@@ -49,7 +112,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         _print(f"{len(ids)} events ({args.encoding} encoding, vocabulary {enc.vocab_size})")
         return 0
     payload = {"encoding": enc.name, "config": enc.config.to_dict(), "ids": ids.tolist()}
-    args.output.write_text(json.dumps(payload))
+    _output(args.output).write_text(json.dumps(payload))
     _print(f"wrote {len(ids)} events to {args.output}")
     return 0
 
@@ -72,6 +135,7 @@ def _run_decode(args: argparse.Namespace) -> int:
     from melodia.encoding import get_encoding, load_tokens
     from melodia.midi import write_midi
 
+    _output(args.output)
     name, config, ids = load_tokens(args.tokens)
     enc = get_encoding(args.encoding or name or "piano", config=config if not args.encoding else None)
     score = enc.decode(ids)
@@ -110,13 +174,14 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="MIDI or score files, folders (searched recursively) or music21:NAME")
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset directory")
     p.add_argument("--encoding", choices=ENCODING_NAMES, default="piano")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
-    p.add_argument("--valid-fraction", type=float, default=0.05,
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes (default: CPU count)")
+    p.add_argument("--valid-fraction", type=_number(0.0, 1.0), default=0.05,
                    help="share of non-MAESTRO files held out for validation (default 0.05)")
-    p.add_argument("--test-fraction", type=float, default=0.05,
+    p.add_argument("--test-fraction", type=_number(0.0, 1.0), default=0.05,
                    help="share of non-MAESTRO files held out for test (default 0.05)")
     p.add_argument("--no-sustain", action="store_true", help="do not apply the sustain pedal")
-    p.add_argument("--max-files", type=int, default=None, metavar="N",
+    p.add_argument("--max-files", type=positive_int, default=None, metavar="N",
                    help="encode at most N pieces, the first in sorted order (e.g. for music21:all)")
     p.add_argument("--labels-from-folders", action="store_true",
                    help="style label of each file = its top folder below the source folder "
@@ -124,7 +189,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    "the manifest's \"styles\"; files directly in SRC get none (null)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("scores (MusicXML, ABC, kern, music21:)")
-    s.add_argument("--humanize", type=float, default=0.0, metavar="SECONDS",
+    s.add_argument("--humanize", type=non_negative_float, default=0.0, metavar="SECONDS",
                    help="std of random onset jitter in seconds, e.g. 0.01, with velocity jitter "
                    "(std 6); seeded, so reruns match (default 0: off)")
     s.add_argument("--humanize-seed", type=int, default=0, metavar="N",
@@ -147,9 +212,27 @@ def _run_prepare(args: argparse.Namespace) -> int:
                            workers=args.workers, max_files=args.max_files, scores=scores,
                            labels_from_folders=args.labels_from_folders)
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
+    if args.output.exists() and not args.output.is_dir():
+        raise MelodiaError(f"cannot write {args.output}: it is a file, not a folder")
+    _output(args.output / "manifest.json")
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())
+    _print_splits(args.output / "manifest.json")
     return 0
+
+
+def _print_splits(manifest: Path) -> None:
+    """One line of file counts per split, and a warning line when validation or test is empty."""
+    from collections import Counter
+
+    counts = Counter(f.get("split") for f in json.loads(manifest.read_text())["files"])
+    names = ("train", "validation", "test")
+    _print("  split: " + ", ".join(f"{counts[n]} {n}" for n in names) + " file(s)")
+    empty = [n for n in names[1:] if not counts[n]]
+    if empty:
+        _print(f"  warning: no {' or '.join(empty)} files: add more files or raise "
+               f"--valid-fraction/--test-fraction ({'evaluate' if 'test' in empty else 'train'} "
+               "needs them)")
 
 
 # ------------------------------------------------------------------------------ render/plot
@@ -174,14 +257,15 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
                    help="audio file to write: .wav, .flac or .ogg (default: the input with .wav)")
     p.add_argument("--soundfont", type=Path, default=None, metavar="FILE.sf2",
                    help="General MIDI SoundFont (.sf2/.sf3) to play with")
-    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+    p.add_argument("--sample-rate", type=_number(8000, 96000, kind=int), default=44100,
+                   metavar="HZ",
                    help="output sample rate, 8000-96000 (default 44100)")
-    p.add_argument("--gain", type=float, default=0.2,
+    p.add_argument("--gain", type=positive_float, default=0.2,
                    help="FluidSynth master gain (default 0.2); only matters with --no-normalize")
     p.add_argument("--no-normalize", action="store_true",
                    help="keep FluidSynth's level instead of scaling the peak to -1 dBFS "
                    "(loud passages may clip)")
-    p.add_argument("--max-tail", type=float, default=5.0, metavar="SECONDS",
+    p.add_argument("--max-tail", type=non_negative_float, default=5.0, metavar="SECONDS",
                    help="longest tail kept after the last note while the sound dies away "
                    "(default 5)")
     p.add_argument("--stems", type=Path, default=None, metavar="DIR",
@@ -194,6 +278,8 @@ def _run_render(args: argparse.Namespace) -> int:
     from melodia.render import render, render_stems
 
     out = args.output or args.midi.with_suffix(".wav")
+    _not_input(out, args.midi)
+    _output(out)
     if args.stems is not None:
         stems = render_stems(args.midi, args.stems, suffix=out.suffix, mix=out,
                              soundfont=args.soundfont, sample_rate=args.sample_rate,
@@ -206,6 +292,11 @@ def _run_render(args: argparse.Namespace) -> int:
                    progress=not args.quiet)
     _print(f"wrote {len(audio) / args.sample_rate:.1f} s of audio to {out}")
     return 0
+
+
+def _not_input(out: Path, midi: Path) -> None:
+    if out.resolve() == midi.resolve():
+        raise MelodiaError(f"-o {out} is the input file; give another output path")
 
 
 def _add_plot(sub: argparse._SubParsersAction) -> None:
@@ -221,9 +312,9 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("midi", type=Path, help="input .mid file")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="image to write: .png, .svg, .pdf... (default: the input with .png)")
-    p.add_argument("--width", type=int, default=1600, metavar="PX",
+    p.add_argument("--width", type=positive_int, default=1600, metavar="PX",
                    help="image width in pixels (default 1600; ~2400+ for pieces over 5 minutes)")
-    p.add_argument("--height", type=int, default=900, metavar="PX",
+    p.add_argument("--height", type=positive_int, default=900, metavar="PX",
                    help="image height in pixels (default 900)")
     p.add_argument("--title", default=None, help="title above the roll (default: the file name)")
 
@@ -232,6 +323,8 @@ def _run_plot(args: argparse.Namespace) -> int:
     from melodia.plot import plot_piano_roll
 
     out = args.output or args.midi.with_suffix(".png")
+    _not_input(out, args.midi)
+    _output(out)
     plot_piano_roll(args.midi, out, width_px=args.width, height_px=args.height, title=args.title)
     _print(f"wrote piano roll to {out}")
     return 0
@@ -406,8 +499,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "  melodia evaluate --styles real_by_style/ --generated generated_by_style/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", type=Path, nargs="?", default=None,
-                   help="checkpoint, or a run directory (uses best.pt)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="piano or band (the shipped models), a checkpoint, or a run directory "
+                   "(uses best.pt)")
     p.add_argument("data", type=Path, nargs="?", default=None,
                    help="dataset directory from `melodia prepare`")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -415,18 +509,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--split", choices=("train", "validation", "test"), default="test")
     n.add_argument("--baselines", default="1,3,4,5", metavar="N,N,...",
                    help="n-gram orders to compare with, 1 = unigram, '' = none (default 1,3,4,5)")
-    n.add_argument("--segment-events", type=int, default=2048,
+    n.add_argument("--segment-events", type=_number(0, kind=int), default=2048,
                    help="events per scored segment, 0 = whole files (default 2048)")
     n.add_argument("--max-events", type=int, default=None, help="score at most this many events")
     n.add_argument("--batch-size", type=int, default=8,
                    help="segments per forward pass (default 8)")
-    n.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    n.add_argument("--device", default="auto",
+                   help="auto (cuda if available), cpu, cuda or cuda:N (default auto)")
     m = p.add_argument_group("music statistics (--generated DIR --reference DIR)")
     m.add_argument("--generated", type=Path, default=None, metavar="DIR",
                    help="folder (or file) of generated MIDI")
     m.add_argument("--reference", type=Path, default=None, metavar="DIR",
                    help="folder (or file) of real MIDI to compare with")
-    m.add_argument("--excerpt-seconds", type=float, default=30.0, metavar="S",
+    m.add_argument("--excerpt-seconds", type=positive_float, default=30.0, metavar="S",
                    help="excerpt length in seconds (default 30)")
     m.add_argument("--max-excerpts", type=int, default=None, metavar="N",
                    help="at most N excerpts per file, the first ones (default all)")
@@ -466,14 +561,20 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise MelodiaError("give MODEL DATA (NLL of a model) or --generated DIR --reference DIR "
                            "(music statistics); see melodia evaluate --help")
     from melodia.evaluate import evaluate
+    from melodia.generation import resolve_model
 
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         orders = [int(n) for n in args.baselines.split(",") if n.strip()]
     except ValueError:
         raise MelodiaError(f"--baselines needs comma-separated integers, not {args.baselines!r}")
-    report = evaluate(args.model, args.data, args.split, baselines=orders,
+    report = evaluate(resolve_model(args.model), args.data, args.split, baselines=orders,
                       segment_events=args.segment_events or None, max_events=args.max_events,
-                      batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+                      batch_size=args.batch_size, device=device, progress=not args.quiet)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.table())
     return 0
 
@@ -568,19 +669,24 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="MIDI file to write (default melodia-MODEL-DATE-TIME.mid; with --num K, "
-                   "NAME-1.mid ... NAME-K.mid)")
+                   "NAME-1.mid ... NAME-K.mid); an audio name (x.wav, .flac, .ogg) writes x.mid "
+                   "and renders x.wav, as --audio would")
     p.add_argument("--model", default="piano",
                    help="piano, band (if shipped), a checkpoint file or a run directory "
                    "(default piano)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--seconds", type=float, default=None,
-                        help="seconds of new music (default 10)")
-    length.add_argument("--events", type=int, default=None, help="number of new events instead")
-    p.add_argument("--num", type=int, default=1, help="pieces to generate at once (default 1)")
+    length.add_argument("--seconds", type=seconds_float, default=None,
+                        help="seconds of new music, up to 86400 (default 10)")
+    length.add_argument("--events", type=positive_int, default=None,
+                        help="number of new events instead")
+    p.add_argument("--num", type=positive_int, default=1,
+                   help="pieces to generate at once (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
     _add_music_options(p)
-    p.add_argument("--beam", type=int, default=1, help="beam size; > 1 runs beam search")
-    p.add_argument("--branch-factor", type=int, default=2,
+    p.add_argument("--beam", type=positive_int, default=1,
+                   help="beam size; > 1 runs beam search (it maximises likelihood: on the "
+                   "shipped piano model it tends to loop on one note)")
+    p.add_argument("--branch-factor", type=positive_int, default=2,
                    help="beam search: branches per beam entry (default 2)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
@@ -588,7 +694,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                    help="also draw a piano roll (needs matplotlib)")
     o.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="fp32, or int8 LSTM weights (~3x faster, NLL within ~1%%)")
+                   help="fp32, or int8 LSTM weights (NLL within ~1%%): helps large models "
+                   "(3 x 512 LSTM: 4.5x faster), little gain on small ones such as the shipped "
+                   "2 x 512 piano; measure with tests/benchmarks/bench_sample.py")
 
 
 def _add_music_options(p: argparse.ArgumentParser) -> None:
@@ -600,10 +708,11 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",
                    help="softmax temperature, 0 = greedy (default 1.0); band models also take "
                    "one per instrument, e.g. drums=0.8,guitar=1.1 (others: 1.0)")
-    s.add_argument("--top-k", type=int, default=0, help="keep the K likeliest events, 0 = all")
-    s.add_argument("--top-p", type=float, default=1.0,
+    s.add_argument("--top-k", type=_number(0, kind=int), default=0,
+                   help="keep the K likeliest events, 0 = all")
+    s.add_argument("--top-p", type=_number(0.0, 1.0, open_low=True), default=1.0,
                    help="nucleus: keep the likeliest events holding this probability (default 1)")
-    s.add_argument("--noise", type=float, default=None,
+    s.add_argument("--noise", type=non_negative_float, default=None,
                    help="embedding sampler: one noise scale for every event, 0 = greedy; about 1 "
                    "or less loops like greedy decoding (default: the model's calibrated scale "
                    "per event type, or 2.5 for a model without them)")
@@ -613,9 +722,9 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     c.add_argument("--primer", default=None, metavar="FILE|PITCHES",
                    help="a MIDI file to continue (its last --primer-seconds), or MIDI pitches "
                    "struck together, e.g. 60,64,67")
-    c.add_argument("--primer-seconds", type=float, default=5.0,
+    c.add_argument("--primer-seconds", type=positive_float, default=5.0,
                    help="how much of a primer file to keep (default 5)")
-    c.add_argument("--density", type=float, default=None,
+    c.add_argument("--density", type=positive_float, default=None,
                    help="notes per second, e.g. 4 (calm) to 16 (busy); models trained with "
                    "controls. Unset: a density drawn (by seed) from the model's training music")
     c.add_argument("--key", default=None,
@@ -627,7 +736,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
                              "training files (of the style, when given)")
     b.add_argument("--style", default=None,
                    help="a style the model learned from its corpus's folders (--list-styles)")
-    b.add_argument("--tempo", type=float, default=None, metavar="BPM",
+    b.add_argument("--tempo", type=positive_float, default=None, metavar="BPM",
                    help="beats per minute: the band plays at it; for any model it is the tempo "
                    "written into the MIDI file (default 120) and the beat clock's")
     b.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
@@ -638,7 +747,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
                    help="0..1, how adventurous (0.5 = the model's own distribution; "
                    "probability sampler: temperature 0.6+0.8R, embedding: noise x 2R), or per "
                    "instrument, e.g. drums=0.2,guitar=0.6")
-    b.add_argument("--bars", type=int, default=None,
+    b.add_argument("--bars", type=positive_int, default=None,
                    help="length in 4/4 bars at the tempo (instead of --seconds)")
     b.add_argument("--list-styles", action="store_true",
                    help="print the model's styles with their usual line-ups and tempos, and exit")
@@ -673,10 +782,13 @@ def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | 
     if "=" in value:
         return (1.0 if flag == "--temperature" else None), value
     try:
-        return float(value), None
+        number = float(value)
     except ValueError:
         raise MelodiaError(f"{flag} takes a number or INSTRUMENT=VALUE,... (e.g. "
                            f"drums=0.8,guitar=1.1), not {value!r}") from None
+    if not (math.isfinite(number) and number >= 0):
+        raise MelodiaError(f"{flag} must be a finite number >= 0, not {value}")
+    return number, None
 
 
 def _list_styles(model: str) -> int:
@@ -732,6 +844,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
     output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
+    if output.suffix.lower() in (".wav", ".flac", ".ogg"):  # -o x.wav: x.mid and x.wav
+        if args.audio is None:
+            args.audio = output
+        output = output.with_suffix(".mid")
+    for path in (output, args.audio, args.plot):
+        if path is not None:
+            _output(path)
     new_events = sum(len(p) - result.primer_events for p in result.pieces)
     if result.band is not None:
         b = result.band
@@ -790,21 +909,23 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="MIDI channel 1-16 of the piano / the band's first part (drums: 10)")
     p.add_argument("--model", default="piano",
                    help="piano, band, a checkpoint file or a run directory (default piano)")
-    p.add_argument("--seconds", type=float, default=None,
+    p.add_argument("--seconds", type=seconds_float, default=None,
                    help="stop after this long (default: play until Ctrl-C)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
     p.add_argument("--clock-out", action="store_true",
                    help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
                    "(default 120) so a DAW can follow")
-    p.add_argument("--lookahead", type=float, default=0.5, metavar="SECONDS",
+    p.add_argument("--lookahead", type=positive_float, default=0.5, metavar="SECONDS",
                    help="how far generation runs ahead of playback (default 0.5)")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8 LSTM weights help large models (3 x 512: 4.5x faster); little "
+                   "gain on the shipped 2 x 512 piano (measure: tests/benchmarks/bench_sample.py)")
     r = p.add_argument_group("call and response")
     r.add_argument("--listen", default=None, metavar="PORT",
                    help="answer what is played on this input port (virtual:NAME opens a "
                    "virtual input port instead); a phrase ends after a bar of silence at the "
                    "tempo")
-    r.add_argument("--respond-seconds", type=float, default=8.0,
+    r.add_argument("--respond-seconds", type=seconds_float, default=8.0,
                    help="length of each answer (default 8)")
     r.add_argument("--rounds", type=int, default=None, help="answers before stopping")
     r.add_argument("--trigger-cc", type=int, default=None, metavar="CC",
@@ -915,13 +1036,33 @@ _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate
              "ports", "stream", "export"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``melodia CMD: error: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("melodia")
+    except PackageNotFoundError:
+        from melodia import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="melodia",
         description="Learn music from MIDI and play it back (Performance RNN in PyTorch).",
         epilog="Run `melodia COMMAND --help` for the options of each command.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages (and show the traceback of an error)")
+    parser.add_argument("--version", action="version", version=f"melodia {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         globals()[f"_add_{name}"](sub)
@@ -930,20 +1071,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error (one line, already printed) returns 2; --help 0
+        if stop.code == 2:
+            return 2
+        raise
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
         return 0
     try:
-        return globals()[f"_run_{args.command}"](args)
+        code = globals()[f"_run_{args.command}"](args)
+        sys.stdout.flush()  # so a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:  # `melodia encode f.mid | head -1`: the reader has gone
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+            pass
+        return 0
     except MelodiaError as err:
         _print(f"melodia {args.command}: error: {err}")
+        return 2
+    except (OSError, ValueError) as err:
+        if args.verbose:
+            raise
+        _print(f"melodia {args.command}: error: {_oserror_text(err)}")
         return 2
     except KeyboardInterrupt:
         _print("interrupted")
         return 130
+
+
+def _oserror_text(err: Exception) -> str:
+    """One line for an OSError (naming its path) or a ValueError from a config check."""
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

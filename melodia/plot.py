@@ -201,7 +201,10 @@ def plot_piano_roll(midi, out: str | Path, *, width_px: int = 1600, height_px: i
     """
     out = Path(out)
     fig = piano_roll_figure(midi, width_px=width_px, height_px=height_px, dpi=dpi, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise PlotError(f"cannot write {out}: a file is in the way of its folder") from None
     try:
         fig.savefig(out, dpi=dpi)
     except ValueError as err:  # matplotlib's message for an unknown suffix

@@ -505,12 +505,17 @@ def write_audio(audio: np.ndarray, path: str | Path, sample_rate: int) -> Path:
     """
     path = Path(path)
     _check_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RenderError(f"cannot write {path}: a file is in the way of its folder") from None
     frames = audio.reshape(len(audio), -1)
     if path.suffix.lower() == ".wav":
         scaled = frames * np.float32(32767)
         pcm = np.rint(np.clip(scaled, -32767, 32767, out=scaled), out=scaled).astype("<i2")
-        with wave.open(str(path), "wb") as f:
+        # Open the file ourselves: wave.open(name) on a path it cannot create leaves a
+        # half-built Wave_write whose __del__ raises AttributeError over the real OSError.
+        with open(path, "wb") as raw, wave.open(raw, "wb") as f:
             f.setnchannels(frames.shape[1])
             f.setsampwidth(2)
             f.setframerate(sample_rate)

@@ -55,9 +55,16 @@ def load_tokens(path: str | Path) -> tuple[str | None, dict[str, Any] | None, li
 
     Returns ``(encoding name or None, config or None, ids)``.
     """
-    text = Path(path).read_text().strip()
+    def no_constant(name: str):
+        raise EncodingError(f"{path}: ids must be integers, not {name}")
+
     try:
-        data = json.loads(text) if text.startswith(("{", "[")) else text.split()
+        text = Path(path).read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise EncodingError(f"{path}: not a text file of ids (binary data)") from None
+    try:
+        data = (json.loads(text, parse_constant=no_constant) if text.startswith(("{", "["))
+                else text.split())
     except json.JSONDecodeError as err:
         raise EncodingError(f"{path}: not valid JSON ({err})") from None
     name = config = None
@@ -65,11 +72,16 @@ def load_tokens(path: str | Path) -> tuple[str | None, dict[str, Any] | None, li
         if "ids" not in data:
             raise EncodingError(f"{path}: a tokens JSON object needs an 'ids' list")
         name, config, data = data.get("encoding"), data.get("config"), data["ids"]
-    try:
-        ids = [int(x) for x in data]
-    except (TypeError, ValueError):
-        raise EncodingError(f"{path}: ids must be integers") from None
-    return name, config, ids
+    if not isinstance(data, list):
+        raise EncodingError(f"{path}: ids must be a list of integers")
+    bad = [x for x in data if type(x) is not int and not (isinstance(x, str) and _is_int(x))]
+    if bad:
+        raise EncodingError(f"{path}: ids must be integers, not {bad[0]!r}")
+    return name, config, [int(x) for x in data]
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit() and text.isascii()
 
 
 __all__ = ["BandConfig", "BandEncoding", "ENCODINGS", "Encoding", "Event", "EventRange",

@@ -1,0 +1,154 @@
+"""Every user mistake at the command line is one line on stderr and exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from melodia import cli
+from tests.conftest import DATA
+
+MIDI = DATA / "chorales" / "bach__bwv1.6.mxl.mid"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_error_line(argv, capsys, command):
+    """Run ``melodia argv`` and return its one stderr line, checking exit status 2."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as info:  # argparse refusals
+        code = info.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"melodia {command}: error: "), err
+    return lines[0]
+
+
+def blocked_outputs(tmp_path, name):
+    """Paths no one can write, root included: under /proc, and below a file."""
+    (tmp_path / "afile").write_text("")
+    return [Path("/proc") / name, tmp_path / "afile" / name]
+
+
+@pytest.mark.parametrize("command,suffix", [("encode", ".json"), ("render", ".wav"),
+                                            ("plot", ".png")])
+def test_unwritable_output_is_one_line(command, suffix, tmp_path, capsys):
+    for out in blocked_outputs(tmp_path, "x" + suffix):
+        line = one_error_line([command, MIDI, "-o", out], capsys, command)
+        assert str(out) in line
+
+
+def test_output_that_is_a_folder_is_one_line(tmp_path, capsys):
+    assert "is a folder" in one_error_line(["encode", MIDI, "-o", tmp_path], capsys, "encode")
+
+
+def test_generate_and_prepare_unwritable_output(tmp_path, capsys):
+    for out in blocked_outputs(tmp_path, "x.mid"):
+        one_error_line(["generate", "--seconds", "1", "-o", out], capsys, "generate")
+    for out in blocked_outputs(tmp_path, "ds"):
+        one_error_line(["prepare", MIDI, "-o", out], capsys, "prepare")
+    one_error_line(["prepare", MIDI, "-o", tmp_path / "afile"], capsys, "prepare")
+
+
+def test_missing_output_folders_are_created(tmp_path):
+    out = tmp_path / "new" / "sub" / "tokens.json"
+    assert cli.main(["encode", str(MIDI), "-o", str(out)]) == 0 and out.is_file()
+    roll = tmp_path / "more" / "roll.png"
+    assert cli.main(["plot", str(MIDI), "-o", str(roll)]) == 0 and roll.is_file()
+
+
+def test_render_permission_error_is_not_hidden(tmp_path):
+    """wave.open on a path it cannot create used to raise AttributeError from __del__."""
+    import numpy as np
+
+    from melodia.render import write_audio
+
+    with pytest.raises(OSError):
+        write_audio(np.zeros((10, 2), np.float32), "/proc/x.wav", 44100)
+
+
+def test_render_refuses_to_overwrite_its_input(tmp_path, capsys):
+    midi = tmp_path / "in.mid"
+    midi.write_bytes(MIDI.read_bytes())
+    assert "input" in one_error_line(["render", midi, "-o", midi], capsys, "render")
+    assert midi.read_bytes() == MIDI.read_bytes()
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--seconds", "nan"), ("--seconds", "inf"), ("--seconds", "-1"), ("--seconds", "1e9"),
+    ("--temperature", "nan"), ("--temperature", "inf"), ("--temperature", "-1"),
+    ("--noise", "nan"), ("--noise", "inf"), ("--top-p", "0"), ("--top-p", "2"),
+    ("--density", "nan"), ("--num", "0"), ("--events", "-5"),
+])
+def test_generate_refuses_bad_numbers(flag, value, tmp_path, capsys):
+    line = one_error_line(["generate", flag, value, "-o", tmp_path / "x.mid"], capsys,
+                          "generate")
+    assert flag in line
+    assert not (tmp_path / "x.mid").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--workers", "0"), ("--valid-fraction", "2"),
+                                        ("--test-fraction", "-1"), ("--workers", "x")])
+def test_prepare_refuses_bad_numbers(flag, value, tmp_path, capsys):
+    assert flag in one_error_line(["prepare", MIDI, "-o", tmp_path / "ds", flag, value],
+                                  capsys, "prepare")
+
+
+@pytest.mark.parametrize("content", [b"MThd\x00\x00\x00\x06\xff\xfe\x80", b"[60, Infinity]",
+                                     b"[NaN]", b"[60, 1.5]", b'[60, "x"]', b"[60, true]",
+                                     b'{"ids": [1e400]}', b'{"ids": 5}', b"60 x 61"])
+def test_decode_refuses_bad_ids(content, tmp_path, capsys):
+    (tmp_path / "ids").write_bytes(content)
+    line = one_error_line(["decode", tmp_path / "ids", "-o", tmp_path / "x.mid"], capsys,
+                          "decode")
+    assert str(tmp_path / "ids") in line
+
+
+def test_encode_into_a_closed_pipe_exits_quietly():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "melodia.cli", "encode", str(MIDI)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("melodia ") and out.split()[1][0].isdigit()
+
+
+def test_generate_audio_suffix_writes_midi_and_audio(tmp_path, capsys):
+    pytest.importorskip("fluidsynth")
+    out = tmp_path / "x.wav"
+    assert cli.main(["generate", "--seconds", "1", "--seed", "1", "-o", str(out)]) == 0
+    assert (tmp_path / "x.mid").is_file() and out.is_file()
+
+
+def test_evaluate_takes_shipped_names_and_auto_device(tmp_path, capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["evaluate", "piano", "ds"]).device == "auto"
+    assert cli.main(["prepare", str(MIDI), "-o", str(tmp_path / "ds"), "--workers", "1",
+                     "--quiet", "--test-fraction", "0.99", "--valid-fraction", "0"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "piano", str(tmp_path / "ds"), "--baselines", "1",
+                     "--max-events", "200", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"].endswith("piano.pt")
+
+
+def test_prepare_prints_split_counts_and_warns(tmp_path, capsys):
+    assert cli.main(["prepare", str(MIDI), "-o", str(tmp_path / "ds"), "--workers", "1",
+                     "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "split: 1 train, 0 validation, 0 test file(s)" in err
+    assert "warning: no validation or test files" in err
