@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -31,6 +32,9 @@ from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, mer
 log = logging.getLogger(__name__)
 
 START_DELAY_S = 0.25  # the first lookahead fills before playback starts
+# rtmidi's JACK output queues messages for the server's next cycles: closing the port at once
+# could drop the final note-offs
+DRAIN_S = 0.1
 
 
 @dataclass
@@ -121,6 +125,7 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
             return player.run(until_s=config.seconds, stop=stop)
     finally:
         if output is None:
+            time.sleep(DRAIN_S)  # let the backend hand on the last note-offs before closing
             port.close()
 
 
