@@ -149,6 +149,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())
+    if report.failed:
+        _print(f"melodia prepare: error: {report.failed}")
+        return 1
     return 0
 
 
