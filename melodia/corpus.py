@@ -318,7 +318,7 @@ class _ShardWriter:
         self.saved_at = -float("inf")
 
     def save_soon(self, every_s: float = 1.0) -> None:
-        """Save the manifest (skipped files, duplicates) unless it was saved under ``every_s`` ago."""
+        """Save the manifest (skipped files, duplicates) unless saved under ``every_s`` ago."""
         if time.monotonic() - self.saved_at >= every_s:
             self._save()
 
