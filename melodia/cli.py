@@ -217,6 +217,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
     _output(args.output / "manifest.json")
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())
+    if report.failed:
+        _print(f"melodia prepare: error: {report.failed}")
+        return 1
     _print_splits(args.output / "manifest.json")
     return 0
 

@@ -40,6 +40,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -50,6 +52,7 @@ import numpy as np
 from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
 from melodia.errors import DatasetError, MelodiaError
+from melodia.midi import MAX_SECONDS
 from melodia.scores import SCORE_SUFFIXES, ScoreConfig, ScoreItem, find_score_items, is_music21_ref
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class PrepareConfig:
     shard_events: int = 1 << 24  # ids per shard file before a new one starts (32 MiB of uint16)
     max_files: int | None = None  # encode at most this many pieces (the first, in sorted order)
     labels_from_folders: bool = False  # style label = top folder below the source folder
+    max_seconds: float | None = MAX_SECONDS  # skip longer pieces (corrupt times); None = no limit
     scores: ScoreConfig = field(default_factory=ScoreConfig)  # reading MusicXML, ABC, kern
 
     def __post_init__(self) -> None:
@@ -82,6 +86,8 @@ class PrepareConfig:
             raise ValueError("shard_events must be >= 1")
         if self.max_files is not None and self.max_files < 1:
             raise ValueError("max_files must be >= 1")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError("max_seconds must be positive (or None for no limit)")
 
 
 @dataclass
@@ -89,6 +95,7 @@ class PrepareReport:
     """What one ``prepare`` run did."""
 
     output: Path
+    found: int = 0  # pieces found in the sources
     encoded: int = 0
     already: int = 0  # in the dataset before this run
     duplicates: list[str] = field(default_factory=list)  # same bytes as another file of this run
@@ -97,6 +104,16 @@ class PrepareReport:
     duration_s: float = 0.0
     scores: int = 0  # score pieces read this run (music21 or the cache)
     scores_cached: int = 0  # of those, how many came from the conversion cache
+
+    @property
+    def failed(self) -> str | None:
+        """Why the run produced no dataset (nothing encoded, nothing there before), else None."""
+        if self.encoded or self.already:
+            return None
+        if not self.found:
+            return f"nothing encoded into {self.output}: no MIDI or score files found"
+        return (f"nothing encoded into {self.output}: none of the {self.found} piece(s) could be "
+                f"encoded")
 
     def summary(self) -> str:
         lines = [f"{self.output}: encoded {self.encoded} file(s), {self.events:,} events, "
@@ -210,13 +227,14 @@ def hash_split(sha1: str, valid_fraction: float, test_fraction: float) -> str:
 
 _MIDI_META = {"format": "midi", "expressive": None, "source": None, "licence": None}
 
-#: Worker job: manifest name, score item (None = MIDI), encoding dict, ScoreConfig dict.
-Job = tuple[str, ScoreItem | None, dict[str, Any], dict[str, Any]]
+#: Worker job: manifest name, score item (None = MIDI), encoding dict, ScoreConfig dict,
+#: longest piece in seconds (None = no limit).
+Job = tuple[str, ScoreItem | None, dict[str, Any], dict[str, Any], float | None]
 
 
 def _encode_one(job: Job) -> dict[str, Any]:
     """Worker: read, hash and encode one piece; errors become a reason string, never a crash."""
-    path, item, encoding_dict, score_dict = job
+    path, item, encoding_dict, score_dict, max_seconds = job
     try:
         data = Path(item.file if item else path).read_bytes()
     except OSError as err:
@@ -228,15 +246,15 @@ def _encode_one(job: Job) -> dict[str, Any]:
         if item is None:
             from melodia.midi import read_midi
 
-            score = read_midi(data)
+            score = read_midi(data, max_seconds)
         else:
             from melodia.scorecache import load_item
 
             score, cached = load_item(item, data, ScoreConfig.from_dict(score_dict))
             meta = {"format": item.format, "expressive": False, "source": item.source,
                     "licence": item.licence()}
+        ids = encoding.encode(score, max_seconds)  # checks the length before quantizing
         q = encoding.quantize(score)
-        ids = encoding.encode(score)
     except MelodiaError as err:
         reason = getattr(err, "reason", str(err))
         return {"path": path, "sha1": sha1, "error": reason}
@@ -297,6 +315,12 @@ class _ShardWriter:
         self.root, self.manifest, self.shard_events = root, manifest, shard_events
         self.pending: list[tuple[dict[str, Any], np.ndarray]] = []
         self.size = 0
+        self.saved_at = -float("inf")
+
+    def save_soon(self, every_s: float = 1.0) -> None:
+        """Save the manifest (skipped files, duplicates) unless saved under ``every_s`` ago."""
+        if time.monotonic() - self.saved_at >= every_s:
+            self._save()
 
     def add(self, record: dict[str, Any], ids: np.ndarray) -> None:
         self.pending.append((record, ids))
@@ -316,10 +340,15 @@ class _ShardWriter:
             self.manifest["shards"].append(name)
             self.manifest["files"].extend(record for record, _ in self.pending)
             self.pending, self.size = [], 0
+        self._save()
+
+    def _save(self) -> None:
         self.manifest["styles"] = sorted({f["style"] for f in self.manifest["files"]
                                           if f.get("style") is not None})
         data = json.dumps(self.manifest, indent=1).encode()
+        self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(self.root / MANIFEST, lambda f: f.write(data))
+        self.saved_at = time.monotonic()
 
 
 def prepare(
@@ -333,13 +362,17 @@ def prepare(
 
     ``sources`` are files, folders and ``music21:`` references (see :func:`find_pieces`).
     Pieces already in ``output``'s manifest (same content hash) are not encoded again; corrupt
-    files are skipped and listed with their reason. Raises :class:`DatasetError` if ``output``
-    holds a dataset of another encoding.
+    files and pieces longer than ``config.max_seconds`` are skipped and listed with their reason
+    (the manifest's ``skipped`` is saved as the run goes, so an interrupted run keeps it), and
+    files with the same bytes as another are encoded once and listed in ``duplicates`` as
+    ``{"path", "same_as"}``. A run that encodes nothing into a new ``output`` leaves no folder
+    behind (``report.failed`` says why). Raises :class:`DatasetError` if ``output`` holds a
+    dataset of another encoding.
     """
     encoding = encoding or get_encoding("piano")
     config = config or PrepareConfig()
     root = Path(output)
-    root.mkdir(parents=True, exist_ok=True)
+    created = not root.exists()
     if (root / MANIFEST).exists():
         manifest = read_manifest(root)
         if manifest.get("encoding") != encoding.to_dict():
@@ -355,13 +388,22 @@ def prepare(
     if manifest.get("styles") and not config.labels_from_folders:
         log.warning("%s has style labels; pieces new to it get none without "
                     "labels_from_folders (--labels-from-folders)", root)
-    report = PrepareReport(output=root, already=0)
+    report = PrepareReport(output=root, found=len(pieces), already=0)
     seen_paths = {path for path, _, _ in pieces}
     skipped = {s["path"]: s for s in manifest["skipped"] if s["path"] not in seen_paths}
+    duplicates = {d["path"]: d for d in manifest.get("duplicates", [])
+                  if d["path"] not in seen_paths}
     maestro = {path: split for path, _, split in pieces}
     enc_dict, score_dict = encoding.to_dict(), config.scores.to_dict()
-    jobs = [(path, item, enc_dict, score_dict) for path, item, _ in pieces]
+    jobs = [(path, item, enc_dict, score_dict, config.max_seconds) for path, item, _ in pieces]
     writer = _ShardWriter(root, manifest, config.shard_events)
+
+    def note(table: dict[str, dict[str, str]], key: str, entry: dict[str, str]) -> None:
+        table[key] = entry
+        manifest["skipped"] = sorted(skipped.values(), key=lambda s: s["path"])
+        manifest["duplicates"] = sorted(duplicates.values(), key=lambda d: d["path"])
+        writer.save_soon()
+
     workers = config.workers or os.cpu_count() or 1
     bar = _progress(len(jobs), progress)
     try:
@@ -374,6 +416,9 @@ def prepare(
             if sha1 in before:
                 report.already += 1
                 record = before[sha1]
+                if record["path"] != path and record["path"] in seen_paths:
+                    report.duplicates.append(path)
+                    note(duplicates, path, {"path": path, "same_as": record["path"]})
                 if config.labels_from_folders and (record["path"] == path
                                                    or record["path"] not in styles):
                     _relabel(record, styles[path])  # the folder it is in now (it may have moved)
@@ -381,9 +426,10 @@ def prepare(
             if sha1 in known:
                 report.duplicates.append(path)
                 log.info("%s has the same content as %s: encoded once", path, known[sha1])
+                note(duplicates, path, {"path": path, "same_as": known[sha1]})
                 continue
             if "error" in result:
-                skipped[path] = {"path": path, "reason": result["error"]}
+                note(skipped, path, {"path": path, "reason": result["error"]})
                 log.warning("skipped %s: %s", path, result["error"])
                 continue
             split = maestro[path] or hash_split(sha1, config.valid_fraction, config.test_fraction)
@@ -400,8 +446,12 @@ def prepare(
     finally:
         bar.close()
         manifest["skipped"] = sorted(skipped.values(), key=lambda s: s["path"])
+        manifest["duplicates"] = sorted(duplicates.values(), key=lambda d: d["path"])
         writer.flush()
     report.skipped = [s for s in manifest["skipped"] if s["path"] in seen_paths]
+    if created and not manifest["files"]:  # nothing encoded: leave no dataset folder behind
+        log.warning("nothing encoded: removing %s", root)
+        shutil.rmtree(root, ignore_errors=True)
     return report
 
 

@@ -11,6 +11,8 @@ This module knows nothing of tokens or torch.
 from __future__ import annotations
 
 import io
+import logging
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from melodia.errors import MidiReadError
+
+log = logging.getLogger(__name__)
 
 #: One note per row. Times in seconds, ``end_s >= start_s``; pitch 0-127; velocity 1-127.
 NOTE_DTYPE = np.dtype([("start_s", "f8"), ("end_s", "f8"), ("pitch", "i2"), ("velocity", "i2")])
@@ -32,6 +36,11 @@ DRUM_CHANNEL = 9  # General MIDI percussion: channel 10, counted from 1
 DEFAULT_QPM = 120.0
 DEFAULT_TICKS_PER_QUARTER = 480
 DEFAULT_TIME_SIGNATURE = (4, 4)  # what MIDI assumes when a file gives none
+#: Longest piece read or encoded by default (2 h): a corrupt delta time or tempo can put a note
+#: days later, and encoding that much silence would need gigabytes.
+MAX_SECONDS = 2 * 3600.0
+#: Largest tick a written file holds: pretty_midi refuses files past 1e7 ticks as corrupt.
+MAX_FILE_TICKS = 10_000_000
 
 
 def make_notes(
@@ -168,7 +177,8 @@ def _check_structure(data: bytes, path: str) -> None:
 
 
 def _explain(message: str) -> str:
-    if "control_value" in message or "data byte" in message:
+    value = re.search(r"Get \w+=(\d+)", message)
+    if "data byte" in message or (value and int(value.group(1)) > 127):
         return f"bad data byte ({message}; MIDI data bytes must be 0-127)"
     return f"malformed MIDI data ({message})"
 
@@ -202,13 +212,15 @@ class _TickClock:
 def _track_from_symusic(track, clock: _TickClock) -> Track:
     arrays = track.notes.numpy()
     start_tick = arrays["time"].astype(np.int64)
+    controls = track.controls.numpy()
+    if np.any(start_tick < 0) or np.any(controls["time"] < 0):
+        raise ValueError("tick past 2^31")
     notes = np.empty(len(start_tick), dtype=NOTE_DTYPE)
     notes["start_s"] = clock(start_tick)
     notes["end_s"] = clock(start_tick + np.maximum(arrays["duration"], 0))
     notes["pitch"] = arrays["pitch"]
     notes["velocity"] = arrays["velocity"]
     notes = notes[(notes["velocity"] > 0) & (notes["pitch"] >= 0)]
-    controls = track.controls.numpy()
     is_pedal = controls["number"] == 64
     pedal = np.empty(int(is_pedal.sum()), dtype=PEDAL_DTYPE)
     pedal["time_s"] = clock(controls["time"][is_pedal].astype(np.int64))
@@ -217,18 +229,53 @@ def _track_from_symusic(track, clock: _TickClock) -> Track:
                  name=str(track.name), pedal=pedal)
 
 
-def read_midi(source: str | Path | bytes) -> Score:
+def check_duration(score: Score, max_seconds: float | None, path: str = "<score>") -> None:
+    """Raise :class:`MidiReadError` if the last note of ``score`` ends after ``max_seconds``."""
+    end_s = score.end_s
+    if max_seconds is not None and end_s > max_seconds:
+        raise MidiReadError(path, f"longer than {_hours(max_seconds)} ({_hours(end_s)}): its last "
+                            f"note ends at {end_s:.0f} s, likely a corrupt delta time or tempo "
+                            f"(max_seconds allows longer files)")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} h" if seconds < 3.6e6 else f"{seconds / 3600:.0f} h"
+
+
+def _parse_symusic(data: bytes, path: str):
+    """symusic's parse; a file with data bytes over 127 is read again through mido with
+    ``clip=True`` (as other tools read it), with a warning."""
+    import symusic
+
+    try:
+        return symusic.Score.from_midi(data)
+    except (RuntimeError, ValueError) as err:
+        error = MidiReadError(path, _explain(str(err)))
+    try:
+        import mido
+
+        buffer = io.BytesIO()
+        mido.MidiFile(file=io.BytesIO(data), clip=True).save(file=buffer)
+        raw = symusic.Score.from_midi(buffer.getvalue())
+    except Exception:
+        raise error from None
+    log.warning("%s: %s; read with data bytes clipped to 0-127", path, error.reason)
+    return raw
+
+
+def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECONDS) -> Score:
     """Read a type 0 or type 1 MIDI file (a path or its bytes) into a :class:`Score`.
 
-    Times are computed in float64 from the file's ticks and tempo map.
+    Times are computed in float64 from the file's ticks and tempo map. A file whose data bytes
+    exceed 127 is read with them clipped (a warning is logged). ``max_seconds`` (default
+    :data:`MAX_SECONDS`, 2 h; ``None`` = no limit) refuses files whose last note ends later.
 
     Raises
     ------
     MidiReadError
-        The file is missing, empty, truncated, not MIDI, or holds bad data bytes.
+        The file is missing, empty, truncated, not MIDI, longer than ``max_seconds``, or its
+        tick positions overflow (delta times past 2^31 ticks).
     """
-    import symusic
-
     if isinstance(source, bytes):
         path, data = "<bytes>", source
     else:
@@ -238,17 +285,22 @@ def read_midi(source: str | Path | bytes) -> Score:
         except OSError as err:
             raise MidiReadError(path, err.strerror or str(err)) from None
     _check_structure(data, path)
-    try:
-        raw = symusic.Score.from_midi(data)
-    except (RuntimeError, ValueError) as err:
-        raise MidiReadError(path, _explain(str(err))) from None
+    raw = _parse_symusic(data, path)
     tempos = raw.tempos.numpy()
-    clock = _TickClock(tempos["time"], tempos["mspq"], raw.ticks_per_quarter)
-    tempo_map = np.empty(len(clock.tick), dtype=TEMPO_DTYPE)
-    tempo_map["time_s"] = clock.start_s
-    tempo_map["qpm"] = 6e7 / clock.mspq
-    return Score(tracks=[_track_from_symusic(t, clock) for t in raw.tracks], tempos=tempo_map,
-                 time_signatures=_time_signatures_from_symusic(raw, clock))
+    try:
+        if np.any(tempos["time"] < 0) or np.any(tempos["mspq"] <= 0):
+            raise ValueError("bad tempo")
+        clock = _TickClock(tempos["time"], tempos["mspq"], raw.ticks_per_quarter)
+        tempo_map = np.empty(len(clock.tick), dtype=TEMPO_DTYPE)
+        tempo_map["time_s"] = clock.start_s
+        tempo_map["qpm"] = 6e7 / clock.mspq
+        score = Score(tracks=[_track_from_symusic(t, clock) for t in raw.tracks],
+                      tempos=tempo_map, time_signatures=_time_signatures_from_symusic(raw, clock))
+    except ValueError:
+        raise MidiReadError(path, "tick positions overflow: delta times add up past 2^31 ticks, "
+                            "or a tempo is zero") from None
+    check_duration(score, max_seconds, path)
+    return score
 
 
 def _time_signatures_from_symusic(raw, clock: _TickClock) -> np.ndarray:
@@ -329,8 +381,9 @@ def _instrument_track(track: Track, channel: int, clock: _TickClock):
 
     n = track.notes
     on, off = clock.ticks(n["start_s"]), clock.ticks(n["end_s"])
-    events = [(0, 0, mido.MetaMessage("track_name", name=track.name or
-                                      instrument_name(track.program, track.is_drum))),
+    name = track.name or instrument_name(track.program, track.is_drum)
+    name = name.encode("latin-1", "replace").decode("latin-1")  # what a MIDI text event holds
+    events = [(0, 0, mido.MetaMessage("track_name", name=name)),
               (0, 1, mido.Message("program_change", channel=channel, program=track.program))]
     events += [(int(t), 2, mido.Message("control_change", channel=channel, control=64,
                                         value=int(v)))
@@ -356,6 +409,22 @@ def _midi_track(events: list):
     return out
 
 
+def _fitting_ticks_per_quarter(score: Score, ticks_per_quarter: int) -> int:
+    """``ticks_per_quarter``, lowered where needed so the file's last tick fits
+    :data:`MAX_FILE_TICKS` (a piece of more than ~2.9 h at 480 per quarter and 120 qpm)."""
+    last_s = max([score.end_s, float(score.tempos["time_s"].max(initial=0.0)),
+                  float(score.time_signatures["time_s"].max(initial=0.0))]
+                 + [float(t.pedal["time_s"].max(initial=0.0)) for t in score.tracks])
+    clock, _ = _tempo_clock(score, ticks_per_quarter)
+    last_tick = int(clock.ticks(np.array([last_s]))[0])
+    if last_tick <= MAX_FILE_TICKS:
+        return ticks_per_quarter
+    fitting = max(1, ticks_per_quarter * MAX_FILE_TICKS // (last_tick + 1))
+    log.info("%.1f h of music: writing %d ticks per quarter note instead of %d so the file "
+             "stays under %d ticks", last_s / 3600, fitting, ticks_per_quarter, MAX_FILE_TICKS)
+    return fitting
+
+
 def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER) -> bytes:
     """Serialize a score to Standard MIDI File bytes, ready for a DAW.
 
@@ -369,10 +438,15 @@ def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER)
     ------
     ValueError
         More than 15 melodic tracks (MIDI has 16 channels, one of them for drums).
+
+    A piece too long for ``ticks_per_quarter`` to keep the last tick under
+    :data:`MAX_FILE_TICKS` is written with fewer ticks per quarter, so readers such as
+    pretty_midi accept it.
     """
     import mido
 
     channels = file_channels(score)
+    ticks_per_quarter = _fitting_ticks_per_quarter(score, ticks_per_quarter)
     clock, tempo_events = _tempo_clock(score, ticks_per_quarter)
     out = mido.MidiFile(type=1, ticks_per_beat=ticks_per_quarter)
     out.tracks.append(_conductor_track(score, clock, tempo_events))
@@ -405,15 +479,21 @@ def from_pretty_midi(pm) -> Score:
     """Convert a ``pretty_midi.PrettyMIDI`` object into a :class:`Score`."""
     buffer = io.BytesIO()
     pm.write(buffer)
-    return read_midi(buffer.getvalue())
+    return read_midi(buffer.getvalue(), max_seconds=None)
 
 
-def load_score(source) -> Score:
-    """Accept a :class:`Score`, a path, MIDI bytes or a ``PrettyMIDI`` and return a :class:`Score`."""
+def load_score(source, max_seconds: float | None = MAX_SECONDS) -> Score:
+    """Accept a :class:`Score`, a path, MIDI bytes or a ``PrettyMIDI`` and return a :class:`Score`.
+
+    Files (and scores) whose last note ends after ``max_seconds`` raise :class:`MidiReadError`.
+    """
     if isinstance(source, Score):
+        check_duration(source, max_seconds)
         return source
     if isinstance(source, (str, Path, bytes)):
-        return read_midi(source)
+        return read_midi(source, max_seconds)
     if hasattr(source, "instruments") and hasattr(source, "write"):
-        return from_pretty_midi(source)
+        score = from_pretty_midi(source)
+        check_duration(score, max_seconds)
+        return score
     raise TypeError(f"expected a Score, a path, MIDI bytes or a PrettyMIDI, got {type(source)!r}")

@@ -33,15 +33,16 @@ def test_prepare_encodes_in_parallel_and_reports_corrupt_files(corpus, tmp_path)
     out = tmp_path / "ds"
     enc = get_encoding("piano")
     report = prepare([corpus], out, enc, PrepareConfig(workers=2), progress=False)
-    assert report.encoded == 16
+    assert report.encoded == 17  # bad_control_byte.mid is read with its data bytes clipped
     reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in report.skipped}
-    assert set(reasons) == {f"bad_{p.name}" for p in MALFORMED.glob("*.mid")}
+    assert set(reasons) == {f"bad_{p.name}" for p in MALFORMED.glob("*.mid")
+                            if p.name != "bad_control_byte.mid"}
     assert "truncated" in reasons["bad_truncated.mid"]
     assert reasons["bad_empty.mid"] == "no notes to encode"
 
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["encoding"] == enc.to_dict()
-    assert len(manifest["skipped"]) == 5
+    assert len(manifest["skipped"]) == 4
     dataset = TokenDataset(out)
     for record in dataset.files():
         ids = dataset.ids(record)
@@ -56,13 +57,13 @@ def test_rerun_encodes_only_new_files(corpus, tmp_path):
     prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
     first = (out / MANIFEST).read_text()
     again = prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
-    assert again.encoded == 0 and again.already == 16
+    assert again.encoded == 0 and again.already == 17
     assert json.loads((out / MANIFEST).read_text())["files"] == json.loads(first)["files"]
     extra = sorted((DATA / "chorales").glob("*.mid"))[20]
     shutil.copy(extra, corpus / extra.name)
     more = prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
-    assert more.encoded == 1 and more.already == 16
-    assert len(TokenDataset(out).files()) == 17
+    assert more.encoded == 1 and more.already == 17
+    assert len(TokenDataset(out).files()) == 18
 
 
 def test_small_shards_split_files_across_several(corpus, tmp_path):
@@ -281,3 +282,91 @@ def test_folder_label():
     assert folder_label(Path("d/bossa/a.mid"), roots) == "bossa"
     assert folder_label("c/a.mid", roots) is None
     assert folder_label("elsewhere/rock/a.mid", roots) is None
+
+
+# ------------------------------------------------------------------------- hostile input
+
+
+def _absurd_midi(tempo: bytes = b"\xff\xff\xff", delta: bytes = b"\xff\xff\xff\x7f") -> bytes:
+    """44 bytes: tempo 0xFFFFFF, 1 tick per quarter, one note 2^28 ticks (142 years) in."""
+    track = (b"\x00\xff\x51\x03" + tempo + delta + b"\x90\x3c\x64"
+             b"\x01\x80\x3c\x40" b"\x00\xff\x2f\x00")
+    return b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x00\x01" + \
+        b"MTrk" + len(track).to_bytes(4, "big") + track
+
+
+def test_prepare_skips_over_long_files_and_lists_duplicates(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    assert len(_absurd_midi()) == 44
+    (src / "long.mid").write_bytes(_absurd_midi())
+    good = sorted((DATA / "chorales").glob("*.mid"))[0]
+    shutil.copy(good, src / "a.mid")
+    shutil.copy(good, src / "b.mid")
+    out = tmp_path / "ds"
+    report = prepare([src], out, config=PrepareConfig(workers=1), progress=False)
+    assert report.encoded == 1 and report.failed is None
+    (skip,) = report.skipped
+    assert skip["path"].endswith("long.mid") and skip["reason"].startswith("longer than 2 h (")
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["duplicates"] == [{"path": str(src / "b.mid"), "same_as": str(src / "a.mid")}]
+    assert [s["path"] for s in manifest["skipped"]] == [str(src / "long.mid")]
+    again = prepare([src], out, config=PrepareConfig(workers=1), progress=False)
+    assert again.already == 2 and again.duplicates == [str(src / "b.mid")]
+    assert json.loads((out / MANIFEST).read_text())["duplicates"] == manifest["duplicates"]
+    # 120 qpm, 1 tick per quarter, the note 21600 ticks (3 h) in
+    (src / "long.mid").write_bytes(_absurd_midi(b"\x07\xa1\x20", b"\x81\xa8\x60"))
+    report = prepare([src / "long.mid"], tmp_path / "ds2", config=PrepareConfig(workers=1),
+                     progress=False)
+    assert report.skipped[0]["reason"].startswith("longer than 2 h (3 h): ")
+    allowed = prepare([src / "long.mid"], tmp_path / "ds2",
+                      config=PrepareConfig(workers=1, max_seconds=4 * 3600), progress=False)
+    assert allowed.encoded == 1 and allowed.duration_s == pytest.approx(10800.5)
+
+
+def test_skipped_files_are_saved_as_the_run_goes(tmp_path, monkeypatch):
+    import melodia.corpus as corpus_module
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"bad{i}.mid").write_bytes(b"not midi %d" % i)
+    out = tmp_path / "ds"
+    real = corpus_module._results
+
+    def interrupted(jobs, workers):
+        for i, result in enumerate(real(jobs, workers)):
+            if i == 2:  # the run dies (killed, power cut) before the third file
+                listed = json.loads((out / MANIFEST).read_text())["skipped"]
+                assert [s["path"] for s in listed] == [str(src / "bad0.mid")]
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(corpus_module, "_results", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([src], out, config=PrepareConfig(workers=1), progress=False)
+    listed = json.loads((out / MANIFEST).read_text())["skipped"]
+    assert [s["path"] for s in listed] == [str(src / "bad0.mid"), str(src / "bad1.mid")]
+
+
+def test_prepare_that_encodes_nothing_fails_and_leaves_no_folder(tmp_path, capsys):
+    from melodia import cli
+
+    empty, bad = tmp_path / "empty", tmp_path / "bad"
+    empty.mkdir()
+    bad.mkdir()
+    (bad / "long.mid").write_bytes(_absurd_midi())
+    (bad / "junk.mid").write_bytes(b"junk")
+    for src, why in ((empty, "no MIDI or score files found"),
+                     (bad, "none of the 2 piece(s) could be encoded")):
+        out = tmp_path / f"out_{src.name}"
+        report = prepare([src], out, config=PrepareConfig(workers=1), progress=False)
+        assert why in report.failed and not out.exists()
+        capsys.readouterr()
+        assert cli.main(["prepare", str(src), "-o", str(out), "--quiet", "--workers", "1"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == f"melodia prepare: error: nothing encoded into {out}: {why}"
+        assert not out.exists()
+    with pytest.raises(DatasetError):
+        prepare([tmp_path / "nope"], tmp_path / "out_nope", progress=False)
+    assert not (tmp_path / "out_nope").exists()

@@ -4,8 +4,10 @@ import mido
 import numpy as np
 import pytest
 
+from melodia.encoding import get_encoding
 from melodia.errors import MidiReadError
-from melodia.midi import (TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, Track, file_channels,
+from melodia.midi import (MAX_SECONDS, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, Track,
+                          file_channels,
                           from_pretty_midi, load_score, make_notes, midi_bytes, read_midi,
                           seconds_for_bars, to_pretty_midi, write_midi)
 from tests.conftest import DATA, MALFORMED
@@ -47,7 +49,6 @@ def test_type0_running_status_and_impossible_key_signature(tmp_path):
 
 
 @pytest.mark.parametrize("name,reason", [
-    ("bad_control_byte.mid", "bad data byte"),
     ("truncated.mid", "truncated"),
     ("header_only.mid", "holds none"),
     ("not_midi.mid", "not a MIDI file"),
@@ -264,3 +265,97 @@ def test_seconds_for_bars():
             seconds_for_bars(*bad)
     with pytest.raises(ValueError):
         seconds_for_bars(4, 120.0, beats_per_bar=0)
+
+
+# ------------------------------------------------------------------------- hostile input
+
+
+def _vlq(n: int) -> bytes:
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def one_note_after(delta: int, tempo: bytes = b"\xff\xff\xff", tpq: int = 1,
+                   spacers: int = 0) -> bytes:
+    """A type 0 file: a tempo, ``spacers`` empty text events each ``delta`` ticks apart, then one
+    note ``delta`` ticks later (44 bytes with the defaults)."""
+    track = (b"\x00\xff\x51\x03" + tempo + (_vlq(delta) + b"\xff\x01\x00") * spacers
+             + _vlq(delta) + b"\x90\x3c\x64" + b"\x01\x80\x3c\x40" + b"\x00\xff\x2f\x00")
+    return chunk(b"MThd", struct.pack(">HHH", 0, 1, tpq)) + chunk(b"MTrk", track)
+
+
+def test_absurdly_long_file_is_refused_before_encoding():
+    data = one_note_after(0x0FFFFFFF)  # tempo 16.7 s per tick: the note starts 142 years in
+    assert len(data) == 44
+    for name in ("piano", "band"):
+        with pytest.raises(MidiReadError, match=r"longer than 2 h \(1251000 h\): ") as info:
+            get_encoding(name).encode(data)
+        assert "\n" not in str(info.value)
+    with pytest.raises(MidiReadError, match="longer than 1 h"):
+        read_midi(one_note_after(3 * 3600 * 2, tempo=b"\x07\xa1\x20", tpq=1), max_seconds=3600)
+    assert read_midi(one_note_after(0x0FFFFFFF), max_seconds=None).end_s > 4e9
+    with pytest.raises(MidiReadError, match="longer than"):
+        get_encoding("piano").encode(read_midi(data, max_seconds=None))  # a Score is checked too
+
+
+def test_delta_times_past_2_31_ticks_are_a_read_error():
+    data = one_note_after(0x0FFFFFFF, tempo=b"\x07\xa1\x20", tpq=480, spacers=8)  # 2.4e9 ticks
+    for max_seconds in (MAX_SECONDS, None):
+        with pytest.raises(MidiReadError, match="2\\^31") as info:
+            read_midi(data, max_seconds=max_seconds)
+        assert "\n" not in str(info.value)
+
+
+def test_data_bytes_over_127_are_clipped_with_a_warning(caplog):
+    track = (b"\x00\xc0\x05" b"\x00\xb0\x07\xa8"  # program 5, then volume CC with value 168
+             b"\x00\x90\x3c\x64" b"\x60\x80\x3c\x40" b"\x00\xff\x2f\x00")
+    data = chunk(b"MThd", struct.pack(">HHH", 0, 1, 96)) + chunk(b"MTrk", track)
+    with caplog.at_level("WARNING", logger="melodia.midi"):
+        score = read_midi(data)
+    (track,) = score.tracks
+    assert track.notes["pitch"].tolist() == [60] and track.program == 5
+    (record,) = [r for r in caplog.records if "clipped" in r.message]
+    assert "bad data byte" in record.message and "\n" not in record.message
+    assert len(get_encoding("piano").encode(data)) > 0
+
+
+@pytest.mark.parametrize("name", ["piano", "band"])
+@pytest.mark.parametrize("tail", [[], [60, 355, 188]])
+def test_three_hours_of_time_shifts_decode_to_a_readable_file(tmp_path, name, tail):
+    import pretty_midi
+
+    ids = [355] * 10800 + tail  # 3 h of TIME_SHIFT 1 s, then maybe a note
+    path = write_midi(get_encoding(name).decode(ids), tmp_path / "long.mid")
+    end_s = 10801.0 if tail else 0.0
+    assert pretty_midi.PrettyMIDI(str(path)).get_end_time() == pytest.approx(end_s, abs=0.02)
+    assert mido.MidiFile(path).length == pytest.approx(end_s, abs=0.02)
+    assert read_midi(path, max_seconds=None).end_s == pytest.approx(end_s, abs=0.02)
+
+
+def test_thirty_hours_still_fit_pretty_midi_tick_limit(tmp_path):
+    import pretty_midi
+
+    path = write_midi(get_encoding("piano").decode([355] * 108000 + [60, 355, 188]),
+                      tmp_path / "long.mid")
+    assert mido.MidiFile(path).ticks_per_beat < 480
+    assert pretty_midi.PrettyMIDI(str(path)).get_end_time() == pytest.approx(108001.0, abs=0.05)
+
+
+def test_cli_encode_of_an_absurd_file_prints_one_line(tmp_path, capsys):
+    from melodia import cli
+
+    (tmp_path / "long.mid").write_bytes(one_note_after(0x0FFFFFFF))
+    assert cli.main(["encode", str(tmp_path / "long.mid")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "longer than 2 h" in err[0] and "long.mid" in err[0]
+
+
+def test_track_name_outside_latin_1_is_written(tmp_path):
+    notes = make_notes([0.0], [1.0], [60], [90])
+    score = Score(tracks=[Track(notes=notes, name="Gitarre \ufffd \u266a")])
+    path = write_midi(score, tmp_path / "name.mid")
+    assert read_midi(path).tracks[0].name == "Gitarre ? ?"

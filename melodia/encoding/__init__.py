@@ -14,6 +14,7 @@ from melodia.encoding.band import BandConfig, BandEncoding
 from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
 from melodia.encoding.vocab import Event, EventRange, Vocabulary
 from melodia.errors import EncodingError
+from melodia.midi import MAX_SECONDS
 
 ENCODINGS: dict[str, type[PerformanceEncoding]] = {"piano": PerformanceEncoding,
                                                    "band": BandEncoding}
@@ -35,12 +36,14 @@ def encoding_from_dict(data: dict[str, Any]) -> PerformanceEncoding:
     return get_encoding(data["name"], data.get("config"))
 
 
-def encode(midi, encoding: str = "piano", **config: Any):
+def encode(midi, encoding: str = "piano", max_seconds: float | None = MAX_SECONDS,
+           **config: Any):
     """Event ids (``np.ndarray`` of int32) for a MIDI path, bytes, ``Score`` or ``PrettyMIDI``.
 
-    ``config`` overrides the encoding's defaults, e.g. ``encode(path, sustain=False)``.
+    ``config`` overrides the encoding's defaults, e.g. ``encode(path, sustain=False)``; pieces
+    longer than ``max_seconds`` (2 h; ``None`` = no limit) raise ``MidiReadError``.
     """
-    return get_encoding(encoding, **config).encode(midi)
+    return get_encoding(encoding, **config).encode(midi, max_seconds)
 
 
 def decode(ids, encoding: str = "piano", **config: Any):

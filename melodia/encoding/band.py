@@ -33,7 +33,7 @@ from melodia.encoding.events import build_stream
 from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
 from melodia.encoding.quantize import quantize, sort_rows
 from melodia.encoding.vocab import EventRange
-from melodia.midi import NOTE_DTYPE, TEMPO_DTYPE, Score
+from melodia.midi import MAX_SECONDS, NOTE_DTYPE, TEMPO_DTYPE, Score
 
 DRUMS = 128  # instrument id of the drum kit
 
@@ -118,11 +118,15 @@ class BandEncoding(PerformanceEncoding):
         return quantize(notes, instrument, c.steps_per_second, c.velocity_bins,
                         self.max_note_steps, c.min_pitch, c.max_pitch)
 
-    def encode(self, midi) -> np.ndarray:
+    def encode(self, midi, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
         from melodia.midi import load_score
 
-        score = load_score(midi)
-        return self.encode_quantized(self.quantize(score), *self.quantize_tempos(score))
+        score = load_score(midi, max_seconds)
+        q = self.quantize(score)
+        steps, bins = self.quantize_tempos(score)
+        last = int(q["end"].max()) if len(q) else 0
+        keep = steps <= last  # a tempo change after the last note means nothing (and may be
+        return self.encode_quantized(q, steps[keep], bins[keep])  # days later in a bad file)
 
     def encode_quantized(self, q: np.ndarray, tempo_steps: np.ndarray | None = None,
                          tempo_bins: np.ndarray | None = None) -> np.ndarray:

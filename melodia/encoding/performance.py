@@ -35,7 +35,7 @@ from melodia.encoding.quantize import (
     quantize,
 )
 from melodia.encoding.vocab import EventRange, Vocabulary
-from melodia.midi import NOTE_DTYPE, Score, Track, load_score
+from melodia.midi import MAX_SECONDS, NOTE_DTYPE, Score, Track, load_score
 
 
 @dataclass
@@ -146,12 +146,16 @@ class PerformanceEncoding:
         return build_stream(steps[idx], main[idx], [velocity[idx]],
                             self.vocab.offset("TIME_SHIFT"), self.config.max_shift_steps)
 
-    def encode(self, midi) -> np.ndarray:
-        """Event ids (int32) for a :class:`~melodia.midi.Score`, path, bytes or PrettyMIDI."""
-        return self.encode_quantized(self.quantize(load_score(midi)))
+    def encode(self, midi, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+        """Event ids (int32) for a :class:`~melodia.midi.Score`, path, bytes or PrettyMIDI.
 
-    def encode_file(self, path: str | Path) -> np.ndarray:
-        return self.encode(Path(path))
+        A piece whose last note ends after ``max_seconds`` (default 2 h, ``None`` = no limit)
+        raises :class:`~melodia.errors.MidiReadError` before anything is quantized.
+        """
+        return self.encode_quantized(self.quantize(load_score(midi, max_seconds)))
+
+    def encode_file(self, path: str | Path, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+        return self.encode(Path(path), max_seconds)
 
     # ------------------------------------------------------------------------------ decode
 
