@@ -214,10 +214,15 @@ def _run_prepare(args: argparse.Namespace) -> int:
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
     if args.output.exists() and not args.output.is_dir():
         raise MelodiaError(f"cannot write {args.output}: it is a file, not a folder")
-    _output(args.output / "manifest.json")
+    existed = args.output.exists()
+    _output(args.output / "manifest.json")  # writable? (makes the folder)
     report = prepare(args.sources, args.output, enc, config, progress=not args.quiet)
     _print(report.summary())
     if report.failed:
+        if not existed and args.output.is_dir():  # this run made it and encoded nothing:
+            import shutil                          # leave nothing behind
+
+            shutil.rmtree(args.output)
         _print(f"melodia prepare: error: {report.failed}")
         return 1
     _print_splits(args.output / "manifest.json")
@@ -971,6 +976,9 @@ def _run_stream(args: argparse.Namespace) -> int:
     else:
         jitter = sorted(result.jitter_s) or [0.0]
         p99 = jitter[min(len(jitter) - 1, int(0.99 * len(jitter)))] * 1000
+        if not result.sent:
+            _print("stopped before anything played")
+            return 0
         _print(f"played {result.duration_s:.1f} s: {result.notes} notes, {result.sent} "
                f"messages; send jitter p99 {p99:.2f} ms, {result.underruns} underruns")
     return 0
@@ -1080,8 +1088,10 @@ def main(argv: list[str] | None = None) -> int:
         if stop.code == 2:
             return 2
         raise
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # melodia's own messages at INFO; other libraries' (torch's) only when they warn
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("melodia").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if args.command is None:
         parser.print_help()
         return 0

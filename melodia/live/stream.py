@@ -88,20 +88,27 @@ def timed_messages(config: StreamConfig, primer=None) -> Iterator[tuple]:
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event):
-    """SIGTERM (and SIGHUP) set ``stop`` so the player ends its notes; Ctrl-C raises
-    KeyboardInterrupt in the main thread, which the player also survives cleanly."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP set ``stop``: the player ends its notes and returns,
+    even while the model is still loading. A second Ctrl-C raises KeyboardInterrupt, which the
+    player also survives cleanly."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
+    def handler(signum, _frame) -> None:
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
     previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            previous[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def stream(config: StreamConfig, stop: threading.Event | None = None,
