@@ -1,0 +1,136 @@
+"""``melodia stream`` and ``ports``."""
+
+from __future__ import annotations
+
+import argparse
+
+from melodia.errors import MelodiaError
+from melodia.cli.common import _print, positive_float, seconds_float
+from melodia.cli.make import _add_music_options, _generate_config, _list_styles
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stream",
+        help="play a model live into a MIDI port (a DAW, a synth), or answer a player",
+        description="Play endless music into a MIDI port: pick 'melodia' as a MIDI input in your "
+        "DAW (Ableton, Logic, Reaper, Bitwig) or synth and hear it. Generation runs a little "
+        "ahead of playback; Ctrl-C (or SIGTERM, or --seconds) stops it, and every note that "
+        "sounds gets its note-off. With --listen, melodia waits for a phrase on an input port, "
+        "answers it when you stop for a bar, and listens again. Ports: ALSA on Linux desktops, "
+        "JACK where there is no ALSA sequencer, CoreMIDI on macOS; on Windows, create a "
+        "loopMIDI port and pass --port (list them with `melodia ports`).",
+        epilog="examples:\n"
+        "  melodia stream                                    (virtual port 'melodia', until Ctrl-C)\n"
+        "  melodia stream --model band --style funk --tempo 100 --clock-out --seconds 120\n"
+        "  melodia stream --port 'FLUID Synth' --temperature 0.9\n"
+        "  melodia stream --listen 'Keystation' --respond-seconds 8   (call and response)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    w = p.add_argument_group("where")
+    w.add_argument("--virtual", default=None, metavar="NAME",
+                   help="name of the virtual output port to open (default melodia)")
+    w.add_argument("--port", default=None, metavar="NAME",
+                   help="connect to an existing output port whose name contains NAME instead")
+    w.add_argument("--api", choices=("alsa", "jack", "coremidi", "windows_mm"), default=None,
+                   help="MIDI backend (default: ALSA if its sequencer works, else JACK; "
+                   "CoreMIDI on macOS, Windows MM on Windows)")
+    w.add_argument("--channel", type=int, default=1,
+                   help="MIDI channel 1-16 of the piano / the band's first part (drums: 10)")
+    p.add_argument("--model", default="piano",
+                   help="piano, band, a checkpoint file or a run directory (default piano)")
+    p.add_argument("--seconds", type=seconds_float, default=None,
+                   help="stop after this long (default: play until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--clock-out", action="store_true",
+                   help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
+                   "(default 120) so a DAW can follow")
+    p.add_argument("--lookahead", type=positive_float, default=0.5, metavar="SECONDS",
+                   help="how far generation runs ahead of playback (default 0.5)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8 LSTM weights help large models (3 x 512: 4.5x faster); little "
+                   "gain on the shipped 2 x 512 piano (measure: tests/benchmarks/bench_sample.py)")
+    r = p.add_argument_group("call and response")
+    r.add_argument("--listen", default=None, metavar="PORT",
+                   help="answer what is played on this input port (virtual:NAME opens a "
+                   "virtual input port instead); a phrase ends after a bar of silence at the "
+                   "tempo")
+    r.add_argument("--respond-seconds", type=seconds_float, default=8.0,
+                   help="length of each answer (default 8)")
+    r.add_argument("--rounds", type=int, default=None, help="answers before stopping")
+    r.add_argument("--trigger-cc", type=int, default=None, metavar="CC",
+                   help="a control change number that ends a phrase at once (e.g. 64)")
+    _add_music_options(p)
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from melodia.live.stream import StreamConfig, stream
+
+    if not 1 <= args.channel <= 16:
+        raise MelodiaError("--channel must be 1..16")
+    if args.list_styles:
+        return _list_styles(args.model)
+    generate = _generate_config(args, seconds=1.0)
+    if args.bars is not None:  # 4/4 bars at the tempo
+        if args.seconds is not None:
+            raise MelodiaError("give --seconds or --bars, not both")
+        args.seconds = args.bars * 240.0 / (args.tempo or 120.0)
+    if args.primer is not None:
+        raise MelodiaError("stream takes no --primer; use --listen to answer a player")
+    try:
+        config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
+                              port=args.port, api=args.api, seconds=args.seconds,
+                              channel=args.channel - 1, clock_out=args.clock_out,
+                              lookahead_s=args.lookahead, listen=args.listen,
+                              respond_seconds=args.respond_seconds, rounds=args.rounds,
+                              trigger_cc=args.trigger_cc, generate=generate)
+    except ValueError as err:
+        raise MelodiaError(str(err)) from None
+    where = args.port or f"virtual port '{config.virtual}'"
+    _print(f"streaming {args.model} into {where}" + (f", answering {args.listen}"
+                                                     if args.listen else "")
+           + ("; Ctrl-C stops" if args.seconds is None else f" for {args.seconds:g} s"))
+    result = stream(config)
+    if isinstance(result, list):
+        for i, r in enumerate(result, 1):
+            latency = "-" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms"
+            _print(f"round {i}: heard {r.phrase_notes} notes, answered after {latency}")
+    else:
+        jitter = sorted(result.jitter_s) or [0.0]
+        p99 = jitter[min(len(jitter) - 1, int(0.99 * len(jitter)))] * 1000
+        if not result.sent:
+            _print("stopped before anything played")
+            return 0
+        _print(f"played {result.duration_s:.1f} s: {result.notes} notes, {result.sent} "
+               f"messages; send jitter p99 {p99:.2f} ms, {result.underruns} underruns")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- ports
+
+
+def _add_ports(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ports",
+        help="list the MIDI ports melodia can read from and play to",
+        description="Print the MIDI API in use and its ports. Inputs are ports melodia can read "
+        "from (keyboards, other programs' outputs); outputs are ports it can play to (synths).",
+    )
+    p.add_argument("--api", metavar="API",
+                   help="alsa, jack, coremidi or windows_mm (default: ALSA if its sequencer works, "
+                   "else JACK if a server runs, CoreMIDI on macOS, Windows MM on Windows)")
+
+
+def _run_ports(args: argparse.Namespace) -> int:
+    from melodia.live.ports import list_ports
+
+    found = list_ports(args.api)
+    print(f"api: {found['api']}")
+    for kind in ("inputs", "outputs"):
+        print(f"{kind}:" + ("" if found[kind] else " none"))
+        for name in found[kind]:
+            print(f"  {name}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ export

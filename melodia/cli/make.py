@@ -1,0 +1,251 @@
+"""``melodia generate`` and the music options it shares with ``stream``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from melodia.errors import MelodiaError
+from melodia.cli.common import (
+    _number,
+    _output,
+    _print,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seconds_float,
+)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="write new music with a trained model (default: the shipped piano model)",
+        description="Generate music event by event and write it as MIDI. With no options: 10 s "
+        "of solo piano from the model that ships with melodia, written to "
+        "melodia-piano-DATE-TIME.mid in the current directory. The same --seed (printed when "
+        "you give none) with the same options gives the same music. A primer (MIDI file, or "
+        "pitches such as 60,64,67) is played first and continued.",
+        epilog="examples:\n"
+        "  melodia generate --seconds 30 --audio piece.wav\n"
+        "  melodia generate --primer intro.mid --temperature 0.9 --top-p 0.95 -o more.mid\n"
+        "  melodia generate --sampler embedding --noise 2 --key 'D minor' --density 8\n"
+        "  melodia generate --model runs/piano --num 4 --beam 4 --seed 1\n"
+        "band:\n"
+        "  melodia generate --model band --list-styles\n"
+        "  melodia generate --model band --style metal --tempo 160 --lineup drums,bass,guitar,guitar"
+        " \\\n      --randomness 0.2 --bars 16 -o band.mid --audio band.wav\n"
+        "  melodia generate --model band --temperature drums=0.8,guitar=1.1\n"
+        "  melodia render band.mid --stems stems/     (one audio file per instrument)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="MIDI file to write (default melodia-MODEL-DATE-TIME.mid; with --num K, "
+                   "NAME-1.mid ... NAME-K.mid); an audio name (x.wav, .flac, .ogg) writes x.mid "
+                   "and renders x.wav, as --audio would")
+    p.add_argument("--model", default="piano",
+                   help="piano, band (if shipped), a checkpoint file or a run directory "
+                   "(default piano)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=seconds_float, default=None,
+                        help="seconds of new music, up to 86400 (default 10)")
+    length.add_argument("--events", type=positive_int, default=None,
+                        help="number of new events instead")
+    p.add_argument("--num", type=positive_int, default=1,
+                   help="pieces to generate at once (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    _add_music_options(p)
+    p.add_argument("--beam", type=positive_int, default=1,
+                   help="beam size; > 1 runs beam search (it maximises likelihood: on the "
+                   "shipped piano model it tends to loop on one note)")
+    p.add_argument("--branch-factor", type=positive_int, default=2,
+                   help="beam search: branches per beam entry (default 2)")
+    o = p.add_argument_group("output and speed")
+    o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
+                   help="also render audio with FluidSynth (needs melodia[audio])")
+    o.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                   help="also draw a piano roll (needs matplotlib)")
+    o.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="fp32, or int8 LSTM weights (NLL within ~1%%): helps large models "
+                   "(3 x 512 LSTM: 4.5x faster), little gain on small ones such as the shipped "
+                   "2 x 512 piano; measure with tests/benchmarks/bench_sample.py")
+
+
+def _add_music_options(p: argparse.ArgumentParser) -> None:
+    """Sampling, context, controls and band options: shared by generate and stream."""
+    s = p.add_argument_group("sampling")
+    s.add_argument("--sampler", choices=("probability", "embedding"), default="probability",
+                   help="pick events from the softmax, or by perturbing the predicted embedding "
+                   "and taking the nearest token (default probability)")
+    s.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",
+                   help="softmax temperature, 0 = greedy (default 1.0); band models also take "
+                   "one per instrument, e.g. drums=0.8,guitar=1.1 (others: 1.0)")
+    s.add_argument("--top-k", type=_number(0, kind=int), default=0,
+                   help="keep the K likeliest events, 0 = all")
+    s.add_argument("--top-p", type=_number(0.0, 1.0, open_low=True), default=1.0,
+                   help="nucleus: keep the likeliest events holding this probability (default 1)")
+    s.add_argument("--noise", type=non_negative_float, default=None,
+                   help="embedding sampler: one noise scale for every event, 0 = greedy; about 1 "
+                   "or less loops like greedy decoding (default: the model's calibrated scale "
+                   "per event type, or 2.5 for a model without them)")
+    s.add_argument("--noise-kind", choices=("gaussian", "vmf"), default="gaussian",
+                   help="embedding sampler: Gaussian or von Mises-Fisher noise (default gaussian)")
+    c = p.add_argument_group("context and controls")
+    c.add_argument("--primer", default=None, metavar="FILE|PITCHES",
+                   help="a MIDI file to continue (its last --primer-seconds), or MIDI pitches "
+                   "struck together, e.g. 60,64,67")
+    c.add_argument("--primer-seconds", type=positive_float, default=5.0,
+                   help="how much of a primer file to keep (default 5)")
+    c.add_argument("--density", type=positive_float, default=None,
+                   help="notes per second, e.g. 4 (calm) to 16 (busy); models trained with "
+                   "controls. Unset: a density drawn (by seed) from the model's training music")
+    c.add_argument("--key", default=None,
+                   help="key, e.g. C, F#, 'Bb minor', Am (models trained with controls). Unset: "
+                   "the pitch classes of a passage of the training music, drawn by seed")
+    c.add_argument("--no-corpus-controls", dest="corpus_controls", action="store_false",
+                   help="leave unset controls absent instead of drawing them from the corpus")
+    b = p.add_argument_group("band (--model band): unset ones are drawn, by seed, from the "
+                             "training files (of the style, when given)")
+    b.add_argument("--style", default=None,
+                   help="a style the model learned from its corpus's folders (--list-styles)")
+    b.add_argument("--tempo", type=positive_float, default=None, metavar="BPM",
+                   help="beats per minute: the band plays at it; for any model it is the tempo "
+                   "written into the MIDI file (default 120) and the beat clock's")
+    b.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
+                   help="who plays, e.g. drums,bass,guitar,guitar: drums, GM families (bass, "
+                   "guitar, keys, organ, strings, brass, sax, synth...), GM names ('overdriven "
+                   "guitar') or programs 0-127; nothing outside it plays")
+    b.add_argument("--randomness", default=None, metavar="R|INSTRUMENT=R,...",
+                   help="0..1, how adventurous (0.5 = the model's own distribution; "
+                   "probability sampler: temperature 0.6+0.8R, embedding: noise x 2R), or per "
+                   "instrument, e.g. drums=0.2,guitar=0.6")
+    b.add_argument("--bars", type=positive_int, default=None,
+                   help="length in 4/4 bars at the tempo (instead of --seconds)")
+    b.add_argument("--list-styles", action="store_true",
+                   help="print the model's styles with their usual line-ups and tempos, and exit")
+
+
+def _generate_config(args: argparse.Namespace, **length):
+    """A GenerateConfig from the options of :func:`_add_music_options` (plus ``length``)."""
+    from melodia.generation import GenerateConfig
+    from melodia.sample import SamplerConfig
+
+    temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
+    randomness, random_by = _number_or_table(args.randomness, "--randomness")
+    beam = {"beam_size": length.pop("beam", 1), "branch_factor": length.pop("branch_factor", 2)}
+    try:
+        return GenerateConfig(
+            **length, seed=args.seed, primer_seconds=args.primer_seconds,
+            density=args.density, key=args.key, precision=args.precision,
+            corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
+            lineup=args.lineup, randomness=random_by if random_by is not None else randomness,
+            instrument_temperature=by_instrument,
+            sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
+                                  top_k=args.top_k, top_p=args.top_p, noise=args.noise,
+                                  noise_kind=args.noise_kind, **beam))
+    except ValueError as err:
+        raise MelodiaError(str(err)) from None
+
+
+def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | None]:
+    """``"0.8"`` -> (0.8, None); ``"drums=0.8,guitar=1.1"`` -> (None or 1.0, the table)."""
+    if value is None:
+        return None, None
+    if "=" in value:
+        return (1.0 if flag == "--temperature" else None), value
+    try:
+        number = float(value)
+    except ValueError:
+        raise MelodiaError(f"{flag} takes a number or INSTRUMENT=VALUE,... (e.g. "
+                           f"drums=0.8,guitar=1.1), not {value!r}") from None
+    if not (math.isfinite(number) and number >= 0):
+        raise MelodiaError(f"{flag} must be a finite number >= 0, not {value}")
+    return number, None
+
+
+def _list_styles(model: str) -> int:
+    from collections import Counter
+
+    from melodia.band import instrument_name
+    from melodia.generation import load_model
+
+    checkpoint = load_model(model)
+    info = checkpoint.extra.get("band")
+    if not info:
+        raise MelodiaError(f"{model} is not a band model: it has no styles")
+    if not info.get("styles"):
+        print("this band model was trained without style labels")
+    for style in info.get("styles") or []:
+        rows = [r for r in info.get("lineups") or [] if r.get("style") == style]
+        tempos = sorted(r["qpm"] for r in rows if r.get("qpm"))
+        common = Counter(i for r in rows for i in r["instruments"]).most_common(5)
+        tempo = f"{tempos[0]:.0f}-{tempos[-1]:.0f} BPM" if tempos else "tempo unknown"
+        names = ", ".join(instrument_name(i) for i, _ in common)
+        print(f"{style:14s} {len(rows):3d} files, {tempo}; mostly {names}")
+    return 0
+
+
+def _numbered(path: Path | None, index: int, count: int) -> Path | None:
+    if path is None or count == 1:
+        return path
+    return path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import re
+    import time
+
+    from melodia.generation import generate_ids
+    from melodia.midi import write_midi
+
+    if args.list_styles:
+        return _list_styles(args.model)
+    primer = args.primer
+    if primer is not None and re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", primer):
+        primer = [int(x) for x in primer.split(",")]
+    elif primer is not None:
+        primer = Path(primer)
+    if args.bars is not None and args.seconds is not None:
+        raise MelodiaError("give --seconds or --bars, not both")
+    config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
+                              events=args.events, num=args.num, bars=args.bars,
+                              beam=args.beam, branch_factor=args.branch_factor)
+    start = time.perf_counter()
+    result = generate_ids(args.model, config, primer)
+    elapsed = time.perf_counter() - start
+    name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
+    output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
+    if output.suffix.lower() in (".wav", ".flac", ".ogg"):  # -o x.wav: x.mid and x.wav
+        if args.audio is None:
+            args.audio = output
+        output = output.with_suffix(".mid")
+    for path in (output, args.audio, args.plot):
+        if path is not None:
+            _output(path)
+    new_events = sum(len(p) - result.primer_events for p in result.pieces)
+    if result.band is not None:
+        b = result.band
+        _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
+               f"{', '.join(b['names']) or 'any instruments'}")
+    for i, score in enumerate(result.scores()):
+        path = write_midi(score, _numbered(output, i, args.num))
+        _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {path}")
+        if args.audio is not None:
+            from melodia.render import render
+
+            render(path, _numbered(args.audio, i, args.num))
+            _print(f"  audio: {_numbered(args.audio, i, args.num)}")
+        if args.plot is not None:
+            from melodia.plot import plot_piano_roll
+
+            plot_piano_roll(path, _numbered(args.plot, i, args.num))
+            _print(f"  piano roll: {_numbered(args.plot, i, args.num)}")
+    _print(f"seed {result.seed}; {new_events} events in {elapsed:.2f} s "
+           f"({new_events / max(elapsed, 1e-9):,.0f} events/s)")
+    if args.audio is None:
+        _print(f"listen: melodia render {_numbered(output, 0, args.num)}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ stream
