@@ -483,7 +483,8 @@ def from_pretty_midi(pm) -> Score:
 
 
 def load_score(source, max_seconds: float | None = MAX_SECONDS) -> Score:
-    """Accept a :class:`Score`, a path, MIDI bytes or a ``PrettyMIDI`` and return a :class:`Score`.
+    """Accept a :class:`Score`, a path, MIDI bytes, a binary file object, a ``mido.MidiFile``
+    or a ``PrettyMIDI`` and return a :class:`Score`.
 
     Files (and scores) whose last note ends after ``max_seconds`` raise :class:`MidiReadError`.
     """
@@ -492,6 +493,14 @@ def load_score(source, max_seconds: float | None = MAX_SECONDS) -> Score:
         return source
     if isinstance(source, (str, Path, bytes)):
         return read_midi(source, max_seconds)
+    if hasattr(source, "read"):  # an open binary file, io.BytesIO
+        return read_midi(bytes(source.read()), max_seconds)
+    if hasattr(source, "tracks") and hasattr(source, "ticks_per_beat") and hasattr(source, "save"):
+        import io  # a mido.MidiFile
+
+        buffer = io.BytesIO()
+        source.save(file=buffer)
+        return read_midi(buffer.getvalue(), max_seconds)
     if hasattr(source, "instruments") and hasattr(source, "write"):
         score = from_pretty_midi(source)
         check_duration(score, max_seconds)

@@ -152,3 +152,20 @@ def test_prepare_prints_split_counts_and_warns(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "split: 1 train, 0 validation, 0 test file(s)" in err
     assert "warning: no validation or test files" in err
+
+
+def test_train_print_config_is_a_full_toml(capsys):
+    import tomllib
+
+    assert cli.main(["train", "--print-config", "--batch-size", "8", "--layers", "2"]) == 0
+    config = tomllib.loads(capsys.readouterr().out)
+    assert config["batch_size"] == 8 and config["model"]["num_layers"] == 2
+    assert config["data"] == "DATASET" and "lr" in config and "hidden_size" in config["model"]
+    assert cli.main(["train", "some-dataset"]) == 2  # a real run still needs -o
+
+
+def test_generate_says_where_the_primer_ends(tmp_path, capsys):
+    out = tmp_path / "p.mid"
+    assert cli.main(["generate", "--primer", "60,64,67", "--seconds", "1", "--seed", "1",
+                 "-o", str(out)]) == 0
+    assert "the primer plays for the first 0.00 s" in capsys.readouterr().err

@@ -359,3 +359,21 @@ def test_track_name_outside_latin_1_is_written(tmp_path):
     score = Score(tracks=[Track(notes=notes, name="Gitarre \ufffd \u266a")])
     path = write_midi(score, tmp_path / "name.mid")
     assert read_midi(path).tracks[0].name == "Gitarre ? ?"
+
+
+def test_load_score_takes_file_objects_and_mido_files(tmp_path):
+    import io
+
+    import mido
+
+    from melodia.midi import load_score
+
+    path = tmp_path / "x.mid"
+    notes = make_notes(np.array([0.0, 0.5]), np.array([0.4, 1.0]), np.array([60, 62]),
+                       np.array([90, 70]))
+    write_midi(Score(tracks=[Track(notes=notes)]), path)
+    expected = load_score(path).tracks[0].notes
+    with open(path, "rb") as f:
+        assert (load_score(f).tracks[0].notes == expected).all()
+    assert (load_score(io.BytesIO(path.read_bytes())).tracks[0].notes == expected).all()
+    assert (load_score(mido.MidiFile(path)).tracks[0].notes == expected).all()

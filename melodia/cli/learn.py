@@ -34,11 +34,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", dest="mix", action="append", default=None, metavar="DIR[:WEIGHT]",
                    help="a dataset to train on; repeat to mix corpora, with weights as chances "
                    "per crop (all or none weighted); the first is validated on")
-    p.add_argument("-o", "--output", type=Path, required=True,
+    p.add_argument("-o", "--output", type=Path, default=None,
                    help="run directory (config.toml, metrics.jsonl, last.pt, best.pt)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="start from this checkpoint's weights (same model shape): pretrain on "
                    "scores, then fine-tune on performances")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the full resolved config as TOML (defaults < --config < flags) "
+                   "and exit: a starting point for a config file")
     p.add_argument("--config", type=Path, default=None, metavar="RUN.toml",
                    help="TOML file of settings (the config.toml a run saves is one)")
     p.add_argument("--resume", action="store_true",
@@ -84,7 +87,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from melodia.train import run_config, train
 
-    skip = {"command", "verbose", "data", "mix", "output", "config", "resume", "quiet"}
+    skip = {"command", "verbose", "data", "mix", "output", "config", "resume", "quiet",
+            "print_config"}
     overrides: dict = {"model": {}}
     for key, value in vars(args).items():
         if value is None or key in skip:
@@ -98,6 +102,16 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.data is not None and args.mix:
         raise MelodiaError("give the dataset as DATASET or as --data, not both")
     data = args.mix or args.data
+    if args.print_config:
+        out = args.output or "runs/melodia"
+        try:
+            config = run_config(data, out, args.config, overrides, resume=args.resume)
+        except MelodiaError:  # no dataset named yet: show where it goes
+            config = run_config("DATASET", out, args.config, overrides, resume=args.resume)
+        print(config.to_toml(), end="")
+        return 0
+    if args.output is None:
+        raise MelodiaError("give the run directory: -o RUN_DIR")
     config = run_config(data, args.output, args.config, overrides, resume=args.resume)
     result = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":

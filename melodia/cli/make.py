@@ -228,6 +228,13 @@ def _run_generate(args: argparse.Namespace) -> int:
         b = result.band
         _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
                f"{', '.join(b['names']) or 'any instruments'}")
+    if primer is not None:
+        from melodia.controls import event_times
+
+        head = result.pieces[0][: result.primer_events]
+        end_s = float(event_times(head, result.encoding)[0][-1]) if len(head) else 0.0
+        _print(f"the primer plays for the first {end_s / result.encoding.config.steps_per_second:.2f} s"
+               "; the new music follows")
     for i, score in enumerate(result.scores()):
         path = write_midi(score, _numbered(output, i, args.num))
         _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {path}")
