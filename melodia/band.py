@@ -163,6 +163,11 @@ class BandLayout:
     def tempo(self) -> slice:
         return slice(N_INSTRUMENTS + len(self.styles), self.dim)
 
+    @classmethod
+    def from_info(cls, info: dict) -> "BandLayout":
+        """The layout a checkpoint's ``extra["band"]`` describes."""
+        return cls(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
+
     def style_index(self, style: str) -> int:
         if style not in self.styles:
             known = ", ".join(self.styles) or "none (the model was trained without styles)"
@@ -221,14 +226,6 @@ def playing(ids: np.ndarray, encoding, current: np.ndarray | None = None) -> lis
     return sorted(set(current[(ids >= o0) & (ids < o0 + n)].tolist()))
 
 
-def first_tempo(ids: np.ndarray, encoding) -> float | None:
-    """QPM of the first TEMPO event in ``ids`` (None if there is none)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    t0, n = encoding.vocab.offset("TEMPO"), encoding.vocab.range("TEMPO").size
-    found = np.flatnonzero((ids >= t0) & (ids < t0 + n))
-    return float(encoding.bin_to_qpm(ids[found[0]] - t0)) if len(found) else None
-
-
 def file_conditions(ids: np.ndarray, encoding, layout: BandLayout, style: int | None,
                     start: int = 0, tempos=None) -> np.ndarray:
     """The conditions a piece of music plays under: the instruments playing in ``ids[start:]``,
@@ -250,6 +247,16 @@ def file_conditions(ids: np.ndarray, encoding, layout: BandLayout, style: int | 
     return conditions(layout, encoding, playing(ids[start:], encoding), style, qpm)
 
 
+def record_conditions(records: Sequence[dict], sequences: Sequence[np.ndarray], encoding,
+                      layout: BandLayout) -> list[np.ndarray]:
+    """:func:`file_conditions` of each dataset file (manifest ``records``: their ``style``
+    labels and exact ``tempos``)."""
+    return [file_conditions(s, encoding, layout,
+                            layout.styles.index(r["style"]) if r.get("style") in layout.styles
+                            else None, tempos=r.get("tempos"))
+            for r, s in zip(records, sequences)]
+
+
 def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generator,
                     rate: float) -> np.ndarray:
     """Zero each part (line-up, style, tempo) with probability ``rate`` (in place)."""
@@ -262,7 +269,7 @@ def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generat
 __all__ = ["ALIASES", "BandLayout", "EVENT_GROUPS", "instrument_profile", "METER_DIM", "METER_SPANS", "beats_at", "qpm_at",
            "event_groups", "meter_features", "tempo_map", "tempos_from_ids", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS",
            "LineupError", "N_INSTRUMENTS", "conditions", "current_instrument",
-           "drop_conditions", "family_of", "file_conditions", "first_tempo", "group_of",
+           "drop_conditions", "record_conditions", "family_of", "file_conditions", "group_of",
            "instrument_name", "instrument_onehot", "instrument_values", "parse_lineup", "playing", "tempo_position"]
 
 
@@ -387,7 +394,7 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
     than ``min_notes`` notes are left out. Generation keeps each instrument inside them."""
     vocab = encoding.vocab
     on0, off0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
-    n_pitch, p0 = vocab.range("NOTE_ON").size, vocab.offset("PROGRAM")
+    n_pitch = vocab.range("NOTE_ON").size
     pitches: dict[int, list[np.ndarray]] = {}
     alone = np.zeros(N_INSTRUMENTS)
     total = np.zeros(N_INSTRUMENTS)
@@ -405,8 +412,6 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
                 sounding[inst, event - on0] = True
             elif off0 <= event < off0 + n_pitch:
                 sounding[inst, event - off0] = False
-            elif p0 <= event < p0 + N_INSTRUMENTS:
-                pass
     ranges, mono = {}, []
     for inst, parts in sorted(pitches.items()):
         values = np.concatenate(parts)

@@ -503,12 +503,19 @@ def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerCo
     return sampler
 
 
+def _read_primer(primer):
+    """A primer file (path, bytes, file object, PrettyMIDI...) read once as a Score; pitches
+    and None as they are."""
+    if primer is None or isinstance(primer, (list, tuple, np.ndarray, Score)):
+        return primer
+    return load_score(primer)
+
+
 def _primer_tempo(primer) -> float | None:
     """A MIDI primer's first tempo, kept in the output (a list of pitches has none)."""
-    if primer is None or isinstance(primer, (list, tuple, np.ndarray)):
+    if not isinstance(primer, Score) or not len(primer.tempos):
         return None
-    tempos = load_score(primer).tempos
-    return float(tempos["qpm"][0]) if len(tempos) else None
+    return float(primer.tempos["qpm"][0])
 
 
 def _limits(config: GenerateConfig, grammar: Grammar, encoding,
@@ -527,6 +534,7 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
                  primer=None) -> Generated:
     """Generate ``config.num`` pieces as event ids (each: primer, then new events)."""
     config = config or GenerateConfig()
+    primer = _read_primer(primer)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     generator = torch.Generator().manual_seed(seed)
     beam = config.sampler.beam_size > 1
@@ -638,6 +646,7 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
                          noise_kind, primer_seconds, density, key, precision)
         if grammar is not None:
             config.grammar = grammar
+    primer = _read_primer(primer)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     generator = torch.Generator().manual_seed(seed)
     with threads(config.threads):

@@ -213,6 +213,10 @@ class StepInputs:
             raise ValueError(f"controls need {control_dim} values, got {self.controls.shape[1]}")
         self.state, self.instrument = state_dim > 0, instrument_dim > 0
         self.meter, self.qpm = meter_dim > 0, float(meter_qpm)
+        if self.meter:
+            from melodia.band import meter_features
+
+            self._meter_features = meter_features
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:
         parts = []
@@ -221,10 +225,8 @@ class StepInputs:
         if self.instrument:
             parts.append(torch.from_numpy(grammar.instrument_onehot()))
         if self.meter:
-            from melodia.band import meter_features
-
             beats = grammar.now / grammar.sps * self.qpm / 60.0
-            parts.append(torch.from_numpy(meter_features(beats)))
+            parts.append(torch.from_numpy(self._meter_features(beats)))
         controls = self.controls
         rows = grammar.batch
         if len(controls) != rows:  # one row for all, or a beam's copies of one context

@@ -326,7 +326,8 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
     files, so generation can fill in what a user does not ask for."""
     from collections import Counter
 
-    from melodia.band import BandLayout, family_of, first_tempo, instrument_profile, playing
+    from melodia.band import (BandLayout, family_of, instrument_profile, playing, qpm_at,
+                              tempos_from_ids)
 
     styles = tuple(sorted({r["style"] for d in sets for r in d.files() if r.get("style")}))
     layout = BandLayout(styles, encoding.config.tempo_bins)
@@ -335,9 +336,10 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
     for record, seq in zip(train_records, train_seqs):
         style = record.get("style") or ""
         instruments = playing(np.asarray(seq), encoding)
-        qpm = first_tempo(np.asarray(seq), encoding)
+        tempos = record.get("tempos")
+        qpm = qpm_at(tempos if tempos is not None else tempos_from_ids(seq, encoding), 0.0)
         lineups.append({"style": style, "instruments": instruments,
-                        "qpm": None if qpm is None else round(qpm, 2)})
+                        "qpm": round(qpm, 2)})
         counts = programs.setdefault(style, Counter())
         counts.update(instruments)
     by_family = {style: {} for style in programs}

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from melodia.band import BandLayout, file_conditions, instrument_profile
+from melodia.band import BandLayout, instrument_profile, record_conditions
 from melodia.calibrate import calibrate_embedding_noise
 from melodia.checkpoint import load_checkpoint, save_checkpoint
 from melodia.corpus import TokenDataset
@@ -41,13 +41,11 @@ def main() -> None:
     info = dict(best.extra["band"])
     if "profile" not in info:  # runs before the profile was saved: measure it here
         info["profile"] = instrument_profile(data.sequences("train"), best.encoding)
-    layout = BandLayout(tuple(info["styles"]), int(info["tempo_bins"]))
-    valid = data.sequences_with_styles("validation")
-    seqs = [s for s, _ in valid]
-    conds = [file_conditions(s, best.encoding, layout,
-                             layout.styles.index(st) if st in layout.styles else None)
-             for s, st in valid]
-    noise = calibrate_embedding_noise(model, seqs, best.encoding, conditions=conds)
+    records = data.files("validation")
+    seqs = [data.ids(r) for r in records]
+    conds = record_conditions(records, seqs, best.encoding, BandLayout.from_info(info))
+    noise = calibrate_embedding_noise(model, seqs, best.encoding, conditions=conds,
+                                      tempos=[r.get("tempos") for r in records])
     extra = {
         "recipe": "data/recipes/train_band_default.sh", "weights": "float16",
         "control_prior": best.extra.get("control_prior", []), "band": info,
@@ -57,7 +55,7 @@ def main() -> None:
                     "selection, sampler calibration) and ~10% test (reported figures only)",
     }
     save_checkpoint(args.out, model.half(), best.encoding, best.step, metrics=best.metrics,
-                    train_config=best.train_config, extra=extra)
+                    train_config=best.train_config, extra=extra, portable=True)
     shipped = load_checkpoint(args.out)
     print(json.dumps({"step": shipped.step, "parameters": shipped.model.num_parameters(),
                       "file_bytes": Path(args.out).stat().st_size, "metrics": shipped.metrics,

@@ -52,7 +52,7 @@ def main() -> None:
                     "maestro_5 (test: reported figures only)",
     }
     save_checkpoint(args.out, model.half(), best.encoding, best.step, metrics=best.metrics,
-                    train_config=best.train_config, extra=extra)
+                    train_config=best.train_config, extra=extra, portable=True)
     shipped = load_checkpoint(args.out)
     print(json.dumps({"step": shipped.step, "parameters": shipped.model.num_parameters(),
                       "file_bytes": Path(args.out).stat().st_size, "metrics": shipped.metrics,

@@ -16,7 +16,6 @@ by pooled histograms, and by a two-sample classifier (:func:`compare`; the repor
 from __future__ import annotations
 
 import logging
-import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field

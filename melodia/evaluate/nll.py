@@ -103,12 +103,15 @@ def _groups(encoding) -> list[str]:
     return list(EVENT_GROUPS)
 
 
-def _group_index(seq: np.ndarray, encoding, groups: list[str]) -> np.ndarray | None:
+def _group_indices(sequences: Sequence[np.ndarray], files, encoding,
+                   groups: list[str]) -> dict[int, np.ndarray]:
+    """Per file of ``files``, each event's group index (none without groups)."""
     if not groups:
-        return None
+        return {}
     from melodia.band import event_groups
 
-    return event_groups(seq, encoding)
+    return {f: event_groups(np.asarray(sequences[f], dtype=np.int64), encoding)
+            for f in sorted(set(files))}
 
 
 def event_types(encoding) -> tuple[list[str], np.ndarray]:
@@ -154,6 +157,7 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     totals = Totals(types, groups=groups)
     segs = segments(sequences, segment_events, max_events)[shard[0] :: shard[1]]
     segs.sort(key=lambda s: s[2] - s[1], reverse=True)  # similar lengths batch with less padding
+    owners = _group_indices(sequences, [s[0] for s in segs], encoding, groups)
     width = model.config.input_dim
     use_controls = width > 0
     controls = {}
@@ -183,9 +187,7 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
                 ids = np.asarray(sequences[f][start:end], dtype=np.int64)
                 inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]
                 if groups:
-                    group_of[row, : len(ids) - 1] = _group_index(
-                        np.asarray(sequences[f][:end], dtype=np.int64), encoding, groups)[
-                            start + 1 : end]
+                    group_of[row, : len(ids) - 1] = owners[f][start + 1 : end]
                 if use_controls:
                     ctrl[row, : len(ids) - 1] = controls[f][start : end - 1]
             x = torch.from_numpy(inputs).to(device)
@@ -276,9 +278,11 @@ def ngram_totals(train: Sequence[np.ndarray], sequences: Sequence[np.ndarray], e
     groups = _groups(encoding)
     totals = Totals(types, groups=groups)
     lm = NGram(train, n, encoding.vocab_size, discount)
-    for f, start, end in segments(sequences, segment_events, max_events):
+    segs = segments(sequences, segment_events, max_events)
+    owners = _group_indices(sequences, [s[0] for s in segs], encoding, groups)
+    for f, start, end in segs:
         seg = np.asarray(sequences[f][start:end], dtype=np.int64)
-        owner = _group_index(np.asarray(sequences[f][:end], dtype=np.int64), encoding, groups)
+        owner = owners.get(f)
         for a in range(1, len(seg), chunk):
             pos = np.arange(a, min(a + chunk, len(seg)))
             p = lm.probs(seg, pos)
@@ -335,17 +339,12 @@ def _num(x: float | None) -> str:
 
 
 def _band_conditions(ckpt, records, sequences) -> list[np.ndarray] | None:
-    """A band model's conditions for each file: its line-up, its style label, its tempo."""
     if not ckpt.model.config.band_dim:
         return None
-    from melodia.band import BandLayout, file_conditions
+    from melodia.band import BandLayout, record_conditions
 
-    info = ckpt.extra.get("band") or {}
-    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
-    return [file_conditions(s, ckpt.encoding, layout,
-                            layout.styles.index(r["style"]) if r.get("style") in layout.styles
-                            else None, tempos=r.get("tempos"))
-            for r, s in zip(records, sequences)]
+    return record_conditions(records, sequences, ckpt.encoding,
+                             BandLayout.from_info(ckpt.extra.get("band") or {}))
 
 
 def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test", *,
@@ -369,8 +368,8 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
     log.info("scoring the model on %d file(s) of the %s split", len(sequences), split)
     kw = {"segment_events": segment_events, "max_events": max_events}
     results = [model_totals(ckpt.model, sequences, data.encoding, batch_size=batch_size,
-                            progress=progress, conditions=_band_conditions(ckpt, records,
-                                                                           sequences),
+                            progress=progress,
+                            conditions=_band_conditions(ckpt, records, sequences),
                             tempos=[r.get("tempos") for r in records], **kw).result("model")]
     train = data.sequences("train")
     if baselines and not train:

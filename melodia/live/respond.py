@@ -10,6 +10,7 @@ first answer when the port object was garbage collected.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -146,9 +147,9 @@ def call_and_response(config, port, stop: threading.Event, clock: Clock | None =
                 port.send(message)
 
             log.info("heard %d notes (%.1f s); answering", phrase.note_count, phrase.end_s)
-            generate = config.generate
-            generate.primer_seconds = max(phrase.end_s, 0.5)
-            player = Player(send, timed_messages(config, primer=phrase), clock=clock,
+            answer = dataclasses.replace(config, generate=dataclasses.replace(
+                config.generate, primer_seconds=max(phrase.end_s, 0.5)))  # the whole phrase
+            player = Player(send, timed_messages(answer, primer=phrase), clock=clock,
                             lookahead_s=config.lookahead_s, start_delay_s=0.02)
             stats = player.run(until_s=config.respond_seconds, stop=stop)
             rounds.append(Round(phrase.note_count, phrase.end_s, ended, detected,

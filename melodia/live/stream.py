@@ -17,6 +17,7 @@ after round (see :mod:`melodia.live.respond`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from melodia.generation import GenerateConfig, iter_events, load_model
-from melodia.live.decode import StreamDecoder
+from melodia.live.decode import stream_messages
 from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
 
 log = logging.getLogger(__name__)
@@ -72,18 +73,12 @@ class StreamConfig:
 def timed_messages(config: StreamConfig, primer=None) -> Iterator[tuple]:
     """The model's music as ``(seconds, mido.Message)``, endlessly (plus beat clock if asked)."""
     encoding = load_model(config.model).encoding
-    decoder = StreamDecoder(encoding, channel=config.channel)
     events = iter_events(config.model, config=config.generate, primer=primer)
     first = next(events)  # load and prime the model now, before the clock starts
-
-    def music():
-        yield from decoder.feed(first)
-        for event in events:
-            yield from decoder.feed(event)
-
+    music = stream_messages(itertools.chain([first], events), encoding, config.channel)
     if config.clock_out:
-        return merge(music(), clock_messages(config.qpm, None))
-    return music()
+        return merge(music, clock_messages(config.qpm, None))
+    return music
 
 
 @contextmanager
