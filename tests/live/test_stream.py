@@ -52,6 +52,9 @@ def _unended(messages: list[mido.Message]) -> Counter:
             sounding[(m.channel, m.note)] += 1
         elif m.type in ("note_on", "note_off"):
             sounding[(m.channel, m.note)] = max(0, sounding[(m.channel, m.note)] - 1)
+        elif m.type == "control_change" and m.control == 123:  # All Notes Off, per the MIDI spec
+            for key in [k for k in sounding if k[0] == m.channel]:
+                del sounding[key]
     return +sounding
 
 
