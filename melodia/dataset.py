@@ -270,17 +270,13 @@ class CropDataset(Dataset):
                 "controls": torch.from_numpy(ctrl)}
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Samples ``indices`` stacked: inputs/targets ``[B, L]``, controls ``[B, L, C]``."""
-        L, B = self.seq_len, len(indices)
-        inputs = np.zeros((B, L), dtype=np.int64)
-        targets = np.full((B, L), IGNORE, dtype=np.int64)
-        ctrl = np.zeros((B, L, self.control_dim), dtype=np.float32)
-        for row, index in enumerate(indices):
-            ids, controls = self.sample(index)
-            inputs[row, : len(ids) - 1], targets[row, : len(ids) - 1] = ids[:-1], ids[1:]
-            ctrl[row, : len(controls)] = controls
-        return {"inputs": torch.from_numpy(inputs), "targets": torch.from_numpy(targets),
-                "controls": torch.from_numpy(ctrl)}
+        """Samples ``indices`` stacked: inputs/targets ``[B, L]``, controls ``[B, L, C]``; the
+        same as stacking ``self[i]``, built all at once (see :mod:`melodia.batches`)."""
+        from melodia.batches import compact_batch, expand_inputs, input_dims, to_tensors
+
+        compact = to_tensors(compact_batch(self, indices))
+        return {"inputs": compact["inputs"], "targets": compact["targets"],
+                "controls": expand_inputs(compact, input_dims(self))}
 
 
 def holdout_tail(sequences: Sequence[np.ndarray], fraction: float,

@@ -68,6 +68,9 @@ class TrainConfig:
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     control_dropout: float = 0.1  # chance per crop to drop each control, so both are optional
     holdout_fraction: float = 0.05  # with no validation files: hold out each train file's tail
+    # processes building batches ahead of the step (melodia.batches); -1 = auto: none on a CPU,
+    # up to 4 per GPU
+    loader_workers: int = -1
     model: ModelConfig = field(default_factory=ModelConfig)  # vocab/control size set from data
 
     def __post_init__(self) -> None:
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError("need 0 <= transpose <= 12 and 0 <= stretch < 0.5")
         if not 0 <= self.control_dropout <= 1 or not 0 <= self.holdout_fraction < 1:
             raise ValueError("need 0 <= control_dropout <= 1 and 0 <= holdout_fraction < 1")
+        if self.loader_workers < -1:
+            raise ValueError("loader_workers must be >= 0, or -1 for auto")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
 
@@ -197,8 +202,16 @@ class TrainResult:
 # ------------------------------------------------------------------------------- helpers
 
 
+DDP_TIMEOUT_S = float(os.environ.get("MELODIA_DDP_TIMEOUT_S", "300"))  # join + each collective
+_LAUNCH = "launch with `torchrun --nproc-per-node N melodia train ...` (N <= GPUs per machine)"
+
+
 def _distributed(device: str) -> tuple[int, int, bool]:
-    """(rank, world size, whether we created the process group) from torchrun's environment."""
+    """(rank, world size, whether we created the process group) from torchrun's environment.
+    A broken launch (variables missing, a rank that never comes) fails with one line after at
+    most ``DDP_TIMEOUT_S`` (env ``MELODIA_DDP_TIMEOUT_S``) instead of hanging."""
+    import datetime
+
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -206,17 +219,36 @@ def _distributed(device: str) -> tuple[int, int, bool]:
         return 0, 1, False
     created = not dist.is_initialized()
     if created:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+        if missing:
+            raise MelodiaError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: {_LAUNCH}")
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        try:
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=DDP_TIMEOUT_S))
+        except (RuntimeError, ValueError) as err:  # DistStoreError, DistNetworkError among them
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise MelodiaError(f"rank {os.environ['RANK']} of {world} could not join the {backend} "
+                               f"process group within {DDP_TIMEOUT_S:.0f} s ({first[:200]}): "
+                               f"{_LAUNCH}") from None
     return dist.get_rank(), dist.get_world_size(), created
+
+
+def check_local_rank(local_rank: int, gpus: int) -> None:
+    """Refuse a launch with more processes per machine than GPUs (they would share one GPU)."""
+    if local_rank >= gpus:
+        raise MelodiaError(f"LOCAL_RANK {local_rank}, but this machine has {gpus} GPU"
+                           f"{'s' if gpus != 1 else ''}: {_LAUNCH}")
 
 
 def _device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MelodiaError("device cuda asked for, but torch sees no CUDA GPU")
+    if name == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        check_local_rank(local_rank, torch.cuda.device_count())
+        name = f"cuda:{local_rank}"
     return torch.device(name)
 
 
@@ -415,7 +447,7 @@ def _step(net: torch.nn.Module, batch: dict[str, torch.Tensor], optimizer, scale
     """One optimizer step; returns the mean loss over all ranks, their event count, grad norm."""
     with autocast():
         loss_sum, count = next_event_loss(net, batch["inputs"], batch["targets"],
-                                          batch["controls"] if config.controls else None)
+                                          batch.get("controls"))
     stats = _all_reduce(torch.stack([loss_sum.detach(), count.to(loss_sum.dtype)]), world)
     total = stats[1].clamp(min=1)
     scaler.scale(loss_sum * world / total).backward()  # DDP averages gradients over ranks
@@ -436,6 +468,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     ``resume`` continues from ``<out>/last.pt`` (a fresh start if there is none). Without it, a
     run directory that already holds a checkpoint is refused rather than overwritten.
     """
+    from melodia.batches import auto_workers, batch_loader, expand_inputs, input_dims, to_device
     from melodia.checkpoint import load_checkpoint, save_checkpoint
     from melodia.band import METER_DIM, N_INSTRUMENTS
     from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
@@ -539,7 +572,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     bar = tqdm(total=config.steps, initial=start, unit="step", desc="training",
                disable=not (progress and main), dynamic_ncols=True)
-    per_rank = config.batch_size // world
     window_loss, window_events, window_steps, window_t0 = 0.0, 0, 0, time.perf_counter()
     started = time.perf_counter()
     mkldnn_before = torch.backends.mkldnn.enabled
@@ -547,15 +579,20 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     # tests/benchmarks/bench_train.py --mkldnn-off); a sampler may have switched them off
     torch.backends.mkldnn.enabled = True
     model.train()
+    dims = input_dims(crops)
+    workers = (auto_workers(device, world) if config.loader_workers < 0
+               else config.loader_workers)
+    batches = batch_loader(crops, range(start, config.steps), config.batch_size, rank, world,
+                           workers, pin_memory=device.type == "cuda")
     try:
-        for step in range(start, config.steps):
+        for step, compact in zip(range(start, config.steps), batches):
             torch.manual_seed(_step_seed(config.seed, step, rank))
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            first = step * config.batch_size + rank * per_rank
-            batch = {k: v.to(device, non_blocking=True)
-                     for k, v in crops.batch(range(first, first + per_rank)).items()}
+            batch = to_device(compact, device)
+            if dims.total:
+                batch["controls"] = expand_inputs(batch, dims)
             step_loss, events, grad_norm = _step(net, batch, optimizer, scaler, autocast,
                                                  config, world)
             done = step + 1
@@ -596,6 +633,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
             for callback in callbacks:
                 callback(info)
     finally:
+        batches = None  # stops the loader's workers
         torch.backends.mkldnn.enabled = mkldnn_before
         bar.close()
         logger.close()

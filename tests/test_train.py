@@ -135,6 +135,29 @@ def test_resume_is_exact(dataset: Path, tmp_path: Path):
     assert losses("a") == losses("b")
 
 
+def test_loader_workers_change_nothing(dataset: Path, tmp_path: Path):
+    here: list[float] = []
+    train(tiny(dataset, tmp_path / "a", loader_workers=0), progress=False,
+          callbacks=[lambda i: here.append(i.loss)])
+    there: list[float] = []
+    train(tiny(dataset, tmp_path / "b", loader_workers=2), progress=False,
+          callbacks=[lambda i: there.append(i.loss)])
+    assert here == there and len(here) == 6
+
+
+def test_note_state_reaches_the_model_without_controls(dataset: Path, tmp_path: Path):
+    result = train(tiny(dataset, tmp_path / "run", steps=1, controls=False, note_state=True,
+                        model=ModelConfig(embed_dim=16, hidden_size=24, num_layers=1)),
+                   progress=False)
+    c = result.model.config
+    assert c.control_dim == 0 and c.state_dim == 256
+    torch.manual_seed(0)
+    fresh = type(result.model)(c).state_dict()["lstm.weight_ih_l0"]
+    trained = result.model.state_dict()["lstm.weight_ih_l0"]
+    state_columns = slice(c.embed_dim, c.embed_dim + c.state_dim)  # inputs: embedding, state
+    assert not torch.equal(trained[:, state_columns], fresh[:, state_columns])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,6 +186,39 @@ def test_ddp_two_processes_match_one_process(dataset: Path, tmp_path: Path):
         assert torch.equal(rank0[key], rank1[key]), key
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5)
     assert load_checkpoint(tmp_path / "ddp" / "last.pt").step == 3  # rank 0 wrote the run
+
+
+def test_a_launch_without_torchrun_fails_in_one_line(dataset: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(MelodiaError, match="WORLD_SIZE=2 but RANK, MASTER_ADDR, MASTER_PORT not set.*torchrun"):
+        train(tiny(dataset, tmp_path / "run"), progress=False)
+
+
+def test_a_rank_that_never_comes_fails_instead_of_hanging(dataset: Path, tmp_path: Path,
+                                                         monkeypatch):
+    import time
+
+    import melodia.train
+
+    monkeypatch.setattr(melodia.train, "DDP_TIMEOUT_S", 2.0)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    t0 = time.monotonic()
+    with pytest.raises(MelodiaError, match="rank 0 of 2 could not join the gloo process group"):
+        train(tiny(dataset, tmp_path / "run"), progress=False)
+    assert time.monotonic() - t0 < 60
+
+
+def test_more_processes_than_gpus_is_refused():
+    from melodia.train import check_local_rank
+
+    check_local_rank(1, 2)
+    with pytest.raises(MelodiaError, match="LOCAL_RANK 2, but this machine has 2 GPUs.*torchrun"):
+        check_local_rank(2, 2)
 
 
 def test_cli_train_then_evaluate(dataset: Path, tmp_path: Path, capsys):

@@ -1,0 +1,451 @@
+"""Training batches at GPU speed: every crop of a batch built in one pass, dense inputs on the device.
+
+:meth:`melodia.dataset.CropDataset.sample` builds one crop at a time and returns its dense
+per-step inputs (``float32[L, C]``: controls, band conditions, note state, current instrument,
+meter; ``C`` is 276 for the piano model and ~590 for the band). That is the readable reference,
+but at 3M events/s those floats alone would be 3-7 GB/s of memory traffic. Here:
+
+- :func:`compact_batch` builds all crops of a batch together, over one flat array of the crops'
+  events (augmentation, controls and event times vectorised across crops, no per-crop numpy
+  loop beyond drawing each sample's random numbers), and returns **compact** arrays: ids,
+  controls and meter as floats, but the note state as (pitch, on/off, time) per event plus the
+  state each crop starts from, the instrument as one small integer, the band conditions once
+  per crop;
+- :func:`expand_inputs` turns that into the dense inputs with torch, on whatever device the
+  batch was copied to (on a GPU, a few kernels);
+- :func:`batch_loader` builds batches ahead of the step in background processes
+  (``torch.utils.data.DataLoader`` workers over the memory-mapped shards), pinned for
+  non-blocking copies.
+
+Sample ``i`` is still the pure function of ``(seed, i)`` that ``CropDataset.sample`` is (the
+same random draws in the same order), so resume stays exact; ``tests/test_batches.py`` checks
+that the two paths give equal inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS, beats_at, conditions, meter_features, qpm_at
+from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_PRIOR, HISTOGRAM_SLICE,
+                              HISTOGRAM_WINDOW_S, NOTE_AGE_TAU_S, NOTE_STATE_PITCHES,
+                              PITCH_CLASSES, density_bin)
+from melodia.encoding.events import build_stream
+
+IGNORE = -100  # target id of padding (as melodia.dataset.IGNORE)
+_BIG = 1 << 40  # separates crops in flat sort keys (far above any crop's length in steps)
+
+
+@dataclass(frozen=True)
+class InputDims:
+    """Widths of the dense per-step inputs, in model order (see melodia.model.ModelConfig)."""
+
+    controls: int = 0
+    band: int = 0
+    state: int = 0
+    instrument: int = 0
+    meter: int = 0
+    steps_per_second: int = 100  # the encoding's time grid (note-state recency)
+
+    @property
+    def total(self) -> int:
+        return self.controls + self.band + self.state + self.instrument + self.meter
+
+
+def input_dims(crops) -> InputDims:
+    """The :class:`InputDims` of a :class:`~melodia.dataset.CropDataset`."""
+    from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM
+
+    layout = crops.band_layout
+    return InputDims(CONTROL_DIM if crops.controls else 0, layout.dim if layout else 0,
+                     NOTE_STATE_DIM if crops.note_state else 0,
+                     N_INSTRUMENTS if layout else 0, METER_DIM if crops.meter else 0,
+                     crops.encoding.config.steps_per_second)
+
+
+# ------------------------------------------------------------------------ flat helpers
+
+
+def _ramp(lengths: np.ndarray) -> np.ndarray:
+    """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths)
+
+
+def _segment_cumsum(values: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at every segment start."""
+    cs = np.cumsum(values)
+    return cs - np.concatenate([[0], cs])[starts][seg]
+
+
+def _current_instrument(ids: np.ndarray, starts: np.ndarray, p0: int) -> np.ndarray:
+    """:func:`melodia.band.current_instrument` of every segment (0 before its first PROGRAM)."""
+    is_program = (ids >= p0) & (ids < p0 + N_INSTRUMENTS)
+    marks = np.where(is_program, 2 * np.arange(len(ids)) + 1, -1)  # odd: a PROGRAM here
+    marks[starts] = np.maximum(marks[starts], 2 * starts)  # even: a segment starts, none yet
+    last = np.maximum.accumulate(marks)
+    return np.where(last % 2 == 1, ids[(last - 1) // 2] - p0, 0)
+
+
+@dataclass
+class _Draws:
+    """Each sample's random choices, drawn as :meth:`CropDataset.sample` draws them."""
+
+    file: np.ndarray
+    start: np.ndarray
+    first: np.ndarray  # where the lookback (note state) starts
+    end: np.ndarray
+    semitones: np.ndarray
+    factor: np.ndarray
+    drop: np.ndarray  # [B, 2] density, histogram
+    drop_band: np.ndarray  # [B, 3] line-up, style, tempo
+
+
+def _draw(crops, indices: Sequence[int]) -> _Draws:
+    B = len(indices)
+    d = _Draws(*(np.zeros(B, np.int64) for _ in range(4)), np.zeros(B, np.int64),
+               np.ones(B), np.zeros((B, 2), bool), np.zeros((B, 3), bool))
+    for row, index in enumerate(indices):
+        rng = np.random.default_rng((crops.seed, index))
+        f, start = crops._position(rng)
+        d.semitones[row] = rng.integers(-crops.transpose, crops.transpose + 1)
+        d.factor[row] = rng.uniform(1 - crops.stretch, 1 + crops.stretch)
+        d.drop[row] = rng.random(2) < crops.control_dropout
+        if crops.band_layout is not None:
+            d.drop_band[row] = [rng.random() < crops.control_dropout for _ in range(3)]
+        seq = crops.sequences[f]
+        end = min(len(seq), start + crops.seq_len + 1 + crops._margin)
+        if crops._times is not None:
+            times = crops._times[f]
+            end = max(end, int(np.searchsorted(times, times[end - 1] + crops._lookahead_steps,
+                                               side="right")))
+        d.file[row], d.start[row], d.end[row] = f, start, end
+        d.first[row] = crops._lookback(f, start)
+    return d
+
+
+def _transpose(ids, starts, seg, semitones, encoding, band: bool) -> None:
+    """:func:`melodia.dataset.transpose_ids` of every segment, in place."""
+    vocab = encoding.vocab
+    on, off = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
+    n = vocab.range("NOTE_ON").size
+    is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
+    if band:
+        melodic = _current_instrument(ids, starts, vocab.offset("PROGRAM")) != DRUMS
+        is_on, is_off = is_on & melodic, is_off & melodic
+    note = is_on | is_off
+    rel = np.where(is_on, ids - on, ids - off)
+    lo = np.minimum.reduceat(np.where(note, rel, n), starts)
+    hi = np.maximum.reduceat(np.where(note, rel, -1), starts)
+    shift = np.where(hi >= 0, np.clip(semitones, -np.minimum(lo, n - 1), n - 1 - hi), 0)
+    ids[note] += shift[seg[note]]
+
+
+def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
+    """:func:`melodia.dataset.stretch_ids` of every segment; returns the new ids, segment starts
+    and lengths, and where each crop starts after stretching (after the stretched prefix's last
+    event, as ``CropDataset._skip_after_stretch``)."""
+    B = len(starts)
+    s0 = encoding.vocab.offset("TIME_SHIFT")
+    shifts = encoding.vocab.range("TIME_SHIFT")
+    is_shift = (ids >= s0) & (ids < s0 + shifts.size)
+    times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
+    keep = ~is_shift
+    kept = np.bincount(seg[keep], minlength=B)
+    ends = np.cumsum(kept)
+    steps = np.insert(times[keep], ends, times[starts + lens - 1])  # + each crop's end
+    step_seg = np.repeat(np.arange(B), kept + 1)
+    uniq, inverse = np.unique(step_seg * _BIG + steps, return_inverse=True)
+    useg = uniq // _BIG
+    new = np.floor((uniq - useg * _BIG) * factor[useg] + 0.5).astype(np.int64)
+    k = np.arange(len(uniq)) - np.searchsorted(useg, np.arange(B))[useg]
+    new = k + np.maximum.accumulate(new - k + useg * _BIG) - useg * _BIG  # strictly increasing
+    new_steps = new[inverse.reshape(-1)]
+    dummies = ends + np.arange(B)  # the trailing event carrying each crop's last time shifts
+    span = new_steps[dummies]
+    global_steps = new_steps + (np.cumsum(span) - span)[step_seg]  # crops one after another
+    out = build_stream(global_steps, np.insert(ids[keep], ends, -1), [], s0, shifts.max)
+    out = out.astype(np.int64)
+    marks = np.flatnonzero(out == -1)
+    begin = np.concatenate([[0], marks[:-1] + 1])
+    pos = np.arange(len(ids)) - starts[seg]
+    before = np.bincount(seg[keep & (pos < prefix[seg])], minlength=B)
+    events = np.flatnonzero((out < s0) | (out >= s0 + shifts.size))  # the kept ones + dummies
+    at = np.maximum(ends - kept + np.arange(B) + before - 1, 0)
+    skip = np.where(before > 0, events[at] + 1 - begin, 0)
+    return np.delete(out, marks), begin - np.arange(B), marks - begin, skip
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """Samples ``indices`` of ``crops`` (a :class:`~melodia.dataset.CropDataset`), compact.
+
+    Returns ``inputs``/``targets`` ``int64[B, L]``, ``lengths`` ``int64[B]`` (rows with inputs)
+    and, as the dataset asks for them: ``controls`` ``float32[B, L, 20]``; ``state_time``,
+    ``state_notes`` and ``state_cells`` (the sounding notes as row intervals, see
+    :func:`_state`); ``instrument`` ``int16[B, L]`` (-1 past the end); ``band``
+    ``float32[B, band_dim]``; ``meter`` ``float32[B, L, 12]``. :func:`to_tensors` and
+    :func:`expand_inputs` make the dense inputs of it.
+    """
+    enc, L, B = crops.encoding, crops.seq_len, len(indices)
+    vocab, sps = enc.vocab, enc.config.steps_per_second
+    band = any(r.type == "PROGRAM" for r in vocab.ranges)
+    d = _draw(crops, indices)
+    ids = np.concatenate([np.asarray(crops.sequences[f][a:b], dtype=np.int64)
+                          for f, a, b in zip(d.file, d.first, d.end)])
+    lens = d.end - d.first
+    starts = np.cumsum(lens) - lens
+    seg = np.repeat(np.arange(B), lens)
+    if crops.transpose and d.semitones.any():
+        _transpose(ids, starts, seg, d.semitones, enc, band)
+    skip = d.start - d.first
+    if crops.stretch:
+        ids, starts, lens, skip = _stretch(ids, starts, lens, seg, d.factor, skip, enc)
+        seg = np.repeat(np.arange(B), lens)
+    n = np.minimum(lens - skip, L + 1)
+
+    out: dict[str, np.ndarray] = {}
+    inputs, targets = np.zeros((B, L), np.int64), np.full((B, L), IGNORE, np.int64)
+    rows = n - 1
+    r_seg, r_col = np.repeat(np.arange(B), rows), _ramp(rows)
+    at = starts[r_seg] + skip[r_seg] + r_col  # the event of each input row
+    inputs[r_seg, r_col], targets[r_seg, r_col] = ids[at], ids[at + 1]
+    out.update(inputs=inputs, targets=targets, lengths=rows)
+
+    s0, shifts = vocab.offset("TIME_SHIFT"), vocab.range("TIME_SHIFT")
+    is_shift = (ids >= s0) & (ids < s0 + shifts.size)
+    times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
+    o0, ons = vocab.offset("NOTE_ON"), vocab.range("NOTE_ON")
+    on_pitch = np.where((ids >= o0) & (ids < o0 + ons.size), ids - o0 + ons.min, -1)
+    current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
+    if crops.controls:
+        out["controls"] = _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col,
+                                    d.drop, B, L, sps)
+    if crops.note_state:
+        out.update(_state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col,
+                          current, enc, B, L))
+    if crops.band_layout is not None:
+        instrument = np.full((B, L), -1, np.int16)
+        instrument[r_seg, r_col] = current[at]
+        out["instrument"] = instrument
+    if crops.band_layout is not None or crops.meter:
+        out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col,
+                          B, L))
+    return out
+
+
+def _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col, drop, B, L, sps):
+    """:func:`melodia.controls.compute_controls` at the input rows, windows within each crop."""
+    is_on = on_pitch >= 0
+    ons_so_far = np.cumsum(is_on)
+    keys = seg * _BIG + times
+    on_keys = keys[is_on]
+    remaining = times[(starts + lens - 1)[r_seg]] - times[at]
+    out = np.zeros((B, L, HISTOGRAM_SLICE.stop), np.float32)
+    window = round(DENSITY_WINDOW_S * sps)
+    count = np.searchsorted(on_keys, keys[at] + window, side="left") - ons_so_far[at]
+    span = np.minimum(remaining, window)
+    density = np.where(span > 0, count * sps / np.maximum(span, 1), 0.0)
+    out[r_seg, r_col, density_bin(density)] = 1.0
+    window = round(HISTOGRAM_WINDOW_S * sps)
+    end = np.searchsorted(on_keys, keys[at] + window, side="left")
+    classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES))
+    classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1.0
+    classes = np.cumsum(classes, axis=0)
+    hist = classes[end] - classes[ons_so_far[at]] + HISTOGRAM_PRIOR
+    out[r_seg, r_col, HISTOGRAM_SLICE] = hist / hist.sum(axis=1, keepdims=True)
+    out[drop[:, 0], :, : HISTOGRAM_SLICE.start] = 0.0
+    out[drop[:, 1], :, HISTOGRAM_SLICE] = 0.0
+    return out
+
+
+def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current, enc, B, L):
+    """The notes behind :func:`melodia.controls.note_state`, as intervals of input rows: each
+    NOTE_ON sounds from its row until the next event touching its pitch (or the crop's end);
+    notes struck in the lookback before a crop start sounding at its first row. Drum hits touch
+    no pitch. Returns ``state_time`` (steps, per row) and ``state_notes`` ``int32[K, 4]``: first
+    row (flat, ``b * L + row``), rows, pitch, onset step."""
+    vocab = enc.vocab
+    f0, offs = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF")
+    off_pitch = np.where((ids >= f0) & (ids < f0 + offs.size), ids - f0 + offs.min, -1)
+    pitch = np.maximum(on_pitch, off_pitch)
+    if current is not None:
+        pitch[current == DRUMS] = -1
+    pos = np.arange(len(ids)) - starts[seg]
+    end = skip + n - 1  # a crop's note state covers events [0, end): lookback + input rows
+    q = np.flatnonzero((pitch >= 0) & (pitch < NOTE_STATE_PITCHES) & (pos < end[seg]))
+    key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
+    q = q[np.argsort(key, kind="stable")]  # by crop and pitch, then in time
+    key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
+    until = end[seg[q]]
+    same = key[1:] == key[:-1]
+    until[:-1][same] = pos[q[1:]][same]
+    struck = on_pitch[q] >= 0
+    q, until = q[struck], until[struck]
+    first = np.maximum(pos[q], skip[seg[q]])
+    rows = np.maximum(until - first, 0)
+    sounds = rows > 0
+    q, first, rows = q[sounds], first[sounds], rows[sounds]
+    notes = np.stack([seg[q] * L + first - skip[seg[q]], rows, pitch[q], times[q]], axis=1)
+    state_time = np.zeros((B, L), np.int32)
+    state_time[r_seg, r_col] = times[at]
+    return {"state_time": state_time, "state_notes": notes.astype(np.int32),
+            "state_cells": int(rows.sum())}
+
+
+def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col, B, L):
+    """Band conditions (line-up played, style, tempo at the crop) and the meter, per crop."""
+    enc, layout = crops.encoding, crops.band_layout
+    sps = enc.config.steps_per_second
+    out: dict[str, np.ndarray] = {}
+    if layout is not None:
+        full = np.repeat(np.arange(B), n)  # all n events of a crop, its last target too
+        ev = (starts + skip)[full] + _ramp(n)
+        hit = on_pitch[ev] >= 0
+        pairs = np.unique(full[hit] * N_INSTRUMENTS + current[ev][hit])
+        band = np.zeros((B, layout.dim), np.float32)
+        band[pairs // N_INSTRUMENTS, pairs % N_INSTRUMENTS] = 1.0
+    meter = np.zeros((B, L, METER_DIM), np.float32) if crops.meter else None
+    bounds = np.concatenate([[0], np.cumsum(n - 1)])
+    for row in range(B):
+        f, first = int(d.file[row]), int(d.first[row])
+        stretched = float(d.factor[row]) if crops.stretch else 1.0
+        offset_s = (int(crops._times[f][first - 1]) if first else 0) / sps
+        seconds = offset_s + times[at[bounds[row] : bounds[row + 1]]] / sps / stretched
+        if layout is not None:
+            start_s = seconds[0] if len(seconds) else offset_s
+            qpm = qpm_at(crops._tempos[f], start_s) / stretched
+            lineup = band[row, layout.lineup].copy()
+            band[row] = conditions(layout, enc, None, crops._styles[f], qpm)
+            band[row, layout.lineup] = lineup
+            for part, dropped in zip((layout.lineup, layout.style, layout.tempo),
+                                     d.drop_band[row]):
+                if dropped:
+                    band[row, part] = 0.0
+        if meter is not None:
+            meter[row, : len(seconds)] = meter_features(beats_at(seconds, crops._tempos[f]))
+    if layout is not None:
+        out["band"] = band
+    if meter is not None:
+        out["meter"] = meter
+    return out
+
+
+# ----------------------------------------------------------------------- on the device
+
+
+def to_tensors(batch: dict) -> dict:
+    """A compact batch's arrays as tensors (sharing memory); counts stay Python ints."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+def to_device(batch: dict, device: torch.device | str) -> dict:
+    """Copy a batch's tensors to ``device`` (non-blocking from pinned memory)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()}
+
+
+def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tensor:
+    """The dense per-step inputs ``float32[B, L, dims.total]`` of a compact batch (on its
+    device): controls, band conditions, note state, current instrument, meter; zero past each
+    crop's ``lengths``."""
+    B, L = batch["inputs"].shape
+    device = batch["inputs"].device
+    out = torch.zeros(B, L, dims.total, device=device)
+    valid = torch.arange(L, device=device)[None, :] < batch["lengths"][:, None]
+    at = 0
+    if dims.controls:
+        out[..., : dims.controls] = batch["controls"]
+    at += dims.controls
+    if dims.band:
+        out[..., at : at + dims.band] = batch["band"][:, None, :] * valid[..., None]
+    at += dims.band
+    if dims.state:
+        out[..., at : at + dims.state] = _note_state(batch, B, L, dims.steps_per_second)
+    at += dims.state
+    if dims.instrument:
+        current = batch["instrument"].long()
+        onehot = torch.zeros(B, L, dims.instrument, device=device)
+        onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
+        out[..., at : at + dims.instrument] = onehot
+    if dims.meter:
+        out[..., -dims.meter :] = batch["meter"]
+    return out
+
+
+def _note_state(batch: dict[str, torch.Tensor], B: int, L: int,
+                steps_per_second: int) -> torch.Tensor:
+    """Note state rows ``[B, L, 256]`` from the note intervals: 1 where a pitch sounds, and its
+    recency ``exp(-age / NOTE_AGE_TAU_S)``."""
+    notes, time = batch["state_notes"].long(), batch["state_time"]
+    P = NOTE_STATE_PITCHES
+    out = torch.zeros(B * L, 2 * P, device=time.device)
+    first, rows = notes[:, 0], notes[:, 1]
+    total = int(batch["state_cells"])
+    ends = torch.cumsum(rows, 0)
+    cell = (torch.repeat_interleave(first - (ends - rows), rows, output_size=total)
+            + torch.arange(total, device=time.device))
+    pitch = torch.repeat_interleave(notes[:, 2], rows, output_size=total)
+    age = (time.reshape(-1)[cell] - torch.repeat_interleave(notes[:, 3], rows, output_size=total))
+    scale = torch.tensor(-1.0 / (steps_per_second * NOTE_AGE_TAU_S), dtype=torch.float32)
+    out[cell, pitch] = 1.0
+    out[cell, pitch + P] = torch.exp(age.float() * scale.to(time.device))
+    return out.view(B, L, 2 * P)
+
+
+# ------------------------------------------------------------------------- the loader
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """``steps[k]`` -> this rank's compact batch of optimizer step ``k``: samples
+    ``k * batch_size + rank * per_rank`` onwards (each rank builds only its own slice)."""
+
+    def __init__(self, crops, batch_size: int, rank: int = 0, world: int = 1) -> None:
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by {world} ranks")
+        self.crops, self.batch_size, self.rank = crops, batch_size, rank
+        self.per_rank = batch_size // world
+
+    def __len__(self) -> int:
+        return 2**62  # any step
+
+    def __getitem__(self, step: int) -> dict:
+        first = step * self.batch_size + self.rank * self.per_rank
+        return to_tensors(compact_batch(self.crops, range(first, first + self.per_rank)))
+
+
+def auto_workers(device: torch.device, world: int = 1) -> int:
+    """Background batch builders: none on a CPU (the step dwarfs the batch there, and workers
+    would take its cores); on a GPU, up to 4 per rank, leaving each rank a core of its own."""
+    if device.type != "cuda":
+        return 0
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(4, (cores or 1) // max(world, 1) - 1))
+
+
+def batch_loader(crops, steps: Iterable[int], batch_size: int, rank: int = 0, world: int = 1,
+                 workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
+    """The compact batches of ``steps``, in order, built ``workers`` processes ahead (0: in the
+    calling thread), pinned when ``pin_memory`` (for non-blocking copies to a GPU)."""
+    from torch.utils.data import DataLoader
+
+    steps = list(steps)
+    if not steps:
+        return iter(())
+    loader = DataLoader(StepBatches(crops, batch_size, rank, world), batch_size=None,
+                        sampler=steps, num_workers=workers, pin_memory=pin_memory,
+                        prefetch_factor=4 if workers else None)
+    return iter(loader)
+
+
+__all__ = ["InputDims", "StepBatches", "auto_workers", "batch_loader", "compact_batch",
+           "expand_inputs", "input_dims", "to_device", "to_tensors"]

@@ -1,0 +1,115 @@
+"""Batches built all at once (melodia.batches) equal the one-crop-at-a-time reference, on real
+MIDI files, for every input the models take; the loader's workers change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from melodia.band import BandLayout
+from melodia.batches import (StepBatches, batch_loader, compact_batch, expand_inputs,
+                             input_dims, to_tensors)
+from melodia.dataset import CropDataset
+from melodia.encoding import get_encoding
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "midi"
+PIANO, BAND = get_encoding("piano"), get_encoding("band")
+
+
+@pytest.fixture(scope="module")
+def piano_seqs() -> list[np.ndarray]:
+    files = sorted((DATA / "chorales").glob("*.mid"))[:6] + sorted((DATA / "freedoom").glob("*.mid"))[:2]
+    return [PIANO.encode(f).astype(np.int64) for f in files]
+
+
+@pytest.fixture(scope="module")
+def band_seqs() -> list[np.ndarray]:
+    return [BAND.encode(f).astype(np.int64) for f in sorted((DATA / "freedoom").glob("*.mid"))[:5]]
+
+
+def reference(crops: CropDataset, indices) -> dict[str, torch.Tensor]:
+    """The samples one at a time (CropDataset.__getitem__), stacked."""
+    items = [crops[i] for i in indices]
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+def assert_same(crops: CropDataset, indices) -> None:
+    want = reference(crops, indices)
+    got = crops.batch(indices)
+    assert torch.equal(got["inputs"], want["inputs"])
+    assert torch.equal(got["targets"], want["targets"])
+    assert got["controls"].shape == want["controls"].shape
+    # equal but for exp() rounding in the note-state recency (numpy vs torch: 1 ulp)
+    torch.testing.assert_close(got["controls"], want["controls"], rtol=0, atol=1e-6)
+
+
+PIANO_CASES = {
+    "magenta defaults": dict(transpose=3, stretch=0.05, controls=True, note_state=True,
+                             control_dropout=0.3),
+    "no augmentation": dict(controls=True, note_state=True),
+    "wide stretch": dict(transpose=6, stretch=0.3, note_state=True),
+    "controls only": dict(transpose=2, stretch=0.1, controls=True, control_dropout=0.5),
+    "bare ids": dict(transpose=3, stretch=0.05),
+}
+
+
+@pytest.mark.parametrize("case", PIANO_CASES)
+@pytest.mark.parametrize("seq_len", [64, 700])  # 700: longer than most chorales (padding)
+def test_piano_batches_equal_the_reference(piano_seqs, case, seq_len):
+    crops = CropDataset(piano_seqs, PIANO, seq_len, seed=5, **PIANO_CASES[case])
+    assert_same(crops, range(0, 24))
+    assert_same(crops, [10**9 + 7, 3, 3])  # any index, repeats allowed
+
+
+def test_mixed_corpora_batches_equal_the_reference(piano_seqs):
+    crops = CropDataset(piano_seqs, PIANO, 128, seed=1, transpose=3, stretch=0.05,
+                        controls=True, note_state=True, groups=[0] * 6 + [1] * 2,
+                        weights=[0.2, 0.8])
+    assert_same(crops, range(40, 72))
+
+
+@pytest.mark.parametrize("meter", [True, False])
+def test_band_batches_equal_the_reference(band_seqs, meter):
+    layout = BandLayout(("metal", "rock"))
+    crops = CropDataset(band_seqs, BAND, 256, seed=2, transpose=3, stretch=0.05, controls=True,
+                        control_dropout=0.3, note_state=True, band_layout=layout,
+                        styles=[0, 1, None, 0, 1], meter=meter,
+                        tempos=[[[0.0, 120.0], [4.0, 150.0]], None, None, [[0.0, 90.0]], None])
+    assert_same(crops, range(0, 24))
+    batch = crops.batch(range(8))
+    dims = input_dims(crops)
+    state = batch["controls"][..., dims.controls + dims.band : dims.controls + dims.band + 128]
+    assert state.sum() > 0  # melodic notes sound somewhere in these crops
+
+
+def test_compact_batches_are_small(piano_seqs):
+    crops = CropDataset(piano_seqs, PIANO, 256, controls=True, note_state=True)
+    compact = compact_batch(crops, range(16))
+    dense = crops.batch(range(16))["controls"]
+    size = sum(v.nbytes for v in compact.values() if isinstance(v, np.ndarray))
+    assert size * 3 < dense.numel() * 4  # the dense inputs are built on the device instead
+
+
+def test_ranks_build_their_slice_of_each_step(piano_seqs):
+    crops = CropDataset(piano_seqs, PIANO, 64, seed=4, transpose=3, stretch=0.05,
+                        note_state=True)
+    whole = StepBatches(crops, 8)[5]
+    halves = [StepBatches(crops, 8, rank, 2)[5] for rank in (0, 1)]
+    for key in ("inputs", "targets", "state_time"):
+        assert torch.equal(torch.cat([h[key] for h in halves]), whole[key])
+
+
+def test_worker_processes_give_the_same_batches_in_order(piano_seqs):
+    crops = CropDataset(piano_seqs, PIANO, 64, seed=3, transpose=3, stretch=0.05,
+                        controls=True, note_state=True)
+    dims = input_dims(crops)
+    here = list(batch_loader(crops, range(3, 9), 4, workers=0))
+    there = list(batch_loader(crops, range(3, 9), 4, workers=2))
+    assert len(here) == len(there) == 6
+    for a, b in zip(here, there):
+        assert torch.equal(a["inputs"], b["inputs"])
+        assert torch.equal(expand_inputs(a, dims), expand_inputs(b, dims))
+    assert torch.equal(here[0]["inputs"], to_tensors(compact_batch(crops, range(12, 16)))["inputs"])
