@@ -30,7 +30,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS, beats_at, conditions, meter_features, qpm_at
+from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS, meter_features
 from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_PRIOR, HISTOGRAM_SLICE,
                               HISTOGRAM_WINDOW_S, NOTE_AGE_TAU_S, NOTE_STATE_PITCHES,
                               PITCH_CLASSES, density_bin)
@@ -90,43 +90,6 @@ def _current_instrument(ids: np.ndarray, starts: np.ndarray, p0: int) -> np.ndar
     marks[starts] = np.maximum(marks[starts], 2 * starts)  # even: a segment starts, none yet
     last = np.maximum.accumulate(marks)
     return np.where(last % 2 == 1, ids[(last - 1) // 2] - p0, 0)
-
-
-@dataclass
-class _Draws:
-    """Each sample's random choices, drawn as :meth:`CropDataset.sample` draws them."""
-
-    file: np.ndarray
-    start: np.ndarray
-    first: np.ndarray  # where the lookback (note state) starts
-    end: np.ndarray
-    semitones: np.ndarray
-    factor: np.ndarray
-    drop: np.ndarray  # [B, 2] density, histogram
-    drop_band: np.ndarray  # [B, 3] line-up, style, tempo
-
-
-def _draw(crops, indices: Sequence[int]) -> _Draws:
-    B = len(indices)
-    d = _Draws(*(np.zeros(B, np.int64) for _ in range(4)), np.zeros(B, np.int64),
-               np.ones(B), np.zeros((B, 2), bool), np.zeros((B, 3), bool))
-    for row, index in enumerate(indices):
-        rng = np.random.default_rng((crops.seed, index))
-        f, start = crops._position(rng)
-        d.semitones[row] = rng.integers(-crops.transpose, crops.transpose + 1)
-        d.factor[row] = rng.uniform(1 - crops.stretch, 1 + crops.stretch)
-        d.drop[row] = rng.random(2) < crops.control_dropout
-        if crops.band_layout is not None:
-            d.drop_band[row] = [rng.random() < crops.control_dropout for _ in range(3)]
-        seq = crops.sequences[f]
-        end = min(len(seq), start + crops.seq_len + 1 + crops._margin)
-        if crops._times is not None:
-            times = crops._times[f]
-            end = max(end, int(np.searchsorted(times, times[end - 1] + crops._lookahead_steps,
-                                               side="right")))
-        d.file[row], d.start[row], d.end[row] = f, start, end
-        d.first[row] = crops._lookback(f, start)
-    return d
 
 
 def _transpose(ids, starts, seg, semitones, encoding, band: bool) -> None:
@@ -197,12 +160,11 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     enc, L, B = crops.encoding, crops.seq_len, len(indices)
     vocab, sps = enc.vocab, enc.config.steps_per_second
     band = any(r.type == "PROGRAM" for r in vocab.ranges)
-    d = _draw(crops, indices)
-    ids = np.concatenate([np.asarray(crops.sequences[f][a:b], dtype=np.int64)
-                          for f, a, b in zip(d.file, d.first, d.end)])
+    d = crops.draws(indices)
     lens = d.end - d.first
     starts = np.cumsum(lens) - lens
     seg = np.repeat(np.arange(B), lens)
+    ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + _ramp(lens)].astype(np.int64)
     if crops.transpose and d.semitones.any():
         _transpose(ids, starts, seg, d.semitones, enc, band)
     skip = d.start - d.first
@@ -247,23 +209,24 @@ def _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col, drop, B, L, 
     ons_so_far = np.cumsum(is_on)
     keys = seg * _BIG + times
     on_keys = keys[is_on]
-    remaining = times[(starts + lens - 1)[r_seg]] - times[at]
-    out = np.zeros((B, L, HISTOGRAM_SLICE.stop), np.float32)
+    rows = np.zeros((len(at), HISTOGRAM_SLICE.stop), np.float32)
     window = round(DENSITY_WINDOW_S * sps)
     count = np.searchsorted(on_keys, keys[at] + window, side="left") - ons_so_far[at]
-    span = np.minimum(remaining, window)
+    span = np.minimum(times[(starts + lens - 1)[r_seg]] - times[at], window)
     density = np.where(span > 0, count * sps / np.maximum(span, 1), 0.0)
-    out[r_seg, r_col, density_bin(density)] = 1.0
+    rows[np.arange(len(at)), density_bin(density)] = 1.0
     window = round(HISTOGRAM_WINDOW_S * sps)
     end = np.searchsorted(on_keys, keys[at] + window, side="left")
-    classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES))
-    classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1.0
-    classes = np.cumsum(classes, axis=0)
-    hist = classes[end] - classes[ons_so_far[at]] + HISTOGRAM_PRIOR
-    out[r_seg, r_col, HISTOGRAM_SLICE] = hist / hist.sum(axis=1, keepdims=True)
-    out[drop[:, 0], :, : HISTOGRAM_SLICE.start] = 0.0
-    out[drop[:, 1], :, HISTOGRAM_SLICE] = 0.0
-    return out
+    classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int32)  # prefix counts per class
+    classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
+    np.cumsum(classes, axis=0, out=classes)
+    hist = (classes[end] - classes[ons_so_far[at]]).astype(np.float32) + np.float32(HISTOGRAM_PRIOR)
+    rows[:, HISTOGRAM_SLICE] = hist / hist.sum(axis=1, keepdims=True)  # float32: within 1 ulp
+    rows[drop[r_seg, 0], : HISTOGRAM_SLICE.start] = 0.0
+    rows[drop[r_seg, 1], HISTOGRAM_SLICE] = 0.0
+    out = np.zeros((B * L, HISTOGRAM_SLICE.stop), np.float32)
+    out[r_seg * L + r_col] = rows
+    return out.reshape(B, L, -1)
 
 
 def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current, enc, B, L):
@@ -301,40 +264,56 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current
 
 
 def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col, B, L):
-    """Band conditions (line-up played, style, tempo at the crop) and the meter, per crop."""
+    """Band conditions (line-up played, style, tempo at the crop) and the meter, per crop:
+    :func:`melodia.band.conditions` and :func:`melodia.band.beats_at` for the whole batch."""
     enc, layout = crops.encoding, crops.band_layout
     sps = enc.config.steps_per_second
+    stretched = d.factor if crops.stretch else np.ones(B)
+    offset_s = np.array([crops._times[f][a - 1] if a else 0 for f, a in zip(d.file, d.first)],
+                        dtype=np.int64) / sps
+    seconds = offset_s[r_seg] + times[at] / sps / stretched[r_seg]
+    maps = [crops._beat_maps[f] for f in d.file]  # per crop: (starts_s, qpm, beats before)
+    k = np.zeros(len(at), np.int64)
+    bounds = np.concatenate([[0], np.cumsum(n - 1)])
+    for row in np.flatnonzero([len(m[0]) > 1 for m in maps]):  # tempo changes: which tempo
+        rows = slice(bounds[row], bounds[row + 1])
+        k[rows] = np.maximum(np.searchsorted(maps[row][0], seconds[rows], side="right") - 1, 0)
+    table = np.concatenate([np.stack(m, axis=1) for m in maps])  # [sum K, 3]
+    base = np.cumsum([len(m[0]) for m in maps]) - np.array([len(m[0]) for m in maps])
     out: dict[str, np.ndarray] = {}
+    if crops.meter:
+        t = table[base[r_seg] + k]
+        beats = t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0
+        meter = np.zeros((B * L, METER_DIM), np.float32)
+        meter[r_seg * L + r_col] = meter_features(beats)
+        out["meter"] = meter.reshape(B, L, METER_DIM)
     if layout is not None:
+        band = np.zeros((B, layout.dim), np.float32)
         full = np.repeat(np.arange(B), n)  # all n events of a crop, its last target too
         ev = (starts + skip)[full] + _ramp(n)
         hit = on_pitch[ev] >= 0
         pairs = np.unique(full[hit] * N_INSTRUMENTS + current[ev][hit])
-        band = np.zeros((B, layout.dim), np.float32)
         band[pairs // N_INSTRUMENTS, pairs % N_INSTRUMENTS] = 1.0
-    meter = np.zeros((B, L, METER_DIM), np.float32) if crops.meter else None
-    bounds = np.concatenate([[0], np.cumsum(n - 1)])
-    for row in range(B):
-        f, first = int(d.file[row]), int(d.first[row])
-        stretched = float(d.factor[row]) if crops.stretch else 1.0
-        offset_s = (int(crops._times[f][first - 1]) if first else 0) / sps
-        seconds = offset_s + times[at[bounds[row] : bounds[row + 1]]] / sps / stretched
-        if layout is not None:
-            start_s = seconds[0] if len(seconds) else offset_s
-            qpm = qpm_at(crops._tempos[f], start_s) / stretched
-            lineup = band[row, layout.lineup].copy()
-            band[row] = conditions(layout, enc, None, crops._styles[f], qpm)
-            band[row, layout.lineup] = lineup
-            for part, dropped in zip((layout.lineup, layout.style, layout.tempo),
-                                     d.drop_band[row]):
-                if dropped:
-                    band[row, part] = 0.0
-        if meter is not None:
-            meter[row, : len(seconds)] = meter_features(beats_at(seconds, crops._tempos[f]))
-    if layout is not None:
+        styles = np.array([crops._styles[f] if crops._styles[f] is not None else -1
+                           for f in d.file])
+        labelled = np.flatnonzero(styles >= 0)
+        band[labelled, layout.style.start + styles[labelled]] = 1.0
+        start_s = np.where(n > 1, seconds[np.minimum(bounds[:-1], max(len(at) - 1, 0))]
+                           if len(at) else offset_s, offset_s)
+        first_k = np.array([max(int(np.searchsorted(m[0], x, side="right")) - 1, 0)
+                            for m, x in zip(maps, start_s)], dtype=np.int64)
+        qpm = table[base + first_k, 1] / stretched
+        c = enc.config  # melodia.band.tempo_position, for every crop
+        x = ((np.log(np.clip(qpm, c.min_qpm, c.max_qpm)) - np.log(c.min_qpm))
+             / (np.log(c.max_qpm) - np.log(c.min_qpm)) * (c.tempo_bins - 1))
+        low = np.floor(x).astype(np.int64)
+        high = np.minimum(low + 1, layout.tempo_bins - 1)
+        w = x - low
+        np.add.at(band, (np.arange(B), layout.tempo.start + low), 1.0 - w)
+        np.add.at(band, (np.arange(B), layout.tempo.start + high), w)
+        for part, column in zip((layout.lineup, layout.style, layout.tempo), d.drop_band.T):
+            band[column, part] = 0.0
         out["band"] = band
-    if meter is not None:
-        out["meter"] = meter
     return out
 
 

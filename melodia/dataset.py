@@ -1,8 +1,8 @@
 """Training data: random crops of event ids with on-the-fly augmentation, deterministic by index.
 
 Sample ``i`` of a :class:`CropDataset` is a pure function of ``(seed, i)``: which file, where the
-crop starts, the transposition and the time stretch all come from
-``np.random.default_rng((seed, i))``. The trainer asks for samples ``step * batch_size + j``, so a
+crop starts, the transposition, the time stretch and the control dropout all come from
+:func:`uniforms`, a counter-based hash of ``(seed, i)`` computed for a whole batch at once. The trainer asks for samples ``step * batch_size + j``, so a
 resumed run sees exactly the data it would have seen, and ranks of a distributed run each take
 their own slice of every global batch.
 
@@ -19,6 +19,7 @@ Augmentation works directly on the ids, as Magenta's (transpose -3..+3 semitones
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -29,11 +30,12 @@ from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
                               note_state)
 from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beats_at, conditions,
-                          current_instrument, drop_conditions, instrument_onehot, meter_features,
+                          current_instrument, instrument_onehot, meter_features,
                           playing, qpm_at, tempo_map, tempos_from_ids)
 from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding, skipped by the loss
+_FILE_KEY = 1 << 40  # time keys of sequence f: f * _FILE_KEY + steps (sorted across sequences)
 
 
 def transpose_ids(ids: np.ndarray, semitones: int, encoding) -> np.ndarray:
@@ -80,6 +82,47 @@ def stretch_ids(ids: np.ndarray, factor: float, encoding) -> np.ndarray:
     main = np.append(ids[keep], -1)  # a dummy event carries the trailing time shifts
     out = build_stream(new_steps, main, [], first, shifts.max)
     return out[:-1].astype(np.int64)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+DRAWS = 9  # uniforms per sample: group, position, transpose, stretch, 2 control and 3 band drops
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (a bijection of uint64 with good avalanche)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def uniforms(seed: int, indices: Sequence[int] | np.ndarray, k: int = DRAWS) -> np.ndarray:
+    """``float64[len(indices), k]`` in ``[0, 1)``: a pure function of ``(seed, index, j)``, the
+    same whichever batch, process or order asks for it."""
+    with np.errstate(over="ignore"):
+        index = np.asarray(indices, dtype=np.int64).astype(np.uint64).reshape(-1, 1)
+        base = _mix(_mix(np.full(1, seed, dtype=np.int64).astype(np.uint64) + _GOLDEN) ^ index)
+        z = _mix(base + (np.arange(1, k + 1, dtype=np.uint64) * _GOLDEN))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _beat_map(tempos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tempo map's (start s, qpm, beats before) columns, as :func:`melodia.band.beats_at`."""
+    starts, qpm = tempos[:, 0], tempos[:, 1]
+    return starts, qpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
+
+
+@dataclass
+class Draws:
+    """Where each sample of a batch comes from and how it is augmented (see :func:`uniforms`)."""
+
+    file: np.ndarray  # sequence index
+    start: np.ndarray  # first event of the crop
+    first: np.ndarray  # first event the crop's note state is rebuilt from (<= start)
+    end: np.ndarray  # events read (crop + margins for stretch and the control windows)
+    semitones: np.ndarray
+    factor: np.ndarray  # time stretch
+    drop: np.ndarray  # [B, 2] drop the density / histogram control
+    drop_band: np.ndarray  # [B, 3] drop the line-up / style / tempo condition
 
 
 class CropDataset(Dataset):
@@ -140,9 +183,14 @@ class CropDataset(Dataset):
         self._cum_starts = np.cumsum(starts)
         self._members = [np.flatnonzero(self._groups == g) for g in range(n_groups)]
         self._group_cum = [np.cumsum(starts[m]) for m in self._members]
-        self._times = None
+        lengths = np.array([len(x) for x in self.sequences], dtype=np.int64)
+        self._offsets = np.cumsum(lengths) - lengths  # of each sequence in the flat array
+        self._flat = np.concatenate([np.asarray(x) for x in self.sequences])
+        self._times = self._time_keys = None
         if controls or note_state or meter:  # time after each event: control windows, note-state lookback
             self._times = [event_times(s, encoding)[0].astype(np.int32) for s in self.sequences]
+            self._time_keys = np.concatenate([f * _FILE_KEY + t.astype(np.int64)
+                                              for f, t in enumerate(self._times)])
         sps = encoding.config.steps_per_second
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
         self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
@@ -160,6 +208,7 @@ class CropDataset(Dataset):
                 raise ValueError("tempos needs one tempo map (or None) per sequence")
             self._tempos = [tempo_map(tempos[i]) if tempos[i] is not None
                             else tempos_from_ids(sequences[i], encoding) for i in keep]
+            self._beat_maps = [_beat_map(t) for t in self._tempos]
 
     def __len__(self) -> int:
         """Distinct crop positions (sample indices themselves are unbounded)."""
@@ -172,40 +221,48 @@ class CropDataset(Dataset):
         return ((CONTROL_DIM if self.controls else 0) + band
                 + (NOTE_STATE_DIM if self.note_state else 0) + (METER_DIM if self.meter else 0))
 
-    def _position(self, rng: np.random.Generator) -> tuple[int, int]:
-        """Which sequence and where in it a crop starts."""
+    def draws(self, indices: Sequence[int] | np.ndarray) -> Draws:
+        """Where samples ``indices`` come from and how they are augmented, all at once."""
+        index = np.asarray(indices, dtype=np.int64).reshape(-1)
+        u = uniforms(self.seed, index)
+        file, start = np.zeros(len(index), np.int64), np.zeros(len(index), np.int64)
         if self._weights is None:
-            cum, members = self._cum_starts, None
-        else:
-            g = int(rng.choice(len(self._weights), p=self._weights))
-            cum, members = self._group_cum[g], self._members[g]
-        u = int(rng.integers(cum[-1]))
-        f = int(np.searchsorted(cum, u, side="right"))
-        start = u - (int(cum[f - 1]) if f else 0)
-        return (f if members is None else int(members[f])), start
-
-    def _lookback(self, f: int, start: int) -> int:
-        """First event of the music the note state at ``start`` is rebuilt from."""
-        if not self.note_state or start == 0:
-            return start
-        times = self._times[f]
-        return int(np.searchsorted(times, int(times[start - 1]) - self._lookback_steps))
+            parts = [(np.arange(len(index)), self._cum_starts, None)]
+        else:  # a corpus by its weight, then a crop position within it
+            cum_w = np.cumsum(self._weights)
+            g = np.minimum(np.searchsorted(cum_w, u[:, 0], side="right"),
+                           int(np.flatnonzero(self._weights > 0)[-1]))
+            parts = [(np.flatnonzero(g == k), self._group_cum[k], self._members[k])
+                     for k in np.unique(g)]
+        for rows, cum, members in parts:
+            pos = np.minimum((u[rows, 1] * cum[-1]).astype(np.int64), cum[-1] - 1)
+            f = np.searchsorted(cum, pos, side="right")
+            start[rows] = pos - np.concatenate([[0], cum])[f]
+            file[rows] = f if members is None else members[f]
+        semitones = np.floor(u[:, 2] * (2 * self.transpose + 1)).astype(np.int64) - self.transpose
+        factor = 1 - self.stretch + 2 * self.stretch * u[:, 3]
+        at = self._offsets[file]
+        end = np.minimum(at + start + self.seq_len + 1 + self._margin,
+                         at + np.array([len(self.sequences[f]) for f in file], dtype=np.int64))
+        first = start.copy()
+        if self._time_keys is not None:  # include what the control windows of the crop look at
+            keys = self._time_keys
+            end = np.maximum(end, np.searchsorted(keys, keys[end - 1] + self._lookahead_steps,
+                                                  side="right"))
+            if self.note_state:  # the music the note state at ``start`` is rebuilt from
+                back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]
+                                       - self._lookback_steps)
+                first = np.where(start > 0, back - at, start)
+        return Draws(file, start, first, end - at, semitones, factor,
+                     u[:, 4:6] < self.control_dropout, u[:, 6:9] < self.control_dropout)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids ``int64[<= L + 1]`` and inputs ``float32[len - 1, C]`` of sample ``index``."""
-        rng = np.random.default_rng((self.seed, index))
-        f, start = self._position(rng)
-        semitones = int(rng.integers(-self.transpose, self.transpose + 1))
-        factor = float(rng.uniform(1 - self.stretch, 1 + self.stretch))
-        drop_density, drop_hist = rng.random(2) < self.control_dropout
-
+        d = self.draws([index])
+        f, start, first, end = (int(x[0]) for x in (d.file, d.start, d.first, d.end))
+        semitones, factor = int(d.semitones[0]), float(d.factor[0])
+        drop_density, drop_hist = d.drop[0]
         seq = self.sequences[f]
-        end = min(len(seq), start + self.seq_len + 1 + self._margin)
-        if self._times is not None:  # include what the control windows of the crop look at
-            times = self._times[f]
-            end = max(end, int(np.searchsorted(times, times[end - 1] + self._lookahead_steps,
-                                               side="right")))
-        first = self._lookback(f, start)
         ids = np.asarray(seq[first:end], dtype=np.int64)
         if semitones:
             ids = transpose_ids(ids, semitones, self.encoding)
@@ -238,8 +295,10 @@ class CropDataset(Dataset):
             cond = conditions(layout, self.encoding,
                               playing(ids[skip : skip + n], self.encoding, current[skip:]),
                               self._styles[f], qpm)
-            inputs[:, c_dim : c_dim + b_dim] = drop_conditions(cond, layout, rng,
-                                                               self.control_dropout)
+            for part, dropped in zip((layout.lineup, layout.style, layout.tempo), d.drop_band[0]):
+                if dropped:
+                    cond[part] = 0.0
+            inputs[:, c_dim : c_dim + b_dim] = cond
             at = c_dim + b_dim + s_dim
             inputs[:, at : at + N_INSTRUMENTS] = instrument_onehot(current[skip : skip + n - 1])
         if self.meter:

@@ -113,3 +113,24 @@ def test_worker_processes_give_the_same_batches_in_order(piano_seqs):
         assert torch.equal(a["inputs"], b["inputs"])
         assert torch.equal(expand_inputs(a, dims), expand_inputs(b, dims))
     assert torch.equal(here[0]["inputs"], to_tensors(compact_batch(crops, range(12, 16)))["inputs"])
+
+
+def test_uniforms_are_a_pure_function_of_seed_and_index():
+    from melodia.dataset import uniforms
+
+    batch = uniforms(7, np.arange(1000))
+    assert np.array_equal(batch[[3, 999]], uniforms(7, [3, 999]))
+    assert np.array_equal(uniforms(7, [5])[0], batch[5])
+    assert not np.array_equal(uniforms(8, [5]), uniforms(7, [5]))
+    assert batch.min() >= 0 and batch.max() < 1
+    assert abs(batch.mean() - 0.5) < 0.01  # 9000 draws: sd of the mean ~0.003
+    assert abs(np.corrcoef(batch[:, 0], batch[:, 1])[0, 1]) < 0.1
+
+
+def test_corpora_are_drawn_by_weight(piano_seqs):
+    crops = CropDataset(piano_seqs, PIANO, 32, groups=[0] * 6 + [1] * 2, weights=[0.25, 0.75])
+    files = crops.draws(range(4000)).file
+    share = np.isin(files, [6, 7]).mean()
+    assert 0.72 < share < 0.78
+    crops = CropDataset(piano_seqs, PIANO, 32, groups=[0] * 6 + [1] * 2, weights=[1.0, 0.0])
+    assert not np.isin(crops.draws(range(2000)).file, [6, 7]).any()

@@ -1,0 +1,112 @@
+"""The training input pipeline alone: finished batches (crops + augmentation + controls) per second.
+
+Run: ``python tests/benchmarks/bench_batches.py [--data DATASET_DIR ...] [--batch-size 64]
+[--seconds 10] [--workers 0 1 2]``
+
+For each dataset (default: the committed chorales and Freedoom band files, prepared into a
+temporary folder with each encoding) and the trainer's default augmentation (transpose 3, stretch
+0.05, controls, note state; band conditions and meter for band data), in the same run:
+
+- ``per-crop``: the reference path, one crop at a time (``CropDataset[i]``, dense inputs), as
+  the trainer built batches before melodia.batches;
+- ``compact``: :func:`melodia.batches.compact_batch` in this process (what a loader worker does);
+- ``loader, N workers``: :func:`melodia.batches.batch_loader` with N background processes, timed
+  as the training loop sees it (batches arriving in the main process);
+- ``expand``: :func:`melodia.batches.expand_inputs` on this CPU (on a GPU it runs on the device).
+
+Events/s count ``batch x seq_len`` predicted events. The issue's bar: >= 3M events/s of finished
+batches on a 2-core machine, so the pipeline cannot hold back a GPU step at ~2M events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def prepared(folder: Path, encoding: str) -> str:
+    from melodia.corpus import PrepareConfig, prepare
+    from melodia.encoding import get_encoding
+
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{encoding}-"))
+    prepare([folder], out, get_encoding(encoding), config=PrepareConfig(workers=1),
+            progress=False)
+    return str(out)
+
+
+def rate(fn, batch_events: int, seconds: float) -> tuple[float, int]:
+    """Events/s of ``fn()`` (one batch per call), after one warm-up call."""
+    fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n * batch_events / (time.perf_counter() - t0), n
+
+
+def bench(data: str, args: argparse.Namespace) -> None:
+    import torch
+
+    from melodia.batches import batch_loader, compact_batch, expand_inputs, input_dims, to_tensors
+    from melodia.train import TrainConfig, _data
+
+    torch.set_num_threads(1)
+    B, L = args.batch_size, args.seq_len
+    config = TrainConfig(data=data, batch_size=B, seq_len=L)
+    _, train_seqs, _, crops, _, band = _data(config)
+    dims = input_dims(crops)
+    print(f"\n{data}: {len(train_seqs)} files, {sum(map(len, train_seqs)):,} events, "
+          f"{crops.encoding.name} encoding, {dims.total} input floats per step; "
+          f"batch {B} x {L}", flush=True)
+    events = B * L
+    step = iter(range(1, 10**9))
+    if not args.skip_reference:
+        def per_crop():
+            first = next(step) * B
+            items = [crops[i] for i in range(first, first + B)]
+            return {k: torch.stack([x[k] for x in items]) for k in items[0]}
+
+        r, n = rate(per_crop, events, args.seconds)
+        print(f"  {'per-crop (reference)':>24}: {r:>12,.0f} events/s  ({n} batches)", flush=True)
+    r, n = rate(lambda: compact_batch(crops, range(next(step) * B, next(step) * B + B)), events,
+                args.seconds)
+    print(f"  {'compact, this process':>24}: {r:>12,.0f} events/s  ({n} batches)", flush=True)
+    for workers in args.workers:
+        loader = batch_loader(crops, range(10**6), B, workers=workers)
+        r, n = rate(lambda: next(loader), events, args.seconds)
+        print(f"  {f'loader, {workers} workers':>24}: {r:>12,.0f} events/s  ({n} batches)",
+              flush=True)
+        del loader
+    compact = to_tensors(compact_batch(crops, range(B)))
+    r, n = rate(lambda: expand_inputs(compact, dims), events, min(args.seconds, 3))
+    print(f"  {'expand on this CPU':>24}: {r:>12,.0f} events/s  ({1000 * events / r:.1f} ms per "
+          f"batch; on a GPU it runs on the device)", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="*", default=None, help="prepared datasets (default: the "
+                   "committed chorales as piano and Freedoom as band)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    p.add_argument("--skip-reference", action="store_true")
+    args = p.parse_args()
+    data = args.data or [prepared(ROOT / "data" / "midi" / "chorales", "piano"),
+                         prepared(ROOT / "data" / "midi" / "freedoom", "band")]
+    print(f"{os.cpu_count()} CPUs; torch on 1 thread per process")
+    for d in data:
+        bench(d, args)
+
+
+if __name__ == "__main__":
+    main()
