@@ -103,6 +103,37 @@ def test_maestro_metadata_split(tmp_path):
     assert len(dataset.sequences("validation")) == 1
 
 
+def test_maestro_v3_layout_keeps_its_split(tmp_path):
+    """The MAESTRO v3 zip's layout: year folders of .midi files beside maestro-v3.0.0.csv (its
+    real columns) and the same table as .json; `prepare` on the folder keeps that split."""
+    src = tmp_path / "maestro-v3.0.0"
+    files = sorted((DATA / "chorales").glob("*.mid"))[:5]
+    splits = ["train", "train", "validation", "test", "train"]
+    rows = []
+    for i, (path, split) in enumerate(zip(files, splits)):
+        year = str(2004 + i % 2)
+        name = f"MIDI-Unprocessed_{i:02d}_R1_{year}_01-03_ORIG_MID--AUDIO_{i:02d}_R1_{year}_wav.midi"
+        (src / year).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, src / year / name)
+        rows.append({"canonical_composer": "Johann Sebastian Bach",
+                     "canonical_title": f"Chorale {i}", "split": split, "year": year,
+                     "midi_filename": f"{year}/{name}",
+                     "audio_filename": f"{year}/{name[:-5]}.wav", "duration": "61.2"})
+    with open(src / "maestro-v3.0.0.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (src / "maestro-v3.0.0.json").write_text(json.dumps(
+        {key: {str(i): row[key] for i, row in enumerate(rows)} for key in rows[0]}))
+    (src / "LICENSE").write_text("CC BY-NC-SA 4.0\n")
+    report = prepare([src], tmp_path / "ds", config=PrepareConfig(workers=1), progress=False)
+    assert report.encoded == 5
+    dataset = TokenDataset(tmp_path / "ds")
+    got = {f["path"].rsplit("/", 1)[-1]: f["split"] for f in dataset.files()}
+    assert got == {r["midi_filename"].split("/")[1]: r["split"] for r in rows}
+    assert [len(dataset.files(s)) for s in ("train", "validation", "test")] == [3, 1, 1]
+
+
 def test_maestro_json_metadata(tmp_path):
     (tmp_path / "a.mid").write_bytes((DATA / "chorales" / "bach__bwv1.6.mxl.mid").read_bytes())
     (tmp_path / "maestro-v3.0.0.json").write_text(json.dumps(

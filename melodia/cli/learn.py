@@ -18,13 +18,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "transpose, time stretch), score the validation split every --eval-every steps, and keep "
         "last.pt and best.pt in the run directory with config.toml and metrics.jsonl. Every "
         "option can also be set in a TOML file (--config; model options in a [model] table); "
-        "flags override it. Under `torchrun --nproc-per-node N melodia train ...` the batch is "
-        "split across N processes (DistributedDataParallel).",
+        "flags override it. Under `torchrun --nproc-per-node N -m melodia.cli train ...` the "
+        "batch is split across N processes, one per GPU (DistributedDataParallel). On a GPU, "
+        "background processes build the batches ahead of the step (--loader-workers).",
         epilog="example: melodia train runs/maestro -o runs/piano --steps 20000 --batch-size 64\n"
         "resume:  melodia train -o runs/piano --resume\n"
         "mix:     melodia train --data runs/maestro:0.7 --data runs/bach:0.3 -o runs/mixed\n"
         "         (the first dataset's validation split scores the run)\n"
         "stages:  melodia train runs/maestro -o runs/tuned --init runs/pretrained/best.pt\n"
+        "4 GPUs:  torchrun --nproc-per-node 4 -m melodia.cli train runs/maestro -o runs/big\n"
+        "full MAESTRO: data/recipes/maestro_full.md (--config data/recipes/maestro_3x512.toml)\n"
         "all 12 keys: --transpose 6 (every crop moved by -6..+6 semitones)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,6 +68,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ("--transpose", int, "augmentation: max transposition in semitones (default 3)"),
         ("--stretch", float, "augmentation: max time stretch, 0.05 = 0.95..1.05 (default 0.05)"),
         ("--control-dropout", float, "chance to drop each control per crop (default 0.1)"),
+        ("--loader-workers", int, "processes building batches ahead of the step; -1 = auto: "
+         "none on a CPU (the step dwarfs the batch there), up to 4 per GPU (default -1)"),
     ]:
         t.add_argument(flag, type=kind, default=None, help=text)
     t.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
