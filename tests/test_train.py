@@ -200,9 +200,9 @@ def test_a_rank_that_never_comes_fails_instead_of_hanging(dataset: Path, tmp_pat
                                                          monkeypatch):
     import time
 
-    import melodia.train
+    import melodia.distributed
 
-    monkeypatch.setattr(melodia.train, "DDP_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(melodia.distributed, "DDP_TIMEOUT_S", 2.0)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
@@ -214,7 +214,7 @@ def test_a_rank_that_never_comes_fails_instead_of_hanging(dataset: Path, tmp_pat
 
 
 def test_more_processes_than_gpus_is_refused():
-    from melodia.train import check_local_rank
+    from melodia.distributed import check_local_rank
 
     check_local_rank(1, 2)
     with pytest.raises(MelodiaError, match="LOCAL_RANK 2, but this machine has 2 GPUs.*torchrun"):

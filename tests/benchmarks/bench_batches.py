@@ -55,12 +55,13 @@ def bench(data: str, args: argparse.Namespace) -> None:
     import torch
 
     from melodia.batches import batch_loader, compact_batch, expand_inputs, input_dims, to_tensors
-    from melodia.train import TrainConfig, _data
+    from melodia.train import TrainConfig
+    from melodia.train_data import training_data
 
     torch.set_num_threads(1)
     B, L = args.batch_size, args.seq_len
     config = TrainConfig(data=data, batch_size=B, seq_len=L)
-    _, train_seqs, _, crops, _, band = _data(config)
+    _, train_seqs, _, crops, _, band = training_data(config)
     dims = input_dims(crops)
     print(f"\n{data}: {len(train_seqs)} files, {sum(map(len, train_seqs)):,} events, "
           f"{crops.encoding.name} encoding, {dims.total} input floats per step; "
@@ -75,15 +76,18 @@ def bench(data: str, args: argparse.Namespace) -> None:
 
         r, n = rate(per_crop, events, args.seconds)
         print(f"  {'per-crop (reference)':>24}: {r:>12,.0f} events/s  ({n} batches)", flush=True)
-    r, n = rate(lambda: compact_batch(crops, range(next(step) * B, next(step) * B + B)), events,
-                args.seconds)
+    def compact():
+        first = next(step) * B
+        return compact_batch(crops, range(first, first + B))
+
+    r, n = rate(compact, events, args.seconds)
     print(f"  {'compact, this process':>24}: {r:>12,.0f} events/s  ({n} batches)", flush=True)
     for workers in args.workers:
         loader = batch_loader(crops, range(10**6), B, workers=workers)
         r, n = rate(lambda: next(loader), events, args.seconds)
         print(f"  {f'loader, {workers} workers':>24}: {r:>12,.0f} events/s  ({n} batches)",
               flush=True)
-        del loader
+        loader = None  # stops its workers
     compact = to_tensors(compact_batch(crops, range(B)))
     r, n = rate(lambda: expand_inputs(compact, dims), events, min(args.seconds, 3))
     print(f"  {'expand on this CPU':>24}: {r:>12,.0f} events/s  ({1000 * events / r:.1f} ms per "
