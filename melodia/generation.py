@@ -321,7 +321,8 @@ def band_styles(model: str | Path | Checkpoint = "band") -> list[str]:
 def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict[str, Any] | None:
     """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training
     files of the style), with the band conditions they make; None for a model without them."""
-    from melodia.band import BandLayout, LineupError, conditions, instrument_name, parse_lineup
+    from melodia.band import BandLayout, conditions
+    from melodia.instruments import LineupError, instrument_name, parse_lineup
 
     asked = {k: v for k, v in (("style", config.style), ("lineup", config.lineup))
              if v is not None}  # a tempo only sets the file's (and the beat clock's) tempo
@@ -363,7 +364,7 @@ def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int]
     temperature ``0.6 + 0.8 r``; embedding sampler, noise scales times ``2 r``."""
     if randomness is None:
         return sampler
-    from melodia.band import N_INSTRUMENTS, LineupError, instrument_values
+    from melodia.instruments import N_INSTRUMENTS, LineupError, instrument_values
 
     if isinstance(randomness, (int, float)):
         table = {i: float(randomness) for i in range(N_INSTRUMENTS)}
@@ -385,7 +386,7 @@ def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int]
 
 
 def _instrument_temperatures(sampler: SamplerConfig, spec, lineup) -> SamplerConfig:
-    from melodia.band import LineupError, instrument_values
+    from melodia.instruments import LineupError, instrument_values
 
     if lineup is None:
         raise GenerateError("a temperature per instrument needs a band model")
