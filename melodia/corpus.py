@@ -53,7 +53,8 @@ from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
 from melodia.errors import DatasetError, MelodiaError
 from melodia.midi import MAX_SECONDS
-from melodia.scores import SCORE_SUFFIXES, ScoreConfig, ScoreItem, find_score_items, is_music21_ref
+from melodia.scoreitems import SCORE_SUFFIXES, ScoreItem, find_score_items, is_music21_ref
+from melodia.scores import ScoreConfig
 
 log = logging.getLogger(__name__)
 
