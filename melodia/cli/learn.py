@@ -357,7 +357,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from melodia.checkpoint import export_model
+    from melodia.export import export_model
 
     out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")
     print(out)
