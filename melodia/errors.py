@@ -37,3 +37,7 @@ class ScoreReadError(MelodiaError):
 
 class RenderError(MelodiaError):
     """Audio cannot be rendered: FluidSynth missing, bad SoundFont, empty score, bad output."""
+
+
+class GenerateError(MelodiaError):
+    """Options that cannot be honoured (no such model, controls the model lacks, a bad key...)."""

@@ -87,7 +87,7 @@ def export_model(source: str | Path | Checkpoint, out_dir: str | Path,
     if isinstance(source, Checkpoint):
         ckpt = source
     else:
-        from melodia.generation import resolve_model
+        from melodia.loading import resolve_model
 
         ckpt = load_checkpoint(resolve_model(source))
     from safetensors.torch import save as safetensors_bytes

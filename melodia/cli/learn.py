@@ -252,7 +252,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise MelodiaError("give MODEL DATA (NLL of a model) or --generated DIR --reference DIR "
                            "(music statistics); see melodia evaluate --help")
     from melodia.evaluate import evaluate
-    from melodia.generation import resolve_model
+    from melodia.loading import resolve_model
 
     device = args.device
     if device == "auto":

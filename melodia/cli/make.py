@@ -168,7 +168,7 @@ def _list_styles(model: str) -> int:
     from collections import Counter
 
     from melodia.instruments import instrument_name
-    from melodia.generation import load_model
+    from melodia.loading import load_model
 
     checkpoint = load_model(model)
     info = checkpoint.extra.get("band")
