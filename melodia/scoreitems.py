@@ -1,5 +1,6 @@
-"""Which pieces a score source holds: score files, tunes of multi-tune ABC files and ``music21:``
-corpus references (``music21:bach``, ``music21:all``, ``music21:bach/bwv66.6``) -> :class:`ScoreItem`.
+"""Which pieces a score source holds -> :class:`ScoreItem`: score files, tunes of multi-tune ABC
+files and ``music21:`` corpus references (``music21:bach``, ``music21:all``,
+``music21:bach/bwv66.6``).
 
 ABC files that hold many tunes (``X:`` headers) give one item per tune, named ``file.abc#i``
 (``i`` counts from 0 in file order). An item from the music21 corpus knows its licence. Reading an

@@ -5,10 +5,10 @@ A dataset directory holds::
     manifest.json       encoding, shard list, one record per file, skipped files with reasons
     shard-00000.npy     all files' ids back to back (uint16, memory-mappable with np.load)
 
-``ids = np.load(shard, mmap_mode="r")[offset : offset + events]`` for a file record; the record's
-fields are described in :mod:`melodia.corpus`, which writes datasets (:func:`melodia.corpus.prepare`).
-:class:`TokenDataset` reads one; the training dataset with crops and augmentation lives in
-``melodia.dataset``.
+``ids = np.load(shard, mmap_mode="r")[offset : offset + events]`` for a file record; the
+record's fields are described in :mod:`melodia.corpus`, which writes datasets
+(:func:`melodia.corpus.prepare`). :class:`TokenDataset` reads one; the training dataset with crops
+and augmentation lives in ``melodia.dataset``.
 """
 
 from __future__ import annotations
