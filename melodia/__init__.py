@@ -21,7 +21,7 @@ from melodia.render import render  # noqa: E402
 
 #: Public name -> (module, attribute), imported on first use.
 _LAZY: dict[str, tuple[str, str]] = {
-    "load": ("melodia.generation", "load_model"),  # "piano", "band", a file or a run directory
+    "load": ("melodia.loading", "load_model"),  # "piano", "band", a file or a run directory
     "encode": ("melodia.encoding", "encode"),
     "decode": ("melodia.encoding", "decode"),
     "generate": ("melodia.generation", "generate"),

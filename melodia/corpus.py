@@ -30,18 +30,18 @@ Splits: a source folder holding ``maestro-v*.csv`` or ``maestro-v*.json`` uses M
 ``split`` column (train/validation/test); a ``splits.csv`` (``midi_filename,split``) does the same
 for any corpus. Every other file is assigned from the SHA-1 of its
 bytes, so a file keeps its split whatever else is added to the corpus. This module imports no
-torch; the training dataset with crops and augmentation lives in ``melodia.dataset``.
+torch; finding pieces, splits and labels is :mod:`melodia.sources`, the manifest, shards and
+:class:`~melodia.shards.TokenDataset` are :mod:`melodia.shards`, and the training dataset with
+crops and augmentation lives in ``melodia.dataset``.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -49,18 +49,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from melodia.atomic import atomic_write
 from melodia.encoding import PerformanceEncoding, encoding_from_dict, get_encoding
 from melodia.errors import DatasetError, MelodiaError
 from melodia.midi import MAX_SECONDS
-from melodia.scores import SCORE_SUFFIXES, ScoreConfig, ScoreItem, find_score_items, is_music21_ref
+from melodia.scoreitems import ScoreItem, is_music21_ref
+from melodia.scores import ScoreConfig
+from melodia.shards import (MANIFEST, SPLITS, TokenDataset, _new_manifest, _ShardWriter,
+                            read_manifest)
+from melodia.sources import (Piece, find_midi_files, find_pieces, folder_label, hash_split,
+                             maestro_splits)
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-SPLITS = ("train", "validation", "test")
 MAX_TEMPOS = 1024  # tempo changes kept per file record (the exact map: beat positions)
-MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
 
 
 @dataclass
@@ -123,103 +124,6 @@ class PrepareReport:
             lines.append(f"  scores read: {self.scores} ({self.scores_cached} from the cache)")
         lines += [f"  skipped {s['path']}: {s['reason']}" for s in self.skipped]
         return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------- discovery
-
-
-def find_midi_files(sources: Iterable[str | Path]) -> list[tuple[Path, str | None]]:
-    """Every MIDI file under ``sources`` (sorted), each with its MAESTRO split if it has one."""
-    found: list[tuple[Path, str | None]] = []
-    for source in map(Path, sources):
-        if source.is_file():
-            found.append((source, None))
-        elif source.is_dir():
-            splits = maestro_splits(source)
-            for path in sorted(source.rglob("*")):
-                if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
-                    found.append((path, splits.get(path.relative_to(source).as_posix())))
-        else:
-            raise DatasetError(f"no such file or folder: {source}")
-    return found
-
-
-#: One piece to encode: its name in the manifest, its score item (``None`` for MIDI), its split
-#: from a split table (``None`` = by hash).
-Piece = tuple[str, ScoreItem | None, str | None]
-
-
-def find_pieces(sources: Iterable[str | Path]) -> list[Piece]:
-    """Every MIDI file, score piece and ``music21:`` corpus piece of ``sources``, in order."""
-    found: list[Piece] = []
-    for source in sources:
-        if is_music21_ref(source):
-            try:
-                found += [(item.path, item, None) for item in find_score_items(str(source))]
-            except MelodiaError as err:
-                raise DatasetError(str(err)) from None
-            continue
-        source = Path(source)
-        if source.is_file():
-            found += _pieces_of(source, None)
-        elif source.is_dir():
-            splits = maestro_splits(source)
-            for path in sorted(source.rglob("*")):
-                suffix = path.suffix.lower()
-                if (suffix in MIDI_SUFFIXES or suffix in SCORE_SUFFIXES) and path.is_file():
-                    found += _pieces_of(path, splits.get(path.relative_to(source).as_posix()))
-        else:
-            raise DatasetError(f"no such file or folder: {source}")
-    return found
-
-
-def _pieces_of(path: Path, split: str | None) -> list[Piece]:
-    if path.suffix.lower() in SCORE_SUFFIXES:
-        return [(item.path, item, split) for item in find_score_items(path)]
-    return [(str(path), None, split)]
-
-
-def maestro_splits(folder: Path) -> dict[str, str]:
-    """``{midi_filename: split}`` from a split table in ``folder``, else ``{}``.
-
-    Recognised: MAESTRO's ``maestro-v*.csv`` / ``.json``, and a plain ``splits.csv`` with columns
-    ``midi_filename,split`` (paths relative to the folder) for corpora too small for hash splits.
-    """
-    for meta in sorted(folder.glob("maestro-v*.csv")) + sorted(folder.glob("splits.csv")):
-        with meta.open(newline="") as f:
-            return {row["midi_filename"]: row["split"] for row in csv.DictReader(f)}
-    for meta in sorted(folder.glob("maestro-v*.json")):
-        data = json.loads(meta.read_text())
-        if isinstance(data, dict):  # v3: column-oriented {"midi_filename": {"0": ...}, ...}
-            return {data["midi_filename"][k]: data["split"][k] for k in data["midi_filename"]}
-        return {row["midi_filename"]: row["split"] for row in data}  # v1/v2: list of records
-    return {}
-
-
-def folder_label(file: str | Path, folders: Iterable[Path]) -> str | None:
-    """``file``'s top folder below the first of ``folders`` holding it.
-
-    ``None`` if no folder holds it or it lies directly in one: ``folder_label("c/metal/x/a.mid",
-    [Path("c")]) == "metal"``, ``folder_label("c/a.mid", [Path("c")]) is None``.
-    """
-    file = Path(file)
-    for folder in folders:
-        try:
-            parts = file.relative_to(folder).parts
-        except ValueError:
-            continue
-        return parts[0] if len(parts) > 1 else None
-    return None
-
-
-def hash_split(sha1: str, valid_fraction: float, test_fraction: float) -> str:
-    """Deterministic split from a content hash: the same bytes always land in the same split."""
-    u = int(sha1[:12], 16) / float(1 << 48)
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + valid_fraction:
-        return "validation"
-    return "train"
 
 
 # -------------------------------------------------------------------------------- encoding
@@ -288,67 +192,7 @@ def _results(jobs: list[Job], workers: int) -> Iterable[dict[str, Any]]:
         yield from pool.imap(_encode_one, jobs, chunksize=4)
 
 
-# -------------------------------------------------------------------------------- manifest
-
-
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / MANIFEST
-    if not path.is_file():
-        raise DatasetError(f"{root} is not a melodia dataset (no {MANIFEST}); "
-                           f"create one with `melodia prepare SRC -o {root}`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} is not valid JSON: {err}") from None
-
-
-def _new_manifest(encoding: PerformanceEncoding) -> dict[str, Any]:
-    return {"format": "melodia-dataset", "version": 1, "encoding": encoding.to_dict(),
-            "vocab_size": encoding.vocab_size, "dtype": "uint16", "shards": [], "files": [],
-            "skipped": []}
-
-
-class _ShardWriter:
-    """Buffers ids and writes full shards, saving the manifest after each (resume point)."""
-
-    def __init__(self, root: Path, manifest: dict[str, Any], shard_events: int) -> None:
-        self.root, self.manifest, self.shard_events = root, manifest, shard_events
-        self.pending: list[tuple[dict[str, Any], np.ndarray]] = []
-        self.size = 0
-        self.saved_at = -float("inf")
-
-    def save_soon(self, every_s: float = 1.0) -> None:
-        """Save the manifest (skipped files, duplicates) unless saved under ``every_s`` ago."""
-        if time.monotonic() - self.saved_at >= every_s:
-            self._save()
-
-    def add(self, record: dict[str, Any], ids: np.ndarray) -> None:
-        self.pending.append((record, ids))
-        self.size += len(ids)
-        if self.size >= self.shard_events:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            name = f"shard-{len(self.manifest['shards']):05d}.npy"
-            offset = 0
-            for record, ids in self.pending:
-                record.update(shard=name, offset=offset, events=int(len(ids)))
-                offset += len(ids)
-            ids = np.concatenate([ids for _, ids in self.pending])
-            atomic_write(self.root / name, lambda f: np.save(f, ids))
-            self.manifest["shards"].append(name)
-            self.manifest["files"].extend(record for record, _ in self.pending)
-            self.pending, self.size = [], 0
-        self._save()
-
-    def _save(self) -> None:
-        self.manifest["styles"] = sorted({f["style"] for f in self.manifest["files"]
-                                          if f.get("style") is not None})
-        data = json.dumps(self.manifest, indent=1).encode()
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.root / MANIFEST, lambda f: f.write(data))
-        self.saved_at = time.monotonic()
+# --------------------------------------------------------------------------------- prepare
 
 
 def prepare(
@@ -479,48 +323,7 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="file", desc="encoding", disable=not enabled, leave=False)
 
 
-# --------------------------------------------------------------------------------- reading
 
-
-class TokenDataset:
-    """A prepared dataset: its encoding and each file's ids (memory-mapped, no copy)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.manifest = read_manifest(self.root)
-        self.encoding = encoding_from_dict(self.manifest["encoding"])
-        self._shards: dict[str, np.ndarray] = {}
-
-    def files(self, split: str | None = None) -> list[dict[str, Any]]:
-        if split is not None and split not in SPLITS:
-            raise DatasetError(f"unknown split {split!r}; choose one of {SPLITS}")
-        return [f for f in self.manifest["files"] if split is None or f["split"] == split]
-
-    def _shard(self, name: str) -> np.ndarray:
-        if name not in self._shards:
-            path = self.root / name
-            if not path.is_file():
-                raise DatasetError(f"{path} is missing; re-run `melodia prepare`")
-            self._shards[name] = np.load(path, mmap_mode="r")
-        return self._shards[name]
-
-    def ids(self, record: dict[str, Any]) -> np.ndarray:
-        return self._shard(record["shard"])[record["offset"] : record["offset"] + record["events"]]
-
-    def sequences(self, split: str | None = None) -> list[np.ndarray]:
-        """One id array per file of ``split`` (all files if ``None``)."""
-        return [self.ids(f) for f in self.files(split)]
-
-    def styles(self) -> list[str]:
-        """Every style label in the dataset, sorted; ``[]`` if it was prepared without labels."""
-        return sorted({f["style"] for f in self.manifest["files"] if f.get("style") is not None})
-
-    def sequences_with_styles(
-        self, split: str | None = None
-    ) -> list[tuple[np.ndarray, str | None]]:
-        """``(ids, style)`` per file of ``split`` (all if ``None``); style ``None``: unlabelled."""
-        return [(self.ids(f), f.get("style")) for f in self.files(split)]
-
-    def __repr__(self) -> str:
-        counts = {s: len(self.files(s)) for s in SPLITS}
-        return f"TokenDataset({str(self.root)!r}, {self.encoding.name}, files={counts})"
+__all__ = ["MANIFEST", "PrepareConfig", "PrepareReport", "SPLITS", "TokenDataset",
+           "find_midi_files", "find_pieces", "folder_label", "hash_split", "maestro_splits",
+           "prepare", "read_manifest"]

@@ -33,3 +33,11 @@ class ScoreReadError(MelodiaError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot read score {self.path}: {reason}")
+
+
+class RenderError(MelodiaError):
+    """Audio cannot be rendered: FluidSynth missing, bad SoundFont, empty score, bad output."""
+
+
+class GenerateError(MelodiaError):
+    """Options that cannot be honoured (no such model, controls the model lacks, a bad key...)."""

@@ -20,7 +20,8 @@ import numpy as np
 
 from melodia.atomic import atomic_write
 from melodia.midi import Score, Track
-from melodia.scores import ScoreConfig, ScoreItem, convert_item, humanize
+from melodia.scoreitems import ScoreItem
+from melodia.scores import ScoreConfig, convert_item, humanize
 
 log = logging.getLogger(__name__)
 

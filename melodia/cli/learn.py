@@ -257,7 +257,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise MelodiaError("give MODEL DATA (NLL of a model) or --generated DIR --reference DIR "
                            "(music statistics); see melodia evaluate --help")
     from melodia.evaluate import evaluate
-    from melodia.generation import resolve_model
+    from melodia.loading import resolve_model
 
     device = args.device
     if device == "auto":
@@ -362,7 +362,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from melodia.checkpoint import export_model
+    from melodia.export import export_model
 
     out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")
     print(out)

@@ -167,8 +167,8 @@ def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | 
 def _list_styles(model: str) -> int:
     from collections import Counter
 
-    from melodia.band import instrument_name
-    from melodia.generation import load_model
+    from melodia.instruments import instrument_name
+    from melodia.loading import load_model
 
     checkpoint = load_model(model)
     info = checkpoint.extra.get("band")

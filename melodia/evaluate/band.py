@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from melodia.band import GROUPS, group_of
+from melodia.instruments import GROUPS, group_of
 from melodia.errors import MelodiaError
 from melodia.evaluate import distributions, keys, stats
 from melodia.evaluate.music import (

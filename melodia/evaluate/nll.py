@@ -353,7 +353,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
              progress: bool = True) -> EvalReport:
     """Score a checkpoint (file or run directory) and n-gram baselines on ``split`` of a dataset."""
     from melodia.checkpoint import load_checkpoint
-    from melodia.corpus import TokenDataset
+    from melodia.shards import TokenDataset
     from melodia.errors import DatasetError
 
     ckpt = load_checkpoint(model_path, map_location=device)

@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from melodia.generation import GenerateConfig, iter_events, load_model
+from melodia.generation import GenerateConfig, iter_events
 from melodia.live.decode import stream_messages
 from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
+from melodia.loading import load_model
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,84 @@
+"""Which model to generate with: the ones that ship with melodia (by name), checkpoint files and
+run directories, each loaded once and cached (with its :class:`~melodia.infer.FastStepper`).
+
+::
+
+    ckpt = melodia.load("piano")               # melodia.loading.load_model: a shipped name, a
+    ckpt = melodia.load("runs/band")           # checkpoint file, an exported folder or a run dir
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from melodia.checkpoint import Checkpoint, load_checkpoint
+from melodia.errors import GenerateError
+from melodia.infer import FastStepper
+
+#: Models that ship inside the package (melodia/models/<file>), by name.
+SHIPPED = {"piano": "piano.pt", "band": "band.pt"}
+
+
+def shipped_model_path(name: str) -> Path:
+    """Path of a model shipped as package data (``piano``; ``band`` once one ships)."""
+    if name not in SHIPPED:
+        raise GenerateError(f"no shipped model called {name!r}; shipped: {sorted(SHIPPED)}")
+    path = Path(str(resources.files("melodia.models") / SHIPPED[name]))
+    if not path.is_file():
+        raise GenerateError(
+            f"this melodia ships no {name} model ({path} is missing); train one with "
+            f"`melodia train` and pass its run directory or checkpoint as the model")
+    return path
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A shipped model's name, a checkpoint file or a run directory -> the checkpoint's path."""
+    if isinstance(model, str) and model in SHIPPED:
+        return shipped_model_path(model)
+    path = Path(model)
+    if not path.exists():
+        raise GenerateError(f"no such model: {model} (use {' or '.join(SHIPPED)}, a checkpoint "
+                            f"file or a run directory)")
+    return path
+
+
+def _checkpoint_file(model: str | Path) -> Path:
+    path = resolve_model(model)
+    if path.is_dir():
+        from melodia.checkpoint import resolve
+
+        path = resolve(path)
+    return path.resolve()
+
+
+@lru_cache(maxsize=4)
+def _cached_checkpoint(path: str, mtime_ns: int) -> Checkpoint:
+    return load_checkpoint(path)
+
+
+@lru_cache(maxsize=8)
+def _cached_stepper(path: str, mtime_ns: int, precision: str) -> FastStepper:
+    return FastStepper(_cached_checkpoint(path, mtime_ns).model, precision)
+
+
+def load_model(model: str | Path | Checkpoint = "piano") -> Checkpoint:
+    """The checkpoint for ``model`` (a shipped name, a file or run directory), cached per file."""
+    if isinstance(model, Checkpoint):
+        return model
+    path = _checkpoint_file(model)
+    return _cached_checkpoint(str(path), path.stat().st_mtime_ns)
+
+
+def load_stepper(model: str | Path | Checkpoint = "piano", precision: str = "fp32"
+                 ) -> tuple[Checkpoint, FastStepper]:
+    """The checkpoint and its :class:`~melodia.infer.FastStepper` (cached for files)."""
+    if isinstance(model, Checkpoint):
+        return model, FastStepper(model.model, precision)
+    path = _checkpoint_file(model)
+    mtime = path.stat().st_mtime_ns
+    return _cached_checkpoint(str(path), mtime), _cached_stepper(str(path), mtime, precision)
+
+
+__all__ = ["SHIPPED", "load_model", "load_stepper", "resolve_model", "shipped_model_path"]
