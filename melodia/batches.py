@@ -123,12 +123,15 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     ends = np.cumsum(kept)
     steps = np.insert(times[keep], ends, times[starts + lens - 1])  # + each crop's end
     step_seg = np.repeat(np.arange(B), kept + 1)
-    uniq, inverse = np.unique(step_seg * _BIG + steps, return_inverse=True)
+    key = step_seg * _BIG + steps  # already sorted: times never decrease within a crop
+    change = np.ones(len(key), bool)
+    change[1:] = key[1:] != key[:-1]
+    uniq, inverse = key[change], np.cumsum(change) - 1  # np.unique without its sort
     useg = uniq // _BIG
     new = np.floor((uniq - useg * _BIG) * factor[useg] + 0.5).astype(np.int64)
     k = np.arange(len(uniq)) - np.searchsorted(useg, np.arange(B))[useg]
     new = k + np.maximum.accumulate(new - k + useg * _BIG) - useg * _BIG  # strictly increasing
-    new_steps = new[inverse.reshape(-1)]
+    new_steps = new[inverse]
     dummies = ends + np.arange(B)  # the trailing event carrying each crop's last time shifts
     span = new_steps[dummies]
     global_steps = new_steps + (np.cumsum(span) - span)[step_seg]  # crops one after another
