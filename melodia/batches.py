@@ -11,11 +11,13 @@ but at 3M events/s those floats alone would be 3-7 GB/s of memory traffic. Here:
   controls and meter as floats, but the note state as (pitch, on/off, time) per event plus the
   state each crop starts from, the instrument as one small integer, the band conditions once
   per crop;
-- :func:`expand_inputs` turns that into the dense inputs with torch, on whatever device the
-  batch was copied to (on a GPU, a few kernels);
-- :func:`batch_loader` builds batches ahead of the step in background processes
+- :func:`melodia.loader.expand_inputs` turns that into the dense inputs with torch, on whatever
+  device the batch was copied to (on a GPU, a few kernels);
+- :func:`melodia.loader.batch_loader` builds batches ahead of the step in background processes
   (``torch.utils.data.DataLoader`` workers over the memory-mapped shards), pinned for
   non-blocking copies.
+
+No torch here: a worker builds numpy arrays.
 
 Sample ``i`` is still the pure function of ``(seed, i)`` that ``CropDataset.sample`` is (the
 same random draws in the same order), so resume stays exact; ``tests/test_batches.py`` checks
@@ -25,14 +27,12 @@ that the two paths give equal inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
 
-from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS, meter_features
-from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_PRIOR, HISTOGRAM_SLICE,
-                              HISTOGRAM_WINDOW_S, NOTE_AGE_TAU_S, NOTE_STATE_PITCHES,
+from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS
+from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S, NOTE_STATE_PITCHES,
                               PITCH_CLASSES, density_bin)
 from melodia.encoding.events import build_stream
 
@@ -157,7 +157,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     and, as the dataset asks for them: ``controls`` ``float32[B, L, 20]``; ``state_time``,
     ``state_notes`` and ``state_cells`` (the sounding notes as row intervals, see
     :func:`_state`); ``instrument`` ``int16[B, L]`` (-1 past the end); ``band``
-    ``float32[B, band_dim]``; ``meter`` ``float32[B, L, 12]``. :func:`to_tensors` and
+    ``float32[B, band_dim]``; ``beats`` ``float64[B, L]`` (the meter's phase). :func:`to_tensors` and
     :func:`expand_inputs` make the dense inputs of it.
     """
     enc, L, B = crops.encoding, crops.seq_len, len(indices)
@@ -177,7 +177,8 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     n = np.minimum(lens - skip, L + 1)
 
     out: dict[str, np.ndarray] = {}
-    inputs, targets = np.zeros((B, L), np.int64), np.full((B, L), IGNORE, np.int64)
+    small = np.int16 if enc.vocab_size < 2**15 else np.int64  # widened on the device
+    inputs, targets = np.zeros((B, L), small), np.full((B, L), IGNORE, small)
     rows = n - 1
     r_seg, r_col = np.repeat(np.arange(B), rows), _ramp(rows)
     at = starts[r_seg] + skip[r_seg] + r_col  # the event of each input row
@@ -191,8 +192,8 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     on_pitch = np.where((ids >= o0) & (ids < o0 + ons.size), ids - o0 + ons.min, -1)
     current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
     if crops.controls:
-        out["controls"] = _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col,
-                                    d.drop, B, L, sps)
+        out.update(_controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col,
+                             d.drop, B, L, sps))
     if crops.note_state:
         out.update(_state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col,
                           current, enc, B, L))
@@ -207,29 +208,29 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
 
 
 def _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col, drop, B, L, sps):
-    """:func:`melodia.controls.compute_controls` at the input rows, windows within each crop."""
+    """What :func:`melodia.controls.compute_controls` is made of at the input rows (windows
+    within each crop): ``density`` ``int8[B, L]``, the density bin (-1: dropped or past the
+    end), and ``histogram`` ``int16[B, L, 12]``, the note-ons per pitch class in the window;
+    ``histogram_dropped`` ``bool[B]``. :func:`expand_inputs` makes the 20 floats of them."""
     is_on = on_pitch >= 0
     ons_so_far = np.cumsum(is_on)
     keys = seg * _BIG + times
     on_keys = keys[is_on]
-    rows = np.zeros((len(at), HISTOGRAM_SLICE.stop), np.float32)
     window = round(DENSITY_WINDOW_S * sps)
     count = np.searchsorted(on_keys, keys[at] + window, side="left") - ons_so_far[at]
     span = np.minimum(times[(starts + lens - 1)[r_seg]] - times[at], window)
     density = np.where(span > 0, count * sps / np.maximum(span, 1), 0.0)
-    rows[np.arange(len(at)), density_bin(density)] = 1.0
+    bins = np.full(B * L, -1, np.int8)
+    bins[r_seg * L + r_col] = np.where(drop[r_seg, 0], -1, density_bin(density))
     window = round(HISTOGRAM_WINDOW_S * sps)
     end = np.searchsorted(on_keys, keys[at] + window, side="left")
     classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int32)  # prefix counts per class
     classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
     np.cumsum(classes, axis=0, out=classes)
-    hist = (classes[end] - classes[ons_so_far[at]]).astype(np.float32) + np.float32(HISTOGRAM_PRIOR)
-    rows[:, HISTOGRAM_SLICE] = hist / hist.sum(axis=1, keepdims=True)  # float32: within 1 ulp
-    rows[drop[r_seg, 0], : HISTOGRAM_SLICE.start] = 0.0
-    rows[drop[r_seg, 1], HISTOGRAM_SLICE] = 0.0
-    out = np.zeros((B * L, HISTOGRAM_SLICE.stop), np.float32)
-    out[r_seg * L + r_col] = rows
-    return out.reshape(B, L, -1)
+    hist = np.zeros((B * L, PITCH_CLASSES), np.int16)
+    hist[r_seg * L + r_col] = np.minimum(classes[end] - classes[ons_so_far[at]], 2**15 - 1)
+    return {"density": bins.reshape(B, L), "histogram": hist.reshape(B, L, PITCH_CLASSES),
+            "histogram_dropped": drop[:, 1].copy()}
 
 
 def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current, enc, B, L):
@@ -286,10 +287,9 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col
     out: dict[str, np.ndarray] = {}
     if crops.meter:
         t = table[base[r_seg] + k]
-        beats = t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0
-        meter = np.zeros((B * L, METER_DIM), np.float32)
-        meter[r_seg * L + r_col] = meter_features(beats)
-        out["meter"] = meter.reshape(B, L, METER_DIM)
+        beats = np.zeros(B * L)  # the meter's sin/cos are taken on the device
+        beats[r_seg * L + r_col] = t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0
+        out["beats"] = beats.reshape(B, L)
     if layout is not None:
         band = np.zeros((B, layout.dim), np.float32)
         full = np.repeat(np.arange(B), n)  # all n events of a crop, its last target too
@@ -320,114 +320,4 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col
     return out
 
 
-# ----------------------------------------------------------------------- on the device
-
-
-def to_tensors(batch: dict) -> dict:
-    """A compact batch's arrays as tensors (sharing memory); counts stay Python ints."""
-    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
-
-
-def to_device(batch: dict, device: torch.device | str) -> dict:
-    """Copy a batch's tensors to ``device`` (non-blocking from pinned memory)."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-            for k, v in batch.items()}
-
-
-def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tensor:
-    """The dense per-step inputs ``float32[B, L, dims.total]`` of a compact batch (on its
-    device): controls, band conditions, note state, current instrument, meter; zero past each
-    crop's ``lengths``."""
-    B, L = batch["inputs"].shape
-    device = batch["inputs"].device
-    out = torch.zeros(B, L, dims.total, device=device)
-    valid = torch.arange(L, device=device)[None, :] < batch["lengths"][:, None]
-    at = 0
-    if dims.controls:
-        out[..., : dims.controls] = batch["controls"]
-    at += dims.controls
-    if dims.band:
-        out[..., at : at + dims.band] = batch["band"][:, None, :] * valid[..., None]
-    at += dims.band
-    if dims.state:
-        out[..., at : at + dims.state] = _note_state(batch, B, L, dims.steps_per_second)
-    at += dims.state
-    if dims.instrument:
-        current = batch["instrument"].long()
-        onehot = torch.zeros(B, L, dims.instrument, device=device)
-        onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
-        out[..., at : at + dims.instrument] = onehot
-    if dims.meter:
-        out[..., -dims.meter :] = batch["meter"]
-    return out
-
-
-def _note_state(batch: dict[str, torch.Tensor], B: int, L: int,
-                steps_per_second: int) -> torch.Tensor:
-    """Note state rows ``[B, L, 256]`` from the note intervals: 1 where a pitch sounds, and its
-    recency ``exp(-age / NOTE_AGE_TAU_S)``."""
-    notes, time = batch["state_notes"].long(), batch["state_time"]
-    P = NOTE_STATE_PITCHES
-    out = torch.zeros(B * L, 2 * P, device=time.device)
-    first, rows = notes[:, 0], notes[:, 1]
-    total = int(batch["state_cells"])
-    ends = torch.cumsum(rows, 0)
-    cell = (torch.repeat_interleave(first - (ends - rows), rows, output_size=total)
-            + torch.arange(total, device=time.device))
-    pitch = torch.repeat_interleave(notes[:, 2], rows, output_size=total)
-    age = (time.reshape(-1)[cell] - torch.repeat_interleave(notes[:, 3], rows, output_size=total))
-    scale = torch.tensor(-1.0 / (steps_per_second * NOTE_AGE_TAU_S), dtype=torch.float32)
-    out[cell, pitch] = 1.0
-    out[cell, pitch + P] = torch.exp(age.float() * scale.to(time.device))
-    return out.view(B, L, 2 * P)
-
-
-# ------------------------------------------------------------------------- the loader
-
-
-class StepBatches(torch.utils.data.Dataset):
-    """``steps[k]`` -> this rank's compact batch of optimizer step ``k``: samples
-    ``k * batch_size + rank * per_rank`` onwards (each rank builds only its own slice)."""
-
-    def __init__(self, crops, batch_size: int, rank: int = 0, world: int = 1) -> None:
-        if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by {world} ranks")
-        self.crops, self.batch_size, self.rank = crops, batch_size, rank
-        self.per_rank = batch_size // world
-
-    def __len__(self) -> int:
-        return 2**62  # any step
-
-    def __getitem__(self, step: int) -> dict:
-        first = step * self.batch_size + self.rank * self.per_rank
-        return to_tensors(compact_batch(self.crops, range(first, first + self.per_rank)))
-
-
-def auto_workers(device: torch.device, world: int = 1) -> int:
-    """Background batch builders: none on a CPU (the step dwarfs the batch there, and workers
-    would take its cores); on a GPU, up to 4 per rank, leaving each rank a core of its own."""
-    if device.type != "cuda":
-        return 0
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(4, (cores or 1) // max(world, 1) - 1))
-
-
-def batch_loader(crops, steps: Iterable[int], batch_size: int, rank: int = 0, world: int = 1,
-                 workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
-    """The compact batches of ``steps``, in order, built ``workers`` processes ahead (0: in the
-    calling thread), pinned when ``pin_memory`` (for non-blocking copies to a GPU)."""
-    from torch.utils.data import DataLoader
-
-    steps = list(steps)
-    if not steps:
-        return iter(())
-    loader = DataLoader(StepBatches(crops, batch_size, rank, world), batch_size=None,
-                        sampler=steps, num_workers=workers, pin_memory=pin_memory,
-                        prefetch_factor=4 if workers else None)
-    return iter(loader)
-
-
-__all__ = ["InputDims", "StepBatches", "auto_workers", "batch_loader", "compact_batch",
-           "expand_inputs", "input_dims", "to_device", "to_tensors"]
+__all__ = ["IGNORE", "InputDims", "compact_batch", "input_dims"]

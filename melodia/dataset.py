@@ -331,9 +331,10 @@ class CropDataset(Dataset):
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Samples ``indices`` stacked: inputs/targets ``[B, L]``, controls ``[B, L, C]``; the
         same as stacking ``self[i]``, built all at once (see :mod:`melodia.batches`)."""
-        from melodia.batches import compact_batch, expand_inputs, input_dims, to_tensors
+        from melodia.batches import compact_batch, input_dims
+        from melodia.loader import expand_inputs, to_device, to_tensors
 
-        compact = to_tensors(compact_batch(self, indices))
+        compact = to_device(to_tensors(compact_batch(self, indices)), "cpu")
         return {"inputs": compact["inputs"], "targets": compact["targets"],
                 "controls": expand_inputs(compact, input_dims(self))}
 

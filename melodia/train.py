@@ -176,7 +176,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     ``resume`` continues from ``<out>/last.pt`` (a fresh start if there is none). Without it, a
     run directory that already holds a checkpoint is refused rather than overwritten.
     """
-    from melodia.batches import auto_workers, batch_loader, expand_inputs, input_dims, to_device
+    from melodia.batches import input_dims
+    from melodia.loader import auto_workers, batch_loader, expand_inputs, to_device
     from melodia.checkpoint import load_checkpoint, save_checkpoint
     from melodia.band import METER_DIM, N_INSTRUMENTS
     from melodia.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior

@@ -1,4 +1,4 @@
-"""Batches built all at once (melodia.batches) equal the one-crop-at-a-time reference, on real
+"""Batches built all at once (melodia.batches, melodia.loader) equal the one-crop-at-a-time reference, on real
 MIDI files, for every input the models take; the loader's workers change nothing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from melodia.band import BandLayout
-from melodia.batches import (StepBatches, batch_loader, compact_batch, expand_inputs,
-                             input_dims, to_tensors)
+from melodia.batches import compact_batch, input_dims
+from melodia.loader import StepBatches, batch_loader, expand_inputs, to_tensors
 from melodia.dataset import CropDataset
 from melodia.encoding import get_encoding
 

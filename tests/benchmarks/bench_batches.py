@@ -10,9 +10,9 @@ temporary folder with each encoding) and the trainer's default augmentation (tra
 - ``per-crop``: the reference path, one crop at a time (``CropDataset[i]``, dense inputs), as
   the trainer built batches before melodia.batches;
 - ``compact``: :func:`melodia.batches.compact_batch` in this process (what a loader worker does);
-- ``loader, N workers``: :func:`melodia.batches.batch_loader` with N background processes, timed
+- ``loader, N workers``: :func:`melodia.loader.batch_loader` with N background processes, timed
   as the training loop sees it (batches arriving in the main process);
-- ``expand``: :func:`melodia.batches.expand_inputs` on this CPU (on a GPU it runs on the device).
+- ``expand``: :func:`melodia.loader.expand_inputs` on this CPU (on a GPU it runs on the device).
 
 Events/s count ``batch x seq_len`` predicted events. The issue's bar: >= 3M events/s of finished
 batches on a 2-core machine, so the pipeline cannot hold back a GPU step at ~2M events/s.
@@ -54,7 +54,8 @@ def rate(fn, batch_events: int, seconds: float) -> tuple[float, int]:
 def bench(data: str, args: argparse.Namespace) -> None:
     import torch
 
-    from melodia.batches import batch_loader, compact_batch, expand_inputs, input_dims, to_tensors
+    from melodia.batches import compact_batch, input_dims
+    from melodia.loader import batch_loader, expand_inputs, to_tensors
     from melodia.train import TrainConfig
     from melodia.train_data import training_data
 
