@@ -55,7 +55,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)  # noqa: E731
     times: list[float] = []
-    if kind == "pipeline":
+    if kind.startswith("pipeline"):  # "pipeline@baseline": the same, another checkout's code
         from melodia.train import TrainConfig, train
 
         cfg = TrainConfig(data=args.data, out=tempfile.mkdtemp(prefix="bench-run-"),
@@ -139,6 +139,9 @@ def main() -> None:
     p.add_argument("--mkldnn-off", action="store_true", help="also time the model without oneDNN")
     p.add_argument("--note-state", action=argparse.BooleanOptionalAction, default=True,
                    help="model and pipeline with the note-state input (the trainer's default)")
+    p.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                   help="also time `melodia train` from another checkout of melodia (e.g. a "
+                   "`git worktree` of an older commit), alternating with this one")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process: one kind
     args = p.parse_args()
     if args.one:
@@ -146,6 +149,7 @@ def main() -> None:
         return
     args.data = args.data or default_dataset()
     kinds = ["lstm", "model", "pipeline"] + (["model-mkldnn-off"] if args.mkldnn_off else [])
+    kinds += ["pipeline@baseline"] if args.baseline else []
     summary = []
     for batch in args.batch_size:
         results: dict[str, list[dict]] = {k: [] for k in kinds}
@@ -155,8 +159,11 @@ def main() -> None:
                        str(args.steps), "--batch-size", str(batch), "--seq-len",
                        str(args.seq_len), "--device", args.device,
                        "--note-state" if args.note_state else "--no-note-state"]
+                env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+                if kind == "pipeline@baseline":
+                    env["PYTHONPATH"] = str(Path(args.baseline).resolve())
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                     env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
+                                     env=env).stdout
                 res = json.loads(out.strip().splitlines()[-1])
                 results[kind].append(res)
                 print(f"batch {batch} round {r + 1} {kind:>17}: {res['events_per_s']:10.0f} "
@@ -175,6 +182,11 @@ def main() -> None:
     for batch, best in summary:
         print(f"| {batch} | {best['lstm']:,.0f} events/s | {best['model']:,.0f} events/s | "
               f"{best['pipeline']:,.0f} events/s | {best['pipeline'] / best['lstm']:.2f} |")
+    if args.baseline:
+        for batch, best in summary:
+            print(f"batch {batch}: melodia train {best['pipeline']:,.0f} events/s here, "
+                  f"{best['pipeline@baseline']:,.0f} in {args.baseline} "
+                  f"({best['pipeline'] / best['pipeline@baseline']:.2f}x)")
 
 
 if __name__ == "__main__":
