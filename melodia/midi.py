@@ -39,8 +39,12 @@ DEFAULT_TIME_SIGNATURE = (4, 4)  # what MIDI assumes when a file gives none
 #: Longest piece read or encoded by default (2 h): a corrupt delta time or tempo can put a note
 #: days later, and encoding that much silence would need gigabytes.
 MAX_SECONDS = 2 * 3600.0
-#: Largest tick a written file holds: pretty_midi refuses files past 1e7 ticks as corrupt.
+#: Written files keep every tick below this: pretty_midi refuses files past 1e7 ticks as corrupt.
 MAX_FILE_TICKS = 10_000_000
+#: Trailing silence (:attr:`Score.until_s`) is written up to this time (24 h), no further: the
+#: file's ticks per quarter are lowered to keep it under :data:`MAX_FILE_TICKS`, and past 24 h a
+#: tick would grow coarser than the encodings' 10 ms step.
+MAX_SILENCE_END_S = 24 * 3600.0
 
 
 def make_notes(
@@ -115,15 +119,23 @@ def _default_time_signatures() -> np.ndarray:
 
 @dataclass
 class Score:
-    """A whole MIDI file: tracks plus the tempo map and time signatures (used when writing)."""
+    """A whole MIDI file: tracks plus the tempo map and time signatures (used when writing).
+
+    ``until_s`` makes the score last at least that long (silence after the last note, as a
+    decoded stream that ends in time shifts has); :attr:`end_s` is the later of it and the last
+    note end, and a written file ends there.
+    """
 
     tracks: list[Track] = field(default_factory=list)
     tempos: np.ndarray = field(
         default_factory=lambda: np.array([(0.0, DEFAULT_QPM)], dtype=TEMPO_DTYPE)
     )
     time_signatures: np.ndarray = field(default_factory=_default_time_signatures)
+    until_s: float = 0.0  # seconds; 0 = the score ends with its last note
 
     def __post_init__(self) -> None:
+        if not self.until_s >= 0:
+            raise ValueError(f"until_s must be >= 0, got {self.until_s}")
         ts = self.time_signatures
         if ts.dtype != TIME_SIGNATURE_DTYPE:
             raise ValueError(f"time_signatures must have dtype TIME_SIGNATURE_DTYPE, not "
@@ -133,9 +145,14 @@ class Score:
             raise ValueError("time signatures need numerator >= 1 and a power-of-two denominator")
 
     @property
-    def end_s(self) -> float:
+    def notes_end_s(self) -> float:
         """Time of the last note end, in seconds."""
         return max((t.end_s for t in self.tracks), default=0.0)
+
+    @property
+    def end_s(self) -> float:
+        """Where the score ends, in seconds: its last note end or ``until_s``, the later."""
+        return max(self.notes_end_s, float(self.until_s))
 
     @property
     def note_count(self) -> int:
@@ -230,12 +247,14 @@ def _track_from_symusic(track, clock: _TickClock) -> Track:
 
 
 def check_duration(score: Score, max_seconds: float | None, path: str = "<score>") -> None:
-    """Raise :class:`MidiReadError` if the last note of ``score`` ends after ``max_seconds``."""
+    """Raise :class:`MidiReadError` if ``score`` ends (see :attr:`Score.end_s`) after
+    ``max_seconds``."""
     end_s = score.end_s
     if max_seconds is not None and end_s > max_seconds:
-        raise MidiReadError(path, f"longer than {_hours(max_seconds)} ({_hours(end_s)}): its last "
-                            f"note ends at {end_s:.0f} s, likely a corrupt delta time or tempo "
-                            f"(max_seconds allows longer files)")
+        cause = ("its last note ends at {:.0f} s, likely a corrupt delta time or tempo"
+                 if score.notes_end_s >= end_s else "its trailing silence ends at {:.0f} s")
+        raise MidiReadError(path, f"longer than {_hours(max_seconds)} ({_hours(end_s)}): "
+                            f"{cause.format(end_s)} (max_seconds allows longer files)")
 
 
 def _hours(seconds: float) -> str:
@@ -357,7 +376,7 @@ def _tempo_clock(score: Score, ticks_per_quarter: int) -> tuple[_TickClock, list
     return _TickClock(np.array(tick), np.array(mspq, dtype=np.float64), ticks_per_quarter), events
 
 
-def _conductor_track(score: Score, clock: _TickClock, tempo_events: list):
+def _conductor_track(score: Score, clock: _TickClock, tempo_events: list, end_tick: int):
     """Track 0 of the file: the tempo map and time signatures, no notes."""
     import mido
 
@@ -368,10 +387,10 @@ def _conductor_track(score: Score, clock: _TickClock, tempo_events: list):
     ticks[0] = 0
     events = [(int(t), 0, mido.MetaMessage("time_signature", numerator=int(n), denominator=int(d)))
               for t, n, d in zip(ticks, ts["numerator"], ts["denominator"])]
-    return _midi_track(events + tempo_events)
+    return _midi_track(events + tempo_events, end_tick)
 
 
-def _instrument_track(track: Track, channel: int, clock: _TickClock):
+def _instrument_track(track: Track, channel: int, clock: _TickClock, end_tick: int):
     """One instrument: its name, program change at tick 0, sustain pedal and notes.
 
     At one tick, pedal changes come first, then note-offs, then note-ons, and the note-off of a
@@ -393,11 +412,12 @@ def _instrument_track(track: Track, channel: int, clock: _TickClock):
                for t0, t1, p in zip(on, off, n["pitch"])]
     events += [(int(t), 4, mido.Message("note_on", channel=channel, note=int(p), velocity=int(v)))
                for t, p, v in zip(on, n["pitch"], n["velocity"])]
-    return _midi_track(events)
+    return _midi_track(events, end_tick)
 
 
-def _midi_track(events: list):
-    """``(tick, order, message)`` rows -> a ``mido.MidiTrack`` in time order, with delta times."""
+def _midi_track(events: list, end_tick: int = 0):
+    """``(tick, order, message)`` rows -> a ``mido.MidiTrack`` in time order, with delta times,
+    ending at ``end_tick`` (or at its last event, if later)."""
     import mido
 
     out, now = mido.MidiTrack(), 0
@@ -405,23 +425,29 @@ def _midi_track(events: list):
         message.time = tick - now
         out.append(message)
         now = tick
-    out.append(mido.MetaMessage("end_of_track", time=0))
+    out.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
     return out
 
 
-def _fitting_ticks_per_quarter(score: Score, ticks_per_quarter: int) -> int:
-    """``ticks_per_quarter``, lowered where needed so the file's last tick fits
-    :data:`MAX_FILE_TICKS` (a piece of more than ~2.9 h at 480 per quarter and 120 qpm)."""
-    last_s = max([score.end_s, float(score.tempos["time_s"].max(initial=0.0)),
-                  float(score.time_signatures["time_s"].max(initial=0.0))]
-                 + [float(t.pedal["time_s"].max(initial=0.0)) for t in score.tracks])
+def _file_end_s(score: Score) -> float:
+    """Where a written file ends: its last event, or the score's end (trailing silence
+    included, up to :data:`MAX_SILENCE_END_S`) if later."""
+    last_event_s = max([score.notes_end_s, float(score.tempos["time_s"].max(initial=0.0)),
+                        float(score.time_signatures["time_s"].max(initial=0.0))]
+                       + [float(t.pedal["time_s"].max(initial=0.0)) for t in score.tracks])
+    return max(last_event_s, min(score.end_s, MAX_SILENCE_END_S))
+
+
+def _fitting_ticks_per_quarter(end_s: float, score: Score, ticks_per_quarter: int) -> int:
+    """``ticks_per_quarter``, lowered where needed so the file's last tick (at ``end_s``) stays
+    under :data:`MAX_FILE_TICKS` (a piece of more than ~2.9 h at 480 per quarter and 120 qpm)."""
     clock, _ = _tempo_clock(score, ticks_per_quarter)
-    last_tick = int(clock.ticks(np.array([last_s]))[0])
-    if last_tick <= MAX_FILE_TICKS:
+    last_tick = int(clock.ticks(np.array([end_s]))[0])
+    if last_tick < MAX_FILE_TICKS - 1:
         return ticks_per_quarter
-    fitting = max(1, ticks_per_quarter * MAX_FILE_TICKS // (last_tick + 1))
+    fitting = max(1, ticks_per_quarter * (MAX_FILE_TICKS - 2) // (last_tick + 1))
     log.info("%.1f h of music: writing %d ticks per quarter note instead of %d so the file "
-             "stays under %d ticks", last_s / 3600, fitting, ticks_per_quarter, MAX_FILE_TICKS)
+             "stays under %d ticks", end_s / 3600, fitting, ticks_per_quarter, MAX_FILE_TICKS)
     return fitting
 
 
@@ -441,17 +467,21 @@ def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER)
 
     A piece too long for ``ticks_per_quarter`` to keep the last tick under
     :data:`MAX_FILE_TICKS` is written with fewer ticks per quarter, so readers such as
-    pretty_midi accept it.
+    pretty_midi accept it. Every track ends (``end_of_track``) at :attr:`Score.end_s`, so
+    trailing silence lasts in a DAW and in ``mido.MidiFile.length``; silence is kept up to
+    :data:`MAX_SILENCE_END_S` (24 h) and cut there.
     """
     import mido
 
     channels = file_channels(score)
-    ticks_per_quarter = _fitting_ticks_per_quarter(score, ticks_per_quarter)
+    end_s = _file_end_s(score)
+    ticks_per_quarter = _fitting_ticks_per_quarter(end_s, score, ticks_per_quarter)
     clock, tempo_events = _tempo_clock(score, ticks_per_quarter)
+    end_tick = int(clock.ticks(np.array([end_s]))[0])
     out = mido.MidiFile(type=1, ticks_per_beat=ticks_per_quarter)
-    out.tracks.append(_conductor_track(score, clock, tempo_events))
+    out.tracks.append(_conductor_track(score, clock, tempo_events, end_tick))
     for track, channel in zip(score.tracks, channels):
-        out.tracks.append(_instrument_track(track, channel, clock))
+        out.tracks.append(_instrument_track(track, channel, clock, end_tick))
     buffer = io.BytesIO()
     out.save(file=buffer)
     return buffer.getvalue()
