@@ -108,8 +108,6 @@ def test_value_types_refuse_bad_notes():
 
 
 def test_top_level_encode_decode_api():
-    import sys
-
     import melodia
 
     path = DATA / "chorales" / "bach__bwv1.6.mxl.mid"

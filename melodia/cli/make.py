@@ -11,6 +11,7 @@ from melodia.cli.common import (
     _number,
     _output,
     _print,
+    fluidsynth_missing,
     non_negative_float,
     positive_float,
     positive_int,
@@ -258,17 +259,12 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _render_audio(midi: Path, audio: Path) -> None:
     """Render ``midi`` (already written) to ``audio``; a missing FluidSynth is one line that
     says what to install and how to render the file afterwards."""
-    from melodia.render import RenderError, install_hint, render
+    from melodia.render import RenderError, render
 
     try:
         render(midi, audio)
     except RenderError as err:
-        missing = {
-            install_hint("libfluidsynth"): "FluidSynth's C library is not installed (Debian/"
-            "Ubuntu: sudo apt-get install libfluidsynth3; macOS: brew install fluid-synth)",
-            install_hint("pyfluidsynth"): "pyfluidsynth is not installed (pip install "
-            "'melodia[audio]'; it also needs libfluidsynth: sudo apt-get install libfluidsynth3)",
-        }.get(str(err))
+        missing = fluidsynth_missing(err)
         if missing is None:
             raise
         raise MelodiaError(f"no audio: {missing}; {midi} is written: once installed, "
