@@ -156,14 +156,14 @@ def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding,
         return score
     end = float(event_times(ids, encoding)[0][-1]) / encoding.config.steps_per_second
     if end_s is not None and end > end_s:  # the last wait ran past the length asked for
-        end = end_s
+        end = score.until_s = end_s
         for track in score.tracks:
             notes = track.notes[track.notes["start_s"] < end].copy()
             notes["end_s"] = np.minimum(notes["end_s"], end)
             track.notes = notes
             track.pedal = track.pedal[track.pedal["time_s"] < end]
     track = next((t for t in score.tracks if not t.is_drum), score.tracks[0])
-    if end > score.end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
+    if end > score.notes_end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
         marker = np.array([(end, 0)], dtype=PEDAL_DTYPE)
         track.pedal = np.concatenate([track.pedal, marker])
     return score

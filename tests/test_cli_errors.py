@@ -169,3 +169,29 @@ def test_generate_says_where_the_primer_ends(tmp_path, capsys):
     assert cli.main(["generate", "--primer", "60,64,67", "--seconds", "1", "--seed", "1",
                  "-o", str(out)]) == 0
     assert "the primer plays for the first 0.00 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["libfluidsynth", "pyfluidsynth"])
+def test_generate_before_fluidsynth_is_installed_writes_midi_and_one_line(
+        missing, tmp_path, capsys, monkeypatch):
+    """README's quick start: MIDI (and piano roll) come before apt installs FluidSynth."""
+    import importlib
+
+    render = importlib.import_module("melodia.render")  # the module (melodia.render is a function)
+
+    def no_fluidsynth():
+        raise render.RenderError(render.install_hint(missing))
+
+    monkeypatch.setattr(render, "import_fluidsynth", no_fluidsynth)
+    mid, wav, png = tmp_path / "a.mid", tmp_path / "a.wav", tmp_path / "a.png"
+    code = cli.main([str(a) for a in ["generate", "--seconds", "2", "-o", mid, "--audio", wav,
+                                      "--plot", png]])
+    err = capsys.readouterr().err
+    errors = [x for x in err.splitlines() if "error" in x]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1, err
+    line = errors[0]
+    assert line.startswith("melodia generate: error: ") and err.strip().endswith(line)
+    assert mid.stat().st_size > 100 and png.stat().st_size > 100 and not wav.exists()
+    assert "no audio" in line and f"melodia render {mid} -o {wav}" in line
+    assert ("apt-get install libfluidsynth3" in line
+            and (missing == "libfluidsynth" or "pip install 'melodia[audio]'" in line))

@@ -108,8 +108,6 @@ def test_value_types_refuse_bad_notes():
 
 
 def test_top_level_encode_decode_api():
-    import sys
-
     import melodia
 
     path = DATA / "chorales" / "bach__bwv1.6.mxl.mid"
@@ -329,11 +327,15 @@ def test_three_hours_of_time_shifts_decode_to_a_readable_file(tmp_path, name, ta
     import pretty_midi
 
     ids = [355] * 10800 + tail  # 3 h of TIME_SHIFT 1 s, then maybe a note
-    path = write_midi(get_encoding(name).decode(ids), tmp_path / "long.mid")
-    end_s = 10801.0 if tail else 0.0
-    assert pretty_midi.PrettyMIDI(str(path)).get_end_time() == pytest.approx(end_s, abs=0.02)
+    score = get_encoding(name).decode(ids)
+    path = write_midi(score, tmp_path / "long.mid")
+    end_s = 10801.0 if tail else 10800.0
+    notes_end_s = end_s if tail else 0.0
+    assert score.end_s == end_s
+    assert pretty_midi.PrettyMIDI(str(path)).get_end_time() == pytest.approx(notes_end_s,
+                                                                             abs=0.02)
     assert mido.MidiFile(path).length == pytest.approx(end_s, abs=0.02)
-    assert read_midi(path, max_seconds=None).end_s == pytest.approx(end_s, abs=0.02)
+    assert read_midi(path, max_seconds=None).end_s == pytest.approx(notes_end_s, abs=0.02)
 
 
 def test_thirty_hours_still_fit_pretty_midi_tick_limit(tmp_path):

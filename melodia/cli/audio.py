@@ -10,6 +10,7 @@ from melodia.cli.common import (
     _number,
     _output,
     _print,
+    fluidsynth_missing,
     non_negative_float,
     positive_float,
     positive_int,
@@ -53,11 +54,23 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from melodia.render import render, render_stems
+    from melodia.render import RenderError
 
     out = args.output or args.midi.with_suffix(".wav")
     _not_input(out, args.midi)
     _output(out)
+    try:
+        return _render_file(args, out)
+    except RenderError as err:
+        missing = fluidsynth_missing(err)
+        if missing is None:
+            raise
+        raise MelodiaError(f"cannot render audio: {missing}") from None
+
+
+def _render_file(args: argparse.Namespace, out: Path) -> int:
+    from melodia.render import render, render_stems
+
     if args.stems is not None:
         stems = render_stems(args.midi, args.stems, suffix=out.suffix, mix=out,
                              soundfont=args.soundfont, sample_rate=args.sample_rate,

@@ -79,3 +79,16 @@ def _output(path: Path, *, create: bool = True) -> Path:
 
 
 # ------------------------------------------------------------------------------ encode/decode
+
+
+def fluidsynth_missing(err: Exception) -> str | None:
+    """One line saying what to install when ``err`` (a ``RenderError``) is FluidSynth missing
+    (``melodia.render.install_hint``, which spells out every platform); else ``None``."""
+    from melodia.render import install_hint
+
+    return {
+        install_hint("libfluidsynth"): "FluidSynth's C library is not installed (Debian/Ubuntu: "
+        "sudo apt-get install libfluidsynth3; macOS: brew install fluid-synth)",
+        install_hint("pyfluidsynth"): "pyfluidsynth is not installed: pip install "
+        "'melodia[audio]' (it also needs libfluidsynth: sudo apt-get install libfluidsynth3)",
+    }.get(str(err))

@@ -11,6 +11,7 @@ from melodia.cli.common import (
     _number,
     _output,
     _print,
+    fluidsynth_missing,
     non_negative_float,
     positive_float,
     positive_int,
@@ -235,24 +236,39 @@ def _run_generate(args: argparse.Namespace) -> int:
         end_s = float(event_times(head, result.encoding)[0][-1]) if len(head) else 0.0
         _print(f"the primer plays for the first {end_s / result.encoding.config.steps_per_second:.2f} s"
                "; the new music follows")
+    paths = []  # every MIDI file first: a missing extra (matplotlib, FluidSynth) loses none
     for i, score in enumerate(result.scores()):
-        path = write_midi(score, _numbered(output, i, args.num))
-        _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {path}")
-        if args.audio is not None:
-            from melodia.render import render
-
-            render(path, _numbered(args.audio, i, args.num))
-            _print(f"  audio: {_numbered(args.audio, i, args.num)}")
+        paths.append(write_midi(score, _numbered(output, i, args.num)))
+        _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {paths[-1]}")
+    for i, path in enumerate(paths):
         if args.plot is not None:
             from melodia.plot import plot_piano_roll
 
             plot_piano_roll(path, _numbered(args.plot, i, args.num))
             _print(f"  piano roll: {_numbered(args.plot, i, args.num)}")
+        if args.audio is not None:
+            _render_audio(path, _numbered(args.audio, i, args.num))
+            _print(f"  audio: {_numbered(args.audio, i, args.num)}")
     _print(f"seed {result.seed}; {new_events} events in {elapsed:.2f} s "
            f"({new_events / max(elapsed, 1e-9):,.0f} events/s)")
     if args.audio is None:
         _print(f"listen: melodia render {_numbered(output, 0, args.num)}")
     return 0
+
+
+def _render_audio(midi: Path, audio: Path) -> None:
+    """Render ``midi`` (already written) to ``audio``; a missing FluidSynth is one line that
+    says what to install and how to render the file afterwards."""
+    from melodia.render import RenderError, render
+
+    try:
+        render(midi, audio)
+    except RenderError as err:
+        missing = fluidsynth_missing(err)
+        if missing is None:
+            raise
+        raise MelodiaError(f"no audio: {missing}; {midi} is written: once installed, "
+                           f"melodia render {midi} -o {audio}") from None
 
 
 # ------------------------------------------------------------------------------------ stream

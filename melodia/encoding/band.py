@@ -162,7 +162,8 @@ class BandEncoding(PerformanceEncoding):
             else:
                 name = pretty_midi.program_to_instrument_name(int(instrument))
                 tracks.append(self._track(part, program=int(instrument), is_drum=False, name=name))
-        return Score(tracks=tracks, tempos=self._tempo_map(tempo_events))
+        return Score(tracks=tracks, tempos=self._tempo_map(tempo_events),
+                     until_s=self.stream_end_s(ids))
 
     def _tempo_map(self, events: list[tuple[int, int]]) -> np.ndarray:
         if not events or events[0][0] > 0:

@@ -105,6 +105,11 @@ def check_ids(ids, vocab_size: int) -> np.ndarray:
     return arr
 
 
+def end_step(ids: np.ndarray, kinds: np.ndarray, values: np.ndarray) -> int:
+    """The step where a stream ends: the sum of its time shifts (trailing ones included)."""
+    return int(values[ids][kinds[ids] == TIME_SHIFT].sum())
+
+
 def decode_stream(
     ids: np.ndarray, kinds: np.ndarray, values: np.ndarray, rules: DecodeRules
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:

@@ -24,6 +24,7 @@ from melodia.encoding.events import (
     build_stream,
     check_ids,
     decode_stream,
+    end_step,
     lookup_tables,
 )
 from melodia.encoding.quantize import (
@@ -165,9 +166,19 @@ class PerformanceEncoding:
         return decode_stream(arr, self._kinds, self._values, self._rules)
 
     def decode(self, ids) -> Score:
-        """Any id sequence within the vocabulary to a valid :class:`~melodia.midi.Score`."""
+        """Any id sequence within the vocabulary to a valid :class:`~melodia.midi.Score`.
+
+        The score lasts until the end of the stream's last time shift (``until_s``), so
+        silence after the last note is kept.
+        """
         q, _ = self.decode_quantized(ids)
-        return Score(tracks=[self._track(q, program=0, is_drum=False, name="Piano")])
+        return Score(tracks=[self._track(q, program=0, is_drum=False, name="Piano")],
+                     until_s=self.stream_end_s(ids))
+
+    def stream_end_s(self, ids) -> float:
+        """Seconds from the start of ``ids`` to its end: all its time shifts added up."""
+        arr = check_ids(ids, self.vocab.size)
+        return end_step(arr, self._kinds, self._values) / self.config.steps_per_second
 
     def _track(self, q: np.ndarray, program: int, is_drum: bool, name: str) -> Track:
         sps = self.config.steps_per_second

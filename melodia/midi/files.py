@@ -1,4 +1,4 @@
-"""MIDI files in and out: plain value types for notes, tracks and tempo, in seconds.
+"""MIDI files in and out: :class:`~melodia.midi.score.Score` from and to Standard MIDI Files.
 
 Reading goes through symusic's C++ parser (fast, and tolerant of oddities that stop pure-Python
 readers, such as key signatures with impossible mode bytes); before it runs, the file's chunk
@@ -14,132 +14,31 @@ import io
 import logging
 import re
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from melodia.errors import MidiReadError
+from melodia.midi.score import (
+    DEFAULT_QPM,
+    DEFAULT_TICKS_PER_QUARTER,
+    DRUM_CHANNEL,
+    MAX_FILE_TICKS,
+    MAX_SECONDS,
+    MAX_SILENCE_END_S,
+    NOTE_DTYPE,
+    PEDAL_DTYPE,
+    TEMPO_DTYPE,
+    TIME_SIGNATURE_DTYPE,
+    Score,
+    TickClock,
+    Track,
+    default_time_signatures,
+    check_duration,
+    instrument_name,
+)
 
 log = logging.getLogger(__name__)
-
-#: One note per row. Times in seconds, ``end_s >= start_s``; pitch 0-127; velocity 1-127.
-NOTE_DTYPE = np.dtype([("start_s", "f8"), ("end_s", "f8"), ("pitch", "i2"), ("velocity", "i2")])
-#: Sustain pedal (MIDI CC64) changes: time in seconds and controller value 0-127.
-PEDAL_DTYPE = np.dtype([("time_s", "f8"), ("value", "i2")])
-#: Tempo changes: time in seconds and quarter notes per minute.
-TEMPO_DTYPE = np.dtype([("time_s", "f8"), ("qpm", "f8")])
-#: Time signature changes: time in seconds, beats per bar and the beat's note value (4 = quarter).
-TIME_SIGNATURE_DTYPE = np.dtype([("time_s", "f8"), ("numerator", "i2"), ("denominator", "i2")])
-
-DRUM_CHANNEL = 9  # General MIDI percussion: channel 10, counted from 1
-DEFAULT_QPM = 120.0
-DEFAULT_TICKS_PER_QUARTER = 480
-DEFAULT_TIME_SIGNATURE = (4, 4)  # what MIDI assumes when a file gives none
-#: Longest piece read or encoded by default (2 h): a corrupt delta time or tempo can put a note
-#: days later, and encoding that much silence would need gigabytes.
-MAX_SECONDS = 2 * 3600.0
-#: Largest tick a written file holds: pretty_midi refuses files past 1e7 ticks as corrupt.
-MAX_FILE_TICKS = 10_000_000
-
-
-def make_notes(
-    start_s: np.ndarray | list[float],
-    end_s: np.ndarray | list[float],
-    pitch: np.ndarray | list[int],
-    velocity: np.ndarray | list[int],
-) -> np.ndarray:
-    """Build a validated note array (``NOTE_DTYPE``) from columns."""
-    notes = np.empty(len(pitch), dtype=NOTE_DTYPE)
-    notes["start_s"], notes["end_s"] = start_s, end_s
-    notes["pitch"], notes["velocity"] = pitch, velocity
-    check_notes(notes)
-    return notes
-
-
-def check_notes(notes: np.ndarray) -> None:
-    """Raise ``ValueError`` unless every note has ``0 <= start <= end``, a MIDI pitch and velocity."""
-    if notes.dtype != NOTE_DTYPE:
-        raise ValueError(f"notes must have dtype NOTE_DTYPE, not {notes.dtype}")
-    if np.any(notes["end_s"] < notes["start_s"]) or np.any(notes["start_s"] < 0):
-        raise ValueError("every note needs 0 <= start_s <= end_s")
-    if np.any((notes["pitch"] < 0) | (notes["pitch"] > 127)):
-        raise ValueError("pitch must be in 0..127")
-    if np.any((notes["velocity"] < 1) | (notes["velocity"] > 127)):
-        raise ValueError("velocity must be in 1..127")
-
-
-@dataclass
-class Track:
-    """The notes of one instrument. ``program`` is the General MIDI program (0-127)."""
-
-    notes: np.ndarray = field(default_factory=lambda: np.empty(0, NOTE_DTYPE))
-    program: int = 0
-    is_drum: bool = False
-    name: str = ""
-    pedal: np.ndarray = field(default_factory=lambda: np.empty(0, PEDAL_DTYPE))
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.program <= 127:
-            raise ValueError(f"program must be in 0..127, got {self.program}")
-        check_notes(self.notes)
-
-    @property
-    def end_s(self) -> float:
-        return float(self.notes["end_s"].max()) if len(self.notes) else 0.0
-
-
-def instrument_name(program: int, is_drum: bool = False) -> str:
-    """General MIDI name of a program, e.g. 29 -> ``"Overdriven Guitar"``; drums are ``"Drums"``."""
-    if is_drum:
-        return "Drums"
-    import pretty_midi
-
-    return pretty_midi.program_to_instrument_name(int(program))
-
-
-def seconds_for_bars(bars: int, qpm: float, beats_per_bar: int = 4) -> float:
-    """Length in seconds of ``bars`` bars of ``beats_per_bar`` quarter notes at ``qpm``.
-
-    E.g. 8 bars of 4/4 at 120 qpm last 16 s; a bar of 6/8 holds 3 quarter notes.
-    """
-    if bars < 0 or beats_per_bar < 1 or not qpm > 0:
-        raise ValueError(f"need bars >= 0, beats_per_bar >= 1 and qpm > 0 (got {bars}, "
-                         f"{beats_per_bar}, {qpm})")
-    return bars * beats_per_bar * 60.0 / qpm
-
-
-def _default_time_signatures() -> np.ndarray:
-    return np.array([(0.0, *DEFAULT_TIME_SIGNATURE)], dtype=TIME_SIGNATURE_DTYPE)
-
-
-@dataclass
-class Score:
-    """A whole MIDI file: tracks plus the tempo map and time signatures (used when writing)."""
-
-    tracks: list[Track] = field(default_factory=list)
-    tempos: np.ndarray = field(
-        default_factory=lambda: np.array([(0.0, DEFAULT_QPM)], dtype=TEMPO_DTYPE)
-    )
-    time_signatures: np.ndarray = field(default_factory=_default_time_signatures)
-
-    def __post_init__(self) -> None:
-        ts = self.time_signatures
-        if ts.dtype != TIME_SIGNATURE_DTYPE:
-            raise ValueError(f"time_signatures must have dtype TIME_SIGNATURE_DTYPE, not "
-                             f"{ts.dtype}")
-        den = ts["denominator"].astype(np.int64)
-        if np.any(ts["numerator"] < 1) or np.any((den < 1) | (den & (den - 1) != 0)):
-            raise ValueError("time signatures need numerator >= 1 and a power-of-two denominator")
-
-    @property
-    def end_s(self) -> float:
-        """Time of the last note end, in seconds."""
-        return max((t.end_s for t in self.tracks), default=0.0)
-
-    @property
-    def note_count(self) -> int:
-        return sum(len(t.notes) for t in self.tracks)
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -183,33 +82,7 @@ def _explain(message: str) -> str:
     return f"malformed MIDI data ({message})"
 
 
-class _TickClock:
-    """Ticks to seconds in float64 through the tempo map (exact, unlike float32 conversions)."""
-
-    def __init__(self, tick: np.ndarray, mspq: np.ndarray, ticks_per_quarter: int) -> None:
-        if len(tick) == 0 or tick[0] > 0:
-            tick = np.concatenate([[0], tick])
-            mspq = np.concatenate([[6e7 / DEFAULT_QPM], mspq])
-        self.tick = tick.astype(np.int64)
-        self.mspq = mspq.astype(np.float64)
-        seconds_per_tick = self.mspq / 1e6 / ticks_per_quarter
-        self.seconds_per_tick = seconds_per_tick
-        self.start_s = np.concatenate([[0.0], np.cumsum(np.diff(self.tick) * seconds_per_tick[:-1])])
-
-    def __call__(self, ticks: np.ndarray) -> np.ndarray:
-        if len(self.tick) == 1:
-            return ticks * self.seconds_per_tick[0]
-        i = np.searchsorted(self.tick, ticks, side="right") - 1
-        return self.start_s[i] + (ticks - self.tick[i]) * self.seconds_per_tick[i]
-
-    def ticks(self, seconds: np.ndarray) -> np.ndarray:
-        """Seconds to the nearest tick (the inverse of calling the clock)."""
-        i = np.searchsorted(self.start_s, seconds, side="right") - 1
-        return self.tick[i] + np.rint((seconds - self.start_s[i]) / self.seconds_per_tick[i]
-                                      ).astype(np.int64)
-
-
-def _track_from_symusic(track, clock: _TickClock) -> Track:
+def _track_from_symusic(track, clock: TickClock) -> Track:
     arrays = track.notes.numpy()
     start_tick = arrays["time"].astype(np.int64)
     controls = track.controls.numpy()
@@ -227,19 +100,6 @@ def _track_from_symusic(track, clock: _TickClock) -> Track:
     pedal["value"] = controls["value"][is_pedal]
     return Track(notes=notes, program=int(track.program), is_drum=bool(track.is_drum),
                  name=str(track.name), pedal=pedal)
-
-
-def check_duration(score: Score, max_seconds: float | None, path: str = "<score>") -> None:
-    """Raise :class:`MidiReadError` if the last note of ``score`` ends after ``max_seconds``."""
-    end_s = score.end_s
-    if max_seconds is not None and end_s > max_seconds:
-        raise MidiReadError(path, f"longer than {_hours(max_seconds)} ({_hours(end_s)}): its last "
-                            f"note ends at {end_s:.0f} s, likely a corrupt delta time or tempo "
-                            f"(max_seconds allows longer files)")
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.3g} h" if seconds < 3.6e6 else f"{seconds / 3600:.0f} h"
 
 
 def _parse_symusic(data: bytes, path: str):
@@ -290,7 +150,7 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
     try:
         if np.any(tempos["time"] < 0) or np.any(tempos["mspq"] <= 0):
             raise ValueError("bad tempo")
-        clock = _TickClock(tempos["time"], tempos["mspq"], raw.ticks_per_quarter)
+        clock = TickClock(tempos["time"], tempos["mspq"], raw.ticks_per_quarter)
         tempo_map = np.empty(len(clock.tick), dtype=TEMPO_DTYPE)
         tempo_map["time_s"] = clock.start_s
         tempo_map["qpm"] = 6e7 / clock.mspq
@@ -303,7 +163,7 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
     return score
 
 
-def _time_signatures_from_symusic(raw, clock: _TickClock) -> np.ndarray:
+def _time_signatures_from_symusic(raw, clock: TickClock) -> np.ndarray:
     """The file's time signatures in seconds, with 4/4 at 0 s when it gives none there."""
     found = raw.time_signatures.numpy()
     out = np.empty(len(found["time"]), dtype=TIME_SIGNATURE_DTYPE)
@@ -311,7 +171,7 @@ def _time_signatures_from_symusic(raw, clock: _TickClock) -> np.ndarray:
     out["numerator"], out["denominator"] = found["numerator"], found["denominator"]
     out = out[(out["numerator"] >= 1) & (out["denominator"] >= 1)]
     if not len(out) or out["time_s"][0] > 0:
-        out = np.concatenate([_default_time_signatures(), out])
+        out = np.concatenate([default_time_signatures(), out])
     return out
 
 
@@ -334,7 +194,7 @@ def _mspq(qpm: float) -> int:
     return int(np.clip(round(6e7 / qpm), 1, 0xFFFFFF))
 
 
-def _tempo_clock(score: Score, ticks_per_quarter: int) -> tuple[_TickClock, list]:
+def _tempo_clock(score: Score, ticks_per_quarter: int) -> tuple[TickClock, list]:
     """The tick clock of the file to write and its tempo meta events (the first at tick 0)."""
     import mido
 
@@ -354,24 +214,24 @@ def _tempo_clock(score: Score, ticks_per_quarter: int) -> tuple[_TickClock, list
         mspq.append(_mspq(qpm))
     events = [(t, 0, mido.MetaMessage("set_tempo", tempo=m))
               for t, m in zip(tick, mspq)]
-    return _TickClock(np.array(tick), np.array(mspq, dtype=np.float64), ticks_per_quarter), events
+    return TickClock(np.array(tick), np.array(mspq, dtype=np.float64), ticks_per_quarter), events
 
 
-def _conductor_track(score: Score, clock: _TickClock, tempo_events: list):
+def _conductor_track(score: Score, clock: TickClock, tempo_events: list, end_tick: int):
     """Track 0 of the file: the tempo map and time signatures, no notes."""
     import mido
 
     ts = np.sort(score.time_signatures, order="time_s", kind="stable")
     if not len(ts) or ts["time_s"][0] > 0:
-        ts = np.concatenate([_default_time_signatures(), ts])
+        ts = np.concatenate([default_time_signatures(), ts])
     ticks = clock.ticks(np.maximum(ts["time_s"], 0.0))
     ticks[0] = 0
     events = [(int(t), 0, mido.MetaMessage("time_signature", numerator=int(n), denominator=int(d)))
               for t, n, d in zip(ticks, ts["numerator"], ts["denominator"])]
-    return _midi_track(events + tempo_events)
+    return _midi_track(events + tempo_events, end_tick)
 
 
-def _instrument_track(track: Track, channel: int, clock: _TickClock):
+def _instrument_track(track: Track, channel: int, clock: TickClock, end_tick: int):
     """One instrument: its name, program change at tick 0, sustain pedal and notes.
 
     At one tick, pedal changes come first, then note-offs, then note-ons, and the note-off of a
@@ -393,11 +253,12 @@ def _instrument_track(track: Track, channel: int, clock: _TickClock):
                for t0, t1, p in zip(on, off, n["pitch"])]
     events += [(int(t), 4, mido.Message("note_on", channel=channel, note=int(p), velocity=int(v)))
                for t, p, v in zip(on, n["pitch"], n["velocity"])]
-    return _midi_track(events)
+    return _midi_track(events, end_tick)
 
 
-def _midi_track(events: list):
-    """``(tick, order, message)`` rows -> a ``mido.MidiTrack`` in time order, with delta times."""
+def _midi_track(events: list, end_tick: int = 0):
+    """``(tick, order, message)`` rows -> a ``mido.MidiTrack`` in time order, with delta times,
+    ending at ``end_tick`` (or at its last event, if later)."""
     import mido
 
     out, now = mido.MidiTrack(), 0
@@ -405,23 +266,29 @@ def _midi_track(events: list):
         message.time = tick - now
         out.append(message)
         now = tick
-    out.append(mido.MetaMessage("end_of_track", time=0))
+    out.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
     return out
 
 
-def _fitting_ticks_per_quarter(score: Score, ticks_per_quarter: int) -> int:
-    """``ticks_per_quarter``, lowered where needed so the file's last tick fits
-    :data:`MAX_FILE_TICKS` (a piece of more than ~2.9 h at 480 per quarter and 120 qpm)."""
-    last_s = max([score.end_s, float(score.tempos["time_s"].max(initial=0.0)),
-                  float(score.time_signatures["time_s"].max(initial=0.0))]
-                 + [float(t.pedal["time_s"].max(initial=0.0)) for t in score.tracks])
+def _file_end_s(score: Score) -> float:
+    """Where a written file ends: its last event, or the score's end (trailing silence
+    included, up to :data:`MAX_SILENCE_END_S`) if later."""
+    last_event_s = max([score.notes_end_s, float(score.tempos["time_s"].max(initial=0.0)),
+                        float(score.time_signatures["time_s"].max(initial=0.0))]
+                       + [float(t.pedal["time_s"].max(initial=0.0)) for t in score.tracks])
+    return max(last_event_s, min(score.end_s, MAX_SILENCE_END_S))
+
+
+def _fitting_ticks_per_quarter(end_s: float, score: Score, ticks_per_quarter: int) -> int:
+    """``ticks_per_quarter``, lowered where needed so the file's last tick (at ``end_s``) stays
+    under :data:`MAX_FILE_TICKS` (a piece of more than ~2.9 h at 480 per quarter and 120 qpm)."""
     clock, _ = _tempo_clock(score, ticks_per_quarter)
-    last_tick = int(clock.ticks(np.array([last_s]))[0])
-    if last_tick <= MAX_FILE_TICKS:
+    last_tick = int(clock.ticks(np.array([end_s]))[0])
+    if last_tick < MAX_FILE_TICKS - 1:
         return ticks_per_quarter
-    fitting = max(1, ticks_per_quarter * MAX_FILE_TICKS // (last_tick + 1))
+    fitting = max(1, ticks_per_quarter * (MAX_FILE_TICKS - 2) // (last_tick + 1))
     log.info("%.1f h of music: writing %d ticks per quarter note instead of %d so the file "
-             "stays under %d ticks", last_s / 3600, fitting, ticks_per_quarter, MAX_FILE_TICKS)
+             "stays under %d ticks", end_s / 3600, fitting, ticks_per_quarter, MAX_FILE_TICKS)
     return fitting
 
 
@@ -441,17 +308,21 @@ def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER)
 
     A piece too long for ``ticks_per_quarter`` to keep the last tick under
     :data:`MAX_FILE_TICKS` is written with fewer ticks per quarter, so readers such as
-    pretty_midi accept it.
+    pretty_midi accept it. Every track ends (``end_of_track``) at :attr:`Score.end_s`, so
+    trailing silence lasts in a DAW and in ``mido.MidiFile.length``; silence is kept up to
+    :data:`MAX_SILENCE_END_S` (24 h) and cut there.
     """
     import mido
 
     channels = file_channels(score)
-    ticks_per_quarter = _fitting_ticks_per_quarter(score, ticks_per_quarter)
+    end_s = _file_end_s(score)
+    ticks_per_quarter = _fitting_ticks_per_quarter(end_s, score, ticks_per_quarter)
     clock, tempo_events = _tempo_clock(score, ticks_per_quarter)
+    end_tick = int(clock.ticks(np.array([end_s]))[0])
     out = mido.MidiFile(type=1, ticks_per_beat=ticks_per_quarter)
-    out.tracks.append(_conductor_track(score, clock, tempo_events))
+    out.tracks.append(_conductor_track(score, clock, tempo_events, end_tick))
     for track, channel in zip(score.tracks, channels):
-        out.tracks.append(_instrument_track(track, channel, clock))
+        out.tracks.append(_instrument_track(track, channel, clock, end_tick))
     buffer = io.BytesIO()
     out.save(file=buffer)
     return buffer.getvalue()
