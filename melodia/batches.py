@@ -178,12 +178,13 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
 
     out: dict[str, np.ndarray] = {}
     small = np.int16 if enc.vocab_size < 2**15 else np.int64  # widened on the device
-    inputs, targets = np.zeros((B, L), small), np.full((B, L), IGNORE, small)
-    rows = n - 1
-    r_seg, r_col = np.repeat(np.arange(B), rows), _ramp(rows)
-    at = starts[r_seg] + skip[r_seg] + r_col  # the event of each input row
-    inputs[r_seg, r_col], targets[r_seg, r_col] = ids[at], ids[at + 1]
-    out.update(inputs=inputs, targets=targets, lengths=rows)
+    rows = n - 1  # input rows of each crop; the batch is laid out [B, L], padded past them
+    rseg, col = np.repeat(np.arange(B), L), np.tile(np.arange(L), B)
+    valid = col < rows[rseg]
+    at = (starts + skip)[rseg] + np.minimum(col, np.maximum(rows - 1, 0)[rseg])  # each row's event
+    inputs = np.where(valid, ids[at], 0).astype(small).reshape(B, L)
+    targets = np.where(valid, ids[np.minimum(at + 1, len(ids) - 1)], IGNORE)
+    out.update(inputs=inputs, targets=targets.astype(small).reshape(B, L), lengths=rows)
 
     s0, shifts = vocab.offset("TIME_SHIFT"), vocab.range("TIME_SHIFT")
     is_shift = (ids >= s0) & (ids < s0 + shifts.size)
@@ -192,22 +193,20 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     on_pitch = np.where((ids >= o0) & (ids < o0 + ons.size), ids - o0 + ons.min, -1)
     current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
     if crops.controls:
-        out.update(_controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col,
-                             d.drop, B, L, sps))
+        out.update(_controls(times, on_pitch, seg, starts, lens, at, rseg, valid, d.drop, B, L,
+                             sps))
     if crops.note_state:
-        out.update(_state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col,
-                          current, enc, B, L))
+        out.update(_state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc,
+                          B, L))
     if crops.band_layout is not None:
-        instrument = np.full((B, L), -1, np.int16)
-        instrument[r_seg, r_col] = current[at]
-        out["instrument"] = instrument
+        out["instrument"] = np.where(valid, current[at], -1).astype(np.int16).reshape(B, L)
     if crops.band_layout is not None or crops.meter:
-        out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col,
+        out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
                           B, L))
     return out
 
 
-def _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col, drop, B, L, sps):
+def _controls(times, on_pitch, seg, starts, lens, at, rseg, valid, drop, B, L, sps):
     """What :func:`melodia.controls.compute_controls` is made of at the input rows (windows
     within each crop): ``density`` ``int8[B, L]``, the density bin (-1: dropped or past the
     end), and ``histogram`` ``int16[B, L, 12]``, the note-ons per pitch class in the window;
@@ -218,22 +217,21 @@ def _controls(times, on_pitch, seg, starts, lens, at, r_seg, r_col, drop, B, L, 
     on_keys = keys[is_on]
     window = round(DENSITY_WINDOW_S * sps)
     count = np.searchsorted(on_keys, keys[at] + window, side="left") - ons_so_far[at]
-    span = np.minimum(times[(starts + lens - 1)[r_seg]] - times[at], window)
+    span = np.minimum(times[(starts + lens - 1)[rseg]] - times[at], window)
     density = np.where(span > 0, count * sps / np.maximum(span, 1), 0.0)
-    bins = np.full(B * L, -1, np.int8)
-    bins[r_seg * L + r_col] = np.where(drop[r_seg, 0], -1, density_bin(density))
+    bins = np.where(valid & ~drop[rseg, 0], density_bin(density), -1).astype(np.int8)
     window = round(HISTOGRAM_WINDOW_S * sps)
     end = np.searchsorted(on_keys, keys[at] + window, side="left")
-    classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int32)  # prefix counts per class
+    # prefix counts per class, int16: they wrap, but a window's count (a difference) is exact
+    classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int16)
     classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
-    np.cumsum(classes, axis=0, out=classes)
-    hist = np.zeros((B * L, PITCH_CLASSES), np.int16)
-    hist[r_seg * L + r_col] = np.minimum(classes[end] - classes[ons_so_far[at]], 2**15 - 1)
+    np.cumsum(classes, axis=0, dtype=np.int16, out=classes)
+    hist = (classes[end] - classes[ons_so_far[at]]) * valid[:, None].astype(np.int16)
     return {"density": bins.reshape(B, L), "histogram": hist.reshape(B, L, PITCH_CLASSES),
             "histogram_dropped": drop[:, 1].copy()}
 
 
-def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current, enc, B, L):
+def _state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc, B, L):
     """The notes behind :func:`melodia.controls.note_state`, as intervals of input rows: each
     NOTE_ON sounds from its row until the next event touching its pitch (or the crop's end);
     notes struck in the lookback before a crop start sounding at its first row. Drum hits touch
@@ -261,13 +259,12 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, r_seg, r_col, current
     sounds = rows > 0
     q, first, rows = q[sounds], first[sounds], rows[sounds]
     notes = np.stack([seg[q] * L + first - skip[seg[q]], rows, pitch[q], times[q]], axis=1)
-    state_time = np.zeros((B, L), np.int32)
-    state_time[r_seg, r_col] = times[at]
+    state_time = np.where(valid, times[at], 0).astype(np.int32).reshape(B, L)
     return {"state_time": state_time, "state_notes": notes.astype(np.int32),
             "state_cells": int(rows.sum())}
 
 
-def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col, B, L):
+def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid, B, L):
     """Band conditions (line-up played, style, tempo at the crop) and the meter, per crop:
     :func:`melodia.band.conditions` and :func:`melodia.band.beats_at` for the whole batch."""
     enc, layout = crops.encoding, crops.band_layout
@@ -275,20 +272,18 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col
     stretched = d.factor if crops.stretch else np.ones(B)
     offset_s = np.array([crops._times[f][a - 1] if a else 0 for f, a in zip(d.file, d.first)],
                         dtype=np.int64) / sps
-    seconds = offset_s[r_seg] + times[at] / sps / stretched[r_seg]
+    seconds = offset_s[rseg] + times[at] / sps / stretched[rseg]
     maps = [crops._beat_maps[f] for f in d.file]  # per crop: (starts_s, qpm, beats before)
     k = np.zeros(len(at), np.int64)
-    bounds = np.concatenate([[0], np.cumsum(n - 1)])
     for row in np.flatnonzero([len(m[0]) > 1 for m in maps]):  # tempo changes: which tempo
-        rows = slice(bounds[row], bounds[row + 1])
+        rows = slice(row * L, (row + 1) * L)
         k[rows] = np.maximum(np.searchsorted(maps[row][0], seconds[rows], side="right") - 1, 0)
     table = np.concatenate([np.stack(m, axis=1) for m in maps])  # [sum K, 3]
     base = np.cumsum([len(m[0]) for m in maps]) - np.array([len(m[0]) for m in maps])
     out: dict[str, np.ndarray] = {}
     if crops.meter:
-        t = table[base[r_seg] + k]
-        beats = np.zeros(B * L)  # the meter's sin/cos are taken on the device
-        beats[r_seg * L + r_col] = t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0
+        t = table[base[rseg] + k]  # the meter's sin/cos are taken on the device
+        beats = np.where(valid, t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0, 0.0)
         out["beats"] = beats.reshape(B, L)
     if layout is not None:
         band = np.zeros((B, layout.dim), np.float32)
@@ -301,8 +296,7 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, r_seg, r_col
                            for f in d.file])
         labelled = np.flatnonzero(styles >= 0)
         band[labelled, layout.style.start + styles[labelled]] = 1.0
-        start_s = np.where(n > 1, seconds[np.minimum(bounds[:-1], max(len(at) - 1, 0))]
-                           if len(at) else offset_s, offset_s)
+        start_s = np.where(n > 1, seconds[::L], offset_s)
         first_k = np.array([max(int(np.searchsorted(m[0], x, side="right")) - 1, 0)
                             for m, x in zip(maps, start_s)], dtype=np.int64)
         qpm = table[base + first_k, 1] / stretched

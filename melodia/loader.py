@@ -107,9 +107,38 @@ class StepBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 2**62  # any step
 
-    def __getitem__(self, step: int) -> dict:
+    def __getitem__(self, step: int) -> dict | tuple:
         first = step * self.batch_size + self.rank * self.per_rank
-        return to_tensors(compact_batch(self.crops, range(first, first + self.per_rank)))
+        batch = compact_batch(self.crops, range(first, first + self.per_rank))
+        if torch.utils.data.get_worker_info() is None:
+            return to_tensors(batch)
+        return pack(batch)  # in a worker: one shared buffer crosses to the trainer
+
+
+def pack(batch: dict) -> tuple[torch.Tensor, list, dict]:
+    """A compact batch as one byte tensor in shared memory, its layout and its counts: one
+    buffer per batch crosses between processes instead of one per array."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in batch.items() if isinstance(v, np.ndarray)}
+    layout, size = [], 0
+    for key, value in arrays.items():
+        size = -(-size // 8) * 8  # aligned for any dtype
+        layout.append((key, value.dtype.str, value.shape, size))
+        size += value.nbytes
+    buffer = torch.empty(size, dtype=torch.uint8).share_memory_()
+    flat = buffer.numpy()
+    for key, _, _, at in layout:
+        flat[at : at + arrays[key].nbytes] = arrays[key].reshape(-1).view(np.uint8)
+    return buffer, layout, {k: v for k, v in batch.items() if k not in arrays}
+
+
+def unpack(buffer: torch.Tensor, layout: list, counts: dict) -> dict:
+    """The tensors of a :func:`pack` ed batch: views of its buffer (pinned if it is)."""
+    out = dict(counts)
+    for key, dtype, shape, at in layout:
+        kind = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        out[key] = buffer[at : at + size].view(kind).reshape(shape)
+    return out
 
 
 def auto_workers(device: torch.device, world: int = 1) -> int:
@@ -135,8 +164,10 @@ def batch_loader(crops, steps: Iterable[int], batch_size: int, rank: int = 0, wo
     loader = DataLoader(StepBatches(crops, batch_size, rank, world), batch_size=None,
                         sampler=steps, num_workers=workers, pin_memory=pin_memory,
                         prefetch_factor=4 if workers else None)
-    return iter(loader)
+    if not workers:
+        return iter(loader)
+    return (unpack(*packed) for packed in loader)
 
 
-__all__ = ["StepBatches", "auto_workers", "batch_loader", "expand_inputs", "to_device",
-           "to_tensors"]
+__all__ = ["StepBatches", "auto_workers", "batch_loader", "expand_inputs", "pack", "to_device",
+           "to_tensors", "unpack"]
