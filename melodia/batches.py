@@ -34,7 +34,6 @@ import numpy as np
 from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS
 from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S, NOTE_STATE_PITCHES,
                               PITCH_CLASSES, density_bin)
-from melodia.encoding.events import build_stream
 
 IGNORE = -100  # target id of padding (as melodia.dataset.IGNORE)
 _BIG = 1 << 40  # separates crops in flat sort keys (far above any crop's length in steps)
@@ -118,10 +117,14 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     shifts = encoding.vocab.range("TIME_SHIFT")
     is_shift = (ids >= s0) & (ids < s0 + shifts.size)
     times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
-    keep = ~is_shift
-    kept = np.bincount(seg[keep], minlength=B)
+    keep = np.flatnonzero(~is_shift)
+    kseg = seg[keep]
+    kept = np.bincount(kseg, minlength=B)
     ends = np.cumsum(kept)
-    steps = np.insert(times[keep], ends, times[starts + lens - 1])  # + each crop's end
+    # every crop's events, then a last entry that carries the time shifts after them
+    kpos, last = np.arange(len(keep)) + kseg, ends + np.arange(B)
+    steps = np.empty(len(keep) + B, np.int64)
+    steps[kpos], steps[last] = times[keep], times[starts + lens - 1]
     step_seg = np.repeat(np.arange(B), kept + 1)
     key = step_seg * _BIG + steps  # already sorted: times never decrease within a crop
     change = np.ones(len(key), bool)
@@ -132,19 +135,30 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     k = np.arange(len(uniq)) - np.searchsorted(useg, np.arange(B))[useg]
     new = k + np.maximum.accumulate(new - k + useg * _BIG) - useg * _BIG  # strictly increasing
     new_steps = new[inverse]
-    dummies = ends + np.arange(B)  # the trailing event carrying each crop's last time shifts
-    span = new_steps[dummies]
-    global_steps = new_steps + (np.cumsum(span) - span)[step_seg]  # crops one after another
-    out = build_stream(global_steps, np.insert(ids[keep], ends, -1), [], s0, shifts.max)
-    out = out.astype(np.int64)
-    marks = np.flatnonzero(out == -1)
-    begin = np.concatenate([[0], marks[:-1] + 1])
-    pos = np.arange(len(ids)) - starts[seg]
-    before = np.bincount(seg[keep & (pos < prefix[seg])], minlength=B)
-    events = np.flatnonzero((out < s0) | (out >= s0 + shifts.size))  # the kept ones + dummies
-    at = np.maximum(ends - kept + np.arange(B) + before - 1, 0)
-    skip = np.where(before > 0, events[at] + 1 - begin, 0)
-    return np.delete(out, marks), begin - np.arange(B), marks - begin, skip
+    # the stream: before each event its time shifts (as encoding.events.build_stream lays them)
+    delta = np.diff(new_steps, prepend=0)
+    first = last - kept
+    delta[first] = new_steps[first]  # each crop starts at step 0
+    full, rest = np.divmod(delta, shifts.max)
+    n_shifts = full + (rest > 0)
+    count = n_shifts.copy()
+    count[kpos] += 1  # the event itself (the last entries have none)
+    at = np.cumsum(count) - count
+    out = np.empty(int(count.sum()), np.int64)
+    owner = np.repeat(np.arange(len(steps)), n_shifts)
+    within = np.arange(len(owner)) - np.repeat(np.cumsum(n_shifts) - n_shifts, n_shifts)
+    partial = (within == n_shifts[owner] - 1) & (rest[owner] > 0)
+    out[at[owner] + within] = np.where(partial, s0 + rest[owner] - 1, s0 + shifts.max - 1)
+    event_at = (at + n_shifts)[kpos]
+    out[event_at] = ids[keep]
+    stop = at[last] + n_shifts[last]
+    begin = np.concatenate([[0], stop[:-1]])
+    before = np.bincount(kseg[keep - starts[kseg] < prefix[kseg]], minlength=B)
+    skip = np.zeros(B, np.int64)
+    if len(keep):
+        skip = np.where(before > 0, event_at[np.maximum(ends - kept + before - 1, 0)] + 1 - begin,
+                        0)
+    return out, begin, stop - begin, skip
 
 
 # ------------------------------------------------------------------------------ batches

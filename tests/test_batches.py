@@ -64,6 +64,18 @@ def test_piano_batches_equal_the_reference(piano_seqs, case, seq_len):
     assert_same(crops, [10**9 + 7, 3, 3])  # any index, repeats allowed
 
 
+def test_odd_streams_batch_like_the_reference():
+    shift, on, off = PIANO.vocab.offset("TIME_SHIFT"), PIANO.vocab.offset("NOTE_ON"), \
+        PIANO.vocab.offset("NOTE_OFF")
+    odd = [np.full(300, shift + 99),  # silence only: no event to keep
+           np.array([on + 40] + [shift + 99] * 2000 + [off + 40]),  # one note, 20 s long
+           np.array([on + 40, shift + 3, off + 40]),  # shorter than a crop
+           np.array([on + 40, on + 44, on + 47, shift, off + 40, off + 44, off + 47] * 50)]
+    for case in ("magenta defaults", "wide stretch", "bare ids"):
+        crops = CropDataset(odd, PIANO, 96, seed=9, **PIANO_CASES[case])
+        assert_same(crops, range(0, 32))
+
+
 def test_mixed_corpora_batches_equal_the_reference(piano_seqs):
     crops = CropDataset(piano_seqs, PIANO, 128, seed=1, transpose=3, stretch=0.05,
                         controls=True, note_state=True, groups=[0] * 6 + [1] * 2,
