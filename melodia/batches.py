@@ -145,10 +145,15 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     count[kpos] += 1  # the event itself (the last entries have none)
     at = np.cumsum(count) - count
     out = np.empty(int(count.sum()), np.int64)
-    owner = np.repeat(np.arange(len(steps)), n_shifts)
-    within = np.arange(len(owner)) - np.repeat(np.cumsum(n_shifts) - n_shifts, n_shifts)
-    partial = (within == n_shifts[owner] - 1) & (rest[owner] > 0)
-    out[at[owner] + within] = np.where(partial, s0 + rest[owner] - 1, s0 + shifts.max - 1)
+    one = n_shifts == 1  # most gaps: one shift of exactly the gap
+    out[at[one]] = s0 + delta[one] - 1
+    many = np.flatnonzero(n_shifts > 1)  # long gaps: full shifts, then the rest
+    if len(many):
+        owner = np.repeat(many, n_shifts[many])
+        within = np.arange(len(owner)) - np.repeat(np.cumsum(n_shifts[many]) - n_shifts[many],
+                                                   n_shifts[many])
+        partial = (within == n_shifts[owner] - 1) & (rest[owner] > 0)
+        out[at[owner] + within] = np.where(partial, s0 + rest[owner] - 1, s0 + shifts.max - 1)
     event_at = (at + n_shifts)[kpos]
     out[event_at] = ids[keep]
     stop = at[last] + n_shifts[last]

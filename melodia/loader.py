@@ -158,8 +158,8 @@ def batch_loader(crops, steps: Iterable[int], batch_size: int, rank: int = 0, wo
     calling thread), pinned when ``pin_memory`` (for non-blocking copies to a GPU)."""
     from torch.utils.data import DataLoader
 
-    steps = list(steps)
-    if not steps:
+    steps = steps if isinstance(steps, range) else list(steps)
+    if not len(steps):
         return iter(())
     loader = DataLoader(StepBatches(crops, batch_size, rank, world), batch_size=None,
                         sampler=steps, num_workers=workers, pin_memory=pin_memory,
