@@ -91,14 +91,15 @@ def _current_instrument(ids: np.ndarray, starts: np.ndarray, p0: int) -> np.ndar
     return np.where(last % 2 == 1, ids[(last - 1) // 2] - p0, 0)
 
 
-def _transpose(ids, starts, seg, semitones, encoding, band: bool) -> None:
-    """:func:`melodia.dataset.transpose_ids` of every segment, in place."""
+def _transpose(ids, starts, seg, semitones, encoding, current) -> None:
+    """:func:`melodia.dataset.transpose_ids` of every segment, in place (``current``: the band
+    encoding's instrument per event, None for the piano)."""
     vocab = encoding.vocab
     on, off = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
     n = vocab.range("NOTE_ON").size
     is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
-    if band:
-        melodic = _current_instrument(ids, starts, vocab.offset("PROGRAM")) != DRUMS
+    if current is not None:
+        melodic = current != DRUMS
         is_on, is_off = is_on & melodic, is_off & melodic
     note = is_on | is_off
     rel = np.where(is_on, ids - on, ids - off)
@@ -187,12 +188,13 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     starts = np.cumsum(lens) - lens
     seg = np.repeat(np.arange(B), lens)
     ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + _ramp(lens)].astype(np.int64)
-    if crops.transpose and d.semitones.any():
-        _transpose(ids, starts, seg, d.semitones, enc, band)
     skip = d.start - d.first
-    if crops.stretch:
+    if crops.stretch:  # stretch and transposition commute: one moves times, the other notes
         ids, starts, lens, skip = _stretch(ids, starts, lens, seg, d.factor, skip, enc)
         seg = np.repeat(np.arange(B), lens)
+    current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
+    if crops.transpose and d.semitones.any():
+        _transpose(ids, starts, seg, d.semitones, enc, current)
     n = np.minimum(lens - skip, L + 1)
 
     out: dict[str, np.ndarray] = {}
@@ -210,7 +212,6 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
     o0, ons = vocab.offset("NOTE_ON"), vocab.range("NOTE_ON")
     on_pitch = np.where((ids >= o0) & (ids < o0 + ons.size), ids - o0 + ons.min, -1)
-    current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
     if crops.controls:
         out.update(_controls(times, on_pitch, seg, starts, lens, at, rseg, valid, d.drop, B, L,
                              sps))
