@@ -145,7 +145,7 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     count = n_shifts.copy()
     count[kpos] += 1  # the event itself (the last entries have none)
     at = np.cumsum(count) - count
-    out = np.empty(int(count.sum()), np.int64)
+    out = np.empty(int(count.sum()), ids.dtype)
     one = n_shifts == 1  # most gaps: one shift of exactly the gap
     out[at[one]] = s0 + delta[one] - 1
     many = np.flatnonzero(n_shifts > 1)  # long gaps: full shifts, then the rest
@@ -187,7 +187,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     lens = d.end - d.first
     starts = np.cumsum(lens) - lens
     seg = np.repeat(np.arange(B), lens)
-    ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + _ramp(lens)].astype(np.int64)
+    ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + _ramp(lens)].astype(np.int32)
     skip = d.start - d.first
     if crops.stretch:  # stretch and transposition commute: one moves times, the other notes
         ids, starts, lens, skip = _stretch(ids, starts, lens, seg, d.factor, skip, enc)
@@ -267,6 +267,8 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc, 
     end = skip + n - 1  # a crop's note state covers events [0, end): lookback + input rows
     q = np.flatnonzero((pitch >= 0) & (pitch < NOTE_STATE_PITCHES) & (pos < end[seg]))
     key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
+    if B * NOTE_STATE_PITCHES <= 2**16:  # numpy sorts 16-bit keys stably by radix: O(n)
+        key = key.astype(np.uint16)
     q = q[np.argsort(key, kind="stable")]  # by crop and pitch, then in time
     key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
     until = end[seg[q]]
