@@ -69,6 +69,37 @@ def input_dims(crops) -> InputDims:
 # ------------------------------------------------------------------------ flat helpers
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """Per id of an encoding: one gather instead of range checks on every event."""
+
+    shift: np.ndarray  # steps of a TIME_SHIFT, else 0
+    on: np.ndarray  # pitch of a NOTE_ON, else -1
+    off: np.ndarray  # pitch of a NOTE_OFF, else -1
+    program: np.ndarray  # instrument of a PROGRAM (band), else -1
+
+
+_TABLES: dict[str, _Tables] = {}
+
+
+def _tables(encoding) -> _Tables:
+    import json
+
+    key = json.dumps(encoding.to_dict(), sort_keys=True, default=str)
+    if key not in _TABLES:
+        vocab, size = encoding.vocab, encoding.vocab_size
+        columns = {"TIME_SHIFT": np.zeros(size, np.int32)}
+        columns.update({name: np.full(size, -1, np.int32)
+                        for name in ("NOTE_ON", "NOTE_OFF", "PROGRAM")})
+        for name, column in columns.items():
+            if any(r.type == name for r in vocab.ranges):
+                r, at = vocab.range(name), vocab.offset(name)
+                column[at : at + r.size] = np.arange(r.min, r.min + r.size)
+        _TABLES[key] = _Tables(columns["TIME_SHIFT"], columns["NOTE_ON"], columns["NOTE_OFF"],
+                               columns["PROGRAM"])
+    return _TABLES[key]
+
+
 def _ramp(lengths: np.ndarray) -> np.ndarray:
     """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
     total = int(lengths.sum())
@@ -82,22 +113,22 @@ def _segment_cumsum(values: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> 
     return cs - np.concatenate([[0], cs])[starts][seg]
 
 
-def _current_instrument(ids: np.ndarray, starts: np.ndarray, p0: int) -> np.ndarray:
+def _current_instrument(ids: np.ndarray, starts: np.ndarray, tables: _Tables) -> np.ndarray:
     """:func:`melodia.band.current_instrument` of every segment (0 before its first PROGRAM)."""
-    is_program = (ids >= p0) & (ids < p0 + N_INSTRUMENTS)
-    marks = np.where(is_program, 2 * np.arange(len(ids)) + 1, -1)  # odd: a PROGRAM here
+    program = tables.program[ids]
+    marks = np.where(program >= 0, 2 * np.arange(len(ids)) + 1, -1)  # odd: a PROGRAM here
     marks[starts] = np.maximum(marks[starts], 2 * starts)  # even: a segment starts, none yet
     last = np.maximum.accumulate(marks)
-    return np.where(last % 2 == 1, ids[(last - 1) // 2] - p0, 0)
+    return np.where(last % 2 == 1, program[(last - 1) // 2], 0)
 
 
 def _transpose(ids, starts, seg, semitones, encoding, current) -> None:
     """:func:`melodia.dataset.transpose_ids` of every segment, in place (``current``: the band
     encoding's instrument per event, None for the piano)."""
-    vocab = encoding.vocab
+    vocab, tables = encoding.vocab, _tables(encoding)
     on, off = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
     n = vocab.range("NOTE_ON").size
-    is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
+    is_on, is_off = tables.on[ids] >= 0, tables.off[ids] >= 0
     if current is not None:
         melodic = current != DRUMS
         is_on, is_off = is_on & melodic, is_off & melodic
@@ -116,9 +147,9 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     B = len(starts)
     s0 = encoding.vocab.offset("TIME_SHIFT")
     shifts = encoding.vocab.range("TIME_SHIFT")
-    is_shift = (ids >= s0) & (ids < s0 + shifts.size)
-    times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
-    keep = np.flatnonzero(~is_shift)
+    amount = _tables(encoding).shift[ids]
+    times = _segment_cumsum(amount, starts, seg)
+    keep = np.flatnonzero(amount == 0)
     kseg = seg[keep]
     kept = np.bincount(kseg, minlength=B)
     ends = np.cumsum(kept)
@@ -192,7 +223,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     if crops.stretch:  # stretch and transposition commute: one moves times, the other notes
         ids, starts, lens, skip = _stretch(ids, starts, lens, seg, d.factor, skip, enc)
         seg = np.repeat(np.arange(B), lens)
-    current = _current_instrument(ids, starts, vocab.offset("PROGRAM")) if band else None
+    current = _current_instrument(ids, starts, _tables(enc)) if band else None
     if crops.transpose and d.semitones.any():
         _transpose(ids, starts, seg, d.semitones, enc, current)
     n = np.minimum(lens - skip, L + 1)
@@ -207,11 +238,9 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     targets = np.where(valid, ids[np.minimum(at + 1, len(ids) - 1)], IGNORE)
     out.update(inputs=inputs, targets=targets.astype(small).reshape(B, L), lengths=rows)
 
-    s0, shifts = vocab.offset("TIME_SHIFT"), vocab.range("TIME_SHIFT")
-    is_shift = (ids >= s0) & (ids < s0 + shifts.size)
-    times = _segment_cumsum(np.where(is_shift, ids - s0 + shifts.min, 0), starts, seg)
-    o0, ons = vocab.offset("NOTE_ON"), vocab.range("NOTE_ON")
-    on_pitch = np.where((ids >= o0) & (ids < o0 + ons.size), ids - o0 + ons.min, -1)
+    tables = _tables(enc)
+    times = _segment_cumsum(tables.shift[ids], starts, seg)
+    on_pitch = tables.on[ids]
     if crops.controls:
         out.update(_controls(times, on_pitch, seg, starts, lens, at, rseg, valid, d.drop, B, L,
                              sps))
@@ -257,10 +286,7 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc, 
     notes struck in the lookback before a crop start sounding at its first row. Drum hits touch
     no pitch. Returns ``state_time`` (steps, per row) and ``state_notes`` ``int32[K, 4]``: first
     row (flat, ``b * L + row``), rows, pitch, onset step."""
-    vocab = enc.vocab
-    f0, offs = vocab.offset("NOTE_OFF"), vocab.range("NOTE_OFF")
-    off_pitch = np.where((ids >= f0) & (ids < f0 + offs.size), ids - f0 + offs.min, -1)
-    pitch = np.maximum(on_pitch, off_pitch)
+    pitch = np.maximum(on_pitch, _tables(enc).off[ids])
     if current is not None:
         pitch[current == DRUMS] = -1
     pos = np.arange(len(ids)) - starts[seg]
