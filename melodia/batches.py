@@ -37,6 +37,7 @@ from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S, NOTE_STATE_P
 
 IGNORE = -100  # target id of padding (as melodia.dataset.IGNORE)
 _BIG = 1 << 40  # separates crops in flat sort keys (far above any crop's length in steps)
+CHUNK = 64  # crops built together; bigger batches are built in pieces of this many
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,9 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     ``float32[B, band_dim]``; ``beats`` ``float64[B, L]`` (the meter's phase). :func:`to_tensors` and
     :func:`expand_inputs` make the dense inputs of it.
     """
+    if len(indices) > CHUNK:  # in cache-sized pieces: big arrays run at memory speed
+        return _merge([compact_batch(crops, indices[i : i + CHUNK])
+                       for i in range(0, len(indices), CHUNK)], crops.seq_len)
     enc, L, B = crops.encoding, crops.seq_len, len(indices)
     vocab, sps = enc.vocab, enc.config.steps_per_second
     band = any(r.type == "PROGRAM" for r in vocab.ranges)
@@ -253,6 +257,22 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
         out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
                           B, L))
     return out
+
+
+def _merge(parts: list[dict], L: int) -> dict:
+    """Compact batches of consecutive crops as one (note rows renumbered)."""
+    out: dict = {}
+    rows = 0
+    for part in parts:
+        notes = part.get("state_notes")
+        if notes is not None:
+            notes = notes.copy()
+            notes[:, 0] += rows * L
+            part = {**part, "state_notes": notes}
+        rows += len(part["inputs"])
+        for key, value in part.items():
+            out.setdefault(key, []).append(value)
+    return {k: sum(v) if k == "state_cells" else np.concatenate(v) for k, v in out.items()}
 
 
 def _controls(times, on_pitch, seg, starts, lens, at, rseg, valid, drop, B, L, sps):

@@ -146,3 +146,14 @@ def test_corpora_are_drawn_by_weight(piano_seqs):
     assert 0.72 < share < 0.78
     crops = CropDataset(piano_seqs, PIANO, 32, groups=[0] * 6 + [1] * 2, weights=[1.0, 0.0])
     assert not np.isin(crops.draws(range(2000)).file, [6, 7]).any()
+
+
+def test_big_batches_are_built_in_pieces_like_the_reference(piano_seqs, band_seqs):
+    from melodia.batches import CHUNK
+
+    crops = CropDataset(piano_seqs, PIANO, 48, seed=6, **PIANO_CASES["magenta defaults"])
+    assert_same(crops, range(5, 5 + 2 * CHUNK + 17))
+    crops = CropDataset(band_seqs, BAND, 48, seed=6, transpose=3, stretch=0.05, controls=True,
+                        note_state=True, band_layout=BandLayout(("metal",)), styles=[0] * 5,
+                        meter=True)
+    assert_same(crops, range(CHUNK + 9))
