@@ -111,6 +111,37 @@ def _beat_map(tempos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, qpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
 
 
+def _sounding_index(sequences: Sequence[np.ndarray], encoding) -> tuple[np.ndarray, np.ndarray]:
+    """Every file's notes as event intervals, for :meth:`CropDataset._earliest_sounding`:
+    onsets (global keys ``file * _FILE_KEY + index``, sorted) and the running maximum of where
+    they stop sounding (the next event touching their pitch; drum hits are not notes), so the
+    first note still sounding at an index is one ``searchsorted`` away."""
+    vocab = encoding.vocab
+    on, off = vocab.range("NOTE_ON"), vocab.range("NOTE_OFF")
+    o0, f0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
+    band = any(r.type == "PROGRAM" for r in vocab.ranges)
+    onsets, reach = [], []
+    for f, seq in enumerate(sequences):
+        ids = np.asarray(seq, dtype=np.int64)
+        pitch = np.where((ids >= o0) & (ids < o0 + on.size), ids - o0 + on.min,
+                         np.where((ids >= f0) & (ids < f0 + off.size), ids - f0 + off.min, -1))
+        if band:
+            from melodia.band import DRUMS, current_instrument
+
+            pitch[current_instrument(ids, encoding) == DRUMS] = -1
+        events = np.flatnonzero(pitch >= 0)
+        events = events[np.argsort(pitch[events], kind="stable")]  # by pitch, then in time
+        until = np.full(len(events), len(ids))
+        same = pitch[events[1:]] == pitch[events[:-1]]
+        until[:-1][same] = events[1:][same]
+        struck = (ids[events] >= o0) & (ids[events] < o0 + on.size)
+        order = np.argsort(events[struck], kind="stable")
+        onsets.append(f * _FILE_KEY + events[struck][order])
+        reach.append(f * _FILE_KEY + np.maximum.accumulate(until[struck][order])
+                     if struck.any() else np.zeros(0, np.int64))
+    return np.concatenate(onsets), np.concatenate(reach)
+
+
 @dataclass
 class Draws:
     """Where each sample of a batch comes from and how it is augmented (see :func:`uniforms`)."""
@@ -193,6 +224,8 @@ class CropDataset(Dataset):
                                               for f, t in enumerate(self._times)])
         sps = encoding.config.steps_per_second
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
+        if note_state:  # per file, the notes as (onset, until) event intervals, by onset
+            self._sounding = _sounding_index(self.sequences, encoding)
         self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
         self._margin = (seq_len + 1) // 8 + 8 if stretch else 0  # stretch < 1 drops time shifts
         self.band_layout = band_layout
@@ -249,12 +282,26 @@ class CropDataset(Dataset):
             keys = self._time_keys
             end = np.maximum(end, np.searchsorted(keys, keys[end - 1] + self._lookahead_steps,
                                                   side="right"))
-            if self.note_state:  # the music the note state at ``start`` is rebuilt from
+            if self.note_state:  # the music the note state at ``start`` is rebuilt from:
                 back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]
-                                       - self._lookback_steps)
-                first = np.where(start > 0, back - at, start)
+                                       - self._lookback_steps)  # at most 10 s before it,
+                onset = self._earliest_sounding(file, start)  # from the oldest note still on
+                first = np.where(start > 0, np.maximum(back - at, onset), start)
         return Draws(file, start, first, end - at, semitones, factor,
                      u[:, 4:6] < self.control_dropout, u[:, 6:9] < self.control_dropout)
+
+    def _earliest_sounding(self, file: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Per crop, the event index of the earliest onset of a note still sounding at
+        ``start`` (``start`` itself when none is): nothing before it changes the note state."""
+        onsets, reach = self._sounding  # global keys: file * _FILE_KEY + event index
+        if not len(onsets):
+            return start
+        query = file * _FILE_KEY + start
+        struck = np.searchsorted(onsets, query, side="left")  # notes struck before start
+        first_on = np.searchsorted(reach, query, side="right")  # first lasting past start
+        found = first_on < struck
+        return np.where(found, onsets[np.minimum(first_on, len(onsets) - 1)] - file * _FILE_KEY,
+                        start)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids ``int64[<= L + 1]`` and inputs ``float32[len - 1, C]`` of sample ``index``."""

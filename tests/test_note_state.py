@@ -263,3 +263,21 @@ def test_a_piece_that_ends_in_a_rest_keeps_its_length(tmp_path):
     assert mido.MidiFile(path).length == pytest.approx(2.5, abs=0.02)
     again = PIANO.decode(PIANO.encode_file(path))  # the marker changes no note
     assert len(again.tracks[0].notes) == 1 and again.end_s == pytest.approx(0.5)
+
+
+def test_the_lookback_starts_at_the_oldest_note_still_sounding():
+    on, off, shift = (PIANO.vocab.offset(k) for k in ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT"))
+    held = [on + 40]  # held 3 s while 30 short notes go by
+    for i in range(30):
+        held += [on + 60 + i % 12, shift + 9, off + 60 + i % 12]
+    seq = np.array(held + [off + 40] + [on + 50, shift + 9, off + 50] * 40)
+    crops = CropDataset([seq], PIANO, seq_len=16, note_state=True)
+    start = np.array([50, 91, 93, 99])  # inside the held note; its off (silence); later notes
+    got = crops._earliest_sounding(np.zeros(4, np.int64), start)
+    assert got.tolist() == [0, 91, 92, 98]  # the held note's onset; none; the short notes'
+    assert crops.draws(range(200)).first.min() >= 0
+    # the note state at each start is what the whole sequence says it is
+    full = note_state(seq, PIANO)
+    for s, first in zip(start, got):
+        np.testing.assert_array_equal(note_state(seq[first : s + 1], PIANO, start=s - first)[0],
+                                      full[s])
