@@ -1,7 +1,8 @@
 """Training throughput: the whole melodia pipeline against a bare LSTM step of the same shape.
 
 Run: ``python tests/benchmarks/bench_train.py [--device cpu|cuda] [--batch-size 64 256]
-[--data DATASET_DIR] [--rounds 3] [--steps 5]``
+[--data DATASET_DIR] [--rounds 3] [--steps 5]`` (from a checkout; melodia need not be installed).
+On a GPU: ``--device cuda --batch-size 64 256 --steps 30``.
 
 Each measurement runs in its own process (so peak memory, ``ru_maxrss``, belongs to it alone)
 and the kinds alternate round by round, so load from other processes hits them alike:
@@ -144,9 +145,12 @@ def main() -> None:
                    "`git worktree` of an older commit), alternating with this one")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process: one kind
     args = p.parse_args()
+    if args.steps < 3:
+        p.error("--steps must be >= 3: the pipeline's timed steps are its 2nd to last but one")
     if args.one:
         print(json.dumps(run_one(args.one, args)))
         return
+    sys.path.insert(0, str(ROOT))  # melodia from this checkout, installed or not
     args.data = args.data or default_dataset()
     kinds = ["lstm", "model", "pipeline"] + (["model-mkldnn-off"] if args.mkldnn_off else [])
     kinds += ["pipeline@baseline"] if args.baseline else []
@@ -160,8 +164,9 @@ def main() -> None:
                        str(args.seq_len), "--device", args.device,
                        "--note-state" if args.note_state else "--no-note-state"]
                 env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-                if kind == "pipeline@baseline":
-                    env["PYTHONPATH"] = str(Path(args.baseline).resolve())
+                code = Path(args.baseline).resolve() if kind == "pipeline@baseline" else ROOT
+                env["PYTHONPATH"] = os.pathsep.join(  # this checkout's melodia (or the other)
+                    [str(code)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True,
                                      env=env).stdout
                 res = json.loads(out.strip().splitlines()[-1])
