@@ -198,11 +198,17 @@ def tempo_map(tempos, default_qpm: float = 120.0) -> np.ndarray:
     return rows
 
 
-def beats_at(seconds: np.ndarray, tempos) -> np.ndarray:
-    """Beats (quarter notes) elapsed at each time, integrating the tempo map."""
+def beat_map(tempos) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tempo map's columns for integrating it: each tempo's start (s), qpm, and the beats
+    elapsed before it."""
     rows = tempo_map(tempos)
     starts, qpm = rows[:, 0], rows[:, 1]
-    before = np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
+    return starts, qpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
+
+
+def beats_at(seconds: np.ndarray, tempos) -> np.ndarray:
+    """Beats (quarter notes) elapsed at each time, integrating the tempo map."""
+    starts, qpm, before = beat_map(tempos)
     seconds = np.asarray(seconds, dtype=np.float64)
     k = np.searchsorted(starts, seconds, side="right") - 1
     k = np.maximum(k, 0)
@@ -276,7 +282,7 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
 
 
 __all__ = ["BandLayout", "DRUMS", "EVENT_GROUPS", "GROUPS", "LineupError", "METER_DIM",
-           "METER_SPANS", "N_INSTRUMENTS", "beats_at", "conditions", "current_instrument",
+           "METER_SPANS", "N_INSTRUMENTS", "beat_map", "beats_at", "conditions", "current_instrument",
            "drop_conditions", "event_groups", "family_of", "file_conditions", "group_of",
            "instrument_onehot", "instrument_profile", "instrument_values", "meter_features",
            "parse_lineup", "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",

@@ -7,10 +7,9 @@ but at 3M events/s those floats alone would be 3-7 GB/s of memory traffic. Here:
 
 - :func:`compact_batch` builds all crops of a batch together, over one flat array of the crops'
   events (augmentation, controls and event times vectorised across crops, no per-crop numpy
-  loop beyond drawing each sample's random numbers), and returns **compact** arrays: ids,
-  controls and meter as floats, but the note state as (pitch, on/off, time) per event plus the
-  state each crop starts from, the instrument as one small integer, the band conditions once
-  per crop;
+  loop), and returns **compact** arrays: ids as int16, the density bin and pitch-class counts,
+  the sounding notes as row intervals, the instrument as one small integer, the beat (the meter's
+  phase), and the band conditions once per crop;
 - :func:`melodia.loader.expand_inputs` turns that into the dense inputs with torch, on whatever
   device the batch was copied to (on a GPU, a few kernels);
 - :func:`melodia.loader.batch_loader` builds batches ahead of the step in background processes
@@ -19,8 +18,8 @@ but at 3M events/s those floats alone would be 3-7 GB/s of memory traffic. Here:
 
 No torch here: a worker builds numpy arrays.
 
-Sample ``i`` is still the pure function of ``(seed, i)`` that ``CropDataset.sample`` is (the
-same random draws in the same order), so resume stays exact; ``tests/test_batches.py`` checks
+Sample ``i`` is the same pure function of ``(seed, i)`` as ``CropDataset.sample`` (both take
+:meth:`~melodia.dataset.CropDataset.draws`), so resume stays exact; ``tests/test_batches.py`` checks
 that the two paths give equal inputs.
 """
 
@@ -33,9 +32,9 @@ import numpy as np
 
 from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS
 from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S, NOTE_STATE_PITCHES,
-                              PITCH_CLASSES, density_bin)
+                              PITCH_CLASSES, density_bin, ramp, until_next)
 
-IGNORE = -100  # target id of padding (as melodia.dataset.IGNORE)
+IGNORE = -100  # target id of padding, skipped by the loss
 _BIG = 1 << 40  # separates crops in flat sort keys (far above any crop's length in steps)
 CHUNK = 64  # crops built together; bigger batches are built in pieces of this many
 
@@ -99,13 +98,6 @@ def _tables(encoding) -> _Tables:
         _TABLES[key] = _Tables(columns["TIME_SHIFT"], columns["NOTE_ON"], columns["NOTE_OFF"],
                                columns["PROGRAM"])
     return _TABLES[key]
-
-
-def _ramp(lengths: np.ndarray) -> np.ndarray:
-    """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
-    total = int(lengths.sum())
-    ends = np.cumsum(lengths)
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths)
 
 
 def _segment_cumsum(values: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -222,7 +214,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     lens = d.end - d.first
     starts = np.cumsum(lens) - lens
     seg = np.repeat(np.arange(B), lens)
-    ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + _ramp(lens)].astype(np.int32)
+    ids = crops._flat[(crops._offsets[d.file] + d.first)[seg] + ramp(lens)].astype(np.int32)
     skip = d.start - d.first
     if crops.stretch:  # stretch and transposition commute: one moves times, the other notes
         ids, starts, lens, skip = _stretch(ids, starts, lens, seg, d.factor, skip, enc)
@@ -312,14 +304,8 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc, 
     pos = np.arange(len(ids)) - starts[seg]
     end = skip + n - 1  # a crop's note state covers events [0, end): lookback + input rows
     q = np.flatnonzero((pitch >= 0) & (pitch < NOTE_STATE_PITCHES) & (pos < end[seg]))
-    key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
-    if B * NOTE_STATE_PITCHES <= 2**16:  # numpy sorts 16-bit keys stably by radix: O(n)
-        key = key.astype(np.uint16)
-    q = q[np.argsort(key, kind="stable")]  # by crop and pitch, then in time
-    key = seg[q] * NOTE_STATE_PITCHES + pitch[q]
-    until = end[seg[q]]
-    same = key[1:] == key[:-1]
-    until[:-1][same] = pos[q[1:]][same]
+    order, until = until_next(pos[q], seg[q] * NOTE_STATE_PITCHES + pitch[q], end[seg[q]])
+    q = q[order]  # by crop and pitch, then in time
     struck = on_pitch[q] >= 0
     q, until = q[struck], until[struck]
     first = np.maximum(pos[q], skip[seg[q]])
@@ -338,8 +324,7 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
     enc, layout = crops.encoding, crops.band_layout
     sps = enc.config.steps_per_second
     stretched = d.factor if crops.stretch else np.ones(B)
-    offset_s = np.array([crops._times[f][a - 1] if a else 0 for f, a in zip(d.file, d.first)],
-                        dtype=np.int64) / sps
+    offset_s = crops.time_at(d.file, d.first - 1) / sps  # where each crop's music starts
     seconds = offset_s[rseg] + times[at] / sps / stretched[rseg]
     maps = [crops._beat_maps[f] for f in d.file]  # per crop: (starts_s, qpm, beats before)
     k = np.zeros(len(at), np.int64)
@@ -356,7 +341,7 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
     if layout is not None:
         band = np.zeros((B, layout.dim), np.float32)
         full = np.repeat(np.arange(B), n)  # all n events of a crop, its last target too
-        ev = (starts + skip)[full] + _ramp(n)
+        ev = (starts + skip)[full] + ramp(n)
         hit = on_pitch[ev] >= 0
         pairs = np.unique(full[hit] * N_INSTRUMENTS + current[ev][hit])
         band[pairs // N_INSTRUMENTS, pairs % N_INSTRUMENTS] = 1.0

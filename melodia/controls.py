@@ -211,15 +211,13 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     if not len(events) or not rows:
         return out
     # each NOTE_ON sounds from its own row until the next event touching its pitch (or the end)
-    events = events[np.lexsort((events, pitch[events]))]  # by pitch, then in time
-    until = np.full(len(events), T)
-    same = pitch[events[1:]] == pitch[events[:-1]]
-    until[:-1][same] = events[1:][same]
+    order, until = until_next(events, pitch[events], T)
+    events = events[order]
     is_on = on_pitch[events] >= 0
     onset, until, key = events[is_on], until[is_on], pitch[events[is_on]]
     first = np.maximum(onset, start)
     length = np.maximum(until - first, 0)
-    row = np.repeat(first - start, length) + _ramp(length)  # the rows each note sounds in
+    row = np.repeat(first - start, length) + ramp(length)  # the rows each note sounds in
     col = np.repeat(key, length)
     age = times[row + start] - np.repeat(times[onset], length)
     scale = np.float32(-1.0 / (encoding.config.steps_per_second * NOTE_AGE_TAU_S))
@@ -228,13 +226,27 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     return out
 
 
-def _ramp(lengths: np.ndarray) -> np.ndarray:
+def ramp(lengths: np.ndarray) -> np.ndarray:
     """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
     total = int(lengths.sum())
     if not total:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(lengths)
     return np.arange(total) - np.repeat(ends - lengths, lengths)
+
+
+def until_next(events: np.ndarray, key: np.ndarray, end) -> tuple[np.ndarray, np.ndarray]:
+    """How long each event's note lasts: ``events`` (indices, in time order) touch ``key`` (a
+    pitch; or crop and pitch, ``crop * 128 + pitch``). Returns ``order``, which sorts them by key
+    and then time, and for each sorted event the index of the next one with the same key (else
+    ``end``: one number, or one per unsorted event)."""
+    if len(key) and key.min() >= 0 and key.max() < 2**16:
+        key = key.astype(np.uint16)  # numpy sorts 16-bit keys stably by radix: O(n)
+    order = np.argsort(key, kind="stable")
+    until = np.array(np.broadcast_to(end, order.shape)[order])
+    same = key[order][1:] == key[order][:-1]
+    until[:-1][same] = events[order][1:][same]
+    return order, until
 
 
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
@@ -280,4 +292,4 @@ def model_inputs(ids: Sequence[int] | np.ndarray, encoding, config, start: int =
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
            "constant_controls", "control_prior", "soft_density", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
-           "model_inputs", "note_state", "step_inputs"]
+           "model_inputs", "note_state", "ramp", "step_inputs", "until_next"]

@@ -29,12 +29,12 @@ from torch.utils.data import Dataset
 from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
                               note_state)
-from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beats_at, conditions,
+from melodia.batches import IGNORE
+from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beat_map, beats_at, conditions,
                           current_instrument, instrument_onehot, meter_features,
                           playing, qpm_at, tempo_map, tempos_from_ids)
 from melodia.encoding.events import build_stream
 
-IGNORE = -100  # target id of padding, skipped by the loss
 _FILE_KEY = 1 << 40  # time keys of sequence f: f * _FILE_KEY + steps (sorted across sequences)
 
 
@@ -105,17 +105,14 @@ def uniforms(seed: int, indices: Sequence[int] | np.ndarray, k: int = DRAWS) -> 
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def _beat_map(tempos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A tempo map's (start s, qpm, beats before) columns, as :func:`melodia.band.beats_at`."""
-    starts, qpm = tempos[:, 0], tempos[:, 1]
-    return starts, qpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
-
-
 def _sounding_index(sequences: Sequence[np.ndarray], encoding) -> tuple[np.ndarray, np.ndarray]:
     """Every file's notes as event intervals, for :meth:`CropDataset._earliest_sounding`:
     onsets (global keys ``file * _FILE_KEY + index``, sorted) and the running maximum of where
     they stop sounding (the next event touching their pitch; drum hits are not notes), so the
     first note still sounding at an index is one ``searchsorted`` away."""
+    from melodia.band import DRUMS
+    from melodia.controls import until_next
+
     vocab = encoding.vocab
     on, off = vocab.range("NOTE_ON"), vocab.range("NOTE_OFF")
     o0, f0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
@@ -126,14 +123,10 @@ def _sounding_index(sequences: Sequence[np.ndarray], encoding) -> tuple[np.ndarr
         pitch = np.where((ids >= o0) & (ids < o0 + on.size), ids - o0 + on.min,
                          np.where((ids >= f0) & (ids < f0 + off.size), ids - f0 + off.min, -1))
         if band:
-            from melodia.band import DRUMS, current_instrument
-
             pitch[current_instrument(ids, encoding) == DRUMS] = -1
         events = np.flatnonzero(pitch >= 0)
-        events = events[np.argsort(pitch[events], kind="stable")]  # by pitch, then in time
-        until = np.full(len(events), len(ids))
-        same = pitch[events[1:]] == pitch[events[:-1]]
-        until[:-1][same] = events[1:][same]
+        order, until = until_next(events, pitch[events], len(ids))
+        events = events[order]  # by pitch, then in time
         struck = (ids[events] >= o0) & (ids[events] < o0 + on.size)
         order = np.argsort(events[struck], kind="stable")
         onsets.append(f * _FILE_KEY + events[struck][order])
@@ -217,11 +210,10 @@ class CropDataset(Dataset):
         lengths = np.array([len(x) for x in self.sequences], dtype=np.int64)
         self._offsets = np.cumsum(lengths) - lengths  # of each sequence in the flat array
         self._flat = np.concatenate([np.asarray(x) for x in self.sequences])
-        self._times = self._time_keys = None
+        self._time_keys = None
         if controls or note_state or meter:  # time after each event: control windows, note-state lookback
-            self._times = [event_times(s, encoding)[0].astype(np.int32) for s in self.sequences]
-            self._time_keys = np.concatenate([f * _FILE_KEY + t.astype(np.int64)
-                                              for f, t in enumerate(self._times)])
+            self._time_keys = np.concatenate([f * _FILE_KEY + event_times(s, encoding)[0]
+                                              for f, s in enumerate(self.sequences)])
         sps = encoding.config.steps_per_second
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
         if note_state:  # per file, the notes as (onset, until) event intervals, by onset
@@ -241,7 +233,7 @@ class CropDataset(Dataset):
                 raise ValueError("tempos needs one tempo map (or None) per sequence")
             self._tempos = [tempo_map(tempos[i]) if tempos[i] is not None
                             else tempos_from_ids(sequences[i], encoding) for i in keep]
-            self._beat_maps = [_beat_map(t) for t in self._tempos]
+            self._beat_maps = [beat_map(t) for t in self._tempos]
 
     def __len__(self) -> int:
         """Distinct crop positions (sample indices themselves are unbounded)."""
@@ -290,6 +282,12 @@ class CropDataset(Dataset):
         return Draws(file, start, first, end - at, semitones, factor,
                      u[:, 4:6] < self.control_dropout, u[:, 6:9] < self.control_dropout)
 
+    def time_at(self, file: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Steps from the start of sequence ``file`` to after its event ``index`` (0 for
+        ``index < 0``)."""
+        keys = self._time_keys[self._offsets[file] + np.maximum(index, 0)] - file * _FILE_KEY
+        return np.where(index >= 0, keys, 0)
+
     def _earliest_sounding(self, file: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Per crop, the event index of the earliest onset of a note still sounding at
         ``start`` (``start`` itself when none is): nothing before it changes the note state."""
@@ -331,7 +329,7 @@ class CropDataset(Dataset):
                 ids[: skip + n - 1], self.encoding, start=skip)
         if layout is not None or self.meter:  # where the crop is, in the piece's own time
             stretched = factor if self.stretch else 1.0
-            offset_s = ((int(self._times[f][first - 1]) if first else 0)
+            offset_s = (int(self.time_at(np.array([f]), np.array([first - 1]))[0])
                         / self.encoding.config.steps_per_second)
             seconds = (offset_s + event_times(ids[: skip + n - 1], self.encoding)[0][skip:]
                        / self.encoding.config.steps_per_second / stretched)

@@ -10,7 +10,7 @@ import torch
 from melodia.errors import MelodiaError
 
 DDP_TIMEOUT_S = float(os.environ.get("MELODIA_DDP_TIMEOUT_S", "300"))  # join + each collective
-_LAUNCH = "launch with `torchrun --nproc-per-node N melodia train ...` (N <= GPUs per machine)"
+_LAUNCH = "launch with `torchrun --nproc-per-node N -m melodia.cli train ...` (N <= GPUs per machine)"
 
 
 def join_process_group(device: str) -> tuple[int, int, bool]:
