@@ -206,6 +206,14 @@ def beat_map(tempos) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, qpm, np.concatenate([[0.0], np.cumsum(np.diff(starts) * qpm[:-1] / 60.0)])
 
 
+def beat_maps(tempo_maps: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`beat_map` of many tempo maps in one table: ``float64[3, K]`` (rows: start s,
+    qpm, beats before), map ``i`` in columns ``bounds[i]:bounds[i + 1]``."""
+    maps = [np.stack(beat_map(t)) for t in tempo_maps]
+    bounds = np.concatenate([[0], np.cumsum([m.shape[1] for m in maps])]).astype(np.int64)
+    return (np.concatenate(maps, axis=1) if maps else np.zeros((3, 0))), bounds
+
+
 def beats_at(seconds: np.ndarray, tempos) -> np.ndarray:
     """Beats (quarter notes) elapsed at each time, integrating the tempo map."""
     starts, qpm, before = beat_map(tempos)
@@ -282,7 +290,7 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
 
 
 __all__ = ["BandLayout", "DRUMS", "EVENT_GROUPS", "GROUPS", "LineupError", "METER_DIM",
-           "METER_SPANS", "N_INSTRUMENTS", "beat_map", "beats_at", "conditions", "current_instrument",
+           "METER_SPANS", "N_INSTRUMENTS", "beat_map", "beat_maps", "beats_at", "conditions", "current_instrument",
            "drop_conditions", "event_groups", "family_of", "file_conditions", "group_of",
            "instrument_onehot", "instrument_profile", "instrument_values", "meter_features",
            "parse_lineup", "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",

@@ -100,10 +100,10 @@ def _tables(encoding) -> _Tables:
     return _TABLES[key]
 
 
-def _segment_cumsum(values: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
+def _segment_cumsum(values: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """Cumulative sums restarting at every segment start."""
-    cs = np.cumsum(values)
-    return cs - np.concatenate([[0], cs])[starts][seg]
+    cs = np.cumsum(values, dtype=np.int64)
+    return cs - np.repeat(cs[starts] - values[starts], lens)
 
 
 def _current_instrument(ids: np.ndarray, starts: np.ndarray, tables: _Tables) -> np.ndarray:
@@ -130,65 +130,53 @@ def _transpose(ids, starts, seg, semitones, encoding, current) -> None:
     lo = np.minimum.reduceat(np.where(note, rel, n), starts)
     hi = np.maximum.reduceat(np.where(note, rel, -1), starts)
     shift = np.where(hi >= 0, np.clip(semitones, -np.minimum(lo, n - 1), n - 1 - hi), 0)
-    ids[note] += shift[seg[note]]
+    ids += np.where(note, shift[seg], 0).astype(ids.dtype)
 
 
 def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     """:func:`melodia.dataset.stretch_ids` of every segment; returns the new ids, segment starts
     and lengths, and where each crop starts after stretching (after the stretched prefix's last
-    event, as ``CropDataset._skip_after_stretch``)."""
-    B = len(starts)
+    event, as ``CropDataset._skip_after_stretch``).
+
+    Worked on the runs of time shifts between events, in place in the stream: event ``k`` of a
+    distinct time moves to ``round(step * factor)``, kept strictly increasing, and each run is
+    written again as the shifts of its new gap (most runs: one shift in, one shift out)."""
     s0 = encoding.vocab.offset("TIME_SHIFT")
-    shifts = encoding.vocab.range("TIME_SHIFT")
+    most = encoding.vocab.range("TIME_SHIFT").max
     amount = _tables(encoding).shift[ids]
-    times = _segment_cumsum(amount, starts, seg)
-    keep = np.flatnonzero(amount == 0)
-    kseg = seg[keep]
-    kept = np.bincount(kseg, minlength=B)
-    ends = np.cumsum(kept)
-    # every crop's events, then a last entry that carries the time shifts after them
-    kpos, last = np.arange(len(keep)) + kseg, ends + np.arange(B)
-    steps = np.empty(len(keep) + B, np.int64)
-    steps[kpos], steps[last] = times[keep], times[starts + lens - 1]
-    step_seg = np.repeat(np.arange(B), kept + 1)
-    key = step_seg * _BIG + steps  # already sorted: times never decrease within a crop
-    change = np.ones(len(key), bool)
-    change[1:] = key[1:] != key[:-1]
-    uniq, inverse = key[change], np.cumsum(change) - 1  # np.unique without its sort
-    useg = uniq // _BIG
-    new = np.floor((uniq - useg * _BIG) * factor[useg] + 0.5).astype(np.int64)
-    k = np.arange(len(uniq)) - np.searchsorted(useg, np.arange(B))[useg]
-    new = k + np.maximum.accumulate(new - k + useg * _BIG) - useg * _BIG  # strictly increasing
-    new_steps = new[inverse]
-    # the stream: before each event its time shifts (as encoding.events.build_stream lays them)
-    delta = np.diff(new_steps, prepend=0)
-    first = last - kept
-    delta[first] = new_steps[first]  # each crop starts at step 0
-    full, rest = np.divmod(delta, shifts.max)
-    n_shifts = full + (rest > 0)
-    count = n_shifts.copy()
-    count[kpos] += 1  # the event itself (the last entries have none)
-    at = np.cumsum(count) - count
-    out = np.empty(int(count.sum()), ids.dtype)
-    one = n_shifts == 1  # most gaps: one shift of exactly the gap
-    out[at[one]] = s0 + delta[one] - 1
-    many = np.flatnonzero(n_shifts > 1)  # long gaps: full shifts, then the rest
-    if len(many):
-        owner = np.repeat(many, n_shifts[many])
-        within = np.arange(len(owner)) - np.repeat(np.cumsum(n_shifts[many]) - n_shifts[many],
-                                                   n_shifts[many])
-        partial = (within == n_shifts[owner] - 1) & (rest[owner] > 0)
-        out[at[owner] + within] = np.where(partial, s0 + rest[owner] - 1, s0 + shifts.max - 1)
-    event_at = (at + n_shifts)[kpos]
-    out[event_at] = ids[keep]
-    stop = at[last] + n_shifts[last]
-    begin = np.concatenate([[0], stop[:-1]])
-    before = np.bincount(kseg[keep - starts[kseg] < prefix[kseg]], minlength=B)
-    skip = np.zeros(B, np.int64)
-    if len(keep):
-        skip = np.where(before > 0, event_at[np.maximum(ends - kept + before - 1, 0)] + 1 - begin,
-                        0)
-    return out, begin, stop - begin, skip
+    shift = amount > 0
+    head = np.zeros(len(ids), bool)  # where each segment starts
+    head[starts] = True
+    run_start = shift & (head | ~np.roll(shift, 1))
+    run_end = shift & (np.roll(head, -1) | ~np.roll(shift, -1))
+    run_end[-1:] = shift[-1:]
+    # the distinct times: each event, and the end of each run (the next event's time, or the
+    # segment's end); k counts them, off by a constant per segment (which the rule ignores)
+    at = np.flatnonzero(~shift | run_end)
+    k = np.cumsum(run_start)[at]
+    gseg = seg[at]
+    times = _segment_cumsum(amount, starts, lens)[at]
+    new = np.floor(times * factor[gseg] + 0.5).astype(np.int64) - k + gseg * _BIG
+    new = k + np.maximum.accumulate(new) - gseg * _BIG  # strictly increasing per segment
+    new_at = np.zeros(len(ids), np.int64)
+    new_at[at] = new
+    rs, re = np.flatnonzero(run_start), np.flatnonzero(run_end)
+    gap = new_at[re] - np.where(head[rs], 0, new_at[rs - 1])  # before a run: an event
+    n_shifts = np.maximum(-(-gap // most), 0)  # 0 only for a factor that rounds a step to 0
+    counts = (~shift).astype(np.int64)
+    counts[rs] = n_shifts
+    out = np.repeat(ids, counts)
+    cum = np.cumsum(counts)
+    if (n_shifts > 1).any():  # long gaps: full shifts, then the rest
+        out[np.repeat(shift, counts)] = s0 + most - 1
+    written = n_shifts > 0
+    out[cum[rs[written]] - 1] = s0 + gap[written] - (n_shifts[written] - 1) * most - 1
+    begin = (cum - counts)[starts]
+    events = np.append(np.flatnonzero(~shift), len(ids))  # + a sentinel past the end
+    last = events[np.maximum(np.searchsorted(events, starts + prefix) - 1, 0)]
+    has = (last >= starts) & (last < starts + prefix)  # the prefix's last event, if any
+    skip = np.where(has, cum[np.minimum(last, len(ids) - 1)] - begin, 0)
+    return out, begin, cum[starts + lens - 1] - begin, skip
 
 
 # ------------------------------------------------------------------------------ batches
@@ -235,7 +223,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     out.update(inputs=inputs, targets=targets.astype(small).reshape(B, L), lengths=rows)
 
     tables = _tables(enc)
-    times = _segment_cumsum(tables.shift[ids], starts, seg)
+    times = _segment_cumsum(tables.shift[ids], starts, lens)
     on_pitch = tables.on[ids]
     if crops.controls:
         out.update(_controls(times, on_pitch, seg, starts, lens, at, rseg, valid, d.drop, B, L,
@@ -287,7 +275,7 @@ def _controls(times, on_pitch, seg, starts, lens, at, rseg, valid, drop, B, L, s
     classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int16)
     classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
     np.cumsum(classes, axis=0, dtype=np.int16, out=classes)
-    hist = (classes[end] - classes[ons_so_far[at]]) * valid[:, None].astype(np.int16)
+    hist = (np.take(classes, end, axis=0) - np.take(classes, ons_so_far[at], axis=0)) * valid[:, None]
     return {"density": bins.reshape(B, L), "histogram": hist.reshape(B, L, PITCH_CLASSES),
             "histogram_dropped": drop[:, 1].copy()}
 
@@ -326,33 +314,29 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
     stretched = d.factor if crops.stretch else np.ones(B)
     offset_s = crops.time_at(d.file, d.first - 1) / sps  # where each crop's music starts
     seconds = offset_s[rseg] + times[at] / sps / stretched[rseg]
-    maps = [crops._beat_maps[f] for f in d.file]  # per crop: (starts_s, qpm, beats before)
-    k = np.zeros(len(at), np.int64)
-    for row in np.flatnonzero([len(m[0]) > 1 for m in maps]):  # tempo changes: which tempo
-        rows = slice(row * L, (row + 1) * L)
-        k[rows] = np.maximum(np.searchsorted(maps[row][0], seconds[rows], side="right") - 1, 0)
-    table = np.concatenate([np.stack(m, axis=1) for m in maps])  # [sum K, 3]
-    base = np.cumsum([len(m[0]) for m in maps]) - np.array([len(m[0]) for m in maps])
+    start_s = np.where(n > 1, seconds[::L], offset_s)
+    table, bounds = crops._beats, crops._beat_bounds  # rows: start s, qpm, beats before
+    lo, hi = bounds[d.file], bounds[d.file + 1]
+    k, first_k = np.zeros(len(at), np.int64), np.zeros(B, np.int64)  # the tempo in force
+    for b in np.flatnonzero(hi - lo > 1):  # only crops of pieces whose tempo changes
+        tempo_starts, rows = table[0, lo[b] : hi[b]], slice(b * L, (b + 1) * L)
+        k[rows] = np.maximum(np.searchsorted(tempo_starts, seconds[rows], side="right") - 1, 0)
+        first_k[b] = max(int(np.searchsorted(tempo_starts, start_s[b], side="right")) - 1, 0)
     out: dict[str, np.ndarray] = {}
-    if crops.meter:
-        t = table[base[rseg] + k]  # the meter's sin/cos are taken on the device
-        beats = np.where(valid, t[:, 2] + (seconds - t[:, 0]) * t[:, 1] / 60.0, 0.0)
-        out["beats"] = beats.reshape(B, L)
+    if crops.meter:  # the meter's sin/cos are taken on the device
+        t = lo[rseg] + k
+        beats = table[2, t] + (seconds - table[0, t]) * table[1, t] / 60.0
+        out["beats"] = np.where(valid, beats, 0.0).reshape(B, L)
     if layout is not None:
         band = np.zeros((B, layout.dim), np.float32)
         full = np.repeat(np.arange(B), n)  # all n events of a crop, its last target too
         ev = (starts + skip)[full] + ramp(n)
         hit = on_pitch[ev] >= 0
-        pairs = np.unique(full[hit] * N_INSTRUMENTS + current[ev][hit])
-        band[pairs // N_INSTRUMENTS, pairs % N_INSTRUMENTS] = 1.0
-        styles = np.array([crops._styles[f] if crops._styles[f] is not None else -1
-                           for f in d.file])
+        band[full[hit], current[ev[hit]]] = 1.0  # the line-up: instruments that strike a note
+        styles = crops._style_ids[d.file]
         labelled = np.flatnonzero(styles >= 0)
         band[labelled, layout.style.start + styles[labelled]] = 1.0
-        start_s = np.where(n > 1, seconds[::L], offset_s)
-        first_k = np.array([max(int(np.searchsorted(m[0], x, side="right")) - 1, 0)
-                            for m, x in zip(maps, start_s)], dtype=np.int64)
-        qpm = table[base + first_k, 1] / stretched
+        qpm = table[1, lo + first_k] / stretched
         c = enc.config  # melodia.band.tempo_position, for every crop
         x = ((np.log(np.clip(qpm, c.min_qpm, c.max_qpm)) - np.log(c.min_qpm))
              / (np.log(c.max_qpm) - np.log(c.min_qpm)) * (c.tempo_bins - 1))

@@ -290,6 +290,37 @@ def model_inputs(ids: Sequence[int] | np.ndarray, encoding, config, start: int =
                        meter_dim=getattr(config, "meter_dim", 0), tempos=tempos)
 
 
+def sounding_index(sequences: Sequence[np.ndarray], encoding,
+                   file_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every file's notes as event intervals, for
+    :meth:`melodia.dataset.CropDataset._earliest_sounding`: onsets (global keys
+    ``file * file_key + index``, sorted) and the running maximum of where they stop sounding
+    (the next event touching their pitch; drum hits are not notes), so the first note still
+    sounding at an index is one ``searchsorted`` away."""
+    from melodia.band import DRUMS, current_instrument
+
+    vocab = encoding.vocab
+    on, off = vocab.range("NOTE_ON"), vocab.range("NOTE_OFF")
+    o0, f0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
+    band = any(r.type == "PROGRAM" for r in vocab.ranges)
+    onsets, reach = [], []
+    for f, seq in enumerate(sequences):
+        ids = np.asarray(seq, dtype=np.int64)
+        pitch = np.where((ids >= o0) & (ids < o0 + on.size), ids - o0 + on.min,
+                         np.where((ids >= f0) & (ids < f0 + off.size), ids - f0 + off.min, -1))
+        if band:
+            pitch[current_instrument(ids, encoding) == DRUMS] = -1
+        events = np.flatnonzero(pitch >= 0)
+        order, until = until_next(events, pitch[events], len(ids))
+        events = events[order]  # by pitch, then in time
+        struck = (ids[events] >= o0) & (ids[events] < o0 + on.size)
+        order = np.argsort(events[struck], kind="stable")
+        onsets.append(f * file_key + events[struck][order])
+        reach.append(f * file_key + np.maximum.accumulate(until[struck][order])
+                     if struck.any() else np.zeros(0, np.int64))
+    return np.concatenate(onsets), np.concatenate(reach)
+
+
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
            "constant_controls", "control_prior", "soft_density", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
-           "model_inputs", "note_state", "ramp", "step_inputs", "until_next"]
+           "model_inputs", "note_state", "ramp", "sounding_index", "step_inputs", "until_next"]

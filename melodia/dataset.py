@@ -2,9 +2,9 @@
 
 Sample ``i`` of a :class:`CropDataset` is a pure function of ``(seed, i)``: which file, where the
 crop starts, the transposition, the time stretch and the control dropout all come from
-:func:`uniforms`, a counter-based hash of ``(seed, i)`` computed for a whole batch at once. The trainer asks for samples ``step * batch_size + j``, so a
-resumed run sees exactly the data it would have seen, and ranks of a distributed run each take
-their own slice of every global batch.
+:func:`uniforms`, a counter-based hash of ``(seed, i)`` computed for a whole batch at once. The
+trainer asks for samples ``step * batch_size + j``, so a resumed run sees exactly the data it
+would have seen, and ranks of a distributed run each take their own slice of every global batch.
 
 Augmentation works directly on the ids, as Magenta's (transpose -3..+3 semitones, stretch time by
 0.95..1.05), and keeps a crop a faithful piece of a performance:
@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 
 from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls, event_times,
-                              note_state)
+                              note_state, sounding_index)
 from melodia.batches import IGNORE
-from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beat_map, beats_at, conditions,
+from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beat_maps, beats_at, conditions,
                           current_instrument, instrument_onehot, meter_features,
                           playing, qpm_at, tempo_map, tempos_from_ids)
 from melodia.encoding.events import build_stream
@@ -103,36 +103,6 @@ def uniforms(seed: int, indices: Sequence[int] | np.ndarray, k: int = DRAWS) -> 
         base = _mix(_mix(np.full(1, seed, dtype=np.int64).astype(np.uint64) + _GOLDEN) ^ index)
         z = _mix(base + (np.arange(1, k + 1, dtype=np.uint64) * _GOLDEN))
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def _sounding_index(sequences: Sequence[np.ndarray], encoding) -> tuple[np.ndarray, np.ndarray]:
-    """Every file's notes as event intervals, for :meth:`CropDataset._earliest_sounding`:
-    onsets (global keys ``file * _FILE_KEY + index``, sorted) and the running maximum of where
-    they stop sounding (the next event touching their pitch; drum hits are not notes), so the
-    first note still sounding at an index is one ``searchsorted`` away."""
-    from melodia.band import DRUMS
-    from melodia.controls import until_next
-
-    vocab = encoding.vocab
-    on, off = vocab.range("NOTE_ON"), vocab.range("NOTE_OFF")
-    o0, f0 = vocab.offset("NOTE_ON"), vocab.offset("NOTE_OFF")
-    band = any(r.type == "PROGRAM" for r in vocab.ranges)
-    onsets, reach = [], []
-    for f, seq in enumerate(sequences):
-        ids = np.asarray(seq, dtype=np.int64)
-        pitch = np.where((ids >= o0) & (ids < o0 + on.size), ids - o0 + on.min,
-                         np.where((ids >= f0) & (ids < f0 + off.size), ids - f0 + off.min, -1))
-        if band:
-            pitch[current_instrument(ids, encoding) == DRUMS] = -1
-        events = np.flatnonzero(pitch >= 0)
-        order, until = until_next(events, pitch[events], len(ids))
-        events = events[order]  # by pitch, then in time
-        struck = (ids[events] >= o0) & (ids[events] < o0 + on.size)
-        order = np.argsort(events[struck], kind="stable")
-        onsets.append(f * _FILE_KEY + events[struck][order])
-        reach.append(f * _FILE_KEY + np.maximum.accumulate(until[struck][order])
-                     if struck.any() else np.zeros(0, np.int64))
-    return np.concatenate(onsets), np.concatenate(reach)
 
 
 @dataclass
@@ -217,7 +187,7 @@ class CropDataset(Dataset):
         sps = encoding.config.steps_per_second
         self._lookback_steps = round(NOTE_STATE_LOOKBACK_S * sps)
         if note_state:  # per file, the notes as (onset, until) event intervals, by onset
-            self._sounding = _sounding_index(self.sequences, encoding)
+            self._sounding = sounding_index(self.sequences, encoding, _FILE_KEY)
         self._lookahead_steps = math.ceil(HISTOGRAM_WINDOW_S * sps / (1 - stretch)) + 1
         self._margin = (seq_len + 1) // 8 + 8 if stretch else 0  # stretch < 1 drops time shifts
         self.band_layout = band_layout
@@ -226,6 +196,7 @@ class CropDataset(Dataset):
             if len(styles) != len(sequences):
                 raise ValueError("styles needs one style index (or None) per sequence")
             self._styles = [styles[i] for i in keep]
+            self._style_ids = np.array([-1 if s is None else s for s in self._styles], np.int64)
         self.meter = meter
         if band_layout is not None or meter:  # exact tempo maps (else the TEMPO events')
             tempos = [None] * len(sequences) if tempos is None else list(tempos)
@@ -233,7 +204,7 @@ class CropDataset(Dataset):
                 raise ValueError("tempos needs one tempo map (or None) per sequence")
             self._tempos = [tempo_map(tempos[i]) if tempos[i] is not None
                             else tempos_from_ids(sequences[i], encoding) for i in keep]
-            self._beat_maps = [beat_map(t) for t in self._tempos]
+            self._beats, self._beat_bounds = beat_maps(self._tempos)
 
     def __len__(self) -> int:
         """Distinct crop positions (sample indices themselves are unbounded)."""

@@ -70,7 +70,10 @@ def test_odd_streams_batch_like_the_reference():
     odd = [np.full(300, shift + 99),  # silence only: no event to keep
            np.array([on + 40] + [shift + 99] * 2000 + [off + 40]),  # one note, 20 s long
            np.array([on + 40, shift + 3, off + 40]),  # shorter than a crop
-           np.array([on + 40, on + 44, on + 47, shift, off + 40, off + 44, off + 47] * 50)]
+           np.array([on + 40, on + 44, on + 47, shift, off + 40, off + 44, off + 47] * 50),
+           # shifts that a canonical encoding would merge, and a stream starting with a gap
+           np.array([shift + 9, on + 40, shift + 29, shift + 29, off + 40, shift + 99,
+                     shift + 99, shift + 10, on + 41, off + 41] * 40)]
     for case in ("magenta defaults", "wide stretch", "bare ids"):
         crops = CropDataset(odd, PIANO, 96, seed=9, **PIANO_CASES[case])
         assert_same(crops, range(0, 32))
@@ -157,3 +160,60 @@ def test_big_batches_are_built_in_pieces_like_the_reference(piano_seqs, band_seq
                         note_state=True, band_layout=BandLayout(("metal",)), styles=[0] * 5,
                         meter=True)
     assert_same(crops, range(CHUNK + 9))
+
+
+def test_stretching_whole_batches_equals_stretching_each_stream():
+    from melodia.batches import _stretch
+    from melodia.dataset import stretch_ids
+
+    shift, on = PIANO.vocab.offset("TIME_SHIFT"), PIANO.vocab.offset("NOTE_ON")
+    rng = np.random.default_rng(0)
+    streams, prefixes = [], []
+    for _ in range(200):  # events and runs of 1-4 shifts of any size, in any order
+        parts = [[on + int(rng.integers(88))] if rng.random() < 0.6
+                 else list(shift + rng.integers(0, 100, rng.integers(1, 5)))
+                 for _ in range(rng.integers(1, 40))]
+        streams.append(np.concatenate(parts).astype(np.int32))
+        prefixes.append(int(rng.integers(len(streams[-1]) + 1)))
+    factor = rng.uniform(0.5, 1.5, len(streams))
+    lens = np.array([len(s) for s in streams])
+    starts = np.cumsum(lens) - lens
+    out, begin, new_lens, skip = _stretch(np.concatenate(streams), starts, lens,
+                                          np.repeat(np.arange(len(lens)), lens), factor,
+                                          np.array(prefixes), PIANO)
+    crops = CropDataset(streams, PIANO, 8)
+    for i, stream in enumerate(streams):
+        want = stretch_ids(stream, factor[i], PIANO)
+        assert np.array_equal(out[begin[i] : begin[i] + new_lens[i]], want), i
+        assert skip[i] == crops._skip_after_stretch(stream[: prefixes[i]], want), i
+
+
+def test_loader_workers_keep_freed_memory_in_the_heap():
+    """keep_freed_memory (which loader workers call) makes a half-megabyte block come from the
+    heap instead of a fresh mapping; measured with glibc's mallinfo2 in fresh processes."""
+    import subprocess
+    import sys
+
+    probe = """
+import ctypes, sys
+import numpy as np
+from melodia.loader import keep_freed_memory
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena ordblks smblks hblks hblkhd usmblks "
+                                                     "fsmblks uordblks fordblks keepcost").split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Info
+applied = keep_freed_memory() if sys.argv[1] == "keep" else None
+before = mallinfo2().hblkhd
+block = np.ones(1 << 17)  # 1 MiB
+print(applied, mallinfo2().hblkhd - before)
+"""
+
+    def run(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[0], int(out[1])
+
+    default, kept = run("default"), run("keep")
+    assert default[1] >= 1 << 20  # glibc's default: a block this size is a mapping of its own
+    assert kept == ("True", 0)
