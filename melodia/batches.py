@@ -149,7 +149,6 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     head[starts] = True
     run_start = shift & (head | ~np.roll(shift, 1))
     run_end = shift & (np.roll(head, -1) | ~np.roll(shift, -1))
-    run_end[-1:] = shift[-1:]
     # the distinct times: each event, and the end of each run (the next event's time, or the
     # segment's end); k counts them, off by a constant per segment (which the rule ignores)
     at = np.flatnonzero(~shift | run_end)

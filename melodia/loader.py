@@ -32,7 +32,7 @@ def to_device(batch: dict, device: torch.device | str) -> dict:
 def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tensor:
     """The dense per-step inputs ``float32[B, L, dims.total]`` of a compact batch (on its
     device): controls, band conditions, note state, current instrument, meter; zero past each
-    crop's ``lengths``."""
+    crop's ``lengths``. Only kernels: nothing here waits for the GPU or copies from the host."""
     B, L = batch["inputs"].shape
     device = batch["inputs"].device
     out = torch.zeros(B, L, dims.total, device=device)
@@ -53,8 +53,8 @@ def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tens
         onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
         out[..., at : at + dims.instrument] = onehot
     if dims.meter:  # melodia.band.meter_features, in float64 as there
-        spans = torch.tensor(METER_SPANS, dtype=torch.float64, device=device)
-        phase = 2 * math.pi * batch["beats"].double()[..., None] / spans
+        turns = 2 * math.pi * batch["beats"].double()
+        phase = torch.stack([turns / span for span in METER_SPANS], dim=2)
         meter = torch.cat([torch.sin(phase), torch.cos(phase)], dim=2).float()
         out[..., -dims.meter :] = meter * valid[..., None]
     return out
@@ -85,9 +85,9 @@ def _note_state(batch: dict[str, torch.Tensor], B: int, L: int,
             + torch.arange(total, device=time.device))
     pitch = torch.repeat_interleave(notes[:, 2], rows, output_size=total)
     age = (time.reshape(-1)[cell] - torch.repeat_interleave(notes[:, 3], rows, output_size=total))
-    scale = torch.tensor(-1.0 / (steps_per_second * NOTE_AGE_TAU_S), dtype=torch.float32)
+    scale = float(np.float32(-1.0 / (steps_per_second * NOTE_AGE_TAU_S)))  # as numpy's float32
     out[cell, pitch] = 1.0
-    out[cell, pitch + P] = torch.exp(age.float() * scale.to(time.device))
+    out[cell, pitch + P] = torch.exp(age.float() * scale)
     return out.view(B, L, 2 * P)
 
 

@@ -135,6 +135,20 @@ def test_resume_is_exact(dataset: Path, tmp_path: Path):
     assert losses("a") == losses("b")
 
 
+def test_logged_windows_are_the_steps_they_cover(dataset: Path, tmp_path: Path):
+    """Losses stay on the device between log rows; a row still averages its steps exactly."""
+    seen: list[tuple[int, float, float]] = []
+    train(tiny(dataset, tmp_path / "run", log_every=3), progress=False,
+          callbacks=[lambda i: seen.append((i.step, i.loss, i.grad_norm))])
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in logged] == [3, 6]
+    for row, steps in zip(logged, (seen[:3], seen[3:])):
+        assert row["loss"] == sum(loss for _, loss, _ in steps) / 3
+        assert row["grad_norm"] == steps[-1][2] > 0
+        assert row["events_per_s"] > 0
+
+
 def test_loader_workers_change_nothing(dataset: Path, tmp_path: Path):
     here: list[float] = []
     train(tiny(dataset, tmp_path / "a", loader_workers=0), progress=False,
