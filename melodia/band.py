@@ -290,7 +290,8 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
 
 
 __all__ = ["BandLayout", "DRUMS", "EVENT_GROUPS", "GROUPS", "LineupError", "METER_DIM",
-           "METER_SPANS", "N_INSTRUMENTS", "beat_map", "beat_maps", "beats_at", "conditions", "current_instrument",
+           "METER_SPANS", "N_INSTRUMENTS", "beat_map", "beat_maps", "beats_at", "conditions",
+           "current_instrument",
            "drop_conditions", "event_groups", "family_of", "file_conditions", "group_of",
            "instrument_onehot", "instrument_profile", "instrument_values", "meter_features",
            "parse_lineup", "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",

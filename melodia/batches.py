@@ -274,7 +274,8 @@ def _controls(times, on_pitch, seg, starts, lens, at, rseg, valid, drop, B, L, s
     classes = np.zeros((len(on_keys) + 1, PITCH_CLASSES), np.int16)
     classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
     np.cumsum(classes, axis=0, dtype=np.int16, out=classes)
-    hist = (np.take(classes, end, axis=0) - np.take(classes, ons_so_far[at], axis=0)) * valid[:, None]
+    hist = np.take(classes, end, axis=0) - np.take(classes, ons_so_far[at], axis=0)
+    hist *= valid[:, None]
     return {"density": bins.reshape(B, L), "histogram": hist.reshape(B, L, PITCH_CLASSES),
             "histogram_dropped": drop[:, 1].copy()}
 

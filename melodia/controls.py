@@ -321,6 +321,7 @@ def sounding_index(sequences: Sequence[np.ndarray], encoding,
     return np.concatenate(onsets), np.concatenate(reach)
 
 
-__all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "compute_controls",
-           "constant_controls", "control_prior", "soft_density", "density_bin", "drop_controls", "event_times", "NOTE_STATE_DIM",
-           "model_inputs", "note_state", "ramp", "sounding_index", "step_inputs", "until_next"]
+__all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "NOTE_STATE_DIM", "compute_controls",
+           "constant_controls", "control_prior", "density_bin", "drop_controls", "event_times",
+           "model_inputs", "note_state", "ramp", "soft_density", "sounding_index", "step_inputs",
+           "until_next"]

@@ -147,10 +147,9 @@ def keep_freed_memory() -> bool:
     A batch is built of many numpy temporaries of about half a megabyte. By default glibc's
     malloc gives such blocks back to the system as they are freed (unmapping them, or trimming
     the heap), so every batch faults its pages in again: a quarter of a band batch's time on a
-    virtual machine. Here blocks under 32 MB come
-    from the heap and up to 256 MB of freed heap stays mapped. Loader workers call it as they
-    start. Returns False (and changes nothing) where the C library has no ``mallopt`` (not
-    glibc)."""
+    virtual machine. Here blocks under 32 MB come from the heap and up to 256 MB of freed heap
+    stays mapped. Loader workers call it as they start. Returns False (and changes nothing)
+    where the C library has no ``mallopt`` (not glibc)."""
     import ctypes
 
     try:
