@@ -11,7 +11,9 @@ temporary folder with each encoding) and the trainer's default augmentation (tra
   the trainer built batches before melodia.batches;
 - ``compact``: :func:`melodia.batches.compact_batch` in this process (what a loader worker does);
 - ``loader, N workers``: :func:`melodia.loader.batch_loader` with N background processes, timed
-  as the training loop sees it (batches arriving in the main process);
+  as the training loop sees it (batches arriving in the main process), with the CPU time the main
+  process spends receiving each batch (on a GPU that is the trainer's share; it overlaps the
+  step, which the loop does not wait for);
 - ``expand``: :func:`melodia.loader.expand_inputs` on ``--device`` (the trainer runs it where the
   model is).
 
@@ -42,14 +44,17 @@ def prepared(folder: Path, encoding: str) -> str:
     return str(out)
 
 
-def rate(fn, batch_events: int, seconds: float) -> tuple[float, int]:
-    """Events/s of ``fn()`` (one batch per call), after one warm-up call."""
+def rate(fn, batch_events: int, seconds: float) -> tuple[float, int, float]:
+    """Events/s of ``fn()`` (one batch per call), after one warm-up call; the calls, and the
+    CPU seconds this process spent per call (for the loader: what the trainer's own process
+    pays to receive a batch)."""
     fn()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         fn()
         n += 1
-    return n * batch_events / (time.perf_counter() - t0), n
+    cpu = (time.process_time() - c0) / max(n, 1)
+    return n * batch_events / (time.perf_counter() - t0), n, cpu
 
 
 def bench(data: str, args: argparse.Namespace) -> None:
@@ -91,10 +96,10 @@ def bench(data: str, args: argparse.Namespace) -> None:
     best: dict[str, float] = {}
     for r in range(args.rounds):
         for name, make in kinds:
-            rate_r, n = rate(make(), events, args.seconds)
+            rate_r, n, cpu = rate(make(), events, args.seconds)
             best[name] = max(best.get(name, 0.0), rate_r)
-            print(f"  round {r + 1} {name:>24}: {rate_r:>12,.0f} events/s  ({n} batches)",
-                  flush=True)
+            print(f"  round {r + 1} {name:>24}: {rate_r:>12,.0f} events/s  ({n} batches; "
+                  f"this process {1000 * cpu:.2f} ms CPU per batch)", flush=True)
     print(f"  best of {args.rounds} rounds:")
     for name, _ in kinds:
         print(f"  {name:>32}: {best[name]:>12,.0f} events/s")
@@ -108,7 +113,7 @@ def bench(data: str, args: argparse.Namespace) -> None:
         expand_inputs(compact_t, dims)
         sync()
 
-    r, n = rate(expand, events, min(args.seconds, 3))
+    r, n, _ = rate(expand, events, min(args.seconds, 3))
     print(f"  {f'expand on {device}':>32}: {r:>12,.0f} events/s  ({1000 * events / r:.2f} ms "
           f"per batch)", flush=True)
 
