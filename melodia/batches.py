@@ -134,9 +134,9 @@ def _transpose(ids, starts, seg, semitones, encoding, current) -> None:
 
 
 def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
-    """:func:`melodia.dataset.stretch_ids` of every segment; returns the new ids, segment starts
-    and lengths, and where each crop starts after stretching (after the stretched prefix's last
-    event, as ``CropDataset._skip_after_stretch``).
+    """:func:`melodia.dataset.stretch_ids` of every (non-empty) segment; returns the new ids,
+    segment starts and lengths, and where each crop starts after stretching (after the
+    stretched prefix's last event, as ``CropDataset._skip_after_stretch``).
 
     Worked on the runs of time shifts between events, in place in the stream: event ``k`` of a
     distinct time moves to ``round(step * factor)``, kept strictly increasing, and each run is

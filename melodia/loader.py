@@ -4,7 +4,9 @@ per-step inputs the model takes."""
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -32,7 +34,8 @@ def to_device(batch: dict, device: torch.device | str) -> dict:
 def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tensor:
     """The dense per-step inputs ``float32[B, L, dims.total]`` of a compact batch (on its
     device): controls, band conditions, note state, current instrument, meter; zero past each
-    crop's ``lengths``. Only kernels: nothing here waits for the GPU or copies from the host."""
+    crop's ``lengths``. Only kernels: nothing here waits for the GPU or copies from the host
+    (but for the meter's constants, once per device)."""
     B, L = batch["inputs"].shape
     device = batch["inputs"].device
     out = torch.zeros(B, L, dims.total, device=device)
@@ -53,11 +56,16 @@ def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tens
         onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
         out[..., at : at + dims.instrument] = onehot
     if dims.meter:  # melodia.band.meter_features, in float64 as there
-        turns = 2 * math.pi * batch["beats"].double()
-        phase = torch.stack([turns / span for span in METER_SPANS], dim=2)
+        phase = 2 * math.pi * batch["beats"].double()[..., None] / _meter_spans(device)
         meter = torch.cat([torch.sin(phase), torch.cos(phase)], dim=2).float()
         out[..., -dims.meter :] = meter * valid[..., None]
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _meter_spans(device: torch.device) -> torch.Tensor:
+    """METER_SPANS on ``device``, copied there once (a true division by them, as numpy's)."""
+    return torch.tensor(METER_SPANS, dtype=torch.float64, device=device)
 
 
 def _controls_rows(batch: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
@@ -152,9 +160,11 @@ def keep_freed_memory() -> bool:
     where the C library has no ``mallopt`` (not glibc)."""
     import ctypes
 
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))

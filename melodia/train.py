@@ -334,6 +334,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                                 refresh=False)
                 window, window_t0 = [], time.perf_counter()
             if done % config.eval_every == 0 or done == config.steps:
+                if device.type == "cuda":  # the steps queued so far are training time
+                    torch.cuda.synchronize(device)
                 eval_t0 = time.perf_counter()
                 validation = validate(done)
                 logger.write(validation)
