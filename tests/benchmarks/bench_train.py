@@ -12,8 +12,9 @@ and the kinds alternate round by round, so load from other processes hits them a
 - ``model``: the same :class:`PerformanceRNN` the pipeline trains, forward + cross-entropy +
   backward + clip + AdamW on one fixed batch: the pipeline minus data, augmentation, logging;
 - ``pipeline``: :func:`melodia.train.train` itself: crops, transpose, stretch, controls, LR
-  schedule, grad clipping, metrics.jsonl and the progress bar (the timed steps exclude the final
-  validation pass and checkpoint, which it reports as such).
+  schedule, grad clipping and the progress bar, timed from the end of its first step to the end
+  of its last but one, with the GPU caught up at both ends (a real run waits for the GPU only at
+  its log rows; the final step's log row, validation and checkpoint are reported apart).
 
 ``--mkldnn-off`` adds a ``model`` run with oneDNN disabled, the measurement behind the trainer
 turning it on. Events/s count ``batch x seq_len`` predicted events per step. The summary gives,
@@ -59,15 +60,23 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
     if kind.startswith("pipeline"):  # "pipeline@baseline": the same, another checkout's code
         from melodia.train import TrainConfig, train
 
+        # as a real run, which writes a log row (and waits for the GPU) every 10 steps or more:
+        # here only after the last step, which also validates and saves (not timed)
         cfg = TrainConfig(data=args.data, out=tempfile.mkdtemp(prefix="bench-run-"),
-                          steps=n + 1, batch_size=B, seq_len=L, eval_every=10**6, log_every=1,
-                          eval_events=2048, device=args.device, note_state=args.note_state,
-                          model=model_config(True, args.note_state))
+                          steps=n + 1, batch_size=B, seq_len=L, eval_every=10**6,
+                          log_every=10**6, eval_events=2048, device=args.device,
+                          note_state=args.note_state, model=model_config(True, args.note_state))
         stamps: list[float] = []
+
+        def stamp(info) -> None:  # after step 1 (warm-up) and step n, with the GPU caught up
+            if info.step in (1, n):
+                sync()
+                stamps.append(time.perf_counter())
+
         t0 = time.perf_counter()
-        train(cfg, progress=True, callbacks=[lambda info: stamps.append(time.perf_counter())])
+        train(cfg, progress=True, callbacks=[stamp])
         total = time.perf_counter() - t0
-        times = [b - a for a, b in zip(stamps, stamps[1:-1])]  # steps 2..n; last = eval + save
+        times = [(stamps[1] - stamps[0]) / (n - 1)] * (n - 1)  # steps 2..n
         extra = {"setup_and_final_eval_s": total - sum(times)}
     else:
         ids = torch.randint(0, 388, (B, L), device=device)
