@@ -144,12 +144,11 @@ def record_conditions(records: Sequence[dict], sequences: Sequence[np.ndarray], 
             for r, s in zip(records, sequences)]
 
 
-def drop_conditions(cond: np.ndarray, layout: BandLayout, rng: np.random.Generator,
-                    rate: float) -> np.ndarray:
-    """Zero each part (line-up, style, tempo) with probability ``rate`` (in place)."""
-    for part in (layout.lineup, layout.style, layout.tempo):
-        if rng.random() < rate:
-            cond[..., part] = 0.0
+def drop_conditions(cond: np.ndarray, layout: BandLayout, dropped: np.ndarray) -> np.ndarray:
+    """Zero, in place, the parts (line-up, style, tempo) of the rows of ``cond`` ``[B, dim]``
+    that ``dropped`` ``bool[B, 3]`` marks (condition dropout)."""
+    for part, rows in zip((layout.lineup, layout.style, layout.tempo), dropped.T):
+        cond[rows, part] = 0.0
     return cond
 
 

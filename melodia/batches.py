@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS
+from melodia.band import DRUMS, METER_DIM, N_INSTRUMENTS, drop_conditions
 from melodia.controls import (DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S, NOTE_STATE_PITCHES,
                               PITCH_CLASSES, density_bin, ramp, until_next)
 
@@ -345,9 +345,7 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
         w = x - low
         np.add.at(band, (np.arange(B), layout.tempo.start + low), 1.0 - w)
         np.add.at(band, (np.arange(B), layout.tempo.start + high), w)
-        for part, column in zip((layout.lineup, layout.style, layout.tempo), d.drop_band.T):
-            band[column, part] = 0.0
-        out["band"] = band
+        out["band"] = drop_conditions(band, layout, d.drop_band)
     return out
 
 

@@ -31,7 +31,7 @@ from melodia.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                               note_state, sounding_index)
 from melodia.batches import IGNORE
 from melodia.band import (METER_DIM, N_INSTRUMENTS, BandLayout, beat_maps, beats_at, conditions,
-                          current_instrument, instrument_onehot, meter_features,
+                          current_instrument, drop_conditions, instrument_onehot, meter_features,
                           playing, qpm_at, tempo_map, tempos_from_ids)
 from melodia.encoding.events import build_stream
 
@@ -177,8 +177,8 @@ class CropDataset(Dataset):
         self._cum_starts = np.cumsum(starts)
         self._members = [np.flatnonzero(self._groups == g) for g in range(n_groups)]
         self._group_cum = [np.cumsum(starts[m]) for m in self._members]
-        lengths = np.array([len(x) for x in self.sequences], dtype=np.int64)
-        self._offsets = np.cumsum(lengths) - lengths  # of each sequence in the flat array
+        self._lengths = np.array([len(x) for x in self.sequences], dtype=np.int64)
+        self._offsets = np.cumsum(self._lengths) - self._lengths  # in the flat array
         self._flat = np.concatenate([np.asarray(x) for x in self.sequences])
         self._time_keys = None
         if controls or note_state or meter:  # time after each event: control windows, note-state lookback
@@ -238,8 +238,7 @@ class CropDataset(Dataset):
         semitones = np.floor(u[:, 2] * (2 * self.transpose + 1)).astype(np.int64) - self.transpose
         factor = 1 - self.stretch + 2 * self.stretch * u[:, 3]
         at = self._offsets[file]
-        end = np.minimum(at + start + self.seq_len + 1 + self._margin,
-                         at + np.array([len(self.sequences[f]) for f in file], dtype=np.int64))
+        end = at + np.minimum(start + self.seq_len + 1 + self._margin, self._lengths[file])
         first = start.copy()
         if self._time_keys is not None:  # include what the control windows of the crop look at
             keys = self._time_keys
@@ -311,10 +310,7 @@ class CropDataset(Dataset):
             cond = conditions(layout, self.encoding,
                               playing(ids[skip : skip + n], self.encoding, current[skip:]),
                               self._styles[f], qpm)
-            for part, dropped in zip((layout.lineup, layout.style, layout.tempo), d.drop_band[0]):
-                if dropped:
-                    cond[part] = 0.0
-            inputs[:, c_dim : c_dim + b_dim] = cond
+            inputs[:, c_dim : c_dim + b_dim] = drop_conditions(cond[None], layout, d.drop_band)
             at = c_dim + b_dim + s_dim
             inputs[:, at : at + N_INSTRUMENTS] = instrument_onehot(current[skip : skip + n - 1])
         if self.meter:
