@@ -15,17 +15,17 @@ __version__ = "0.1.0"
 
 # Functions named like their own modules are bound eagerly (neither module imports torch or a
 # C library at import time): once a submodule is loaded, Python does not rebind the package
-# attribute, so ``melodia.render`` stays the function even after ``import melodia.render``.
-from melodia.plot import plot_piano_roll as plot  # noqa: E402
-from melodia.render import render  # noqa: E402
+# attribute, so ``melodia.output.audio`` stays the function even after ``import melodia.output.audio``.
+from melodia.output.plot import plot_piano_roll as plot  # noqa: E402
+from melodia.output.audio import render  # noqa: E402
 
 #: Public name -> (module, attribute), imported on first use.
 _LAZY: dict[str, tuple[str, str]] = {
-    "load": ("melodia.loading", "load_model"),  # "piano", "band", a file or a run directory
+    "load": ("melodia.model.registry", "load_model"),  # "piano", "band", a file or a run directory
     "encode": ("melodia.encoding", "encode"),
     "decode": ("melodia.encoding", "decode"),
-    "generate": ("melodia.generation", "generate"),
-    "iter_events": ("melodia.generation", "iter_events"),
+    "generate": ("melodia.generation.generator", "generate"),
+    "iter_events": ("melodia.generation.generator", "iter_events"),
 }
 
 

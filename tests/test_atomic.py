@@ -1,6 +1,6 @@
 import pytest
 
-from melodia.atomic import atomic_write
+from melodia.util.atomic import atomic_write
 
 
 def test_atomic_write_replaces_the_file(tmp_path):

@@ -4,26 +4,31 @@ band model trained on real Freedoom files, and what it generates."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import mido
 import numpy as np
 import pytest
 
-from melodia.band import (DRUMS, BandLayout, LineupError, conditions, current_instrument,
-                          family_of, file_conditions, group_of, instrument_values, parse_lineup,
-                          playing)
 from melodia.cli import main
-from melodia.controls import model_inputs
-from melodia.corpus import PrepareConfig, prepare
-from melodia.dataset import CropDataset, transpose_ids
+from melodia.corpus.prepare import PrepareConfig, prepare
 from melodia.encoding import BandEncoding
-from melodia.generation import GenerateConfig, GenerateError, band_styles, generate_ids
-from melodia.grammar import Grammar, GrammarConfig
-from melodia.model import ModelConfig
-from melodia.train import TrainConfig, train
+from melodia.errors import GenerateError
+from melodia.features.band import (BandLayout, conditions, current_instrument, file_conditions,
+                                   playing)
+from melodia.features.controls import model_inputs
+from melodia.generation.conditioning import band_styles
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import generate_ids
+from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.midi.instruments import (DRUMS, LineupError, family_of, group_of, instrument_values,
+                                      parse_lineup)
+from melodia.model.lstm import ModelConfig
+from melodia.training.config import TrainConfig
+from melodia.training.crops import CropDataset, transpose_ids
+from melodia.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -147,7 +152,7 @@ def band_run(tmp_path_factory) -> Path:
 
 
 def test_band_run_learns_styles_and_conditions(band_run: Path):
-    from melodia.checkpoint import load_checkpoint
+    from melodia.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(band_run)
     info = ckpt.extra["band"]
@@ -161,8 +166,8 @@ def test_band_run_learns_styles_and_conditions(band_run: Path):
 def test_crops_feed_what_generation_feeds(band_run: Path, tmp_path: Path):
     """Training crops and the generator build the step inputs (note state, instrument, meter)
     alike."""
-    from melodia.band import METER_DIM, beats_at, meter_features
-    from melodia.checkpoint import load_checkpoint
+    from melodia.features.band import METER_DIM, beats_at, meter_features
+    from melodia.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(band_run)
     g = generate_ids(ckpt, GenerateConfig(events=150, seed=0, lineup="drums,bass,guitar",
@@ -236,8 +241,8 @@ def test_bars_set_the_length_at_the_tempo(band_run: Path):
 
 
 def test_randomness_moves_the_sampler_and_per_instrument_temperature_is_used(band_run: Path):
-    from melodia.generation import randomized_sampler
-    from melodia.sample import SamplerConfig
+    from melodia.generation.conditioning import randomized_sampler
+    from melodia.generation.sample import SamplerConfig
 
     assert randomized_sampler(SamplerConfig(), 0.5, None).temperature == pytest.approx(1.0)
     assert randomized_sampler(SamplerConfig(), 0.0, None).temperature == pytest.approx(0.6)
@@ -254,7 +259,7 @@ def test_randomness_moves_the_sampler_and_per_instrument_temperature_is_used(ban
 
 
 def test_instrument_profile_finds_ranges_and_monophonic_parts():
-    from melodia.band import instrument_profile
+    from melodia.features.band import instrument_profile
 
     bass = [("PROGRAM", 33)] + [e for p in (28, 31, 33, 35, 36) * 6
                                 for e in (("NOTE_ON", p), ("TIME_SHIFT", 20), ("NOTE_OFF", p))]
@@ -283,7 +288,7 @@ def test_grammar_keeps_instruments_in_range_and_basses_monophonic():
 
 
 def test_event_groups_follow_the_instrument_of_each_event():
-    from melodia.band import EVENT_GROUPS, event_groups
+    from melodia.features.band import EVENT_GROUPS, event_groups
 
     ids = ev(("TEMPO", 3), ("PROGRAM", DRUMS), ("NOTE_ON", 36), ("PROGRAM", 33),
              ("VELOCITY", 20), ("NOTE_ON", 40), ("TIME_SHIFT", 10), ("NOTE_OFF", 40))
@@ -292,9 +297,9 @@ def test_event_groups_follow_the_instrument_of_each_event():
 
 
 def test_nll_by_group_covers_every_event(band_run: Path):
-    from melodia.checkpoint import load_checkpoint
-    from melodia.corpus import TokenDataset
+    from melodia.corpus.shards import TokenDataset
     from melodia.evaluate import model_totals, ngram_totals
+    from melodia.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(band_run)
     data = TokenDataset(band_run.parent.parent / "data")

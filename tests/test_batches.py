@@ -1,4 +1,4 @@
-"""Batches built all at once (melodia.batches, melodia.loader) equal the one-crop-at-a-time reference, on real
+"""Batches built all at once (melodia.training.batches, melodia.training.loader) equal the one-crop-at-a-time reference, on real
 MIDI files, for every input the models take; the loader's workers change nothing."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from melodia.band import BandLayout
-from melodia.batches import compact_batch, input_dims
-from melodia.loader import StepBatches, batch_loader, expand_inputs, to_tensors
-from melodia.dataset import CropDataset
 from melodia.encoding import get_encoding
+from melodia.features.band import BandLayout
+from melodia.training.batches import compact_batch, input_dims
+from melodia.training.crops import CropDataset
+from melodia.training.loader import StepBatches, batch_loader, expand_inputs, to_tensors
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "midi"
 PIANO, BAND = get_encoding("piano"), get_encoding("band")
@@ -131,7 +131,7 @@ def test_worker_processes_give_the_same_batches_in_order(piano_seqs):
 
 
 def test_uniforms_are_a_pure_function_of_seed_and_index():
-    from melodia.dataset import uniforms
+    from melodia.training.crops import uniforms
 
     batch = uniforms(7, np.arange(1000))
     assert np.array_equal(batch[[3, 999]], uniforms(7, [3, 999]))
@@ -152,7 +152,7 @@ def test_corpora_are_drawn_by_weight(piano_seqs):
 
 
 def test_big_batches_are_built_in_pieces_like_the_reference(piano_seqs, band_seqs):
-    from melodia.batches import CHUNK
+    from melodia.training.batches import CHUNK
 
     crops = CropDataset(piano_seqs, PIANO, 48, seed=6, **PIANO_CASES["magenta defaults"])
     assert_same(crops, range(5, 5 + 2 * CHUNK + 17))
@@ -163,8 +163,8 @@ def test_big_batches_are_built_in_pieces_like_the_reference(piano_seqs, band_seq
 
 
 def test_stretching_whole_batches_equals_stretching_each_stream():
-    from melodia.batches import _stretch
-    from melodia.dataset import stretch_ids
+    from melodia.training.batches import _stretch
+    from melodia.training.crops import stretch_ids
 
     shift, on = PIANO.vocab.offset("TIME_SHIFT"), PIANO.vocab.offset("NOTE_ON")
     rng = np.random.default_rng(0)
@@ -197,7 +197,7 @@ def test_loader_workers_keep_freed_memory_in_the_heap():
     probe = """
 import ctypes, sys
 import numpy as np
-from melodia.loader import keep_freed_memory
+from melodia.training.loader import keep_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena ordblks smblks hblks hblkhd usmblks "
                                                      "fsmblks uordblks fordblks keepcost").split()]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import melodia
-from melodia.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from melodia.encoding import get_encoding
-from melodia.model import ModelConfig, PerformanceRNN
+from melodia.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from melodia.model.lstm import ModelConfig, PerformanceRNN
 
 ENC = get_encoding("piano", max_note_s=5.0)
 
@@ -157,7 +157,7 @@ def test_crafted_checkpoints_give_one_clear_line(case: str, tmp_path: Path, monk
 
 
 def test_estimate_parameters_is_exact():
-    from melodia.checkpoint import estimate_parameters
+    from melodia.model.checkpoint import estimate_parameters
 
     for config in (ModelConfig(embed_dim=8, hidden_size=12, num_layers=2, control_dim=20),
                    ModelConfig(embed_dim=16, hidden_size=16, num_layers=1, tie_embeddings=False),

@@ -66,7 +66,7 @@ def test_render_permission_error_is_not_hidden(tmp_path):
     """wave.open on a path it cannot create used to raise AttributeError from __del__."""
     import numpy as np
 
-    from melodia.render import write_audio
+    from melodia.output.audio import write_audio
 
     with pytest.raises(OSError):
         write_audio(np.zeros((10, 2), np.float32), "/proc/x.wav", 44100)
@@ -177,7 +177,7 @@ def test_generate_before_fluidsynth_is_installed_writes_midi_and_one_line(
     """README's quick start: MIDI (and piano roll) come before apt installs FluidSynth."""
     import importlib
 
-    render = importlib.import_module("melodia.render")  # the module (melodia.render is a function)
+    render = importlib.import_module("melodia.output.audio")  # the module (melodia.output.audio is a function)
 
     def no_fluidsynth():
         raise render.RenderError(render.install_hint(missing))

@@ -5,14 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from melodia.controls import (
-    CONTROL_DIM,
-    DENSITY_BINS,
-    compute_controls,
-    constant_controls,
-    density_bin,
-)
 from melodia.encoding import get_encoding
+from melodia.features.controls import (CONTROL_DIM, DENSITY_BINS, compute_controls,
+                                       constant_controls, density_bin)
 
 ENC = get_encoding("piano")
 

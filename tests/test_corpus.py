@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from melodia.corpus import (MANIFEST, PrepareConfig, TokenDataset, find_midi_files, hash_split,
-                            prepare)
+from melodia.corpus.prepare import PrepareConfig, prepare
+from melodia.corpus.scores import ScoreConfig
+from melodia.corpus.shards import MANIFEST, TokenDataset
+from melodia.corpus.sources import find_midi_files, hash_split
 from melodia.encoding import get_encoding
 from melodia.errors import DatasetError
 from melodia.midi import read_midi
-from melodia.scores import ScoreConfig
 from tests.conftest import DATA, MALFORMED
 
 
@@ -306,7 +307,7 @@ def test_unlabelled_dataset_has_no_styles(styled, tmp_path):
 
 
 def test_folder_label():
-    from melodia.corpus import folder_label
+    from melodia.corpus.sources import folder_label
 
     roots = [Path("c"), Path("d")]
     assert folder_label("c/metal/x/a.mid", roots) == "metal"
@@ -356,7 +357,7 @@ def test_prepare_skips_over_long_files_and_lists_duplicates(tmp_path):
 
 
 def test_skipped_files_are_saved_as_the_run_goes(tmp_path, monkeypatch):
-    import melodia.corpus as corpus_module
+    import melodia.corpus.prepare as corpus_module
 
     src = tmp_path / "src"
     src.mkdir()

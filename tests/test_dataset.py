@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from melodia.controls import CONTROL_DIM, compute_controls
-from melodia.dataset import CropDataset, holdout_tail, stretch_ids, transpose_ids
 from melodia.encoding import get_encoding
 from melodia.encoding.quantize import velocity_to_bin
+from melodia.features.controls import CONTROL_DIM, compute_controls
 from melodia.midi import Score, Track, make_notes
+from melodia.training.crops import CropDataset, holdout_tail, stretch_ids, transpose_ids
 
 ENC = get_encoding("piano")
 

@@ -13,12 +13,15 @@ import torch
 
 import melodia
 from melodia import cli
-from melodia.checkpoint import (CheckpointError, export_model, load_checkpoint, save_checkpoint,
-                                strip_paths)
-from melodia.controls import CONTROL_DIM
 from melodia.encoding import get_encoding
-from melodia.generation import GenerateConfig, generate_ids, shipped_model_path
-from melodia.model import ModelConfig, PerformanceRNN
+from melodia.features.controls import CONTROL_DIM
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import generate_ids
+from melodia.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from melodia.model.export import export_model
+from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.registry import shipped_model_path
+from melodia.util.portable import strip_paths
 
 ENC = get_encoding("piano")
 EXTRA = {"control_prior": [[0.5] * CONTROL_DIM], "embedding_noise": {"scale": {"NOTE_ON": 1.2}},
@@ -98,7 +101,7 @@ def test_fp16_by_default_and_cli(tmp_path: Path, capsys):
 
 @pytest.mark.parametrize("name", ["piano", "band"])
 def test_shipped_model_exports_exactly(name: str, tmp_path: Path, monkeypatch):
-    original = melodia.generation.load_model(name)
+    original = melodia.generation.generator.load_model(name)
     out = export_model(name, tmp_path / name)  # fp16, like the shipped weights
     raw = torch.load(shipped_model_path(name), weights_only=True)["model"]
     from safetensors.torch import load_file

@@ -11,26 +11,23 @@ import pytest
 import torch
 
 import melodia
-from melodia.checkpoint import save_checkpoint
 from melodia.cli import main
-from melodia.controls import CONTROL_DIM
 from melodia.encoding import get_encoding
-from melodia.generation import (
-    GenerateConfig,
-    GenerateError,
-    generate_ids,
-    key_histogram,
-    load_model,
-    primer_events,
-    shipped_model_path,
-)
-from melodia.infer import FastStepper, int8_available, sequence_nll
+from melodia.errors import GenerateError
+from melodia.features.controls import CONTROL_DIM
+from melodia.features.keys import key_histogram
+from melodia.generation.conditioning import primer_events
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import generate_ids
+from melodia.generation.grammar import GrammarConfig
+from melodia.generation.sample import SamplerConfig
 from melodia.midi import read_midi, write_midi
-from melodia.model import ModelConfig, PerformanceRNN
-from melodia.sample import GrammarConfig, SamplerConfig
+from melodia.model.checkpoint import save_checkpoint
+from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.registry import load_model, shipped_model_path
+from melodia.model.stepper import FastStepper, int8_available, sequence_nll
 from tests.test_midi import _check_daw_ready
 from tests.test_sample import check_stream
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -207,7 +204,7 @@ def test_primer_file_keeps_its_last_seconds(tiny, piano_with_pedal):
 
 
 def test_controls_reach_every_step(tiny, tiny_plain, monkeypatch):
-    from melodia.controls import constant_controls
+    from melodia.features.controls import constant_controls
 
     seen = []
     real_step, real_prime = FastStepper.step, FastStepper.prime
@@ -254,7 +251,7 @@ def test_package_api_is_lazy_and_callable():
     import subprocess
     import sys
 
-    import melodia.generation  # noqa: F401  (a submodule import must not shadow the function)
+    import melodia.generation.generator  # noqa: F401  (a submodule import must not shadow the function)
 
     assert callable(melodia.generate) and callable(melodia.iter_events)
     code = "import sys, melodia; melodia.__dir__(); assert 'torch' not in sys.modules"
@@ -344,7 +341,8 @@ def test_load_and_generate_take_shipped_names_and_num():
 def test_a_primer_file_keeps_its_tempo(tmp_path):
     import numpy as np
 
-    from melodia.generation import GenerateConfig, generate_ids
+    from melodia.generation.config import GenerateConfig
+    from melodia.generation.generator import generate_ids
     from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, write_midi
 
     primer = tmp_path / "primer.mid"

@@ -7,9 +7,8 @@ import pytest
 from melodia.encoding import get_encoding
 from melodia.errors import MidiReadError
 from melodia.midi import (MAX_SECONDS, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, Track,
-                          file_channels,
-                          from_pretty_midi, load_score, make_notes, midi_bytes, read_midi,
-                          seconds_for_bars, to_pretty_midi, write_midi)
+                          file_channels, from_pretty_midi, load_score, make_notes, midi_bytes,
+                          read_midi, seconds_for_bars, to_pretty_midi, write_midi)
 from tests.conftest import DATA, MALFORMED
 
 

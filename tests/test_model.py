@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from melodia.model import ModelConfig, PerformanceRNN, next_event_loss
+from melodia.model.lstm import ModelConfig, PerformanceRNN, next_event_loss
 
 
 def small(**kw) -> PerformanceRNN:

@@ -8,25 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from melodia.checkpoint import load_checkpoint, save_checkpoint
-from melodia.controls import (
-    CONTROL_DIM,
-    DENSITY_SLICE,
-    HISTOGRAM_SLICE,
-    NOTE_AGE_TAU_S,
-    NOTE_STATE_DIM,
-    control_prior,
-    note_state,
-    soft_density,
-    step_inputs,
-)
-from melodia.dataset import CropDataset
 from melodia.encoding import get_encoding
 from melodia.errors import MelodiaError
-from melodia.generation import GenerateConfig, control_vector, generate_ids
-from melodia.model import ModelConfig, PerformanceRNN
-from melodia.sample import Grammar, GrammarConfig
-from melodia.train import TrainConfig, data_entries, train
+from melodia.features.controls import (CONTROL_DIM, DENSITY_SLICE, HISTOGRAM_SLICE, NOTE_AGE_TAU_S,
+                                       NOTE_STATE_DIM, control_prior, note_state, soft_density,
+                                       step_inputs)
+from melodia.generation.conditioning import control_vector
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import generate_ids
+from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.model.checkpoint import load_checkpoint, save_checkpoint
+from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.training.config import TrainConfig, data_entries
+from melodia.training.crops import CropDataset
+from melodia.training.trainer import train
 from tests.conftest import DATA
 from tests.test_sample import check_stream
 from tests.test_train import dataset, tiny  # noqa: F401  (the module fixture)
@@ -200,7 +195,7 @@ def test_grammar_pitch_range_masks_note_ons():
 
 
 def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
-    from melodia.generation import control_rows
+    from melodia.generation.conditioning import control_rows
 
     prior = control_prior([chorale_ids()], PIANO, count=64).tolist()
     ckpt = stateful_checkpoint(tmp_path / "m.pt", prior)
@@ -214,9 +209,9 @@ def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
 
 
 def test_calibrated_embedding_noise_matches_the_models_type_shares(tmp_path):
-    from melodia.calibrate import calibrate_embedding_noise
-    from melodia.generation import resolve_sampler
-    from melodia.sample import SamplerConfig
+    from melodia.generation.calibrate import calibrate_embedding_noise
+    from melodia.generation.conditioning import resolve_sampler
+    from melodia.generation.sample import SamplerConfig
 
     ckpt = stateful_checkpoint(tmp_path / "m.pt")
     seq = chorale_ids()
@@ -236,7 +231,7 @@ def test_calibrated_embedding_noise_matches_the_models_type_shares(tmp_path):
 
 
 def test_per_type_scales_perturb_only_their_types():
-    from melodia.sample import sample_embedding
+    from melodia.generation.embedding import sample_embedding
 
     torch.manual_seed(0)
     weight, features = torch.randn(10, 8), torch.randn(64, 8)
@@ -253,7 +248,7 @@ def test_per_type_scales_perturb_only_their_types():
 def test_a_piece_that_ends_in_a_rest_keeps_its_length(tmp_path):
     import mido
 
-    from melodia.generation import Generated
+    from melodia.generation.generator import Generated
     from melodia.midi import write_midi
 
     ids = np.array([ON + 60, SHIFT + 50, OFF + 60, SHIFT + 100, SHIFT + 100])  # 0.5 s, then 2 s rest

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib.image import imread  # noqa: E402
 
 from melodia.cli import main
 from melodia.midi import PEDAL_DTYPE, Score, Track, make_notes, write_midi
-from melodia.plot import (PlotError, pedal_spans, piano_roll_figure, pitch_name, plot_piano_roll,
-                          track_label)
-
-import matplotlib
-from matplotlib.image import imread  # noqa: E402
+from melodia.output.plot import (PlotError, pedal_spans, piano_roll_figure, pitch_name,
+                                 plot_piano_roll, track_label)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

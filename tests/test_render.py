@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from melodia.cli import main
+from melodia.errors import RenderError
 from melodia.midi import PEDAL_DTYPE, Score, Track, make_notes, read_midi, write_midi
-from melodia.render import (SOUNDFONT_ENV, RenderError, find_soundfont, import_fluidsynth,
-                            install_hint, packaged_soundfont, render, render_stems)
-
+from melodia.output.audio import render, render_stems
+from melodia.output.synth import (SOUNDFONT_ENV, find_soundfont, import_fluidsynth, install_hint,
+                                  packaged_soundfont)
 
 # Synthesis needs libfluidsynth and pyfluidsynth (README's set-up and CI install both): without
 # them these tests fail rather than skip. The marker lets `pytest -m "not fluidsynth"` deselect them.
@@ -219,7 +220,7 @@ def test_soundfont_precedence(tmp_path, monkeypatch):
 
 @needs_fluidsynth
 def test_missing_preset_falls_back_and_fluidsynth_messages_go_to_logging(tmp_path, capfd, caplog):
-    caplog.set_level("DEBUG", logger="melodia.render")
+    caplog.set_level("DEBUG", logger="melodia.output.audio")
     kit = Track(_notes([0.0], [0.3], [38]), is_drum=True, program=5)  # TimGM6mb has kit 0 only
     audio = render(_midi(tmp_path, kit), sample_rate=SR)
     assert np.sqrt(np.mean(audio**2)) > 0.01  # played with the standard kit
@@ -325,8 +326,8 @@ def test_cli_render_help():
 
 def test_package_render_and_plot_stay_functions_after_submodule_imports():
     import melodia
-    import melodia.plot
-    import melodia.render
+    import melodia.output.audio
+    import melodia.output.plot
 
-    assert callable(melodia.render) and melodia.render.__module__ == "melodia.render"
-    assert callable(melodia.plot) and melodia.plot.__name__ == "plot_piano_roll"
+    assert callable(melodia.output.audio) and melodia.output.audio.__module__ == "melodia.output.audio"
+    assert callable(melodia.output.plot) and melodia.output.plot.__name__ == "plot_piano_roll"

@@ -11,19 +11,10 @@ import torch.nn.functional as F
 
 from melodia.encoding import get_encoding
 from melodia.encoding.events import NOTE_OFF, NOTE_ON, PROGRAM, TIME_SHIFT, VELOCITY, lookup_tables
+from melodia.generation.embedding import perturb_direction, sample_embedding, sample_vmf, vmf_kappa
+from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.generation.sample import SamplerConfig, filter_logits, sample_probability
 from melodia.midi import read_midi, write_midi
-from melodia.sample import (
-    Grammar,
-    GrammarConfig,
-    SamplerConfig,
-    filter_logits,
-    perturb_direction,
-    sample_embedding,
-    sample_probability,
-    sample_vmf,
-    vmf_kappa,
-)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

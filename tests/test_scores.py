@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from melodia.corpus.cache import cache_root, load_item
+from melodia.corpus.items import ScoreItem, find_score_items, music21_paths, split_abc_tunes
+from melodia.corpus.scores import DEFAULT_QPM, DYNAMIC_VELOCITY, ScoreConfig, read_score
 from melodia.errors import ScoreReadError
-from melodia.scorecache import cache_root, load_item
-from melodia.scores import (DEFAULT_QPM, DYNAMIC_VELOCITY, ScoreConfig, ScoreItem,
-                            find_score_items, music21_paths, read_score, split_abc_tunes)
 
 SCALE = ["C4", "D4", "E4", "F4", "G4", "A4", "B4", "C5"]
 
@@ -184,20 +184,20 @@ def test_cache_round_trip_and_location(scale, tmp_path, monkeypatch):
 
 
 def test_runaway_repeats_stay_unexpanded(scale, monkeypatch, caplog):
-    import melodia.scores
+    import melodia.corpus.scores
 
-    monkeypatch.setattr(melodia.scores, "EXPAND_MAX_RATIO", 1.5)
-    with caplog.at_level("INFO", logger="melodia.scores"):
+    monkeypatch.setattr(melodia.corpus.scores, "EXPAND_MAX_RATIO", 1.5)
+    with caplog.at_level("INFO", logger="melodia.corpus.scores"):
         assert read_score(scale).note_count == len(SCALE)
     assert "repeats left unexpanded" in caplog.text
 
 
 def test_a_piece_that_takes_too_long_is_a_read_error(scale, monkeypatch):
-    import melodia.scores
+    import melodia.corpus.scores
 
     def slow(item, data=None):
         time.sleep(5)
 
-    monkeypatch.setattr(melodia.scores, "parse_item", slow)
+    monkeypatch.setattr(melodia.corpus.scores, "parse_item", slow)
     with pytest.raises(ScoreReadError, match="took too long"):
         read_score(scale, ScoreConfig(timeout_s=0.05))

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from melodia.timelimit import TimeLimitExceeded, time_limit
+from melodia.util.timelimit import TimeLimitExceeded, time_limit
 
 
 def spin(seconds: float) -> None:

@@ -12,14 +12,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from melodia.checkpoint import load_checkpoint
 from melodia.cli import main
-from melodia.corpus import PrepareConfig, prepare
+from melodia.corpus.prepare import PrepareConfig, prepare
 from melodia.errors import MelodiaError
 from melodia.midi import Score, Track, make_notes, write_midi
-from melodia.model import ModelConfig
-from melodia.train import TrainConfig, lr_at, read_toml, run_config, train
-
+from melodia.model.checkpoint import load_checkpoint
+from melodia.model.lstm import ModelConfig
+from melodia.training.config import TrainConfig, read_toml, run_config
+from melodia.training.trainer import lr_at, train
 
 # Tiny models gain nothing from threads; on a busy machine spinning OpenMP threads slow them.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -214,9 +214,9 @@ def test_a_rank_that_never_comes_fails_instead_of_hanging(dataset: Path, tmp_pat
                                                          monkeypatch):
     import time
 
-    import melodia.distributed
+    import melodia.training.distributed
 
-    monkeypatch.setattr(melodia.distributed, "DDP_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(melodia.training.distributed, "DDP_TIMEOUT_S", 2.0)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
@@ -228,7 +228,7 @@ def test_a_rank_that_never_comes_fails_instead_of_hanging(dataset: Path, tmp_pat
 
 
 def test_more_processes_than_gpus_is_refused():
-    from melodia.distributed import check_local_rank
+    from melodia.training.distributed import check_local_rank
 
     check_local_rank(1, 2)
     with pytest.raises(MelodiaError, match="LOCAL_RANK 2, but this machine has 2 GPUs.*torchrun"):
@@ -273,7 +273,7 @@ def test_config_files_take_flag_spellings(tmp_path: Path):
 
 
 def test_a_slow_cpu_run_is_announced_with_its_duration(caplog):
-    from melodia.train import _warn_if_slow
+    from melodia.training.trainer import _warn_if_slow
 
     config = TrainConfig(data="x", steps=20_000)
     with caplog.at_level("WARNING"):

@@ -15,10 +15,10 @@ import json
 import logging
 from pathlib import Path
 
-from melodia.band import BandLayout, instrument_profile, record_conditions
-from melodia.calibrate import calibrate_embedding_noise
-from melodia.checkpoint import load_checkpoint, save_checkpoint
-from melodia.corpus import TokenDataset
+from melodia.corpus.shards import TokenDataset
+from melodia.features.band import BandLayout, instrument_profile, record_conditions
+from melodia.generation.calibrate import calibrate_embedding_noise
+from melodia.model.checkpoint import load_checkpoint, save_checkpoint
 
 LICENCES = {
     "Freedoom music (data/midi/freedoom, Debian package freedoom)": "BSD-3-Clause (Freedoom)",

@@ -14,10 +14,10 @@ import json
 import logging
 from pathlib import Path
 
-from melodia.calibrate import calibrate_embedding_noise
-from melodia.checkpoint import load_checkpoint, save_checkpoint
-from melodia.controls import control_prior
-from melodia.corpus import TokenDataset
+from melodia.corpus.shards import TokenDataset
+from melodia.features.controls import control_prior
+from melodia.generation.calibrate import calibrate_embedding_noise
+from melodia.model.checkpoint import load_checkpoint, save_checkpoint
 
 LICENCES = {
     "MAESTRO v2 (8 performances, via MidiTok 3.1.0 sdist)": "CC BY-NC-SA 4.0",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Recipe of melodia's shipped band model (melodia/models/band.pt): build the labelled band corpus,
+# Recipe of melodia's shipped band model (melodia/weights/band.pt): build the labelled band corpus,
 # prepare it, train, export. See data/recipes/band_default.md (the model card).
 #
 # Usage: bash data/recipes/train_band_default.sh [WORK_DIR]     (default: runs/band-default)
 # Env:   DEVICE (default auto: cuda when there is one), STEPS (default 2000),
 #        FILES_PER_STYLE (MMA songs per style, default 100), THREADS (CPU training threads,
-#        default 1), OUT (default melodia/models/band.pt)
+#        default 1), OUT (default melodia/weights/band.pt)
 #
 # Needs the Debian package mma (apt-get install mma): it renders the grooves of six styles
 # (GPL-2+: generated here, never committed). Freedoom's music (BSD) is data/midi/freedoom, the
@@ -16,7 +16,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-runs/band-default}"
 steps="${STEPS:-2000}"
 device="${DEVICE:-auto}"
-out="${OUT:-$root/melodia/models/band.pt}"
+out="${OUT:-$root/melodia/weights/band.pt}"
 export OMP_NUM_THREADS="${THREADS:-1}"
 mkdir -p "$work"
 

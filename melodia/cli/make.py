@@ -6,17 +6,9 @@ import argparse
 import math
 from pathlib import Path
 
+from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
+                                positive_float, positive_int, seconds_float)
 from melodia.errors import MelodiaError
-from melodia.cli.common import (
-    _number,
-    _output,
-    _print,
-    fluidsynth_missing,
-    non_negative_float,
-    positive_float,
-    positive_int,
-    seconds_float,
-)
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -129,8 +121,8 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
 
 def _generate_config(args: argparse.Namespace, **length):
     """A GenerateConfig from the options of :func:`_add_music_options` (plus ``length``)."""
-    from melodia.generation import GenerateConfig
-    from melodia.sample import SamplerConfig
+    from melodia.generation.config import GenerateConfig
+    from melodia.generation.sample import SamplerConfig
 
     temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
     randomness, random_by = _number_or_table(args.randomness, "--randomness")
@@ -168,8 +160,8 @@ def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | 
 def _list_styles(model: str) -> int:
     from collections import Counter
 
-    from melodia.instruments import instrument_name
-    from melodia.loading import load_model
+    from melodia.midi.instruments import instrument_name
+    from melodia.model.registry import load_model
 
     checkpoint = load_model(model)
     info = checkpoint.extra.get("band")
@@ -197,7 +189,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     import re
     import time
 
-    from melodia.generation import generate_ids
+    from melodia.generation.generator import generate_ids
     from melodia.midi import write_midi
 
     if args.list_styles:
@@ -230,7 +222,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
                f"{', '.join(b['names']) or 'any instruments'}")
     if primer is not None:
-        from melodia.controls import event_times
+        from melodia.encoding.events import event_times
 
         head = result.pieces[0][: result.primer_events]
         end_s = float(event_times(head, result.encoding)[0][-1]) if len(head) else 0.0
@@ -242,7 +234,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {paths[-1]}")
     for i, path in enumerate(paths):
         if args.plot is not None:
-            from melodia.plot import plot_piano_roll
+            from melodia.output.plot import plot_piano_roll
 
             plot_piano_roll(path, _numbered(args.plot, i, args.num))
             _print(f"  piano roll: {_numbered(args.plot, i, args.num)}")
@@ -259,7 +251,8 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _render_audio(midi: Path, audio: Path) -> None:
     """Render ``midi`` (already written) to ``audio``; a missing FluidSynth is one line that
     says what to install and how to render the file afterwards."""
-    from melodia.render import RenderError, render
+    from melodia.errors import RenderError
+    from melodia.output.audio import render
 
     try:
         render(midi, audio)

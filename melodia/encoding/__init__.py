@@ -14,7 +14,7 @@ from melodia.encoding.band import BandConfig, BandEncoding
 from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
 from melodia.encoding.vocab import Event, EventRange, Vocabulary
 from melodia.errors import EncodingError
-from melodia.midi import MAX_SECONDS
+from melodia.midi import MAX_SECONDS, to_pretty_midi
 
 ENCODINGS: dict[str, type[PerformanceEncoding]] = {"piano": PerformanceEncoding,
                                                    "band": BandEncoding}
@@ -48,7 +48,6 @@ def encode(midi, encoding: str = "piano", max_seconds: float | None = MAX_SECOND
 
 def decode(ids, encoding: str = "piano", **config: Any):
     """A ``pretty_midi.PrettyMIDI`` for any id sequence of the encoding's vocabulary."""
-    from melodia.midi import to_pretty_midi
 
     return to_pretty_midi(get_encoding(encoding, **config).decode(ids))
 

@@ -33,9 +33,8 @@ from melodia.encoding.events import build_stream
 from melodia.encoding.performance import PerformanceConfig, PerformanceEncoding
 from melodia.encoding.quantize import quantize, sort_rows
 from melodia.encoding.vocab import EventRange
-from melodia.midi import MAX_SECONDS, NOTE_DTYPE, TEMPO_DTYPE, Score
-
-DRUMS = 128  # instrument id of the drum kit
+from melodia.midi import MAX_SECONDS, NOTE_DTYPE, TEMPO_DTYPE, Score, load_score
+from melodia.midi.instruments import DRUMS
 
 
 @dataclass
@@ -119,7 +118,6 @@ class BandEncoding(PerformanceEncoding):
                         self.max_note_steps, c.min_pitch, c.max_pitch)
 
     def encode(self, midi, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
-        from melodia.midi import load_score
 
         score = load_score(midi, max_seconds)
         q = self.quantize(score)

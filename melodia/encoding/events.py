@@ -157,3 +157,17 @@ def decode_stream(
         close(key, step)
     notes = np.array(rows, dtype=QNOTE_DTYPE) if rows else np.empty(0, QNOTE_DTYPE)
     return notes[np.lexsort((notes["pitch"], notes["instrument"], notes["start"]))], tempos
+def event_times(ids: np.ndarray, encoding) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: the time in steps after it, and its note-on pitch (``-1`` if not a note-on)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    vocab = encoding.vocab
+    shift, on = vocab.range("TIME_SHIFT"), vocab.range("NOTE_ON")
+    s0, o0 = vocab.offset("TIME_SHIFT"), vocab.offset("NOTE_ON")
+    is_shift = (ids >= s0) & (ids < s0 + shift.size)
+    times = np.cumsum(np.where(is_shift, ids - s0 + shift.min, 0))
+    is_on = (ids >= o0) & (ids < o0 + on.size)
+    pitch = np.where(is_on, ids - o0 + on.min, -1)
+    return times, pitch
+
+
+

@@ -19,22 +19,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from melodia.encoding.events import (
-    DecodeRules,
-    build_stream,
-    check_ids,
-    decode_stream,
-    end_step,
-    lookup_tables,
-)
-from melodia.encoding.quantize import (
-    QNOTE_DTYPE,
-    apply_sustain,
-    bin_to_velocity,
-    sort_rows,
-    max_note_steps,
-    quantize,
-)
+from melodia.encoding.events import (DecodeRules, build_stream, check_ids, decode_stream, end_step,
+                                     lookup_tables)
+from melodia.encoding.quantize import (apply_sustain, bin_to_velocity, max_note_steps, quantize,
+                                       sort_rows)
 from melodia.encoding.vocab import EventRange, Vocabulary
 from melodia.midi import MAX_SECONDS, NOTE_DTYPE, Score, Track, load_score
 
@@ -199,4 +187,4 @@ class PerformanceEncoding:
         return {"name": self.name, "config": self.config.to_dict()}
 
 
-__all__ = ["PerformanceConfig", "PerformanceEncoding", "QNOTE_DTYPE"]
+__all__ = ["PerformanceConfig", "PerformanceEncoding"]

@@ -1,7 +1,7 @@
 """Band music instrument by instrument: the statistics of :mod:`melodia.evaluate.music` per group.
 
 Each file is read, round-tripped through the band encoding (10 ms steps, 32 velocity bins, at
-most 16 instruments), and its tracks are split into the groups of :func:`melodia.band.group_of`
+most 16 instruments), and its tracks are split into the groups of :func:`melodia.features.band.group_of`
 (drums = the drum-channel tracks, then bass, guitar, keys, strings, winds, synth, other), plus
 ``all``: every non-drum note merged, as the piano evaluation measures a file. All groups of a
 file are cut on the same excerpts (``excerpt_s`` from the band's first onset), so excerpt ``i``
@@ -31,21 +31,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from melodia.instruments import GROUPS, group_of
-from melodia.errors import MelodiaError
+from melodia.encoding import get_encoding
+from melodia.errors import MelodiaError, MidiReadError
 from melodia.evaluate import distributions, keys, stats
-from melodia.evaluate.music import (
-    HISTOGRAM_EDGES,
-    STAT_NAMES,
-    ExcerptSet,
-    MusicEvalConfig,
-    cut_excerpts,
-    excerpt_histograms,
-    excerpt_stats,
-    midi_files,
-)
+from melodia.evaluate.music import (HISTOGRAM_EDGES, STAT_NAMES, ExcerptSet, MusicEvalConfig,
+                                    cut_excerpts, excerpt_histograms, excerpt_stats, midi_files)
 from melodia.evaluate.report import MusicReport, _fmt, _label, compare_sets
-from melodia.midi import Score
+from melodia.midi import Score, read_midi
+from melodia.midi.instruments import GROUPS, group_of
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +151,6 @@ def measure_score(score: Score, config: BandEvalConfig, *, tempos: np.ndarray | 
 def measure_band_file(path: str | Path, config: BandEvalConfig) -> BandFile:
     """Read a file, round-trip it through the band encoding and measure it (:func:`measure_score`);
     ``grid16`` uses the file's own tempo map, not the encoding's binned one."""
-    from melodia.encoding import get_encoding
-    from melodia.errors import MidiReadError
-    from melodia.midi import read_midi
 
     try:
         score = read_midi(path)

@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from melodia.errors import MelodiaError
+from melodia.encoding import get_encoding
+from melodia.errors import MelodiaError, MidiReadError
 from melodia.evaluate import keys, stats
 from melodia.midi import NOTE_DTYPE, Score
 
@@ -138,7 +139,6 @@ def file_excerpts(path: str | Path, *, excerpt_s: float = 30.0, encoding: str = 
     MidiReadError
         The file cannot be read.
     """
-    from melodia.encoding import get_encoding
 
     enc = get_encoding(encoding)
     score = enc.decode(enc.encode_file(path))
@@ -243,7 +243,6 @@ def midi_files(source: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def _measure_file(path: Path, config: MusicEvalConfig) -> tuple[list, list, dict, str | None]:
     """Statistics (rows, excerpt starts), summed histograms and an error message of one file."""
-    from melodia.errors import MidiReadError
 
     try:
         excerpts = file_excerpts(path, excerpt_s=config.excerpt_s, encoding=config.encoding,

@@ -21,6 +21,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from melodia.corpus.shards import TokenDataset
+from melodia.errors import DatasetError
+from melodia.features.band import EVENT_GROUPS, BandLayout, event_groups, record_conditions
+from melodia.features.controls import model_inputs
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +41,7 @@ class EvalResult:
     nll: float
     accuracy: float
     by_type: dict[str, dict[str, float]] = field(default_factory=dict)
-    # band encoding: the same per instrument group (melodia.band.EVENT_GROUPS)
+    # band encoding: the same per instrument group (melodia.features.band.EVENT_GROUPS)
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -98,7 +103,6 @@ def _groups(encoding) -> list[str]:
     """Per-event groups for the band encoding (instrument groups and time), else none."""
     if not any(r.type == "PROGRAM" for r in encoding.vocab.ranges):
         return []
-    from melodia.band import EVENT_GROUPS
 
     return list(EVENT_GROUPS)
 
@@ -108,7 +112,6 @@ def _group_indices(sequences: Sequence[np.ndarray], files, encoding,
     """Per file of ``files``, each event's group index (none without groups)."""
     if not groups:
         return {}
-    from melodia.band import event_groups
 
     return {f: event_groups(np.asarray(sequences[f], dtype=np.int64), encoding)
             for f in sorted(set(files))}
@@ -148,7 +151,7 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
                  tempos: Sequence | None = None) -> Totals:
     """Score ``model`` on segments of ``sequences`` (this rank's share when ``shard=(rank, n)``);
     a band model takes each sequence's band conditions from ``conditions`` (see
-    :func:`melodia.band.file_conditions`; absent ones are zeros)."""
+    :func:`melodia.features.band.file_conditions`; absent ones are zeros)."""
     import torch
     from torch.nn import functional as F
 
@@ -162,7 +165,6 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     use_controls = width > 0
     controls = {}
     if use_controls:
-        from melodia.controls import model_inputs
 
         for f in sorted({s[0] for s in segs}):
             band = conditions[f] if conditions is not None else None
@@ -341,7 +343,6 @@ def _num(x: float | None) -> str:
 def _band_conditions(ckpt, records, sequences) -> list[np.ndarray] | None:
     if not ckpt.model.config.band_dim:
         return None
-    from melodia.band import BandLayout, record_conditions
 
     return record_conditions(records, sequences, ckpt.encoding,
                              BandLayout.from_info(ckpt.extra.get("band") or {}))
@@ -352,9 +353,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
              max_events: int | None = None, batch_size: int = 8, device: str = "cpu",
              progress: bool = True) -> EvalReport:
     """Score a checkpoint (file or run directory) and n-gram baselines on ``split`` of a dataset."""
-    from melodia.checkpoint import load_checkpoint
-    from melodia.shards import TokenDataset
-    from melodia.errors import DatasetError
+    from melodia.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(model_path, map_location=device)
     data = TokenDataset(dataset_dir)

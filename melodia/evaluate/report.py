@@ -14,13 +14,9 @@ import numpy as np
 from melodia.errors import MelodiaError
 from melodia.evaluate import distributions
 from melodia.evaluate.distributions import kde_overlap
-from melodia.evaluate.music import (
-    HISTOGRAM_EDGES,
-    ExcerptSet,
-    MusicEvalConfig,
-    measure_files,
-    midi_files,
-)
+from melodia.evaluate.music import (HISTOGRAM_EDGES, ExcerptSet, MusicEvalConfig, measure_files,
+                                    midi_files)
+from melodia.output.plot import plot_distributions
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +111,6 @@ class MusicReport:
 
     def plot(self, out: str | Path) -> Path:
         """Save overlaid histograms of every statistic (needs matplotlib: ``melodia[plot]``)."""
-        from melodia.plot import plot_distributions
 
         return plot_distributions(self.values.get("generated", {}),
                                   self.values.get("reference", {}), out,

@@ -27,13 +27,8 @@ import numpy as np
 
 from melodia.errors import MelodiaError
 from melodia.evaluate import distributions
-from melodia.evaluate.band import (
-    BAND_GROUPS,
-    BandEvalConfig,
-    BandFile,
-    measure_band_files,
-    stat_names,
-)
+from melodia.evaluate.band import (BAND_GROUPS, BandEvalConfig, BandFile, measure_band_files,
+                                   stat_names)
 from melodia.evaluate.music import midi_files
 
 log = logging.getLogger(__name__)

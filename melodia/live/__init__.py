@@ -13,7 +13,7 @@
 ::
 
     import melodia
-    from melodia.generation import load_model
+    from melodia.generation.generator import load_model
     from melodia.live import Player, stream_messages
 
     encoding = load_model("piano").encoding
@@ -24,16 +24,8 @@
 from __future__ import annotations
 
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed, control_off, stream_messages
-from melodia.live.scheduler import (
-    CLOCKS_PER_QUARTER,
-    Clock,
-    ManualClock,
-    MonotonicClock,
-    PlayStats,
-    Player,
-    clock_messages,
-    merge,
-)
+from melodia.live.scheduler import (CLOCKS_PER_QUARTER, Clock, ManualClock, MonotonicClock, Player,
+                                    PlayStats, clock_messages, merge)
 
 __all__ = ["CLOCKS_PER_QUARTER", "Clock", "DRUM_CHANNEL", "ManualClock", "MonotonicClock",
            "PlayStats", "Player", "StreamDecoder", "Timed", "clock_messages", "control_off",

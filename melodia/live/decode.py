@@ -28,11 +28,11 @@ from typing import Iterable, Iterator
 import mido
 import numpy as np
 
-from melodia.encoding.band import DRUMS
-from melodia.encoding.events import NOTE_OFF, NOTE_ON, PROGRAM, TEMPO, TIME_SHIFT, VELOCITY
-from melodia.encoding.events import lookup_tables
+from melodia.encoding.events import (NOTE_OFF, NOTE_ON, PROGRAM, TEMPO, TIME_SHIFT, VELOCITY,
+                                     lookup_tables)
 from melodia.encoding.performance import PerformanceEncoding
 from melodia.encoding.quantize import bin_to_velocity
+from melodia.midi.instruments import DRUMS
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import numpy as np
 
+from melodia.live.ports import open_input
 from melodia.live.scheduler import Clock, Player, PlayStats
-from melodia.midi import Score, Track, make_notes
+from melodia.midi import Score, Track, make_notes, seconds_for_bars
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +119,18 @@ class Round:
         return None if self.first_note_at is None else self.first_note_at - self.detected_at
 
 
-def call_and_response(config, port, stop: threading.Event, clock: Clock | None = None
+def call_and_response(config, port, stop: threading.Event,
+                      messages: Callable[..., Iterator[tuple]], clock: Clock | None = None
                       ) -> list[Round]:
     """Listen on ``config.listen``, answer each phrase on ``port``, until ``config.rounds``
-    answers or ``stop``."""
-    from melodia.live.ports import open_input
-    from melodia.live.stream import timed_messages
-
+    answers or ``stop``. ``messages(config, primer=phrase)`` gives an answer's timed messages
+    (:func:`melodia.live.stream.timed_messages`)."""
     listener = PhraseListener(config.trigger_cc)
     name = config.listen
     virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
     source = open_input(virtual=virtual, port=None if virtual else name, api=config.api,
                         callback=listener)
-    silence_s = 4 * 60.0 / config.qpm  # a 4/4 bar at the tempo
+    silence_s = seconds_for_bars(1, config.qpm)  # a 4/4 bar at the tempo
     rounds: list[Round] = []
     try:
         while not stop.is_set() and (config.rounds is None or len(rounds) < config.rounds):
@@ -149,7 +150,7 @@ def call_and_response(config, port, stop: threading.Event, clock: Clock | None =
             log.info("heard %d notes (%.1f s); answering", phrase.note_count, phrase.end_s)
             answer = dataclasses.replace(config, generate=dataclasses.replace(
                 config.generate, primer_seconds=max(phrase.end_s, 0.5)))  # the whole phrase
-            player = Player(send, timed_messages(answer, primer=phrase), clock=clock,
+            player = Player(send, messages(answer, primer=phrase), clock=clock,
                             lookahead_s=config.lookahead_s, start_delay_s=0.02)
             stats = player.run(until_s=config.respond_seconds, stop=stop)
             rounds.append(Round(phrase.note_count, phrase.end_s, ended, detected,

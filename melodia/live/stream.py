@@ -2,7 +2,7 @@
 
 ::
 
-    from melodia.live import StreamConfig, stream
+    from melodia.live.stream import StreamConfig, stream
     stats = stream(StreamConfig(model="piano", seconds=30))      # virtual output port "melodia"
 
 Generation runs in the :class:`~melodia.live.scheduler.Player`'s producer thread, a lookahead
@@ -17,6 +17,7 @@ after round (see :mod:`melodia.live.respond`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import signal
@@ -26,10 +27,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from melodia.generation import GenerateConfig, iter_events
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import iter_events
 from melodia.live.decode import stream_messages
+from melodia.live.ports import open_output
+from melodia.live.respond import call_and_response
 from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
-from melodia.loading import load_model
+from melodia.model.checkpoint import Checkpoint
+from melodia.model.registry import load_model
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +76,15 @@ class StreamConfig:
         return float(self.generate.tempo or 120.0)
 
 
-def timed_messages(config: StreamConfig, primer=None) -> Iterator[tuple]:
-    """The model's music as ``(seconds, mido.Message)``, endlessly (plus beat clock if asked)."""
-    encoding = load_model(config.model).encoding
-    events = iter_events(config.model, config=config.generate, primer=primer)
-    first = next(events)  # load and prime the model now, before the clock starts
-    music = stream_messages(itertools.chain([first], events), encoding, config.channel)
+def timed_messages(config: StreamConfig, primer=None,
+                   checkpoint: Checkpoint | None = None) -> Iterator[tuple]:
+    """The model's music as ``(seconds, mido.Message)``, endlessly (plus beat clock if asked);
+    ``checkpoint``: ``config.model`` already loaded."""
+    checkpoint = checkpoint or load_model(config.model)
+    events = iter_events(checkpoint, config=config.generate, primer=primer)
+    first = next(events)  # prime the model now, before the clock starts
+    music = stream_messages(itertools.chain([first], events), checkpoint.encoding,
+                            config.channel)
     if config.clock_out:
         return merge(music, clock_messages(config.qpm, None))
     return music
@@ -112,18 +120,17 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
     """Play ``config.model`` into a port until ``config.seconds`` pass or ``stop`` is set; with
     ``config.listen``, answer phrases instead (a list of each answer's stats). ``output``: an
     open mido output port to use instead of opening one."""
-    from melodia.live.ports import open_output
 
     stop = stop or threading.Event()
     port = output or open_output(virtual=config.virtual if config.port is None else None,
                                  port=config.port, api=config.api)
     try:
         with _stop_on_signals(stop):
+            checkpoint = load_model(config.model)  # resolved and loaded once for every round
             if config.listen is not None:
-                from melodia.live.respond import call_and_response
-
-                return call_and_response(config, port, stop, clock)
-            player = Player(port.send, timed_messages(config), clock=clock,
+                messages = functools.partial(timed_messages, checkpoint=checkpoint)
+                return call_and_response(config, port, stop, messages, clock)
+            player = Player(port.send, timed_messages(config, checkpoint=checkpoint), clock=clock,
                             lookahead_s=config.lookahead_s, start_delay_s=START_DELAY_S)
             return player.run(until_s=config.seconds, stop=stop)
     finally:

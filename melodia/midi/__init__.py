@@ -3,37 +3,14 @@ reading and writing (:mod:`melodia.midi.files`). Every name is importable from h
 ``from melodia.midi import Score, read_midi, write_midi``. No tokens, no torch.
 """
 
-from melodia.midi.files import (
-    file_channels,
-    from_pretty_midi,
-    load_score,
-    midi_bytes,
-    read_midi,
-    to_pretty_midi,
-    write_midi,
-)
-from melodia.midi.score import (
-    DEFAULT_QPM,
-    DEFAULT_TICKS_PER_QUARTER,
-    DEFAULT_TIME_SIGNATURE,
-    DRUM_CHANNEL,
-    MAX_FILE_TICKS,
-    MAX_SECONDS,
-    MAX_SILENCE_END_S,
-    NOTE_DTYPE,
-    PEDAL_DTYPE,
-    TEMPO_DTYPE,
-    TIME_SIGNATURE_DTYPE,
-    Score,
-    TickClock,
-    Track,
-    check_duration,
-    check_notes,
-    default_time_signatures,
-    instrument_name,
-    make_notes,
-    seconds_for_bars,
-)
+from melodia.midi.files import (file_channels, from_pretty_midi, load_score, midi_bytes, read_midi,
+                                to_pretty_midi, write_midi)
+from melodia.midi.score import (DEFAULT_QPM, DEFAULT_TICKS_PER_QUARTER, DEFAULT_TIME_SIGNATURE,
+                                DRUM_CHANNEL, MAX_FILE_TICKS, MAX_SECONDS, MAX_SILENCE_END_S,
+                                NOTE_DTYPE, PEDAL_DTYPE, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score,
+                                TickClock, Track, check_duration, check_notes,
+                                default_time_signatures, instrument_name, make_notes,
+                                seconds_for_bars)
 
 __all__ = [
     "DEFAULT_QPM", "DEFAULT_TICKS_PER_QUARTER", "DEFAULT_TIME_SIGNATURE", "DRUM_CHANNEL",

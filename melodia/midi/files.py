@@ -19,24 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from melodia.errors import MidiReadError
-from melodia.midi.score import (
-    DEFAULT_QPM,
-    DEFAULT_TICKS_PER_QUARTER,
-    DRUM_CHANNEL,
-    MAX_FILE_TICKS,
-    MAX_SECONDS,
-    MAX_SILENCE_END_S,
-    NOTE_DTYPE,
-    PEDAL_DTYPE,
-    TEMPO_DTYPE,
-    TIME_SIGNATURE_DTYPE,
-    Score,
-    TickClock,
-    Track,
-    default_time_signatures,
-    check_duration,
-    instrument_name,
-)
+from melodia.midi.score import (DEFAULT_QPM, DEFAULT_TICKS_PER_QUARTER, DRUM_CHANNEL,
+                                MAX_FILE_TICKS, MAX_SECONDS, MAX_SILENCE_END_S, NOTE_DTYPE,
+                                PEDAL_DTYPE, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, TickClock,
+                                Track, check_duration, default_time_signatures, instrument_name)
 
 log = logging.getLogger(__name__)
 

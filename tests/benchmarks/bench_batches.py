@@ -8,13 +8,13 @@ temporary folder with each encoding) and the trainer's default augmentation (tra
 0.05, controls, note state; band conditions and meter for band data), in the same run:
 
 - ``per-crop``: the reference path, one crop at a time (``CropDataset[i]``, dense inputs), as
-  the trainer built batches before melodia.batches;
-- ``compact``: :func:`melodia.batches.compact_batch` in this process (what a loader worker does);
-- ``loader, N workers``: :func:`melodia.loader.batch_loader` with N background processes, timed
+  the trainer built batches before melodia.training.batches;
+- ``compact``: :func:`melodia.training.batches.compact_batch` in this process (what a loader worker does);
+- ``loader, N workers``: :func:`melodia.training.loader.batch_loader` with N background processes, timed
   as the training loop sees it (batches arriving in the main process), with the CPU time the main
   process spends receiving each batch (on a GPU that is the trainer's share; it overlaps the
   step, which the loop does not wait for);
-- ``expand``: :func:`melodia.loader.expand_inputs` on ``--device`` (the trainer runs it where the
+- ``expand``: :func:`melodia.training.loader.expand_inputs` on ``--device`` (the trainer runs it where the
   model is).
 
 Events/s count ``batch x seq_len`` predicted events. The issue's bar: >= 3M events/s of finished
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def prepared(folder: Path, encoding: str) -> str:
-    from melodia.corpus import PrepareConfig, prepare
+    from melodia.corpus.prepare import PrepareConfig, prepare
     from melodia.encoding import get_encoding
 
     out = Path(tempfile.mkdtemp(prefix=f"bench-{encoding}-"))
@@ -60,10 +60,10 @@ def rate(fn, batch_events: int, seconds: float) -> tuple[float, int, float]:
 def bench(data: str, args: argparse.Namespace) -> None:
     import torch
 
-    from melodia.batches import compact_batch, input_dims
-    from melodia.loader import batch_loader, expand_inputs, to_tensors
-    from melodia.train import TrainConfig
-    from melodia.train_data import training_data
+    from melodia.training.batches import compact_batch, input_dims
+    from melodia.training.config import TrainConfig
+    from melodia.training.data import training_data
+    from melodia.training.loader import batch_loader, expand_inputs, to_tensors
 
     torch.set_num_threads(1)
     B, L = args.batch_size, args.seq_len
@@ -103,7 +103,7 @@ def bench(data: str, args: argparse.Namespace) -> None:
     print(f"  best of {args.rounds} rounds:")
     for name, _ in kinds:
         print(f"  {name:>32}: {best[name]:>12,.0f} events/s")
-    from melodia.loader import to_device
+    from melodia.training.loader import to_device
 
     device = torch.device(args.device)
     compact_t = to_device(to_tensors(compact_batch(crops, range(B))), device)

@@ -41,7 +41,7 @@ def _percentiles(values_s: list[float]) -> dict[str, float]:
 
 
 def stream_jitter(model: str, seconds: float, clock_out: bool, pregenerate: bool = False) -> dict:
-    from melodia.generation import GenerateConfig
+    from melodia.generation.config import GenerateConfig
     from melodia.live.ports import open_output
     from melodia.live.scheduler import Player
     from melodia.live.stream import StreamConfig, timed_messages
@@ -103,7 +103,7 @@ def _until(messages, seconds: float):
 
 
 def response_latency(model: str, rounds: int) -> dict:
-    from melodia.generation import GenerateConfig
+    from melodia.generation.config import GenerateConfig
     from melodia.live.ports import open_output
     from melodia.live.stream import StreamConfig, stream
 

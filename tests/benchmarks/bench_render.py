@@ -1,4 +1,4 @@
-"""Rendering speed: melodia.render against the ``fluidsynth`` program, same file and SoundFont.
+"""Rendering speed: melodia.output.audio against the ``fluidsynth`` program, same file and SoundFont.
 
 Usage::
 
@@ -6,7 +6,7 @@ Usage::
 
 FILE defaults to MAESTRO performance 1 (~5.8 min of piano; fetch it with
 ``bash data/fetch_maestro.sh``). Three ways are timed, interleaved, each writing a 44.1 kHz WAV:
-``melodia.render()`` called in this process (MIDI read, synthesis, tail, WAV), the ``melodia
+``melodia.output.audio()`` called in this process (MIDI read, synthesis, tail, WAV), the ``melodia
 render`` command in a fresh Python (imports included), and ``fluidsynth -ni -q -F out.wav -r
 44100 SF2 FILE`` (FluidSynth's fast file renderer). The goal is melodia within 10% of fluidsynth.
 Prints medians of wall-clock and CPU seconds, the real-time factor (audio seconds rendered per
@@ -26,7 +26,8 @@ import time
 import wave
 from pathlib import Path
 
-from melodia.render import find_soundfont, render
+from melodia.output.audio import render
+from melodia.output.synth import find_soundfont
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MIDI = ROOT / "data" / "external" / "maestro" / "maestro_1.mid"
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     sf2, rate = find_soundfont(args.soundfont), args.sample_rate
     tmp = Path(tempfile.mkdtemp(prefix="bench_render_"))
     runs = {
-        "melodia.render()": lambda: render(args.midi, tmp / "api.wav", soundfont=sf2,
+        "melodia.output.audio()": lambda: render(args.midi, tmp / "api.wav", soundfont=sf2,
                                            sample_rate=rate),
         "melodia render (CLI)": lambda: subprocess.run(
             [sys.executable, "-m", "melodia.cli", "render", str(args.midi), "-o",

@@ -12,7 +12,7 @@ and interleaved, one greedy event at a time (feed the event, take the argmax, fe
 - ``eager default``: ``model(ids[B, 1], state)`` with PyTorch's defaults (oneDNN LSTM): the
   baseline every ratio is taken against;
 - ``eager mkldnn off``: the same with ``torch.backends.mkldnn`` disabled;
-- ``fast fp32`` / ``fast int8``: :class:`melodia.infer.FastStepper`;
+- ``fast fp32`` / ``fast int8``: :class:`melodia.model.stepper.FastStepper`;
 - ``generate fp32`` / ``generate int8``: the whole ``melodia.generate`` loop (top-p sampling,
   grammar masks, seeded generator), which is what a user gets.
 
@@ -35,10 +35,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodia.generation import GenerateConfig, generate_ids, load_model
-from melodia.infer import FastStepper, sequence_nll
-from melodia.model import ModelConfig, PerformanceRNN
-from melodia.sample import SamplerConfig
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import generate_ids
+from melodia.generation.sample import SamplerConfig
+from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.registry import load_model
+from melodia.model.stepper import FastStepper, sequence_nll
 
 
 def _eager(model: PerformanceRNN, batch: int, mkldnn: bool):
@@ -109,9 +111,9 @@ def bench_model(name: str, model_path: Path, steps: int, repeats: int) -> list[d
 
 
 def heldout_nll(checkpoint, data: Path, max_events: int = 20000) -> dict:
-    from melodia.controls import compute_controls
-    from melodia.corpus import TokenDataset
-    from melodia.dataset import holdout_tail
+    from melodia.corpus.shards import TokenDataset
+    from melodia.features.controls import compute_controls
+    from melodia.training.crops import holdout_tail
 
     dataset = TokenDataset(data)
     tails = dataset.sequences("validation") or holdout_tail(dataset.sequences("train"), 0.05)[1]
@@ -158,9 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from melodia.checkpoint import save_checkpoint
     from melodia.encoding import get_encoding
-    from melodia.generation import shipped_model_path
+    from melodia.model.checkpoint import save_checkpoint
+    from melodia.model.registry import shipped_model_path
 
     big_path = args.checkpoint
     if big_path is None:

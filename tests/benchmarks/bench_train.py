@@ -11,7 +11,7 @@ and the kinds alternate round by round, so load from other processes hits them a
   + cross-entropy + AdamW on a fixed random batch, bf16 autocast on CUDA;
 - ``model``: the same :class:`PerformanceRNN` the pipeline trains, forward + cross-entropy +
   backward + clip + AdamW on one fixed batch: the pipeline minus data, augmentation, logging;
-- ``pipeline``: :func:`melodia.train.train` itself: crops, transpose, stretch, controls, LR
+- ``pipeline``: :func:`melodia.training.trainer.train` itself: crops, transpose, stretch, controls, LR
   schedule, grad clipping and the progress bar, timed from the end of its first step to the end
   of its last but one, with the GPU caught up at both ends (a real run waits for the GPU only at
   its log rows; the final step's log row, validation and checkpoint are reported apart).
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def model_config(controls: bool, note_state: bool = True):
-    from melodia.model import ModelConfig
+    from melodia.model.lstm import ModelConfig
 
     return ModelConfig(vocab_size=388, control_dim=20 if controls else 0,  # 3 x 512, tied
                        state_dim=256 if note_state else 0)
@@ -58,7 +58,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)  # noqa: E731
     times: list[float] = []
     if kind.startswith("pipeline"):  # "pipeline@baseline": the same, another checkout's code
-        from melodia.train import TrainConfig, train
+        from melodia.training.config import TrainConfig
+        from melodia.training.trainer import train
 
         # as a real run, which writes a log row (and waits for the GPU) every 10 steps or more:
         # here only after the last step, which also validates and saves (not timed)
@@ -89,7 +90,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
             def forward():
                 return net["out"](net["lstm"](net["embed"](ids))[0])
         else:
-            from melodia.model import PerformanceRNN
+            from melodia.model.lstm import PerformanceRNN
 
             net = PerformanceRNN(model_config(True, args.note_state)).to(device).train()
             ctrl = torch.rand(B, L, net.config.input_dim, device=device)
@@ -126,7 +127,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
 def default_dataset() -> str:
     """The shared corpus's MAESTRO performances when they are beside the checkout (long files,
     as a real corpus), else the committed Bach chorales; prepared into a temporary folder."""
-    from melodia.corpus import PrepareConfig, prepare
+    from melodia.corpus.prepare import PrepareConfig, prepare
 
     shared = ROOT.parent / "shared" / "corpus" / "piano"
     source = shared if shared.is_dir() else ROOT / "data" / "midi" / "chorales"

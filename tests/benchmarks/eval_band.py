@@ -33,9 +33,10 @@ import numpy as np
 
 
 def _generate(job: tuple[str, str, int, float, str, Path]) -> dict:
-    from melodia.generation import GenerateConfig, generate_ids
+    from melodia.generation.config import GenerateConfig
+    from melodia.generation.generator import generate_ids
+    from melodia.generation.sample import SamplerConfig
     from melodia.midi import write_midi
-    from melodia.sample import SamplerConfig
 
     model, style, seed, seconds, sampler, out, knobs = job
     start = time.perf_counter()
@@ -99,10 +100,10 @@ def main() -> None:
                    "for the reported figures (default test)")
     args = p.parse_args()
 
-    from melodia.corpus import TokenDataset
+    from melodia.corpus.shards import TokenDataset
     from melodia.evaluate.band import compare_by_group
     from melodia.evaluate.styles import style_accuracy, style_table
-    from melodia.generation import band_styles
+    from melodia.generation.conditioning import band_styles
 
     data = TokenDataset(args.dataset)
     styles = band_styles(args.model)

@@ -12,7 +12,7 @@ and compares them with ``--reference`` through ``melodia.evaluate.compare`` (the
 
 Run on demand (not part of the test suite), e.g.::
 
-    python tests/benchmarks/eval_quality.py melodia/models/piano.pt \\
+    python tests/benchmarks/eval_quality.py melodia/weights/piano.pt \\
         --reference runs/src/heldout/test --num 24 --seconds 30 --json out.json
 
 Tune settings against a validation reference and report on the test reference: never tune on
@@ -32,9 +32,10 @@ import numpy as np
 
 
 def generate_set(model, out: Path, num: int, seconds: float, seed: int, **options) -> list[Path]:
-    from melodia.generation import GenerateConfig, generate_ids
+    from melodia.generation.config import GenerateConfig
+    from melodia.generation.generator import generate_ids
+    from melodia.generation.sample import SamplerConfig
     from melodia.midi import write_midi
-    from melodia.sample import SamplerConfig
 
     sampler = SamplerConfig(**{k: v for k, v in options.items() if k in (
         "sampler", "temperature", "top_k", "top_p", "noise", "noise_kind", "metric")})
@@ -76,7 +77,7 @@ def key_check(model, keys: list[str], num: int, seed: int, options: dict) -> dic
 
 def key_index(key: str) -> int:
     """0..11 major, 12..23 minor (melodia.evaluate.keys' numbering) of a key name."""
-    from melodia.generation import key_histogram
+    from melodia.features.keys import key_histogram
 
     hist = key_histogram(key)
     for index, name in enumerate(["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb",

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from melodia.encoding import BandConfig, get_encoding
-from melodia.encoding.band import DRUMS
 from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, read_midi, write_midi
+from melodia.midi.instruments import DRUMS
 from tests.conftest import DATA, real_midi_files
 from tests.encoding.test_performance import assert_same_notes, midi_round_trip
 

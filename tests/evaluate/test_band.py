@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 
 from melodia import cli
-from melodia.evaluate.band import (
-    BAND_STAT_NAMES,
-    DRUM_STAT_NAMES,
-    BandEvalConfig,
-    compare_by_group,
-    measure_band_file,
-    split_groups,
-)
+from melodia.evaluate.band import (BAND_STAT_NAMES, DRUM_STAT_NAMES, BandEvalConfig,
+                                   compare_by_group, measure_band_file, split_groups)
 from melodia.midi import read_midi, write_midi
 from tests.evaluate.band_music import band_score, write_band_folder
 

@@ -12,8 +12,9 @@ import pytest
 
 from melodia import cli
 from melodia.errors import MelodiaError
-from melodia.evaluate import STAT_NAMES, compare, excerpt_stats, file_excerpts
+from melodia.evaluate import STAT_NAMES, compare
 from melodia.evaluate import distributions as dist
+from melodia.evaluate import excerpt_stats, file_excerpts
 from melodia.evaluate.music import MusicEvalConfig, cut_excerpts
 from melodia.midi import Score, Track, make_notes, read_midi, write_midi
 

@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 
 from melodia.live.decode import stream_messages
-from melodia.live.scheduler import (
-    SEND_FAILURES,
-    ManualClock,
-    MonotonicClock,
-    Player,
-    clock_messages,
-    merge,
-)
+from melodia.live.scheduler import (SEND_FAILURES, ManualClock, MonotonicClock, Player,
+                                    clock_messages, merge)
 
 
 def notes(times_s, channel=0, length_s=0.05):
@@ -231,7 +225,8 @@ def test_player_stops_the_beat_clock_it_started():
 
 
 def test_shipped_piano_model_stream_plays(one_thread):
-    from melodia.generation import iter_events, load_model
+    from melodia.generation.generator import iter_events
+    from melodia.model.registry import load_model
 
     clock = ManualClock()
     send = Recorder(clock)
@@ -278,7 +273,8 @@ def test_second_interrupt_during_release_still_silences():
 
 
 def test_monotonic_clock_jitter_with_the_piano_model_generating(one_thread):
-    from melodia.generation import iter_events, load_model
+    from melodia.generation.generator import iter_events
+    from melodia.model.registry import load_model
 
     clock = MonotonicClock()
     send = Recorder(clock)

@@ -17,7 +17,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from melodia.generation import GenerateConfig
+from melodia.generation.config import GenerateConfig
 from melodia.live.ports import open_output
 from melodia.live.stream import StreamConfig, stream
 
@@ -108,7 +108,7 @@ def test_no_stuck_note_whatever_stops_the_stream(run: int, tmp_path: Path):
 
 
 def test_fluidsynth_renders_the_live_stream(tmp_path: Path):
-    from melodia.render import find_soundfont
+    from melodia.output.synth import find_soundfont
 
     wav = tmp_path / "live.wav"
     # fluidsynth's own shell keeps it running (its stdin stays open); "quit" ends it cleanly

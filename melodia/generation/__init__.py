@@ -1,0 +1,17 @@
+"""New music from a model: the config, the generator (``generate``, ``iter_events``), primers
+and conditioning, the samplers (probability, embedding, beam) and grammar masks.
+
+::
+
+    from melodia.generation import GenerateConfig, generate_ids
+    pieces = generate_ids("piano", GenerateConfig(seconds=5, seed=1)).pretty_midi()
+"""
+
+from melodia.generation.conditioning import band_styles, primer_events
+from melodia.generation.config import GenerateConfig
+from melodia.generation.generator import Generated, generate, generate_ids, iter_events
+from melodia.generation.grammar import GrammarConfig
+from melodia.generation.sample import SamplerConfig
+
+__all__ = ["GenerateConfig", "Generated", "GrammarConfig", "SamplerConfig", "band_styles",
+           "generate", "generate_ids", "iter_events", "primer_events"]

@@ -1,0 +1,77 @@
+"""What to generate and how: :class:`GenerateConfig`, checked when it is made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from melodia.features.keys import key_histogram
+from melodia.generation.grammar import GrammarConfig
+from melodia.generation.sample import SamplerConfig
+from melodia.model.stepper import PRECISIONS
+
+
+@dataclass
+class GenerateConfig:
+    """What to generate and how; ``sampler`` and ``grammar`` say how each event is picked."""
+
+    seconds: float | None = 10.0  # length of the new music (ignored when `events` is set)
+    events: int | None = None  # generate exactly this many events instead
+    num: int = 1  # pieces generated together (one batch)
+    seed: int | None = None  # None: a fresh random seed (reported in the result)
+    primer_seconds: float = 5.0  # a MIDI primer contributes its last this-many seconds
+    density: float | None = None  # control: notes per second (models trained with controls)
+    key: str | None = None  # control: "C", "F#", "Bb minor", "Am" -> pitch-class histogram
+    pitch_histogram: Sequence[float] | None = None  # control: 12 weights C..B (overrides key)
+    # controls left unset are drawn (by seed) from the training corpus's own, saved in the model
+    # (density of a 20 s stretch and its pitch classes: a key); False leaves them absent
+    corpus_controls: bool = True
+    # band models (melodia.features.band): what plays and how; unset ones are drawn (by seed) from the
+    # training corpus's own files (of the style, when one is given)
+    style: str | None = None  # a style the model was trained on (see `--list-styles`)
+    tempo: float | None = None  # beats per minute, written into the file
+    lineup: str | Sequence[str | int] | None = None  # "drums,bass,guitar,guitar", GM programs
+    bars: int | None = None  # length in 4/4 bars at the tempo (instead of seconds)
+    # 0..1: how adventurous the sampling is (probability sampler: temperature 0.6 + 0.8 r;
+    # embedding sampler: noise x 2 r, so 0.5 is the model's own); a float or per instrument
+    # ("drums=0.3,guitar=0.7" / {128: 0.3})
+    randomness: float | str | dict | None = None
+    # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
+    instrument_temperature: str | dict | None = None
+    # band: keep each instrument in the pitch range its training music plays, and basses (any
+    # instrument the corpus plays one note at a time) monophonic; False: only the line-up rule
+    instrument_rules: bool = True
+    precision: str = "fp32"  # "fp32" or "int8" (dynamic int8 LSTM matrices)
+    threads: int | None = 1  # torch threads while generating (one event at a time: 1 is fastest)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    grammar: GrammarConfig = field(default_factory=GrammarConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sampler, dict):
+            self.sampler = SamplerConfig.from_dict(self.sampler)
+        if isinstance(self.grammar, dict):
+            self.grammar = GrammarConfig(**self.grammar)
+        if self.events is None and (self.seconds is None or self.seconds <= 0):
+            raise ValueError("give seconds > 0 or a number of events")
+        if self.events is not None and self.events < 1:
+            raise ValueError("events must be >= 1")
+        if self.num < 1 or self.primer_seconds <= 0:
+            raise ValueError("need num >= 1 and primer_seconds > 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.density is not None and self.density < 0:
+            raise ValueError("density must be >= 0 notes per second")
+        if self.key is not None:
+            key_histogram(self.key)  # validates
+        if self.tempo is not None and not 0 < self.tempo < 1000:
+            raise ValueError("tempo must be a number of beats per minute in (0, 1000)")
+        if self.bars is not None and self.bars < 1:
+            raise ValueError("bars must be >= 1")
+        if isinstance(self.randomness, (int, float)) and not 0 <= self.randomness <= 1:
+            raise ValueError("randomness must be in 0..1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+__all__ = ["GenerateConfig"]
