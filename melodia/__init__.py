@@ -1,9 +1,13 @@
 """melodia: learn music from MIDI and play it back (Performance RNN in PyTorch).
 
-The public API is loaded lazily, so ``import melodia`` stays fast and imports no torch::
+The public API is loaded lazily, so ``import melodia`` stays fast and imports no torch.
+``melodia.load`` takes the shipped model's name, or "band", a .pt file, an exported folder or a
+run directory, and gives model + encoding + step + metrics:
 
-    ckpt = melodia.load("piano")                # the shipped model, or "band", a .pt file or a
-                                                # run directory: model + encoding + step + metrics
+>>> import melodia
+>>> ckpt = melodia.load("piano")
+>>> ckpt.encoding.name, ckpt.encoding.vocab.size
+('piano', 388)
 """
 
 from __future__ import annotations

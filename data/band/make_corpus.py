@@ -12,7 +12,7 @@
 Hold-out: per style, files are ranked by the SHA-1 of ``"<style>/<name>"`` (a name, not the
 bytes, so a file keeps its split across MMA versions); the first 10% (at least 1) are ``test``,
 the next 5% (at least 1) ``validation``. ``splits.csv`` records it and ``melodia prepare OUT``
-honours it (see ``melodia.corpus.prepare.maestro_splits``).
+honours it (see ``melodia.corpus.preparation.maestro_splits``).
 
 Usage (needs ``apt-get install mma``; about a minute on 2 cores)::
 

@@ -39,7 +39,7 @@ def _version() -> str:
     try:
         return version("melodia")
     except PackageNotFoundError:
-        from melodia import __version__
+        from melodia import __version__  # deferred: only when the package metadata is missing
 
         return __version__
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
                                 positive_float, positive_int)
-from melodia.errors import MelodiaError
+from melodia.errors import MelodiaError, RenderError
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,6 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from melodia.errors import RenderError
 
     out = args.output or args.midi.with_suffix(".wav")
     _not_input(out, args.midi)
@@ -62,6 +61,7 @@ def _run_render(args: argparse.Namespace) -> int:
 
 
 def _render_file(args: argparse.Namespace, out: Path) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.output.audio import render, render_stems
 
     if args.stems is not None:
@@ -104,6 +104,7 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.output.plot import plot_piano_roll
 
     out = args.output or args.midi.with_suffix(".png")

@@ -84,6 +84,7 @@ def _output(path: Path, *, create: bool = True) -> Path:
 def fluidsynth_missing(err: Exception) -> str | None:
     """One line saying what to install when ``err`` (a ``RenderError``) is FluidSynth missing
     (``melodia.output.audio.install_hint``, which spells out every platform); else ``None``."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.output.synth import install_hint
 
     return {

@@ -26,6 +26,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_encode(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.encoding import get_encoding
 
     enc = get_encoding(args.encoding, sustain=not args.no_sustain)
@@ -56,6 +57,7 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_decode(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.encoding import get_encoding, load_tokens
     from melodia.midi import write_midi
 
@@ -125,8 +127,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from melodia.corpus.prepare import PrepareConfig, prepare
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.corpus.preparation import PrepareConfig, prepare
     from melodia.corpus.scores import ScoreConfig
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.encoding import get_encoding
 
     scores = ScoreConfig(humanize_s=args.humanize, seed=args.humanize_seed,

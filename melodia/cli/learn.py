@@ -90,6 +90,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import os
 
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.training.config import run_config
     from melodia.training.trainer import train
 
@@ -257,6 +258,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.model is None or args.data is None:
         raise MelodiaError("give MODEL DATA (NLL of a model) or --generated DIR --reference DIR "
                            "(music statistics); see melodia evaluate --help")
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate import evaluate
     from melodia.model.registry import resolve_model
 
@@ -279,6 +281,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_evaluate_music(args: argparse.Namespace) -> int:
     import time
 
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate import MusicEvalConfig, compare
 
     if args.generated is None or args.reference is None:
@@ -301,6 +304,7 @@ def _run_evaluate_music(args: argparse.Namespace) -> int:
 
 
 def _band_config(args: argparse.Namespace):
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate.band import BandEvalConfig
 
     if args.encoding not in (None, "band"):
@@ -315,6 +319,7 @@ def _band_config(args: argparse.Namespace):
 
 
 def _run_evaluate_band(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate.band import compare_by_group
 
     if args.generated is None or args.reference is None:
@@ -329,6 +334,7 @@ def _run_evaluate_band(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate_styles(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate.styles import style_accuracy, style_table
 
     if args.reference is not None:
@@ -363,6 +369,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.model.export import export_model
 
     out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")

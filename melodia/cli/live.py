@@ -64,6 +64,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_stream(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.live.stream import StreamConfig, stream
 
     if not 1 <= args.channel <= 16:
@@ -122,6 +123,7 @@ def _add_ports(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_ports(args: argparse.Namespace) -> int:
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.live.ports import list_ports
 
     found = list_ports(args.api)

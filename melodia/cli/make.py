@@ -8,7 +8,7 @@ from pathlib import Path
 
 from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
                                 positive_float, positive_int, seconds_float)
-from melodia.errors import MelodiaError
+from melodia.errors import MelodiaError, RenderError
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -121,6 +121,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
 
 def _generate_config(args: argparse.Namespace, **length):
     """A GenerateConfig from the options of :func:`_add_music_options` (plus ``length``)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.generation.config import GenerateConfig
     from melodia.generation.sample import SamplerConfig
 
@@ -160,6 +161,7 @@ def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | 
 def _list_styles(model: str) -> int:
     from collections import Counter
 
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.midi.instruments import instrument_name
     from melodia.model.registry import load_model
 
@@ -189,6 +191,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     import re
     import time
 
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.generation.generator import generate_ids
     from melodia.midi import write_midi
 
@@ -222,6 +225,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
                f"{', '.join(b['names']) or 'any instruments'}")
     if primer is not None:
+        # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
         from melodia.encoding.events import event_times
 
         head = result.pieces[0][: result.primer_events]
@@ -234,6 +238,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {paths[-1]}")
     for i, path in enumerate(paths):
         if args.plot is not None:
+            # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
             from melodia.output.plot import plot_piano_roll
 
             plot_piano_roll(path, _numbered(args.plot, i, args.num))
@@ -251,7 +256,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _render_audio(midi: Path, audio: Path) -> None:
     """Render ``midi`` (already written) to ``audio``; a missing FluidSynth is one line that
     says what to install and how to render the file afterwards."""
-    from melodia.errors import RenderError
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.output.audio import render
 
     try:

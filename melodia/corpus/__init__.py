@@ -3,11 +3,12 @@ cache, shards and ``melodia prepare``.
 
 ::
 
-    from melodia.corpus import PrepareConfig, prepare, TokenDataset
-    report = prepare(PrepareConfig(source="data/midi/chorales", out="runs/chorales"))
+    from melodia.corpus import PrepareConfig, TokenDataset, prepare
+    report = prepare(["data/midi/chorales"], "runs/chorales", config=PrepareConfig(workers=1))
+    train = TokenDataset("runs/chorales", "train")
 """
 
-from melodia.corpus.prepare import PrepareConfig, PrepareReport, prepare
+from melodia.corpus.preparation import PrepareConfig, PrepareReport, prepare
 from melodia.corpus.scores import ScoreConfig, read_score
 from melodia.corpus.shards import TokenDataset, read_manifest
 

@@ -6,8 +6,8 @@ A dataset directory holds::
     shard-00000.npy     all files' ids back to back (uint16, memory-mappable with np.load)
 
 ``ids = np.load(shard, mmap_mode="r")[offset : offset + events]`` for a file record; the
-record's fields are described in :mod:`melodia.corpus.prepare`, which writes datasets
-(:func:`melodia.corpus.prepare.prepare`). :class:`TokenDataset` reads one; the training dataset with crops
+record's fields are described in :mod:`melodia.corpus.preparation`, which writes datasets
+(:func:`melodia.corpus.preparation.prepare`). :class:`TokenDataset` reads one; the training dataset with crops
 and augmentation lives in ``melodia.training.crops``.
 """
 

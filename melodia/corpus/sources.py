@@ -6,7 +6,7 @@ Splits: a source folder holding ``maestro-v*.csv`` or ``maestro-v*.json`` uses M
 for any corpus (:func:`maestro_splits`). Every other file is assigned from the SHA-1 of its bytes
 (:func:`hash_split`), so a file keeps its split whatever else is added to the corpus. A piece's
 style label is its top folder below the source folder (:func:`folder_label`). Encoding the pieces
-into a dataset is :func:`melodia.corpus.prepare.prepare`.
+into a dataset is :func:`melodia.corpus.preparation.prepare`.
 """
 
 from __future__ import annotations

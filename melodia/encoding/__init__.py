@@ -2,6 +2,12 @@
 
 - ``piano``: :class:`PerformanceEncoding`, Performance RNN's 388 events (Magenta-compatible ids).
 - ``band``: :class:`BandEncoding`, the same plus PROGRAM (instrument) and TEMPO events.
+
+>>> piano = get_encoding("piano")
+>>> piano.vocab.size, piano.vocab.encode_event("NOTE_ON", 60)
+(388, 60)
+>>> str(piano.vocab.decode_event(316))  # ten-millisecond steps: 610 ms
+'TIME_SHIFT 61'
 """
 
 from __future__ import annotations

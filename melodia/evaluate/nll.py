@@ -353,6 +353,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
              max_events: int | None = None, batch_size: int = 8, device: str = "cpu",
              progress: bool = True) -> EvalReport:
     """Score a checkpoint (file or run directory) and n-gram baselines on ``split`` of a dataset."""
+    # deferred: torch; music statistics (evaluate --generated) run without it
     from melodia.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(model_path, map_location=device)

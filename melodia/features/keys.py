@@ -29,7 +29,13 @@ def key_histogram(key: str) -> np.ndarray:
     the tonic.
 
     Accepts ``C``, ``c#``, ``Eb``, ``F# major``, ``Am``, ``a minor``, ``Bbm``. The tonic weighs
-    most; the third and the fifth come next.
+    most; the third and the fifth come next:
+
+    >>> weights = key_histogram("D minor")
+    >>> int(weights.argmax())  # D
+    2
+    >>> bool(weights[5] > weights[4])  # F, the minor third, over F#
+    True
     """
     match = re.fullmatch(r"\s*([a-gA-G])([#b♯♭]?)\s*(m|min|minor|maj|major)?\s*", key)
     if not match:

@@ -1,10 +1,10 @@
 """New music from a model: the config, the generator (``generate``, ``iter_events``), primers
 and conditioning, the samplers (probability, embedding, beam) and grammar masks.
 
-::
-
-    from melodia.generation import GenerateConfig, generate_ids
-    pieces = generate_ids("piano", GenerateConfig(seconds=5, seed=1)).pretty_midi()
+>>> from melodia.generation import GenerateConfig, generate_ids
+>>> result = generate_ids("piano", GenerateConfig(seconds=2, seed=1))
+>>> len(result.pieces), result.seed, result.encoding.name
+(1, 1, 'piano')
 """
 
 from melodia.generation.conditioning import band_styles, primer_events

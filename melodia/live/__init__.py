@@ -13,7 +13,7 @@
 ::
 
     import melodia
-    from melodia.generation.generator import load_model
+    from melodia.model import load_model
     from melodia.live import Player, stream_messages
 
     encoding = load_model("piano").encoding

@@ -80,6 +80,9 @@ def parse_lineup(spec: str | Sequence[str | int],
     ``strings``, ``brass``, ``reed``/``sax``, ``synth``...), a GM instrument name
     (``"overdriven guitar"``) or a program number 0..127. A family takes the first program of
     ``preferred[family]`` (a style's likeliest) not taken yet, then GM's usual ones, then any.
+
+    >>> [instrument_name(i) for i in parse_lineup("drums,bass,guitar")]
+    ['Drums', 'Electric Bass (finger)', 'Overdriven Guitar']
     """
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     items = [i for i in items if str(i).strip()]

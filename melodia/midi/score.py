@@ -95,7 +95,12 @@ def instrument_name(program: int, is_drum: bool = False) -> str:
 def seconds_for_bars(bars: int, qpm: float, beats_per_bar: int = 4) -> float:
     """Length in seconds of ``bars`` bars of ``beats_per_bar`` quarter notes at ``qpm``.
 
-    E.g. 8 bars of 4/4 at 120 qpm last 16 s; a bar of 6/8 holds 3 quarter notes.
+    E.g. 8 bars of 4/4 at 120 qpm last 16 s; a bar of 6/8 holds 3 quarter notes:
+
+    >>> seconds_for_bars(8, 120)
+    16.0
+    >>> seconds_for_bars(1, 90, beats_per_bar=3)
+    2.0
     """
     if bars < 0 or beats_per_bar < 1 or not qpm > 0:
         raise ValueError(f"need bars >= 0, beats_per_bar >= 1 and qpm > 0 (got {bars}, "

@@ -1,11 +1,16 @@
 """Performance RNN in PyTorch: token embedding -> stacked LSTM -> output embedding -> logits.
 
 The model predicts the next event id. It can be run over a whole sequence (training) or one step
-at a time carrying the LSTM state ``(h, c)`` (generation)::
+at a time carrying the LSTM state ``(h, c)`` (generation):
 
-    model = PerformanceRNN(ModelConfig(vocab_size=388))
-    logits, state = model(ids)                      # ids: LongTensor[B, T]
-    logits, state = model(next_ids, state)          # next_ids: LongTensor[B, 1]
+    >>> import torch
+    >>> model = PerformanceRNN(ModelConfig(vocab_size=388))
+    >>> logits, state = model(torch.zeros(2, 5, dtype=torch.long))   # ids: LongTensor[B, T]
+    >>> tuple(logits.shape)
+    (2, 5, 388)
+    >>> logits, state = model(torch.zeros(2, 1, dtype=torch.long), state)  # one more step
+    >>> tuple(logits.shape)
+    (2, 1, 388)
 
 ``features`` returns the predicted *output embedding* and ``logits`` turns it into logits; with
 ``tie_embeddings`` (the default) they are ``features @ embedding.weight.T + bias``, so features live

@@ -14,7 +14,11 @@ _ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[\w.+-]+/)+[\w.+-]*")
 
 def strip_paths(obj: Any, root: str | Path | None = None) -> Any:
     """``obj`` (JSON-like) with every absolute path made relative to ``root`` (default: the
-    current directory) when it lies below it, else cut to its last component."""
+    current directory) when it lies below it, else cut to its last component.
+
+    >>> strip_paths({"data": "/work/corpus/a.mid", "other": "/elsewhere/b.mid"}, root="/work")
+    {'data': 'corpus/a.mid', 'other': 'b.mid'}
+    """
     base = Path(root if root is not None else os.getcwd()).resolve()
 
     def relative(match: re.Match) -> str:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def prepared(folder: Path, encoding: str) -> str:
-    from melodia.corpus.prepare import PrepareConfig, prepare
+    from melodia.corpus.preparation import PrepareConfig, prepare
     from melodia.encoding import get_encoding
 
     out = Path(tempfile.mkdtemp(prefix=f"bench-{encoding}-"))

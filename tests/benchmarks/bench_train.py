@@ -127,7 +127,7 @@ def run_one(kind: str, args: argparse.Namespace) -> dict:
 def default_dataset() -> str:
     """The shared corpus's MAESTRO performances when they are beside the checkout (long files,
     as a real corpus), else the committed Bach chorales; prepared into a temporary folder."""
-    from melodia.corpus.prepare import PrepareConfig, prepare
+    from melodia.corpus.preparation import PrepareConfig, prepare
 
     shared = ROOT.parent / "shared" / "corpus" / "piano"
     source = shared if shared.is_dir() else ROOT / "data" / "midi" / "chorales"

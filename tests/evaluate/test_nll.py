@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from melodia.corpus.prepare import PrepareConfig, prepare
+from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.encoding import get_encoding
 from melodia.evaluate import NGram, evaluate, model_totals, ngram_totals, segments
 from melodia.midi import Score, Track, make_notes, write_midi

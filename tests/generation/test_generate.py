@@ -26,8 +26,8 @@ from melodia.model.checkpoint import save_checkpoint
 from melodia.model.lstm import ModelConfig, PerformanceRNN
 from melodia.model.registry import load_model, shipped_model_path
 from melodia.model.stepper import FastStepper, int8_available, sequence_nll
-from tests.test_midi import _check_daw_ready
-from tests.test_sample import check_stream
+from tests.midi.test_midi import _check_daw_ready
+from tests.generation.test_sample import check_stream
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

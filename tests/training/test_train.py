@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from melodia.cli import main
-from melodia.corpus.prepare import PrepareConfig, prepare
+from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.errors import MelodiaError
 from melodia.midi import Score, Track, make_notes, write_midi
 from melodia.model.checkpoint import load_checkpoint
@@ -268,7 +268,7 @@ def test_config_files_take_flag_spellings(tmp_path: Path):
     assert (config.batch_size, config.seq_len) == (8, 64)
     assert (config.model.num_layers, config.model.hidden_size) == (1, 32)
     shipped = run_config("data", str(tmp_path / "o2"),
-                         Path(__file__).resolve().parents[1] / "data/recipes/cpu_small.toml")
+                         Path(__file__).resolve().parents[2] / "data/recipes/cpu_small.toml")
     assert shipped.model.hidden_size == 256 and shipped.device == "cpu"
 
 

@@ -101,7 +101,7 @@ def test_fp16_by_default_and_cli(tmp_path: Path, capsys):
 
 @pytest.mark.parametrize("name", ["piano", "band"])
 def test_shipped_model_exports_exactly(name: str, tmp_path: Path, monkeypatch):
-    original = melodia.generation.generator.load_model(name)
+    original = melodia.model.registry.load_model(name)
     out = export_model(name, tmp_path / name)  # fp16, like the shipped weights
     raw = torch.load(shipped_model_path(name), weights_only=True)["model"]
     from safetensors.torch import load_file

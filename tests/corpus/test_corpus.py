@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from melodia.corpus.prepare import PrepareConfig, prepare
+from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.corpus.scores import ScoreConfig
 from melodia.corpus.shards import MANIFEST, TokenDataset
 from melodia.corpus.sources import find_midi_files, hash_split
@@ -178,7 +178,7 @@ def test_plain_splits_csv_assigns_splits_in_a_tiny_corpus(tmp_path):
 @pytest.fixture
 def mixed(tmp_path):
     """MIDI files beside a MusicXML scale, a two-tune ABC file and two unreadable scores."""
-    from tests.test_scores import TWO_TUNES, write_scale
+    from tests.corpus.test_scores import TWO_TUNES, write_scale
 
     src = tmp_path / "mixed"
     src.mkdir()
@@ -357,7 +357,7 @@ def test_prepare_skips_over_long_files_and_lists_duplicates(tmp_path):
 
 
 def test_skipped_files_are_saved_as_the_run_goes(tmp_path, monkeypatch):
-    import melodia.corpus.prepare as corpus_module
+    import melodia.corpus.preparation as corpus_module
 
     src = tmp_path / "src"
     src.mkdir()

@@ -15,7 +15,7 @@ from melodia.training.batches import compact_batch, input_dims
 from melodia.training.crops import CropDataset
 from melodia.training.loader import StepBatches, batch_loader, expand_inputs, to_tensors
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "midi"
+DATA = Path(__file__).resolve().parents[2] / "data" / "midi"
 PIANO, BAND = get_encoding("piano"), get_encoding("band")
 
 

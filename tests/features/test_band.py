@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from melodia.cli import main
-from melodia.corpus.prepare import PrepareConfig, prepare
+from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.encoding import BandEncoding
 from melodia.errors import GenerateError
 from melodia.features.band import (BandLayout, conditions, current_instrument, file_conditions,
@@ -33,7 +33,7 @@ from melodia.training.trainer import train
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ENC = BandEncoding()
-FREEDOOM = Path(__file__).resolve().parents[1] / "data" / "midi" / "freedoom"
+FREEDOOM = Path(__file__).resolve().parents[2] / "data" / "midi" / "freedoom"
 
 
 def ev(*events: tuple[str, int]) -> np.ndarray:

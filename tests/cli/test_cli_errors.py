@@ -12,7 +12,7 @@ from melodia import cli
 from tests.conftest import DATA
 
 MIDI = DATA / "chorales" / "bach__bwv1.6.mxl.mid"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_error_line(argv, capsys, command):
@@ -177,10 +177,11 @@ def test_generate_before_fluidsynth_is_installed_writes_midi_and_one_line(
     """README's quick start: MIDI (and piano roll) come before apt installs FluidSynth."""
     import importlib
 
-    render = importlib.import_module("melodia.output.audio")  # the module (melodia.output.audio is a function)
+    render = importlib.import_module("melodia.output.audio")  # the module (melodia.render is a function)
+    synth = importlib.import_module("melodia.output.synth")
 
     def no_fluidsynth():
-        raise render.RenderError(render.install_hint(missing))
+        raise render.RenderError(synth.install_hint(missing))
 
     monkeypatch.setattr(render, "import_fluidsynth", no_fluidsynth)
     mid, wav, png = tmp_path / "a.mid", tmp_path / "a.wav", tmp_path / "a.png"

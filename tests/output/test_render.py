@@ -21,7 +21,7 @@ from melodia.output.synth import (SOUNDFONT_ENV, find_soundfont, import_fluidsyn
 needs_fluidsynth = pytest.mark.fluidsynth
 
 SR = 22050  # half the default rate: enough for these pitches, twice as fast
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def _notes(starts, ends, pitches, velocity=100):
@@ -329,5 +329,5 @@ def test_package_render_and_plot_stay_functions_after_submodule_imports():
     import melodia.output.audio
     import melodia.output.plot
 
-    assert callable(melodia.output.audio) and melodia.output.audio.__module__ == "melodia.output.audio"
-    assert callable(melodia.output.plot) and melodia.output.plot.__name__ == "plot_piano_roll"
+    assert callable(melodia.render) and melodia.render.__module__ == "melodia.output.audio"
+    assert callable(melodia.plot) and melodia.plot.__name__ == "plot_piano_roll"

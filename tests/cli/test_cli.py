@@ -74,7 +74,7 @@ def test_prepare_labels_from_folders(tmp_path, capsys):
 
 
 def test_prepare_scores_with_humanize_and_max_files(tmp_path, capsys):
-    from tests.test_scores import TWO_TUNES
+    from tests.corpus.test_scores import TWO_TUNES
 
     (tmp_path / "two.abc").write_text(TWO_TUNES)
     args = ["prepare", str(tmp_path / "two.abc"), "music21:bach/bwv66.6", "--workers", "1",

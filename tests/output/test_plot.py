@@ -14,7 +14,7 @@ from melodia.midi import PEDAL_DTYPE, Score, Track, make_notes, write_midi
 from melodia.output.plot import (PlotError, pedal_spans, piano_roll_figure, pitch_name,
                                  plot_piano_roll, track_label)
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def _score() -> Score:

@@ -23,8 +23,8 @@ from melodia.training.config import TrainConfig, data_entries
 from melodia.training.crops import CropDataset
 from melodia.training.trainer import train
 from tests.conftest import DATA
-from tests.test_sample import check_stream
-from tests.test_train import dataset, tiny  # noqa: F401  (the module fixture)
+from tests.generation.test_sample import check_stream
+from tests.training.test_train import dataset, tiny  # noqa: F401  (the module fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PIANO = get_encoding("piano")
