@@ -3,7 +3,7 @@
 set -euo pipefail
 melodia prepare data/midi/freedoom -o runs/freedoom --encoding band --workers 2
 python - <<'PY'
-from melodia.corpus.preparation import TokenDataset
+from melodia.corpus import TokenDataset
 
 ds = TokenDataset("runs/freedoom")
 print(ds)

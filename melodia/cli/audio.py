@@ -47,7 +47,6 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-
     out = args.output or args.midi.with_suffix(".wav")
     _not_input(out, args.midi)
     _output(out)

@@ -38,7 +38,6 @@ def cache_root(config: ScoreConfig) -> Path:
 
 
 def cache_path(config: ScoreConfig, sha1: str) -> Path:
-
     key = f"{sha1}:{config.default_qpm!r}:{__version__}:{CONVERTER_VERSION}"
     name = hashlib.sha1(key.encode()).hexdigest()
     return cache_root(config) / name[:2] / f"{name}.npz"

@@ -147,10 +147,8 @@ def _encode_one(job: Job) -> dict[str, Any]:
     try:
         encoding = _worker_encoding(encoding_dict)
         if item is None:
-
             score = read_midi(data, max_seconds)
         else:
-
             score, cached = load_item(item, data, ScoreConfig.from_dict(score_dict))
             meta = {"format": item.format, "expressive": False, "source": item.source,
                     "licence": item.licence()}

@@ -118,7 +118,6 @@ class BandEncoding(PerformanceEncoding):
                         self.max_note_steps, c.min_pitch, c.max_pitch)
 
     def encode(self, midi, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
-
         score = load_score(midi, max_seconds)
         q = self.quantize(score)
         steps, bins = self.quantize_tempos(score)

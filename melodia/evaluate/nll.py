@@ -165,7 +165,6 @@ def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
     use_controls = width > 0
     controls = {}
     if use_controls:
-
         for f in sorted({s[0] for s in segs}):
             band = conditions[f] if conditions is not None else None
             tempo = tempos[f] if tempos is not None else None

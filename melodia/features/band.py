@@ -21,7 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from melodia.encoding.events import event_times
-from melodia.midi.instruments import DRUMS, GROUPS, N_INSTRUMENTS, LineupError, group_of
+from melodia.errors import GenerateError
+from melodia.midi.instruments import (DRUMS, GROUPS, N_INSTRUMENTS, LineupError, group_of,
+                                      instrument_name, parse_lineup)
 
 # ------------------------------------------------------------------------------- inputs
 
@@ -87,6 +89,41 @@ def conditions(layout: BandLayout, encoding, instruments: Sequence[int] | None =
     return out
 
 
+def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: str | None = None,
+              lineup: str | Sequence[str | int] | None = None, tempo: float | None = None,
+              rules: bool = True, seed: int = 0) -> dict[str, Any] | None:
+    """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training files
+    of the style, as a band model's checkpoint lists them in ``info``), with the band conditions
+    they make; None for a model without band conditions (``band_dim`` 0)."""
+    asked = [k for k, v in (("style", style), ("lineup", lineup)) if v is not None]
+    if not band_dim:  # a tempo alone only sets the file's (and the beat clock's) tempo
+        if asked:
+            raise GenerateError(f"{', '.join(asked)}: only a band model (--model band) takes "
+                                "these; this model has no band conditions")
+        return None
+    info = info or {}
+    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
+    if layout.dim != band_dim:
+        raise GenerateError("the checkpoint's band information does not match its model")
+    rows = [r for r in info.get("lineups") or [] if style is None or r.get("style") == style]
+    drawn = rows[int(np.random.default_rng((seed, 9)).integers(len(rows)))] if rows else {}
+    try:
+        style_index = None if style is None else layout.style_index(style)
+        style = style or drawn.get("style") or None
+        if style_index is None and style in layout.styles:
+            style_index = layout.styles.index(style)
+        preferred = (info.get("programs") or {}).get(style or "", {})
+        instruments = (parse_lineup(lineup, preferred) if lineup is not None
+                       else [int(i) for i in drawn.get("instruments") or []] or None)
+    except LineupError as err:
+        raise GenerateError(str(err)) from None
+    names = [instrument_name(i) for i in instruments or []]
+    qpm = float(tempo or drawn.get("qpm") or 120.0)
+    return {"style": style, "instruments": instruments, "qpm": qpm, "names": names,
+            "profile": info.get("profile") if rules else None,
+            "conditions": conditions(layout, encoding, instruments, style_index, qpm)}
+
+
 def current_instrument(ids: np.ndarray, encoding) -> np.ndarray:
     """``int64[T]``: the instrument in force after each event (PROGRAM sets it; 0 at first)."""
     ids = np.asarray(ids, dtype=np.int64)
@@ -119,7 +156,6 @@ def file_conditions(ids: np.ndarray, encoding, layout: BandLayout, style: int | 
     else the last TEMPO event before it (or the first)."""
     ids = np.asarray(ids, dtype=np.int64)
     if tempos is not None:
-
         at = (event_times(ids[:start], encoding)[0][-1] / encoding.config.steps_per_second
               if start else 0.0)
         return conditions(layout, encoding, playing(ids[start:], encoding), style,
@@ -288,5 +324,5 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
 __all__ = ["BandLayout", "EVENT_GROUPS", "METER_DIM", "METER_SPANS", "beat_map", "beat_maps",
            "beats_at", "conditions", "current_instrument", "drop_conditions", "event_groups",
            "file_conditions", "instrument_onehot", "instrument_profile", "meter_features",
-           "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",
+           "plan_band", "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",
            "tempos_from_ids"]

@@ -260,11 +260,9 @@ def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
     if state_dim:
         out[:, fixed : fixed + state_dim] = note_state(ids, encoding, start)
     if instrument_dim:
-
         out[:, fixed + state_dim : fixed + steps] = instrument_onehot(
             current_instrument(ids, encoding)[start:])
     if meter_dim:
-
         seconds = event_times(ids, encoding)[0][start:] / encoding.config.steps_per_second
         tempos = tempos_from_ids(ids, encoding) if tempos is None else tempos
         out[:, fixed + steps :] = meter_features(beats_at(seconds + time_offset_s, tempos))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -21,13 +21,11 @@ from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import event_times
 from melodia.encoding.quantize import velocity_to_bin
 from melodia.errors import GenerateError
-from melodia.features.band import BandLayout, conditions
 from melodia.features.controls import DENSITY_SLICE, HISTOGRAM_SLICE, constant_controls
 from melodia.features.keys import key_histogram
 from melodia.generation.sample import SamplerConfig
 from melodia.midi import Score, load_score
-from melodia.midi.instruments import (N_INSTRUMENTS, LineupError, instrument_name,
-                                      instrument_values, parse_lineup)
+from melodia.midi.instruments import N_INSTRUMENTS, LineupError, instrument_values
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.registry import load_model
 
@@ -88,44 +86,6 @@ def band_styles(model: str | Path | Checkpoint = "band") -> list[str]:
     return list((checkpoint.extra.get("band") or {}).get("styles") or [])
 
 
-def band_plan(checkpoint: Checkpoint, config: GenerateConfig, seed: int) -> dict[str, Any] | None:
-    """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training
-    files of the style), with the band conditions they make; None for a model without them."""
-
-    asked = {k: v for k, v in (("style", config.style), ("lineup", config.lineup))
-             if v is not None}  # a tempo only sets the file's (and the beat clock's) tempo
-    if not checkpoint.model.config.band_dim:
-        if asked:
-            raise GenerateError(f"{', '.join(asked)}: only a band model (--model band) takes these; this "
-                                "model has no band conditions")
-        return None
-    info = checkpoint.extra.get("band") or {}
-    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
-    if layout.dim != checkpoint.model.config.band_dim:
-        raise GenerateError("the checkpoint's band information does not match its model")
-    try:
-        style_index = None if config.style is None else layout.style_index(config.style)
-    except LineupError as err:
-        raise GenerateError(str(err)) from None
-    rows = [r for r in info.get("lineups") or []
-            if config.style is None or r.get("style") == config.style]
-    drawn = rows[int(np.random.default_rng((seed, 9)).integers(len(rows)))] if rows else {}
-    style = config.style or drawn.get("style") or None
-    if style_index is None and style in layout.styles:
-        style_index = layout.styles.index(style)
-    try:
-        preferred = (info.get("programs") or {}).get(style or "", {})
-        instruments = (parse_lineup(config.lineup, preferred) if config.lineup is not None
-                       else [int(i) for i in drawn.get("instruments") or []] or None)
-    except LineupError as err:
-        raise GenerateError(str(err)) from None
-    qpm = float(config.tempo or drawn.get("qpm") or 120.0)
-    return {"style": style, "instruments": instruments, "qpm": qpm,
-            "names": [instrument_name(i) for i in instruments or []],
-            "profile": info.get("profile") if config.instrument_rules else None,
-            "conditions": conditions(layout, checkpoint.encoding, instruments, style_index, qpm)}
-
-
 # ------------------------------------------------------------------------- sampling knobs
 
 
@@ -135,7 +95,6 @@ def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int]
     temperature ``0.6 + 0.8 r``; embedding sampler, noise scales times ``2 r``."""
     if randomness is None:
         return sampler
-
     if isinstance(randomness, (int, float)):
         table = {i: float(randomness) for i in range(N_INSTRUMENTS)}
     else:
@@ -156,7 +115,7 @@ def randomized_sampler(sampler: SamplerConfig, randomness, lineup: Sequence[int]
 
 
 def instrument_temperatures(sampler: SamplerConfig, spec, lineup) -> SamplerConfig:
-
+    """Temperatures per instrument (``"drums=0.8,guitar=1.1"``) onto the sampler."""
     if lineup is None:
         raise GenerateError("a temperature per instrument needs a band model")
     try:
@@ -168,6 +127,7 @@ def instrument_temperatures(sampler: SamplerConfig, spec, lineup) -> SamplerConf
     return dataclasses.replace(sampler, temperature_by_instrument={
         **(sampler.temperature_by_instrument or {}), **table})
 
+
 def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerConfig:
     """The embedding sampler with no noise given takes the model's calibrated per-type scales."""
     calibrated = checkpoint.extra.get("embedding_noise")
@@ -178,6 +138,16 @@ def resolve_sampler(checkpoint: Checkpoint, sampler: SamplerConfig) -> SamplerCo
                                    offset_by_type=dict(calibrated.get("offset") or {}))
     return sampler
 
+
+def tuned_sampler(checkpoint: Checkpoint, config: GenerateConfig,
+                  lineup: Sequence[int] | None) -> SamplerConfig:
+    """``config.sampler`` with every knob applied: the model's calibrated embedding noise, the
+    randomness, the per-instrument temperatures."""
+    sampler = randomized_sampler(resolve_sampler(checkpoint, config.sampler), config.randomness,
+                                 lineup)
+    if config.instrument_temperature is not None:
+        sampler = instrument_temperatures(sampler, config.instrument_temperature, lineup)
+    return sampler
 
 
 # -------------------------------------------------------------------------------- primers
@@ -241,5 +211,5 @@ def primer_tempo(primer) -> float | None:
 
 
 
-__all__ = ["PRIMER_VELOCITY", "band_plan", "band_styles", "control_rows", "control_vector",
-           "primer_events", "randomized_sampler", "resolve_sampler"]
+__all__ = ["PRIMER_VELOCITY", "band_styles", "control_rows", "control_vector",
+           "primer_events", "randomized_sampler", "resolve_sampler", "tuned_sampler"]

@@ -33,10 +33,10 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import event_times
+from melodia.features.band import plan_band
 from melodia.features.controls import model_inputs
-from melodia.generation.conditioning import (band_plan, control_rows, instrument_temperatures,
-                                             primer_events, primer_tempo, randomized_sampler,
-                                             read_primer, resolve_sampler)
+from melodia.generation.conditioning import (control_rows, primer_events, primer_tempo,
+                                             read_primer, tuned_sampler)
 from melodia.generation.config import GenerateConfig
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.generation.sample import (SamplerConfig, StepInputs, beam_search, iter_steps,
@@ -125,12 +125,10 @@ def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=
     primer = read_primer(primer)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     checkpoint, stepper = load_stepper(model, config.precision)
-    plan = band_plan(checkpoint, config, seed)
-    lineup = plan["instruments"] if plan is not None else None
-    sampler = randomized_sampler(resolve_sampler(checkpoint, config.sampler), config.randomness,
-                                 lineup)
-    if config.instrument_temperature is not None:
-        sampler = instrument_temperatures(sampler, config.instrument_temperature, lineup)
+    plan = plan_band(checkpoint.extra.get("band"), checkpoint.model.config.band_dim,
+                     checkpoint.encoding, style=config.style, lineup=config.lineup,
+                     tempo=config.tempo, rules=config.instrument_rules, seed=seed)
+    sampler = tuned_sampler(checkpoint, config, plan["instruments"] if plan else None)
     return Session(checkpoint, stepper, config, primer, seed, plan, sampler)
 
 

@@ -209,7 +209,6 @@ class StepInputs:
         self.state, self.instrument = state_dim > 0, instrument_dim > 0
         self.meter, self.qpm = meter_dim > 0, float(meter_qpm)
         if self.meter:
-
             self._meter_features = meter_features
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch import nn
 
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
 from melodia.errors import MelodiaError
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.lstm import ModelConfig, PerformanceRNN, build_model
 from melodia.util.atomic import atomic_write
 from melodia.util.portable import strip_paths
 
@@ -200,84 +200,34 @@ def _json_field(payload: dict[str, Any], name: str, path: Path, kind: type | Non
     return value
 
 
-def _model_config(payload: dict[str, Any], path: Path) -> ModelConfig:
-    data = _json_field(payload, "model_config", path)
-    try:
-        config = ModelConfig.from_dict(data)
-        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
-                     "state_dim", "band_dim", "instrument_dim", "meter_dim"):
-            value = getattr(config, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: invalid model_config: {err}") from None
-    return config
-
-
-def estimate_parameters(config: ModelConfig) -> int:
-    """How many parameters :class:`PerformanceRNN` ``(config)`` has, without building it."""
-    c = config
-    gates = 4 * c.hidden_size
-    lstm = gates * (c.embed_dim + c.input_dim + c.hidden_size) + 2 * gates
-    lstm += (c.num_layers - 1) * (gates * 2 * c.hidden_size + 2 * gates)
-    if c.tie_embeddings:
-        head = c.vocab_size + (c.hidden_size * c.embed_dim + c.embed_dim
-                               if c.hidden_size != c.embed_dim else 0)
-    else:
-        head = c.hidden_size * c.vocab_size + c.vocab_size
-    return c.vocab_size * c.embed_dim + lstm + head
-
-
-def _check_weights(weights: Any, config: ModelConfig, path: Path) -> None:
-    """Names and shapes of ``weights`` against the model ``config`` describes (built on meta)."""
-    if not isinstance(weights, dict) or not weights:
-        raise CheckpointError(f"{path}: holds no model weights")
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in PerformanceRNN(config).state_dict().items()}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: its weights do not match its model_config (missing "
-                              f"{missing[:3]}, unexpected {unexpected[:3]})")
-    for name, shape in expected.items():
-        tensor = weights[name]
-        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
-            raise CheckpointError(f"{path}: weight {name} is not a float tensor")
-        if tuple(tensor.shape) != shape:
-            raise CheckpointError(f"{path}: weight {name} has shape {tuple(tensor.shape)}, its "
-                                  f"model_config implies {shape}")
-
-
 def _build(payload: dict[str, Any], weights_of: Any, path: Path, map_location,
            **state: Any) -> Checkpoint:
-    """Validate ``payload`` (either form), then build the model; ``weights_of()`` loads weights."""
+    """Validate ``payload`` (either form), then build the model and the encoding it describes;
+    ``weights_of()`` loads the weights, only once the model's size is known to be sane."""
     step = payload.get("step")
     if isinstance(step, bool) or not isinstance(step, int):
         raise CheckpointError(f"{path}: its step must be an integer, got {step!r}")
-    config = _model_config(payload, path)
-    size = estimate_parameters(config)
-    if size > MAX_PARAMETERS:
-        raise CheckpointError(f"{path}: its model_config asks for {size:,} parameters "
-                              f"(> {MAX_PARAMETERS:,}); refusing to build it")
+    model_data = _json_field(payload, "model_config", path)
+    encoding_data = _json_field(payload, "encoding", path)
+    metrics = _json_field(payload, "metrics", path)
+    train_config = _json_field(payload, "train_config", path, kind=None)
+    extra = _json_field(payload, "extra", path)
     try:
-        encoding = encoding_from_dict(_json_field(payload, "encoding", path))
+        model = build_model(model_data, weights_of, MAX_PARAMETERS)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    try:
+        encoding = encoding_from_dict(encoding_data)
     except CheckpointError:
         raise
     except Exception as err:
         raise CheckpointError(f"{path}: invalid encoding: {err}") from None
-    if encoding.vocab_size != config.vocab_size:
+    if encoding.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{path}: its encoding has {encoding.vocab_size} ids, its model "
-                              f"{config.vocab_size}")
-    metrics = _json_field(payload, "metrics", path)
-    train_config = _json_field(payload, "train_config", path, kind=None)
-    extra = _json_field(payload, "extra", path)
-    weights = weights_of()
-    _check_weights(weights, config, path)
-    model = PerformanceRNN(config)
-    model.load_state_dict(weights)
-    model.to(map_location).eval()
-    return Checkpoint(model=model, encoding=encoding, step=step, model_config=config,
-                      metrics=metrics, train_config=train_config, extra=extra, path=path, **state)
+                              f"{model.config.vocab_size}")
+    return Checkpoint(model=model.to(map_location).eval(), encoding=encoding, step=step,
+                      model_config=model.config, metrics=metrics, train_config=train_config,
+                      extra=extra, path=path, **state)
 
 
 def _load_export(path: Path, map_location) -> Checkpoint:
@@ -325,5 +275,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                   optimizer_state=payload.get("optimizer"), rng_state=payload.get("rng"))
 
 
-__all__ = ["Checkpoint", "CheckpointError", "estimate_parameters", "is_export", "load_checkpoint",
+__all__ = ["Checkpoint", "CheckpointError", "is_export", "load_checkpoint",
            "resolve", "save_checkpoint"]

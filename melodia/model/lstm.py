@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -171,4 +171,69 @@ def next_event_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     return loss, (targets != -100).sum()
 
 
-__all__ = ["ModelConfig", "PerformanceRNN", "State", "next_event_loss"]
+def estimate_parameters(config: ModelConfig) -> int:
+    """How many parameters :class:`PerformanceRNN` ``(config)`` has, without building it."""
+    c = config
+    gates = 4 * c.hidden_size
+    lstm = gates * (c.embed_dim + c.input_dim + c.hidden_size) + 2 * gates
+    lstm += (c.num_layers - 1) * (gates * 2 * c.hidden_size + 2 * gates)
+    if c.tie_embeddings:
+        head = c.vocab_size + (c.hidden_size * c.embed_dim + c.embed_dim
+                               if c.hidden_size != c.embed_dim else 0)
+    else:
+        head = c.hidden_size * c.vocab_size + c.vocab_size
+    return c.vocab_size * c.embed_dim + lstm + head
+
+
+def _config_from(data: dict[str, Any]) -> ModelConfig:
+    try:
+        config = ModelConfig.from_dict(data)
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
+                     "state_dim", "band_dim", "instrument_dim", "meter_dim"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"invalid model_config: {err}") from None
+    return config
+
+
+def _check_weights(weights: Any, config: ModelConfig) -> None:
+    """Names and shapes of ``weights`` against the model ``config`` describes (built on meta)."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError("holds no model weights")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in PerformanceRNN(config).state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"its weights do not match its model_config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    for name, shape in expected.items():
+        tensor = weights[name]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise ValueError(f"weight {name} is not a float tensor")
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"weight {name} has shape {tuple(tensor.shape)}, its model_config "
+                             f"implies {shape}")
+
+
+def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
+                max_parameters: int) -> PerformanceRNN:
+    """The model a saved config describes, with its weights: the config is checked, its size
+    held to ``max_parameters`` before ``weights_of()`` loads anything, the weights' names and
+    shapes checked before they are copied in. Raises ValueError (one line) for anything else."""
+    config = _config_from(data)
+    size = estimate_parameters(config)
+    if size > max_parameters:
+        raise ValueError(f"its model_config asks for {size:,} parameters (> {max_parameters:,}); "
+                         f"refusing to build it")
+    weights = weights_of()
+    _check_weights(weights, config)
+    model = PerformanceRNN(config)
+    model.load_state_dict(weights)
+    return model
+
+
+__all__ = ["ModelConfig", "PerformanceRNN", "State", "build_model", "estimate_parameters",
+           "next_event_loss"]

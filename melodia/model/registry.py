@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from melodia.errors import GenerateError
-from melodia.model.checkpoint import Checkpoint, load_checkpoint, resolve
+from melodia.model.checkpoint import Checkpoint, load_checkpoint
 from melodia.model.stepper import FastStepper
 
 #: Models that ship inside the package (melodia/weights/<file>), by name.
@@ -45,10 +45,9 @@ def resolve_model(model: str | Path) -> Path:
 
 
 def _checkpoint_file(model: str | Path) -> Path:
-    path = resolve_model(model)
-    if path.is_dir():
-        path = resolve(path)
-    return path.resolve()
+    """The file or folder to load; a run directory is cached by its own time stamp, which moves
+    whenever a checkpoint is written into it (they are renamed in, atomically)."""
+    return resolve_model(model).resolve()
 
 
 @lru_cache(maxsize=4)

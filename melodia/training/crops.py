@@ -49,7 +49,6 @@ def transpose_ids(ids: np.ndarray, semitones: int, encoding) -> np.ndarray:
     ids = np.asarray(ids, dtype=np.int64)
     is_on, is_off = (ids >= on) & (ids < on + n), (ids >= off) & (ids < off + n)
     if any(r.type == "PROGRAM" for r in vocab.ranges):
-
         melodic = current_instrument(ids, encoding) != DRUMS
         is_on, is_off = is_on & melodic, is_off & melodic
     rel = np.concatenate([ids[is_on] - on, ids[is_off] - off])
