@@ -66,6 +66,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def _run_stream(args: argparse.Namespace) -> int:
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.live.stream import StreamConfig, stream
+    from melodia.midi import seconds_for_bars
 
     if not 1 <= args.channel <= 16:
         raise MelodiaError("--channel must be 1..16")
@@ -75,7 +76,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     if args.bars is not None:  # 4/4 bars at the tempo
         if args.seconds is not None:
             raise MelodiaError("give --seconds or --bars, not both")
-        args.seconds = args.bars * 240.0 / (args.tempo or 120.0)
+        args.seconds = seconds_for_bars(args.bars, args.tempo or 120.0)
     if args.primer is not None:
         raise MelodiaError("stream takes no --primer; use --listen to answer a player")
     try:

@@ -169,3 +169,22 @@ def test_import_melodia_is_lazy():
     code = ("import sys, melodia; assert 'torch' not in sys.modules, 'torch imported'; "
             "assert callable(melodia.load); assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+OLD_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoint-v1-before-layout.pt"
+# what melodia before the stage layout (c64895b) generated from that file: 64 events, seed 3
+OLD_IDS = [
+    256, 21, 44, 84, 26, 269, 34, 337, 330, 296, 362, 60, 343, 54, 172, 33, 266, 61, 376, 95,
+    359, 78, 70, 376, 22, 63, 65, 88, 295, 49, 161, 82, 356, 26, 63, 78, 266, 285, 21, 268,
+    305, 287, 257, 257, 82, 370, 60, 78, 210, 82, 385, 82, 188, 82, 379, 93, 361, 54, 382, 82,
+    177, 367, 68, 70, 182]
+
+
+def test_a_checkpoint_written_before_the_layout_loads_and_plays_the_same():
+    from melodia.generation import GenerateConfig, generate_ids
+
+    ckpt = load_checkpoint(OLD_CHECKPOINT)
+    assert ckpt.step == 7 and ckpt.model_config.hidden_size == 16
+    assert ckpt.encoding.name == "piano"
+    result = generate_ids(ckpt, GenerateConfig(events=64, seed=3))
+    assert result.pieces[0].tolist() == OLD_IDS
