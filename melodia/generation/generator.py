@@ -101,35 +101,42 @@ def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding,
 @dataclass
 class Session:
     """One generation, set up once: the model resolved and loaded, the band plan drawn, the
-    sampler with its knobs; :func:`generate_ids` and :func:`iter_events` both start here."""
+    sampler with its knobs, the primer as events; :func:`generate_ids` and :func:`iter_events`
+    both start here."""
 
     checkpoint: Checkpoint
     stepper: FastStepper
     config: GenerateConfig
-    primer: Any  # a Score, pitches or None
     seed: int
     plan: dict[str, Any] | None  # band models: style, line-up, tempo, conditions
     sampler: SamplerConfig
+    grammar: GrammarConfig  # the config's, with the band plan's rules
+    context: np.ndarray  # the events every piece starts from (band: the tempo event first)
+    qpm: float | None  # the tempo written into the files (band: the plan's; else asked, primer's)
 
     @property
     def encoding(self) -> PerformanceEncoding:
         return self.checkpoint.encoding
 
-    @property
-    def lineup(self) -> list[int] | None:
-        return self.plan["instruments"] if self.plan is not None else None
-
 
 def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=None) -> Session:
-    """Resolve and load ``model`` (once), read the primer, draw the band plan, tune the sampler."""
-    primer = read_primer(primer)
+    """Resolve and load ``model`` (once), draw the band plan, tune the sampler, read the primer."""
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     checkpoint, stepper = load_stepper(model, config.precision)
     plan = plan_band(checkpoint.extra.get("band"), checkpoint.model.config.band_dim,
                      checkpoint.encoding, style=config.style, lineup=config.lineup,
                      tempo=config.tempo, rules=config.instrument_rules, seed=seed)
     sampler = tuned_sampler(checkpoint, config, plan["instruments"] if plan else None)
-    return Session(checkpoint, stepper, config, primer, seed, plan, sampler)
+    primer = read_primer(primer)
+    context = primer_events(primer, checkpoint.encoding, config.primer_seconds)
+    if plan is None:
+        return Session(checkpoint, stepper, config, seed, plan, sampler, config.grammar, context,
+                       config.tempo or primer_tempo(primer))
+    encoding = checkpoint.encoding  # band: the tempo event first; only the line-up may play
+    tempo = encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(plan["qpm"])))
+    context = np.concatenate([[tempo], context]).astype(np.int64)
+    return Session(checkpoint, stepper, config, seed, plan, sampler,
+                   _band_grammar(config.grammar, plan), context, plan["qpm"])
 
 
 def _band_grammar(grammar_config: GrammarConfig, plan: dict[str, Any]) -> GrammarConfig:
@@ -144,16 +151,10 @@ def _band_grammar(grammar_config: GrammarConfig, plan: dict[str, Any]) -> Gramma
 
 
 def _start(session: Session, batch: int):
-    """The primer fed to a fresh grammar and run through the model: ``(context, grammar, start)``
-    where ``start`` is what the samplers continue from."""
-    config, plan, encoding = session.config, session.plan, session.encoding
+    """The context fed to a fresh grammar and run through the model: ``(grammar, start)``, where
+    ``start`` is what the samplers continue from."""
+    config, plan, encoding, context = session.config, session.plan, session.encoding, session.context
     model_config = session.checkpoint.model.config
-    context = primer_events(session.primer, encoding, config.primer_seconds)
-    grammar_config = config.grammar
-    if plan is not None:  # band: the tempo event first
-        tempo = encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(plan["qpm"])))
-        context = np.concatenate([[tempo], context]).astype(np.int64)
-        grammar_config = _band_grammar(grammar_config, plan)
     controls = control_rows(session.checkpoint, config, session.seed, batch)
     if model_config.band_dim:
         band = (plan["conditions"] if plan is not None
@@ -176,10 +177,10 @@ def _start(session: Session, batch: int):
                              tempos=[[0.0, qpm]])[:, model_config.fixed_dim:]
         state = torch.from_numpy(steps)[None].expand(batch, -1, -1)
         seq_controls = torch.cat([fixed, state], dim=2)
-    grammar = Grammar(encoding, grammar_config, batch)
+    grammar = Grammar(encoding, session.grammar, batch)
     grammar.feed(context)
     logits, features, state = session.stepper.prime(ids, seq_controls)
-    return context, grammar, (logits, features, state, step_controls)
+    return grammar, (logits, features, state, step_controls)
 
 
 def _limits(config: GenerateConfig, grammar: Grammar, encoding,
@@ -202,27 +203,26 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
     with threads(config.threads):
         session = open_session(model, config, primer)
         generator = torch.Generator().manual_seed(session.seed)
-        plan, encoding = session.plan, session.encoding
-        context, grammar, start = _start(session, 1 if beam else config.num)
-        qpm = plan["qpm"] if plan is not None else (config.tempo or primer_tempo(session.primer))
-        max_events, until = _limits(config, grammar, encoding, qpm)
+        grammar, start = _start(session, 1 if beam else config.num)
+        max_events, until = _limits(config, grammar, session.encoding, session.qpm)
         if beam:
             pieces = []
             for i in range(config.num):
                 if i:
-                    context, grammar, start = _start(session, 1)
+                    grammar, start = _start(session, 1)
                 pieces.append(beam_search(session.stepper, grammar, session.sampler, generator,
                                           *start, max_events=max_events, until_step=until))
         else:
             steps = iter_steps(session.stepper, grammar, session.sampler, generator, *start)
             pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
-    sps = encoding.config.steps_per_second
+    sps = session.encoding.config.steps_per_second
     if until is not None and any(len(p) >= max_events for p in pieces):
         log.warning("stopped at %d events before reaching %.1f s", max_events, until / sps)
+    plan = session.plan
     band = None if plan is None else {k: plan[k] for k in ("style", "instruments", "names", "qpm")}
     end_s = None if until is None else until / sps
-    return Generated([np.concatenate([context, p]) for p in pieces], encoding, session.seed,
-                     len(context), qpm=qpm, band=band, end_s=end_s)
+    return Generated([np.concatenate([session.context, p]) for p in pieces], session.encoding,
+                     session.seed, len(session.context), qpm=session.qpm, band=band, end_s=end_s)
 
 
 def _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor, sampler,
@@ -304,7 +304,7 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
     with threads(config.threads):
         session = open_session(model, config, primer)
         generator = torch.Generator().manual_seed(session.seed)
-        _, grammar, start = _start(session, 1)
+        grammar, start = _start(session, 1)
         steps = iter_steps(session.stepper, grammar, session.sampler, generator, *start)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were
