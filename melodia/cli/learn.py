@@ -157,6 +157,15 @@ generated file is one excerpt), and each excerpt is measured:
   melodic_repetition   share of 4-interval patterns of the top line (highest note at each
                        onset) that occur more than once in the excerpt
   chord_repetition     share of patterns of 4 successive onset pitch sets that recur
+structure (does anything come back? onsets within 30 ms form one onset group):
+  motif_recurrence     share of the 4-interval windows of the top line (highest note of each
+                       onset group) whose interval pattern occurs at least twice
+  rhythm_recurrence    the same for 4 successive gaps between onset groups, in half-octave
+                       log bins from 10 ms
+  chroma_return        for each 2 s window (1 s hop) from 6 s on, the best cosine similarity
+                       of its pitch-class profile with a window that ended >= 2 s before; mean
+  ioi_entropy          entropy of those gap bins, bits
+  chord_share          share of onset groups of 3 or more notes
 
 The table gives, per statistic, the mean over generated and over reference excerpts and the
 overlap of their distributions (Gaussian KDE overlapping area: 1 = identical, 0 = disjoint);
@@ -173,8 +182,12 @@ share its excerpts. Each group gets the statistics above plus
                        note position of the file's tempo map, the grid starting at 0 s
                        (1.0 = quantized; onsets at random give about 2 x 20 ms / 16th length,
                        0.32 at 120 qpm)
+  bar_return           share of the group's bars (after its first) whose set of (16th
+                       position, pitch) has Jaccard >= 0.8 with an earlier bar; 4/4 at the
+                       file's tempo (a looped riff: near 1)
 drums get only note_density, polyphony, silence_share, pitch_mean/std/range (kit pieces),
-velocity_mean/std, ioi_median, chord_repetition and grid16. A group is compared (overlaps and
+velocity_mean/std, ioi_median, chord_repetition, rhythm_recurrence, ioi_entropy, grid16 and
+bar_return. A group is compared (overlaps and
 classifier test) when both sides have at least --min-excerpts excerpts of it, from at least 5
 files (one per classifier fold); the others are listed as skipped, with the counts.
 

@@ -8,11 +8,13 @@ file are cut on the same excerpts (``excerpt_s`` from the band's first onset), s
 of the bass and of the drums cover the same seconds; an excerpt of a group with fewer than
 ``min_notes`` notes is left out of that group.
 
-Pitched groups get :data:`~melodia.evaluate.music.STAT_NAMES` plus ``grid16``; drums get
-:data:`DRUM_STAT_NAMES` (no key, pitch-class or clash statistics, no note lengths, which mean
-nothing for a drum hit). ``grid16`` is the share of distinct onsets within ``grid_tolerance_s``
-(20 ms) of a 16th-note position of the file's own tempo map, the grid starting at time 0
-(:func:`melodia.evaluate.stats.grid_share`).
+Pitched groups get :data:`~melodia.evaluate.music.STAT_NAMES` plus ``grid16`` and
+``bar_return``; drums get :data:`DRUM_STAT_NAMES` (no key, pitch-class or clash statistics, no
+note lengths, which mean nothing for a drum hit). ``grid16`` is the share of distinct onsets
+within ``grid_tolerance_s`` (20 ms) of a 16th-note position of the file's own tempo map, the grid
+starting at time 0 (:func:`melodia.evaluate.stats.grid_share`); ``bar_return`` the share of the
+group's bars that return (:func:`melodia.evaluate.structure.bar_return`: Jaccard >= 0.8 of
+(16th position, pitch) sets with an earlier bar, 4/4 at the file's tempo).
 
 :func:`compare_by_group` compares two sets group by group (overlaps and the classifier test of
 :func:`~melodia.evaluate.report.compare_sets`) where both sides have ``min_excerpts`` excerpts
@@ -37,6 +39,7 @@ from melodia.evaluate import distributions, keys, stats
 from melodia.evaluate.music import (HISTOGRAM_EDGES, STAT_NAMES, ExcerptSet, MusicEvalConfig,
                                     cut_excerpts, excerpt_histograms, excerpt_stats, midi_files)
 from melodia.evaluate.report import MusicReport, _fmt, _label, compare_sets
+from melodia.evaluate.structure import bar_return
 from melodia.midi import Score, read_midi
 from melodia.midi.instruments import GROUPS, group_of
 
@@ -44,10 +47,11 @@ log = logging.getLogger(__name__)
 
 ALL = "all"  # every non-drum note of a file, merged
 BAND_GROUPS = (ALL,) + GROUPS  # report order
-BAND_STAT_NAMES = STAT_NAMES + ("grid16",)
+BAND_STAT_NAMES = STAT_NAMES + ("grid16", "bar_return")
 DRUM_STAT_NAMES = ("note_density", "polyphony", "silence_share", "pitch_mean", "pitch_std",
                    "pitch_range", "velocity_mean", "velocity_std", "ioi_median",
-                   "chord_repetition", "grid16")
+                   "chord_repetition", "rhythm_recurrence", "ioi_entropy", "grid16",
+                   "bar_return")
 
 
 def stat_names(group: str) -> tuple[str, ...]:
@@ -137,6 +141,7 @@ def measure_score(score: Score, config: BandEvalConfig, *, tempos: np.ndarray | 
             s = excerpt_stats(e, config=config)
             onsets = e.start_s + stats.onset_times(e.notes)
             s["grid16"] = stats.grid_share(onsets, tempos, tolerance_s=config.grid_tolerance_s)
+            s["bar_return"] = bar_return(e.notes, tempos, offset_s=e.start_s)
             rows.append([s[n] for n in names])
             h = excerpt_histograms(e)
             if group == "drums":

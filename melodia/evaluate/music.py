@@ -27,6 +27,7 @@ import numpy as np
 from melodia.encoding import get_encoding
 from melodia.errors import MelodiaError, MidiReadError
 from melodia.evaluate import keys, stats
+from melodia.evaluate.structure import STRUCTURE_NAMES, structure_stats
 from melodia.midi import NOTE_DTYPE, Score
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ STAT_NAMES = ("note_density", "polyphony", "silence_share", "pitch_mean", "pitch
               "pitch_range", "length_median", "long_2s", "long_4s", "velocity_mean",
               "velocity_std", "ioi_median", "pitch_class_entropy", "semitone_clash",
               "key_correlation", "key_stability", "key_changes_per_min", "melodic_repetition",
-              "chord_repetition")
+              "chord_repetition") + STRUCTURE_NAMES
 
 #: Bin edges of the pooled histograms (values outside are clipped into the end bins).
 HISTOGRAM_EDGES = {
@@ -192,7 +193,8 @@ def excerpt_stats(music: Excerpt | Score | np.ndarray, duration_s: float | None 
            "pitch_class_entropy": stats.pitch_class_entropy(notes),
            "semitone_clash": stats.semitone_clash(roll), **ks.to_dict(),
            "melodic_repetition": stats.melodic_repetition(notes, config.repetition_n),
-           "chord_repetition": stats.chord_repetition(notes, config.repetition_n)}
+           "chord_repetition": stats.chord_repetition(notes, config.repetition_n),
+           **structure_stats(notes, dur, config.repetition_n)}
     return {name: float(out[name]) for name in STAT_NAMES}
 
 

@@ -41,7 +41,13 @@ STAT_HELP = {
     "key_changes_per_min": "local key changes per minute",
     "melodic_repetition": "share of top-line 4-interval patterns repeated",
     "chord_repetition": "share of 4-onset chord patterns repeated",
+    "motif_recurrence": "share of top-line 4-interval motifs that recur (30 ms groups)",
+    "rhythm_recurrence": "share of 4-gap rhythms that recur",
+    "chroma_return": "how closely 2 s of harmony returns to earlier",
+    "ioi_entropy": "entropy of gaps between onset groups, bits",
+    "chord_share": "share of onset groups of 3+ notes",
     "grid16": "share of onsets within 20 ms of the 16th grid",
+    "bar_return": "share of bars that return (Jaccard >= 0.8)",
 }
 
 

@@ -127,7 +127,7 @@ def pitch_class_entropy(notes: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum() + 0.0)
 
 
-def _onset_group_index(notes: np.ndarray,
+def onset_group_index(notes: np.ndarray,
                        tolerance_s: float = ONSET_TOLERANCE_S) -> tuple[np.ndarray, np.ndarray]:
     """Notes' order by onset, and the start (in that order) of each distinct onset's group."""
     order = np.argsort(notes["start_s"], kind="stable")
@@ -140,7 +140,7 @@ def top_line(notes: np.ndarray) -> np.ndarray:
     """The highest pitch struck at each distinct onset, in time order."""
     if not len(notes):
         return np.empty(0, np.int64)
-    order, firsts = _onset_group_index(notes)
+    order, firsts = onset_group_index(notes)
     return np.maximum.reduceat(notes["pitch"][order].astype(np.int64), firsts)
 
 
@@ -149,7 +149,7 @@ def onset_pitch_sets(notes: np.ndarray) -> np.ndarray:
     0-63 in the first column, 64-127 in the second), in time order."""
     if not len(notes):
         return np.empty((0, 2), np.uint64)
-    order, firsts = _onset_group_index(notes)
+    order, firsts = onset_group_index(notes)
     pitch = notes["pitch"][order].astype(np.uint64)
     low = np.where(pitch < 64, np.uint64(1) << (pitch % np.uint64(64)), np.uint64(0))
     high = np.where(pitch >= 64, np.uint64(1) << (pitch % np.uint64(64)), np.uint64(0))
@@ -249,7 +249,7 @@ def grid_share(onsets_s: np.ndarray, tempos: np.ndarray | None, *, per_quarter: 
 
 
 __all__ = ["GRID_S", "GRID_TOLERANCE_S", "chord_repetition", "grid_positions", "grid_share",
-           "grid_times", "inter_onset_interval", "length_stats",
+           "grid_times", "inter_onset_interval", "length_stats", "onset_group_index",
            "melodic_repetition", "note_density", "onset_pitch_sets", "onset_times", "piano_roll",
            "pitch_class_entropy", "pitch_stats", "polyphony", "recurring_share",
            "semitone_clash", "silence_share", "top_line", "velocity_stats"]
