@@ -79,6 +79,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision on CUDA (default on)")
     m = p.add_argument_group("model (default 3 x 512 LSTM, tied 512-d embeddings)")
+    m.add_argument("--kind", dest="model.kind", choices=("lstm", "transformer"), default=None,
+                   help="model family: the Performance RNN's LSTM, or a decoder-only transformer "
+                        "with rotary positions and a KV cache (default lstm)")
+    m.add_argument("--heads", dest="model.num_heads", type=int, metavar="N", default=None,
+                   help="transformer: attention heads (default 4)")
+    m.add_argument("--context", dest="model.context", type=int, metavar="N", default=None,
+                   help="transformer: events attended to while generating (default 1024)")
     m.add_argument("--layers", dest="model.num_layers", type=int, metavar="N", default=None)
     m.add_argument("--hidden-size", dest="model.hidden_size", type=int, metavar="N", default=None)
     m.add_argument("--embed-dim", dest="model.embed_dim", type=int, metavar="N", default=None)

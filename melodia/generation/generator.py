@@ -35,8 +35,8 @@ from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import event_times
 from melodia.features.band import plan_band
 from melodia.features.controls import model_inputs
-from melodia.generation.conditioning import (control_rows, primer_events, primer_tempo,
-                                             read_primer, tuned_sampler)
+from melodia.generation.conditioning import (control_rows, primer_events, primer_tempo, read_primer,
+                                             tuned_sampler)
 from melodia.generation.config import GenerateConfig
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.generation.sample import (SamplerConfig, StepInputs, beam_search, iter_steps,

@@ -2,8 +2,9 @@
 checkpoints, export, and the registry that turns a name ("piano", "band", a file) into a model."""
 
 from melodia.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from melodia.model.config import ModelConfig
 from melodia.model.export import export_model
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import SHIPPED, load_model, load_stepper, resolve_model
 from melodia.model.stepper import FastStepper
 

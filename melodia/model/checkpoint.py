@@ -35,7 +35,8 @@ from torch import nn
 
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
 from melodia.errors import MelodiaError
-from melodia.model.lstm import ModelConfig, PerformanceRNN, build_model
+from melodia.model.config import ModelConfig
+from melodia.model.families import build_model
 from melodia.util.atomic import atomic_write
 from melodia.util.portable import strip_paths
 
@@ -59,7 +60,7 @@ class CheckpointError(MelodiaError):
 class Checkpoint:
     """Everything a checkpoint holds, rebuilt: the model is ready to run (in eval mode)."""
 
-    model: PerformanceRNN
+    model: nn.Module  # a PerformanceRNN or a MusicTransformer (model_config.kind)
     encoding: PerformanceEncoding
     step: int
     model_config: ModelConfig
@@ -75,10 +76,10 @@ class Checkpoint:
     def __repr__(self) -> str:
         c = self.model_config
         return (f"Checkpoint({str(self.path)!r}, step={self.step}, {self.encoding.name}, "
-                f"{c.num_layers}x{c.hidden_size} LSTM, metrics={self.metrics})")
+                f"{c.describe()}, metrics={self.metrics})")
 
 
-def _unwrap(model: nn.Module) -> PerformanceRNN:
+def _unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside DistributedDataParallel / torch.compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or getattr(model, "_orig_mod")

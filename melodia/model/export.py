@@ -24,6 +24,7 @@ import torch
 
 from melodia.model.checkpoint import (EXPORT_FORMAT, FORMAT, VERSION, Checkpoint, CheckpointError,
                                       _read_torch, load_checkpoint, resolve)
+from melodia.model.config import ModelConfig
 from melodia.model.registry import resolve_model
 from melodia.util.atomic import atomic_write
 from melodia.util.portable import strip_paths
@@ -81,6 +82,10 @@ def export_model(source: str | Path | Checkpoint, out_dir: str | Path,
     return out
 
 
+def _architecture(c: dict[str, Any]) -> str:
+    return "transformer, rotary positions" if c.get("kind") == "transformer" else "Performance RNN"
+
+
 def model_card(config: dict[str, Any], source: str | None = None) -> str:
     """A Markdown model card from an export's ``config.json`` contents."""
     c, extra, metrics = config["model_config"], config["extra"], config["metrics"]
@@ -92,7 +97,7 @@ def model_card(config: dict[str, Any], source: str | None = None) -> str:
         f"Exported by `melodia export`{f' from `{source}`' if source else ''}: load it with "
         f"`melodia.load(DIR)` or `melodia generate --model DIR` (safetensors + JSON, no pickle).",
         "", "## Architecture", "",
-        f"- Performance RNN: {c['num_layers']} x {c['hidden_size']} LSTM, "
+        f"- {_architecture(c)}: {ModelConfig.from_dict(c).describe()}, "
         f"{c['embed_dim']}-dim token embedding ({'tied' if c['tie_embeddings'] else 'untied'} "
         f"output), vocabulary {c['vocab_size']}, dropout {c['dropout']}",
         f"- per-step inputs: {', '.join(inputs) or 'none'}",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from melodia.errors import GenerateError
 from melodia.model.checkpoint import Checkpoint, load_checkpoint
+from melodia.model.families import make_stepper
 from melodia.model.stepper import FastStepper
 
 #: Models that ship inside the package (melodia/weights/<file>), by name.
@@ -70,7 +71,7 @@ def load_stepper(model: str | Path | Checkpoint = "piano", precision: str = "fp3
     checkpoint = load_model(model)
     stepper = checkpoint.steppers.get(precision)
     if stepper is None:
-        stepper = checkpoint.steppers[precision] = FastStepper(checkpoint.model, precision)
+        stepper = checkpoint.steppers[precision] = make_stepper(checkpoint.model, precision)
     return checkpoint, stepper
 
 

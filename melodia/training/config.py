@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from melodia.errors import MelodiaError
-from melodia.model.lstm import ModelConfig
+from melodia.model.config import ModelConfig
 
 
 @dataclass

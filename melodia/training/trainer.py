@@ -1,4 +1,4 @@
-"""The trainer: random crops -> PerformanceRNN, AdamW, warmup + cosine LR, eval, checkpoints, DDP.
+"""The trainer: random crops -> a model (LSTM or transformer), AdamW, warmup + cosine LR, eval, checkpoints, DDP.
 
 One function, :func:`train`, runs the same on a laptop CPU, a GPU (bf16/fp16 autocast) and under
 ``torchrun --nproc-per-node N`` (DistributedDataParallel, gloo on CPU, NCCL on GPU; each rank
@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from melodia.errors import MelodiaError
 from melodia.evaluate import Totals, event_types, model_totals
@@ -35,7 +36,8 @@ from melodia.features.band import METER_DIM, file_conditions
 from melodia.features.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
 from melodia.midi.instruments import N_INSTRUMENTS
 from melodia.model.checkpoint import load_checkpoint, save_checkpoint
-from melodia.model.lstm import PerformanceRNN, next_event_loss
+from melodia.model.families import make_model
+from melodia.model.lstm import next_event_loss
 from melodia.training.batches import input_dims
 from melodia.training.config import TrainConfig
 from melodia.training.data import training_data
@@ -54,9 +56,9 @@ def _warn_if_slow(elapsed_s: float, steps: int, config: TrainConfig) -> None:
     eta = elapsed_s / steps * (config.steps - steps)
     if eta > SLOW_RUN_S:
         c = config.model
-        log.warning("this %dx%d LSTM trains at %.1f s/step on the CPU: %d steps take about %.1f h."
+        log.warning("this %s trains at %.1f s/step on the CPU: %d steps take about %.1f h."
                     " For a CPU-sized run try --config data/recipes/cpu_small.toml (2x256, "
-                    "~0.4 s/step on 2 cores) or --device cuda", c.num_layers, c.hidden_size,
+                    "~0.4 s/step on 2 cores) or --device cuda", c.describe(),
                     elapsed_s / steps, config.steps, eta / 3600)
 
 
@@ -80,7 +82,7 @@ class StepInfo:
     losses: torch.Tensor  # [mean loss, events], on the device
     lr: float
     norm: torch.Tensor  # the gradient norm before clipping, on the device
-    model: PerformanceRNN
+    model: nn.Module
     validation: dict[str, Any] | None = None  # set on steps that evaluated
 
     @property
@@ -95,7 +97,7 @@ class StepInfo:
 
 @dataclass
 class TrainResult:
-    model: PerformanceRNN
+    model: nn.Module
     step: int
     best_nll: float
     run_dir: Path
@@ -157,7 +159,7 @@ class _Log:
 # --------------------------------------------------------------------------------- train
 
 
-def _init_from(model: PerformanceRNN, path: str, device: torch.device) -> None:
+def _init_from(model: nn.Module, path: str, device: torch.device) -> None:
     """Load the weights of checkpoint ``path`` into ``model`` (same shape required)."""
 
     source = load_checkpoint(path, map_location=device)
@@ -190,7 +192,7 @@ def _step(net: torch.nn.Module, batch: dict[str, torch.Tensor], optimizer, scale
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
           callbacks: Sequence[Callable[[StepInfo], None]] = ()) -> TrainResult:
-    """Train a :class:`PerformanceRNN` on ``config.data``; see the module docstring.
+    """Train a model of ``config.model.kind`` on ``config.data``; see the module docstring.
 
     ``resume`` continues from ``<out>/last.pt`` (a fresh start if there is none). Without it, a
     run directory that already holds a checkpoint is refused rather than overwritten.
@@ -218,7 +220,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                                        meter_dim=METER_DIM if band and config.meter else 0)
     config = dataclasses.replace(config, model=model_config)
     torch.manual_seed(config.seed)
-    model = PerformanceRNN(model_config).to(device)
+    model = make_model(model_config).to(device)
     if config.init and not (resume and last_path.exists()):
         _init_from(model, config.init, device)
     prior = (control_prior(primary, encoding, seed=config.seed).round(5).tolist()
@@ -253,8 +255,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(config.to_toml())
         c = model_config
-        log.info("%dx%d LSTM, %s parameters; %d train sequences (%d events), %d validation",
-                 c.num_layers, c.hidden_size, f"{model.num_parameters():,}", len(train_seqs),
+        log.info("%s, %s parameters; %d train sequences (%d events), %d validation",
+                 c.describe(), f"{model.num_parameters():,}", len(train_seqs),
                  sum(map(len, train_seqs)), len(valid_seqs))
     logger = _Log(run_dir, start if start else None, enabled=main)
     net = model

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.sample import SamplerConfig
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import load_model
 from melodia.model.stepper import FastStepper, sequence_nll
 

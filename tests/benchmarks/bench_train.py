@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def model_config(controls: bool, note_state: bool = True):
-    from melodia.model.lstm import ModelConfig
+    from melodia.model.config import ModelConfig
 
     return ModelConfig(vocab_size=388, control_dim=20 if controls else 0,  # 3 x 512, tied
                        state_dim=256 if note_state else 0)

@@ -15,7 +15,8 @@ from melodia.encoding import get_encoding
 from melodia.evaluate import NGram, evaluate, model_totals, ngram_totals, segments
 from melodia.midi import Score, Track, make_notes, write_midi
 from melodia.model.checkpoint import save_checkpoint
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
 
 ENC = get_encoding("piano")
 ON, OFF, SHIFT, VEL = 60, 128 + 60, 256, 356  # NOTE_ON 60, NOTE_OFF 60, TIME_SHIFT 1, VELOCITY 1

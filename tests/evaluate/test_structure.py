@@ -12,9 +12,9 @@ import pytest
 from melodia import cli
 from melodia.evaluate.band import BandEvalConfig, measure_band_file, stat_names
 from melodia.evaluate.music import STAT_NAMES, excerpt_stats
-from melodia.evaluate.structure import (STRUCTURE_NAMES, bar_return, chord_share,
-                                        chroma_return, gap_bins, ioi_entropy, motif_recurrence,
-                                        rhythm_recurrence, structure_stats)
+from melodia.evaluate.structure import (STRUCTURE_NAMES, bar_return, chord_share, chroma_return,
+                                        gap_bins, ioi_entropy, motif_recurrence, rhythm_recurrence,
+                                        structure_stats)
 from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, write_midi
 
 RIFF = [(0, 45, 0.5), (2, 45, 0.25), (3, 48, 0.25), (4, 50, 0.5), (6, 52, 0.25), (7, 50, 0.25),

@@ -25,7 +25,7 @@ from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.midi.instruments import (DRUMS, LineupError, family_of, group_of, instrument_values,
                                       parse_lineup)
-from melodia.model.lstm import ModelConfig
+from melodia.model.config import ModelConfig
 from melodia.training.config import TrainConfig
 from melodia.training.crops import CropDataset, transpose_ids
 from melodia.training.trainer import train
@@ -127,10 +127,15 @@ def test_grammar_plays_only_the_lineup_and_keeps_the_tempo():
 # --------------------------------------------------------------- a tiny band model, trained
 
 
-@pytest.fixture(scope="module")
-def band_run(tmp_path_factory) -> Path:
+TINY_MODELS = {"lstm": ModelConfig(embed_dim=16, hidden_size=32, num_layers=1),
+               "transformer": ModelConfig(kind="transformer", embed_dim=16, hidden_size=32,
+                                          num_layers=1, num_heads=2, context=128)}
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+def band_run(tmp_path_factory, request) -> Path:
     """Four real Freedoom files in two style folders, prepared with labels, and 12 steps of a
-    tiny band model on them."""
+    tiny band model on them: an LSTM, and a transformer (every band test runs with both)."""
     root = tmp_path_factory.mktemp("band")
     files = sorted(FREEDOOM.glob("*.mid"))[:4]
     for i, f in enumerate(files):
@@ -146,7 +151,7 @@ def band_run(tmp_path_factory) -> Path:
     config = TrainConfig(data=str(root / "data"), out=str(root / "run"), steps=12, batch_size=4,
                          seq_len=64, lr=1e-2, min_lr=1e-3, warmup_steps=2, eval_every=12,
                          log_every=4, eval_events=600, eval_segment=200, device="cpu",
-                         model=ModelConfig(embed_dim=16, hidden_size=32, num_layers=1))
+                         model=TINY_MODELS[request.param])
     train(config, progress=False)
     return root / "run" / "best.pt"
 

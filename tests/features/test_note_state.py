@@ -18,7 +18,8 @@ from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.model.checkpoint import load_checkpoint, save_checkpoint
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
 from melodia.training.config import TrainConfig, data_entries
 from melodia.training.crops import CropDataset
 from melodia.training.trainer import train

@@ -23,11 +23,12 @@ from melodia.generation.grammar import GrammarConfig
 from melodia.generation.sample import SamplerConfig
 from melodia.midi import read_midi, write_midi
 from melodia.model.checkpoint import save_checkpoint
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import load_model, shipped_model_path
 from melodia.model.stepper import FastStepper, int8_available, sequence_nll
-from tests.midi.test_midi import _check_daw_ready
 from tests.generation.test_sample import check_stream
+from tests.midi.test_midi import _check_daw_ready
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

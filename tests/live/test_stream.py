@@ -20,6 +20,7 @@ import pytest
 from melodia.generation.config import GenerateConfig
 from melodia.live.ports import open_output
 from melodia.live.stream import StreamConfig, stream
+from tests.training.test_train import dataset  # noqa: F401  (the module fixture)
 
 pytestmark = pytest.mark.usefixtures("jack_server")
 
@@ -84,6 +85,29 @@ def test_stream_arrives_in_order_and_every_note_ends(tmp_path: Path):
     assert not _unended(got)
     assert any(m.type == "note_on" and m.channel == 9 for m in got)  # drums on channel 10
     assert {m.control for m in got if m.type == "control_change"} >= {120, 123}
+
+
+def test_a_transformer_streams_and_every_note_ends(dataset: Path, tmp_path: Path):  # noqa: F811
+    """The attention family behind the same stepper: a small transformer trained here, played
+    into a real JACK port through its KV cache, well past its 32-event context window."""
+    from melodia.model.config import ModelConfig
+    from melodia.training.trainer import train
+    from tests.training.test_train import tiny
+
+    model = ModelConfig(kind="transformer", embed_dim=16, hidden_size=32, num_layers=1,
+                        num_heads=2, context=32)
+    train(tiny(dataset, tmp_path / "run", steps=40, eval_every=40, model=model), progress=False)
+    path = tmp_path / "run" / "best.pt"
+    name = f"melodia-x{os.getpid()}"
+    port = open_output(virtual=name, api="jack")
+    out = tmp_path / "got.json"
+    proc = _receiver(name, out)
+    stats = stream(StreamConfig(model=str(path), api="jack", seconds=2.0,
+                                generate=GenerateConfig(seed=3)), output=port)
+    port.close()
+    got = _received(proc, out)
+    assert stats.notes > 16 and stats.underruns == 0 and stats.sent > 64
+    assert not _unended(got)
 
 
 @pytest.mark.parametrize("run", range(20))

@@ -14,7 +14,8 @@ import torch
 import melodia
 from melodia.encoding import get_encoding
 from melodia.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
 
 ENC = get_encoding("piano", max_note_s=5.0)
 
@@ -157,7 +158,7 @@ def test_crafted_checkpoints_give_one_clear_line(case: str, tmp_path: Path, monk
 
 
 def test_estimate_parameters_is_exact():
-    from melodia.model.lstm import estimate_parameters
+    from melodia.model.families import estimate_parameters
 
     for config in (ModelConfig(embed_dim=8, hidden_size=12, num_layers=2, control_dim=20),
                    ModelConfig(embed_dim=16, hidden_size=16, num_layers=1, tie_embeddings=False),

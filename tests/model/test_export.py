@@ -18,8 +18,9 @@ from melodia.features.controls import CONTROL_DIM
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from melodia.model.config import ModelConfig
 from melodia.model.export import export_model
-from melodia.model.lstm import ModelConfig, PerformanceRNN
+from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import shipped_model_path
 from melodia.util.portable import strip_paths
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from melodia.model.lstm import ModelConfig, PerformanceRNN, next_event_loss
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN, next_event_loss
 
 
 def small(**kw) -> PerformanceRNN:

@@ -17,7 +17,7 @@ from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.errors import MelodiaError
 from melodia.midi import Score, Track, make_notes, write_midi
 from melodia.model.checkpoint import load_checkpoint
-from melodia.model.lstm import ModelConfig
+from melodia.model.config import ModelConfig
 from melodia.training.config import TrainConfig, read_toml, run_config
 from melodia.training.trainer import lr_at, train
 

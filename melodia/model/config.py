@@ -1,0 +1,111 @@
+"""What every model family shares: :class:`ModelConfig` (the shape of a model, saved in every
+checkpoint) and how a step's float inputs join the token embedding."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+KINDS = ("lstm", "transformer")  # model families (melodia.model.families builds each)
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a model of any family (defaults: Magenta's Performance RNN, a 3 x 512 LSTM)."""
+
+    vocab_size: int = 388  # from the encoding: ``encoding.vocab_size``
+    embed_dim: int = 512  # token embedding; also the output-embedding size when tied
+    hidden_size: int = 512  # LSTM units per layer
+    num_layers: int = 3
+    dropout: float = 0.1  # between LSTM layers and before the output projection
+    tie_embeddings: bool = True  # output layer shares the token embedding (plus a bias)
+    control_dim: int = 0  # control features per step (melodia.features.controls.CONTROL_DIM), 0 = none
+    # note-state features per step (melodia.features.controls.NOTE_STATE_DIM), 0 = none: which pitches
+    # sound after each event and how recently they were struck, so the LSTM need not track it
+    state_dim: int = 0
+    # band models (melodia.features.band): constant conditions (line-up, style, tempo), 0 = none
+    band_dim: int = 0
+    # band models: one-hot of the instrument the last PROGRAM event chose, every step, 0 = none
+    instrument_dim: int = 0
+    # band models: where the music is in the bar at its tempo (melodia.features.band.METER_DIM), 0 = none
+    meter_dim: int = 0
+    # the model family: "lstm" (Performance RNN) or "transformer" (a decoder-only transformer with
+    # rotary positions; hidden_size is its width, num_layers its blocks)
+    kind: str = "lstm"
+    num_heads: int = 4  # transformer: attention heads (hidden_size / num_heads: even)
+    context: int = 1024  # transformer: the most events one attends to (the generation window)
+    ff_mult: int = 4  # transformer: feed-forward width, times hidden_size
+
+    @property
+    def fixed_dim(self) -> int:
+        """Inputs constant over a piece: controls, then band conditions."""
+        return self.control_dim + self.band_dim
+
+    @property
+    def step_dim(self) -> int:
+        """Inputs that follow the music step by step: note state, current instrument, meter."""
+        return self.state_dim + self.instrument_dim + self.meter_dim
+
+    @property
+    def input_dim(self) -> int:
+        """Per-step float inputs besides the event id: controls, band conditions, note state,
+        current instrument, meter (in that order)."""
+        return self.fixed_dim + self.step_dim
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim,
+                  self.meter_dim)
+        if min(widths) < 0:
+            raise ValueError(f"control_dim, state_dim, band_dim and instrument_dim must be >= 0, "
+                             f"got {widths}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "transformer":
+            if self.num_heads < 1 or self.hidden_size % (2 * self.num_heads):
+                raise ValueError(f"a transformer needs hidden_size ({self.hidden_size}) divisible "
+                                 f"by 2 x num_heads ({self.num_heads})")
+            if self.context < 2 or self.ff_mult < 1:
+                raise ValueError("a transformer needs context >= 2 and ff_mult >= 1")
+
+    def describe(self) -> str:
+        """``"3 x 512 LSTM"`` or ``"4 x 256 transformer (4 heads, context 1024)"``."""
+        if self.kind == "transformer":
+            return (f"{self.num_layers} x {self.hidden_size} transformer ({self.num_heads} heads, "
+                    f"context {self.context})")
+        return f"{self.num_layers} x {self.hidden_size} LSTM"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+def join_inputs(x: Tensor, controls: Tensor | None, width: int) -> Tensor:
+    """Token embeddings ``x [B, T, E]`` with the step inputs ``controls [B, T, width]``
+    concatenated (zeros when absent), as every family takes them."""
+    if width:
+        if controls is None:
+            controls = x.new_zeros(*x.shape[:-1], width)
+        elif controls.shape != (*x.shape[:-1], width):
+            want = (*x.shape[:-1], width)
+            raise ValueError(f"controls must have shape {want}, got {tuple(controls.shape)}")
+        return torch.cat([x, controls.to(x.dtype)], dim=-1)
+    if controls is not None and controls.shape[-1] != 0:
+        raise ValueError("this model was built without controls (control_dim=0)")
+    return x
+
+
+__all__ = ["KINDS", "ModelConfig", "join_inputs"]

@@ -1,0 +1,100 @@
+"""The model families, by ``ModelConfig.kind``: how to build each, count its parameters before
+building it, and step it event by event. A new family is a module beside ``lstm.py`` and
+``transformer.py`` and one row of :data:`FAMILIES`; checkpoints, export, training, the samplers,
+controls and live playing then take it as they are."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import torch
+from torch import nn
+
+from melodia.model.config import ModelConfig
+from melodia.model.lstm import PerformanceRNN
+from melodia.model.lstm import parameter_count as lstm_parameters
+from melodia.model.stepper import FastStepper
+from melodia.model.transformer import MusicTransformer, TransformerStepper
+from melodia.model.transformer import parameter_count as transformer_parameters
+
+
+class Family(NamedTuple):
+    model: Callable[[ModelConfig], nn.Module]
+    parameters: Callable[[ModelConfig], int]
+    stepper: Callable[[nn.Module, str], Any]
+
+
+FAMILIES = {
+    "lstm": Family(PerformanceRNN, lstm_parameters, FastStepper),
+    "transformer": Family(MusicTransformer, transformer_parameters, TransformerStepper),
+}
+
+
+def make_model(config: ModelConfig) -> nn.Module:
+    """A fresh model of ``config.kind``."""
+    return FAMILIES[config.kind].model(config)
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """How many parameters the model ``config`` describes has, without building it."""
+    return FAMILIES[config.kind].parameters(config)
+
+
+def make_stepper(model: nn.Module, precision: str = "fp32"):
+    """The event-by-event stepper of ``model``'s family (``prime``, ``step``, ``select``)."""
+    return FAMILIES[model.config.kind].stepper(model, precision)
+
+
+def _config_from(data: dict[str, Any]) -> ModelConfig:
+    try:
+        config = ModelConfig.from_dict(data)
+        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
+                     "state_dim", "band_dim", "instrument_dim", "meter_dim", "num_heads",
+                     "context", "ff_mult"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"invalid model_config: {err}") from None
+    return config
+
+
+def _check_weights(weights: Any, config: ModelConfig) -> None:
+    """Names and shapes of ``weights`` against the model ``config`` describes (built on meta)."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError("holds no model weights")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in make_model(config).state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"its weights do not match its model_config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    for name, shape in expected.items():
+        tensor = weights[name]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise ValueError(f"weight {name} is not a float tensor")
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"weight {name} has shape {tuple(tensor.shape)}, its model_config "
+                             f"implies {shape}")
+
+
+def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
+                max_parameters: int) -> nn.Module:
+    """The model a saved config describes, with its weights: the config is checked, its size
+    held to ``max_parameters`` before ``weights_of()`` loads anything, the weights' names and
+    shapes checked before they are copied in. Raises ValueError (one line) for anything else."""
+    config = _config_from(data)
+    size = estimate_parameters(config)
+    if size > max_parameters:
+        raise ValueError(f"its model_config asks for {size:,} parameters (> {max_parameters:,}); "
+                         f"refusing to build it")
+    weights = weights_of()
+    _check_weights(weights, config)
+    model = make_model(config)
+    model.load_state_dict(weights)
+    return model
+
+
+__all__ = ["FAMILIES", "Family", "build_model", "estimate_parameters", "make_model",
+           "make_stepper"]

@@ -1,0 +1,227 @@
+"""The attention family: a decoder-only transformer over performance events, a drop-in for the LSTM.
+
+Music Transformer showed that attention which knows *how far back* an event lies lets a model
+copy a motif from bars ago; here that is rotary position embeddings (RoPE): queries and keys are
+rotated by their absolute position, so their product depends only on the distance between them,
+and a key cached at generation time keeps its meaning however long the piece grows.
+
+The model takes what the LSTM takes, in the same layout (:class:`~melodia.model.config.ModelConfig`):
+event ids, and per step the float inputs (controls, band conditions, note state, instrument,
+meter) concatenated to the token embedding, projected to ``hidden_size``; ``num_layers``
+pre-norm blocks of causal self-attention (``torch.nn.functional.scaled_dot_product_attention``,
+so a GPU runs its fused kernels) and a GELU feed-forward; the output is tied to the token
+embedding, as the LSTM's. ``features(ids, state, controls)`` returns the new state: a
+:class:`KVCache` of every layer's keys and values, so generation costs one step per event.
+
+>>> import torch
+>>> from melodia.model.config import ModelConfig
+>>> model = MusicTransformer(ModelConfig(kind="transformer", embed_dim=32, hidden_size=32,
+...                                      num_layers=2, dropout=0.0)).eval()
+>>> ids = torch.randint(0, 388, (1, 12))
+>>> whole, _ = model(ids)
+>>> head, cache = model(ids[:, :8])
+>>> tail, cache = model(ids[:, 8:], cache)  # the last four events, from the cache
+>>> bool(torch.allclose(whole[:, 8:], tail, atol=1e-5)), cache.length
+(True, 12)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from melodia.model.config import ModelConfig, join_inputs
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer (``[B, heads, T, head_dim]`` each, the last ``context``
+    events at most) and how many events have been seen (the next event's position)."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    length: int
+
+    def select(self, rows: Tensor) -> "KVCache":
+        """Rows of the cache (repeats allowed), e.g. for beam search."""
+        return KVCache([k[rows] for k in self.keys], [v[rows] for v in self.values], self.length)
+
+
+def rotary(positions: Tensor, dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """``cos, sin [T, dim / 2]`` of the rotation at each position (angles in float64, so far
+    positions of a long stream keep their precision)."""
+    inv = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = positions.to(torch.float64)[:, None] * inv[None]
+    return angles.cos().float(), angles.sin().float()
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """``x [..., T, dim]`` rotated pairwise (first half with second half) by ``cos, sin``."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Block(nn.Module):
+    """Pre-norm causal self-attention and feed-forward, each added to the residual stream."""
+
+    def __init__(self, c: ModelConfig) -> None:
+        super().__init__()
+        self.heads = c.num_heads
+        self.norm1 = nn.LayerNorm(c.hidden_size)
+        self.qkv = nn.Linear(c.hidden_size, 3 * c.hidden_size)
+        self.out = nn.Linear(c.hidden_size, c.hidden_size)
+        self.norm2 = nn.LayerNorm(c.hidden_size)
+        self.ff = nn.Sequential(nn.Linear(c.hidden_size, c.ff_mult * c.hidden_size), nn.GELU(),
+                                nn.Linear(c.ff_mult * c.hidden_size, c.hidden_size))
+        self.dropout = nn.Dropout(c.dropout)
+        self.p = c.dropout
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, past: tuple[Tensor, Tensor] | None,
+                window: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        B, T, H = x.shape
+        q, k, v = (self.qkv(self.norm1(x)).view(B, T, 3, self.heads, H // self.heads)
+                   .permute(2, 0, 3, 1, 4))
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        S = k.shape[2]
+        if T == 1:
+            mask, causal = None, False
+        elif S == T:
+            mask, causal = None, True
+        else:  # new events after cached ones: each sees the cache and the new ones up to itself
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
+            causal = False
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           dropout_p=self.p if self.training else 0.0)
+        x = x + self.dropout(self.out(a.transpose(1, 2).reshape(B, T, H)))
+        x = x + self.dropout(self.ff(self.norm2(x)))
+        return x, (k[:, :, -window:], v[:, :, -window:])
+
+
+class MusicTransformer(nn.Module):
+    """Decoder-only transformer language model over performance events; see the module docstring."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
+        self.input = nn.Linear(c.embed_dim + c.input_dim, c.hidden_size)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
+        self.norm = nn.LayerNorm(c.hidden_size)
+        self.dropout = nn.Dropout(c.dropout)
+        if c.tie_embeddings:
+            self.proj = (nn.Linear(c.hidden_size, c.embed_dim) if c.hidden_size != c.embed_dim
+                         else nn.Identity())
+            self.bias = nn.Parameter(torch.zeros(c.vocab_size))
+            self.head = None
+        else:
+            self.proj = nn.Identity()
+            self.head = nn.Linear(c.hidden_size, c.vocab_size)
+        nn.init.normal_(self.embedding.weight, std=c.embed_dim ** -0.5)
+
+    def features(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
+                 ) -> tuple[Tensor, KVCache]:
+        """Predicted output embeddings ``[B, T, E]`` and the cache after ``ids [B, T]``."""
+        c = self.config
+        x = self.dropout(self.input(join_inputs(self.embedding(ids), controls, c.input_dim)))
+        start = 0 if state is None else state.length
+        cos, sin = rotary(torch.arange(start, start + ids.shape[1]), c.hidden_size // c.num_heads)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            past = None if state is None else (state.keys[i], state.values[i])
+            x, (k, v) = block(x, cos, sin, past, c.context)
+            keys.append(k)
+            values.append(v)
+        return (self.proj(self.dropout(self.norm(x))),
+                KVCache(keys, values, start + ids.shape[1]))
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Logits ``[..., V]`` from :meth:`features`."""
+        if self.head is not None:
+            return self.head(features)
+        return F.linear(features, self.embedding.weight, self.bias)
+
+    def forward(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
+                ) -> tuple[Tensor, KVCache]:
+        """Next-event logits ``[B, T, V]`` for ``ids [B, T]`` and the cache after them."""
+        features, state = self.features(ids, state, controls)
+        return self.logits(features), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"{self.num_parameters():,} parameters"
+
+
+def parameter_count(c: ModelConfig) -> int:
+    """How many parameters :class:`MusicTransformer` ``(c)`` has, without building it."""
+    h, f = c.hidden_size, c.ff_mult * c.hidden_size
+    block = 2 * 2 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h)
+    head = (c.vocab_size + (h * c.embed_dim + c.embed_dim if h != c.embed_dim else 0)
+            if c.tie_embeddings else h * c.vocab_size + c.vocab_size)
+    return (c.vocab_size * c.embed_dim + (c.embed_dim + c.input_dim) * h + h
+            + c.num_layers * block + 2 * h + head)
+
+
+class TransformerStepper:
+    """Event-by-event inference of a :class:`MusicTransformer` with its KV cache (eval mode, no
+    autograd), behind the same interface as :class:`~melodia.model.stepper.FastStepper`:
+    ``step(ids [B], state, controls [B, C]) -> (logits [B, V], features [B, E], state)``.
+
+    The cache keeps the last ``config.context`` events, so event 10,000 costs what event 1,000
+    does; a context longer than that is primed from its last ``context`` events."""
+
+    def __init__(self, model: MusicTransformer, precision: str = "fp32") -> None:
+        if precision != "fp32":
+            raise ValueError(f"a transformer runs in fp32 (int8 is for LSTM models), "
+                             f"not {precision!r}")
+        self.model, self.precision = model.eval(), precision
+        self.context = model.config.context
+        with torch.no_grad():
+            if model.head is not None:
+                self.output_weight = model.head.weight.detach().float().contiguous()
+                self.output_bias = model.head.bias.detach().float()
+            else:
+                self.output_weight = model.embedding.weight.detach().float().contiguous()
+                self.output_bias = model.bias.detach().float()
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return (f"TransformerStepper({c.num_layers} x {c.hidden_size} transformer, context "
+                f"{c.context}, vocab {c.vocab_size})")
+
+    @staticmethod
+    def select(state: KVCache, rows: Tensor) -> KVCache:
+        return state.select(rows)
+
+    @torch.no_grad()
+    def _run(self, ids: Tensor, state: KVCache | None, controls: Tensor | None
+             ) -> tuple[Tensor, Tensor, KVCache]:
+        features, state = self.model.features(ids, state, controls)
+        features = features[:, -1].float()
+        return F.linear(features, self.output_weight, self.output_bias), features, state
+
+    def step(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
+             ) -> tuple[Tensor, Tensor, KVCache]:
+        """Feed one event per row; the logits and features predicting the next, and the cache."""
+        return self._run(ids[:, None], state, None if controls is None else controls[:, None])
+
+    def prime(self, ids: Tensor, controls: Tensor | None = None
+              ) -> tuple[Tensor, Tensor, KVCache]:
+        """Run a context ``ids [B, T]`` through the model in one call (its last ``context``)."""
+        if ids.shape[1] > self.context:
+            ids = ids[:, -self.context:]
+            controls = None if controls is None else controls[:, -self.context:]
+        return self._run(ids, None, controls)
+
+
+__all__ = ["Block", "KVCache", "MusicTransformer", "TransformerStepper", "parameter_count",
+           "rotary", "rotate"]
