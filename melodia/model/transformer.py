@@ -176,15 +176,20 @@ class TransformerStepper:
     autograd), behind the same interface as :class:`~melodia.model.stepper.FastStepper`:
     ``step(ids [B], state, controls [B, C]) -> (logits [B, V], features [B, E], state)``.
 
-    The cache keeps the last ``config.context`` events, so event 10,000 costs what event 1,000
-    does; a context longer than that is primed from its last ``context`` events."""
+    A step writes its key and value into a ring of ``config.context`` slots (position ``p`` in
+    slot ``p % context``) and attends over the filled slots: attention does not care about the
+    order of keys, and rotary keys carry their own positions. So nothing is copied per step, and
+    event 10,000 costs what event 1,000 does. A context longer than the ring is primed from its
+    last ``context`` events. A step writes into the state it is given: to come back to a state
+    later, keep a copy (:meth:`select`), as beam search does."""
 
     def __init__(self, model: MusicTransformer, precision: str = "fp32") -> None:
         if precision != "fp32":
             raise ValueError(f"a transformer runs in fp32 (int8 is for LSTM models), "
                              f"not {precision!r}")
         self.model, self.precision = model.eval(), precision
-        self.context = model.config.context
+        c = model.config
+        self.context, self.heads, self.head_dim = c.context, c.num_heads, c.hidden_size // c.num_heads
         with torch.no_grad():
             if model.head is not None:
                 self.output_weight = model.head.weight.detach().float().contiguous()
@@ -192,6 +197,8 @@ class TransformerStepper:
             else:
                 self.output_weight = model.embedding.weight.detach().float().contiguous()
                 self.output_bias = model.bias.detach().float()
+        inv = 10000.0 ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim)
+        self._inv_freq = inv
 
     def __repr__(self) -> str:
         c = self.model.config
@@ -202,17 +209,19 @@ class TransformerStepper:
     def select(state: KVCache, rows: Tensor) -> KVCache:
         return state.select(rows)
 
-    @torch.no_grad()
-    def _run(self, ids: Tensor, state: KVCache | None, controls: Tensor | None
-             ) -> tuple[Tensor, Tensor, KVCache]:
-        features, state = self.model.features(ids, state, controls)
-        features = features[:, -1].float()
-        return F.linear(features, self.output_weight, self.output_bias), features, state
-
-    def step(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
-             ) -> tuple[Tensor, Tensor, KVCache]:
-        """Feed one event per row; the logits and features predicting the next, and the cache."""
-        return self._run(ids[:, None], state, None if controls is None else controls[:, None])
+    def _ring(self, cache: KVCache) -> KVCache:
+        """The model's cache (the last ``n <= context`` positions in order) laid into rings."""
+        n, length = cache.keys[0].shape[2], cache.length
+        slots = torch.arange(length - n, length) % self.context
+        rings = []
+        for store in (cache.keys, cache.values):
+            out = []
+            for x in store:
+                ring = x.new_zeros(*x.shape[:2], self.context, x.shape[3])
+                ring[:, :, slots] = x
+                out.append(ring)
+            rings.append(out)
+        return KVCache(rings[0], rings[1], length)
 
     def prime(self, ids: Tensor, controls: Tensor | None = None
               ) -> tuple[Tensor, Tensor, KVCache]:
@@ -220,7 +229,35 @@ class TransformerStepper:
         if ids.shape[1] > self.context:
             ids = ids[:, -self.context:]
             controls = None if controls is None else controls[:, -self.context:]
-        return self._run(ids, None, controls)
+        with torch.no_grad():
+            features, cache = self.model.features(ids, None, controls)
+        features = features[:, -1].float()
+        logits = F.linear(features, self.output_weight, self.output_bias)
+        return logits, features, self._ring(cache)
+
+    @torch.no_grad()
+    def step(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
+             ) -> tuple[Tensor, Tensor, KVCache]:
+        """Feed one event per row; the logits and features predicting the next, and the cache."""
+        model, c = self.model, self.model.config
+        if state is None:
+            return self.prime(ids[:, None], None if controls is None else controls[:, None])
+        x = model.input(join_inputs(model.embedding(ids), controls, c.input_dim))  # [B, H]
+        angle = self._inv_freq * state.length
+        cos, sin = angle.cos().float(), angle.sin().float()
+        slot, filled = state.length % self.context, min(state.length + 1, self.context)
+        B = len(ids)
+        for block, keys, values in zip(model.blocks, state.keys, state.values):
+            q, k, v = block.qkv(block.norm1(x)).view(B, 3, self.heads, self.head_dim).unbind(1)
+            keys[:, :, slot] = rotate(k, cos, sin)
+            values[:, :, slot] = v
+            a = F.scaled_dot_product_attention(rotate(q, cos, sin)[:, :, None],
+                                               keys[:, :, :filled], values[:, :, :filled])
+            x = x + block.out(a.reshape(B, -1))
+            x = x + block.ff(block.norm2(x))
+        features = model.proj(model.norm(x)).float()
+        logits = F.linear(features, self.output_weight, self.output_bias)
+        return logits, features, KVCache(state.keys, state.values, state.length + 1)
 
 
 __all__ = ["Block", "KVCache", "MusicTransformer", "TransformerStepper", "parameter_count",
