@@ -79,7 +79,7 @@ def calibrate_embedding_noise(model, sequences: Sequence[np.ndarray], encoding, 
 
     Parameters
     ----------
-    model : a :class:`~melodia.model.lstm.PerformanceRNN` (tied output embeddings).
+    model : a model of either family (tied output embeddings): LSTM or transformer.
     sequences : event ids of real music (training or validation data, never the test files).
     encoding : their encoding.
     max_events : teacher-forced steps to measure on.

@@ -189,3 +189,15 @@ def test_the_cli_trains_and_generates_a_transformer(dataset: Path, tmp_path: Pat
     assert cli.main(["generate", "--model", str(tmp_path / "run"), "--seconds", "1",
                      "--precision", "int8", "-o", str(tmp_path / "x.mid")]) == 2
     assert "int8 is for LSTM models" in capsys.readouterr().err
+
+
+def test_the_embedding_sampler_calibrates_on_a_transformer(run: Path):
+    from melodia.corpus.shards import TokenDataset
+    from melodia.generation.calibrate import calibrate_embedding_noise
+
+    checkpoint = load_checkpoint(run)
+    sequences = TokenDataset(checkpoint.train_config["data"]).sequences("train")
+    calibrated = calibrate_embedding_noise(checkpoint.model, sequences, checkpoint.encoding,
+                                           max_events=400, segment=128)
+    assert {"NOTE_ON", "TIME_SHIFT"} <= set(calibrated["scale"])
+    assert all(s > 0 for s in calibrated["scale"].values())
