@@ -14,8 +14,8 @@ import pytest
 
 import melodia
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(melodia.__path__, "melodia.")
-                 if not m.name.endswith("__main__"))
+MODULES = ["melodia"] + sorted(m.name for m in pkgutil.walk_packages(melodia.__path__, "melodia.")
+                              if not m.name.endswith("__main__"))
 
 
 def _docstrings(module) -> list[str]:
