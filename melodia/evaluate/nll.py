@@ -143,6 +143,14 @@ def segments(sequences: Sequence[np.ndarray], segment_events: int | None,
 # --------------------------------------------------------------------------------- model
 
 
+def scoring_segment(config, segment_events: int | None) -> int | None:
+    """Segments no longer than the model's window (a transformer's context): every scorer of a
+    run gets the same ones, and none asks a model to look further back than it trained to."""
+    if config.window is None:
+        return segment_events
+    return min(segment_events or config.window, config.window)
+
+
 def model_totals(model, sequences: Sequence[np.ndarray], encoding, *,
                  segment_events: int | None = 2048, batch_size: int = 8,
                  max_events: int | None = None, shard: tuple[int, int] = (0, 1),
@@ -365,6 +373,7 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
     if not sequences:
         raise DatasetError(f"{dataset_dir} has no files in the {split!r} split")
     log.info("scoring the model on %d file(s) of the %s split", len(sequences), split)
+    segment_events = scoring_segment(ckpt.model_config, segment_events)
     kw = {"segment_events": segment_events, "max_events": max_events}
     results = [model_totals(ckpt.model, sequences, data.encoding, batch_size=batch_size,
                             progress=progress,

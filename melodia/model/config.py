@@ -36,7 +36,7 @@ class ModelConfig:
     # rotary positions; hidden_size is its width, num_layers its blocks)
     kind: str = "lstm"
     num_heads: int = 4  # transformer: attention heads (hidden_size / num_heads: even)
-    context: int = 1024  # transformer: the most events one attends to (the generation window)
+    context: int = 512  # transformer: the most events one attends to; <= the training crops
     ff_mult: int = 4  # transformer: feed-forward width, times hidden_size
 
     @property
@@ -74,6 +74,12 @@ class ModelConfig:
                                  f"by 2 x num_heads ({self.num_heads})")
             if self.context < 2 or self.ff_mult < 1:
                 raise ValueError("a transformer needs context >= 2 and ff_mult >= 1")
+
+    @property
+    def window(self) -> int | None:
+        """The most events the model takes into account (None: an LSTM's state has no limit);
+        scoring and generating beyond what it trained on would ask it to extrapolate."""
+        return self.context if self.kind == "transformer" else None
 
     def describe(self) -> str:
         """``"3 x 512 LSTM"`` or ``"4 x 256 transformer (4 heads, context 1024)"``."""

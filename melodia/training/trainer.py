@@ -32,6 +32,7 @@ from torch import nn
 
 from melodia.errors import MelodiaError
 from melodia.evaluate import Totals, event_types, model_totals
+from melodia.evaluate.nll import scoring_segment
 from melodia.features.band import METER_DIM, file_conditions
 from melodia.features.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
 from melodia.midi.instruments import N_INSTRUMENTS
@@ -274,7 +275,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                                                    band.valid_tempos)]
 
     def validate(step: int) -> dict[str, Any]:
-        totals = model_totals(model, valid_seqs, encoding, segment_events=config.eval_segment,
+        totals = model_totals(model, valid_seqs, encoding, segment_events=scoring_segment(model_config, config.eval_segment),
                               max_events=config.eval_events, shard=(rank, world),
                               conditions=valid_conditions,
                               tempos=band.valid_tempos if band is not None else None)

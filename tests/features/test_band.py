@@ -129,7 +129,7 @@ def test_grammar_plays_only_the_lineup_and_keeps_the_tempo():
 
 TINY_MODELS = {"lstm": ModelConfig(embed_dim=16, hidden_size=32, num_layers=1),
                "transformer": ModelConfig(kind="transformer", embed_dim=16, hidden_size=32,
-                                          num_layers=1, num_heads=2, context=128)}
+                                          num_layers=1, num_heads=2, context=64)}
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_MODELS))

@@ -126,7 +126,7 @@ def test_checkpoint_and_export_round_trip(tmp_path: Path):
 
 def transformer_tiny(dataset: Path, out: Path, **kw):  # noqa: F811
     return tiny(dataset, out, model=ModelConfig(kind="transformer", embed_dim=16, hidden_size=32,
-                                                num_layers=2, num_heads=4, context=64,
+                                                num_layers=2, num_heads=4, context=32,
                                                 dropout=0.1), **kw)
 
 
@@ -179,9 +179,9 @@ def test_every_sampler_and_control_works_with_a_transformer(run: Path, options):
 def test_the_cli_trains_and_generates_a_transformer(dataset: Path, tmp_path: Path, capsys):  # noqa: F811
     assert cli.main(["train", str(dataset), "-o", str(tmp_path / "run"), "--kind", "transformer",
                      "--layers", "1", "--hidden-size", "32", "--embed-dim", "16", "--heads", "2",
-                     "--context", "128", "--steps", "4", "--batch-size", "2", "--seq-len", "32",
+                     "--context", "32", "--steps", "4", "--batch-size", "2", "--seq-len", "32",
                      "--device", "cpu", "--quiet"]) == 0
-    assert "1 x 32 transformer (2 heads, context 128)" in repr(load_checkpoint(tmp_path / "run"))
+    assert "1 x 32 transformer (2 heads, context 32)" in repr(load_checkpoint(tmp_path / "run"))
     out = tmp_path / "t.mid"
     assert cli.main(["generate", "--model", str(tmp_path / "run"), "--seconds", "2", "--seed",
                      "1", "-o", str(out)]) == 0
@@ -201,3 +201,14 @@ def test_the_embedding_sampler_calibrates_on_a_transformer(run: Path):
                                            max_events=400, segment=128)
     assert {"NOTE_ON", "TIME_SHIFT"} <= set(calibrated["scale"])
     assert all(s > 0 for s in calibrated["scale"].values())
+
+
+def test_a_transformer_never_looks_further_back_than_it_trained(dataset: Path, tmp_path: Path):  # noqa: F811
+    from melodia.evaluate.nll import scoring_segment
+
+    with pytest.raises(ValueError, match="must not exceed seq_len"):
+        transformer_tiny(dataset, tmp_path / "x", seq_len=16)  # context 32 > 16
+    config = small(context=48)
+    assert scoring_segment(config, 2048) == 48 and scoring_segment(config, 20) == 20
+    assert scoring_segment(config, None) == 48
+    assert scoring_segment(ModelConfig(), 2048) == 2048  # an LSTM's state has no window
