@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 KINDS = ("lstm", "transformer")  # model families (melodia.model.families builds each)
 
@@ -114,4 +115,35 @@ def join_inputs(x: Tensor, controls: Tensor | None, width: int) -> Tensor:
     return x
 
 
-__all__ = ["KINDS", "ModelConfig", "join_inputs"]
+def attach_output(model: nn.Module, c: ModelConfig) -> None:
+    """The output layer every family ends in, set on ``model``: tied to the token embedding
+    (``proj`` to the embedding width when it differs, plus a ``bias``) or an untied ``head``;
+    then the embedding's initialisation (``model.embedding`` must exist)."""
+    if c.tie_embeddings:
+        model.proj = (nn.Linear(c.hidden_size, c.embed_dim) if c.hidden_size != c.embed_dim
+                      else nn.Identity())
+        model.bias = nn.Parameter(torch.zeros(c.vocab_size))
+        model.head = None
+    else:
+        model.proj = nn.Identity()
+        model.head = nn.Linear(c.hidden_size, c.vocab_size)
+    nn.init.normal_(model.embedding.weight, std=c.embed_dim ** -0.5)
+
+
+def output_logits(model: nn.Module, features: Tensor) -> Tensor:
+    """Logits ``[..., V]`` from a family's features, through the layer :func:`attach_output` set."""
+    if model.head is not None:
+        return model.head(features)
+    return F.linear(features, model.embedding.weight, model.bias)
+
+
+def output_weights(model: nn.Module) -> tuple[Tensor, Tensor]:
+    """The output layer as float32 ``(weight [V, E], bias [V])``: logits = features @ W.T + b."""
+    with torch.no_grad():
+        if model.head is not None:
+            return model.head.weight.detach().float().contiguous(), model.head.bias.detach().float()
+        return model.embedding.weight.detach().float().contiguous(), model.bias.detach().float()
+
+
+__all__ = ["KINDS", "ModelConfig", "attach_output", "join_inputs", "output_logits",
+           "output_weights"]

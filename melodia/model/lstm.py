@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import ModelConfig, join_inputs
+from melodia.model.config import ModelConfig, attach_output, join_inputs, output_logits
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,7 @@ class PerformanceRNN(nn.Module):
         self.lstm = nn.LSTM(c.embed_dim + c.input_dim, c.hidden_size, c.num_layers,
                             dropout=c.dropout if c.num_layers > 1 else 0.0, batch_first=True)
         self.dropout = nn.Dropout(c.dropout)
-        if c.tie_embeddings:
-            self.proj = (nn.Linear(c.hidden_size, c.embed_dim) if c.hidden_size != c.embed_dim
-                         else nn.Identity())
-            self.bias = nn.Parameter(torch.zeros(c.vocab_size))
-            self.head = None
-        else:
-            self.proj = nn.Identity()
-            self.head = nn.Linear(c.hidden_size, c.vocab_size)
-        nn.init.normal_(self.embedding.weight, std=c.embed_dim ** -0.5)
+        attach_output(self, c)
 
     # ---------------------------------------------------------------------------- running
 
@@ -67,9 +59,7 @@ class PerformanceRNN(nn.Module):
 
     def logits(self, features: Tensor) -> Tensor:
         """Logits ``[..., V]`` from :meth:`features`."""
-        if self.head is not None:
-            return self.head(features)
-        return F.linear(features, self.embedding.weight, self.bias)
+        return output_logits(self, features)
 
     def forward(
         self, ids: Tensor, state: State | None = None, controls: Tensor | None = None

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import ModelConfig, join_inputs
+from melodia.model.config import (ModelConfig, attach_output, join_inputs, output_logits,
+                                  output_weights)
 
 
 @dataclass
@@ -115,15 +116,7 @@ class MusicTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.hidden_size)
         self.dropout = nn.Dropout(c.dropout)
-        if c.tie_embeddings:
-            self.proj = (nn.Linear(c.hidden_size, c.embed_dim) if c.hidden_size != c.embed_dim
-                         else nn.Identity())
-            self.bias = nn.Parameter(torch.zeros(c.vocab_size))
-            self.head = None
-        else:
-            self.proj = nn.Identity()
-            self.head = nn.Linear(c.hidden_size, c.vocab_size)
-        nn.init.normal_(self.embedding.weight, std=c.embed_dim ** -0.5)
+        attach_output(self, c)
 
     def features(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
                  ) -> tuple[Tensor, KVCache]:
@@ -144,9 +137,7 @@ class MusicTransformer(nn.Module):
 
     def logits(self, features: Tensor) -> Tensor:
         """Logits ``[..., V]`` from :meth:`features`."""
-        if self.head is not None:
-            return self.head(features)
-        return F.linear(features, self.embedding.weight, self.bias)
+        return output_logits(self, features)
 
     def forward(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
                 ) -> tuple[Tensor, KVCache]:
@@ -190,13 +181,7 @@ class TransformerStepper:
         self.model, self.precision = model.eval(), precision
         c = model.config
         self.context, self.heads, self.head_dim = c.context, c.num_heads, c.hidden_size // c.num_heads
-        with torch.no_grad():
-            if model.head is not None:
-                self.output_weight = model.head.weight.detach().float().contiguous()
-                self.output_bias = model.head.bias.detach().float()
-            else:
-                self.output_weight = model.embedding.weight.detach().float().contiguous()
-                self.output_bias = model.bias.detach().float()
+        self.output_weight, self.output_bias = output_weights(model)
         inv = 10000.0 ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim)
         self._inv_freq = inv
 
