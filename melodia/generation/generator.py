@@ -39,12 +39,12 @@ from melodia.generation.conditioning import (control_rows, primer_events, primer
                                              tuned_sampler)
 from melodia.generation.config import GenerateConfig
 from melodia.generation.grammar import Grammar, GrammarConfig
-from melodia.generation.sample import (SamplerConfig, StepInputs, beam_search, iter_steps,
-                                       sample_rows)
+from melodia.generation.sample import (SamplerConfig, Stepper, StepInputs, beam_search,
+                                       iter_steps, sample_rows)
 from melodia.midi import PEDAL_DTYPE, TEMPO_DTYPE, Score, seconds_for_bars, to_pretty_midi
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.registry import load_stepper
-from melodia.model.stepper import FastStepper, threads
+from melodia.model.stepper import threads
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Session:
     both start here."""
 
     checkpoint: Checkpoint
-    stepper: FastStepper
+    stepper: Stepper  # the model family's: FastStepper (LSTM) or TransformerStepper
     config: GenerateConfig
     seed: int
     plan: dict[str, Any] | None  # band models: style, line-up, tempo, conditions

@@ -19,7 +19,7 @@ import pytest
 
 from melodia.generation.config import GenerateConfig
 from melodia.live.ports import open_output
-from melodia.live.stream import StreamConfig, stream
+from melodia.live.stream import DRAIN_S, StreamConfig, stream
 from tests.training.test_train import dataset  # noqa: F401  (the module fixture)
 
 pytestmark = pytest.mark.usefixtures("jack_server")
@@ -78,6 +78,7 @@ def test_stream_arrives_in_order_and_every_note_ends(tmp_path: Path):
                                 generate=GenerateConfig(seed=1, tempo=120.0,
                                                         lineup="drums,bass,keys")),
                    output=Recording())
+    time.sleep(DRAIN_S)  # as stream does for a port it opened: JACK still holds the last messages
     port.close()
     got = _received(proc, out)
     assert stats.notes > 10 and stats.underruns == 0
