@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from melodia.model.config import output_weights
 from melodia.model.lstm import PerformanceRNN
 
 log = logging.getLogger(__name__)
@@ -148,12 +149,7 @@ class FastStepper:
             proj = model.proj
             self.proj = (_Fp32Matrix(proj.weight.detach().float(), proj.bias.detach().float())
                          if isinstance(proj, torch.nn.Linear) else None)
-            if model.head is not None:
-                self.output_weight = model.head.weight.detach().float().contiguous()
-                self.output_bias = model.head.bias.detach().float()
-            else:
-                self.output_weight = emb.contiguous()
-                self.output_bias = model.bias.detach().float()
+            self.output_weight, self.output_bias = (t.cpu() for t in output_weights(model))
         self._controls_key: Tensor | None = None
         self._controls_gates: Tensor | None = None
 

@@ -51,10 +51,16 @@ class KVCache:
         return KVCache([k[rows] for k in self.keys], [v[rows] for v in self.values], self.length)
 
 
-def rotary(positions: Tensor, dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+def rotary_frequencies(dim: int, base: float = 10000.0) -> Tensor:
+    """The rotation rate of each of the ``dim / 2`` pairs, float64."""
+    return base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+
+
+def rotary(positions: Tensor, dim: int, frequencies: Tensor | None = None
+           ) -> tuple[Tensor, Tensor]:
     """``cos, sin [T, dim / 2]`` of the rotation at each position (angles in float64, so far
     positions of a long stream keep their precision)."""
-    inv = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    inv = rotary_frequencies(dim) if frequencies is None else frequencies
     angles = positions.to(torch.float64)[:, None] * inv[None]
     return angles.cos().float(), angles.sin().float()
 
@@ -182,8 +188,7 @@ class TransformerStepper:
         c = model.config
         self.context, self.heads, self.head_dim = c.context, c.num_heads, c.hidden_size // c.num_heads
         self.output_weight, self.output_bias = output_weights(model)
-        inv = 10000.0 ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim)
-        self._inv_freq = inv
+        self._frequencies = rotary_frequencies(self.head_dim)  # made once, used every step
 
     def __repr__(self) -> str:
         c = self.model.config
@@ -228,8 +233,7 @@ class TransformerStepper:
         if state is None:
             return self.prime(ids[:, None], None if controls is None else controls[:, None])
         x = model.input(join_inputs(model.embedding(ids), controls, c.input_dim))  # [B, H]
-        angle = self._inv_freq * state.length
-        cos, sin = angle.cos().float(), angle.sin().float()
+        cos, sin = rotary(torch.tensor([state.length]), self.head_dim, self._frequencies)
         slot, filled = state.length % self.context, min(state.length + 1, self.context)
         B = len(ids)
         for block, keys, values in zip(model.blocks, state.keys, state.values):
@@ -246,4 +250,4 @@ class TransformerStepper:
 
 
 __all__ = ["Block", "KVCache", "MusicTransformer", "TransformerStepper", "parameter_count",
-           "rotary", "rotate"]
+           "rotary", "rotary_frequencies", "rotate"]
