@@ -107,7 +107,9 @@ def sort_rows(*keys: np.ndarray) -> np.ndarray:
     """Indices that sort rows by non-negative integer ``keys``, most significant first.
 
     Packs the keys into one int64 when their ranges allow (several times faster than
-    ``np.lexsort``); equal rows keep no particular order.
+    ``np.lexsort``). Equal rows keep their order (a stable sort), so the result is the same on
+    every machine: numpy's default sort orders ties by whatever SIMD code the CPU runs, and
+    doubled notes (same instrument, pitch, onset and length) then kept another velocity.
     """
     radices = [int(k.max()) + 1 if len(k) else 1 for k in keys]
     if math.prod(radices) >= 1 << 62:
@@ -116,7 +118,7 @@ def sort_rows(*keys: np.ndarray) -> np.ndarray:
     for key, radix in zip(keys, radices):
         packed *= radix
         packed += key
-    return np.argsort(packed)
+    return np.argsort(packed, kind="stable")  # and faster on the nearly sorted rows of music
 
 
 def _resolve_overlaps(q: np.ndarray) -> np.ndarray:

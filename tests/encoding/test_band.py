@@ -68,6 +68,20 @@ def test_same_program_tracks_merge_and_pitch_conflicts_resolve():
     assert decoded.tracks[0].notes[["start_s", "end_s"]].tolist() == [(0.0, 0.5), (0.5, 2.0)]
 
 
+def test_doubled_notes_keep_the_last_tracks_velocity_on_every_machine():
+    # Doom-style doubling: two tracks of one program strike the same note at once. The encoder's
+    # sort is stable, so which velocity survives does not hang on the CPU's SIMD sort (it did:
+    # 14 Freedoom files encoded differently on two machines of this project).
+    onsets = np.arange(40) * 0.25
+    tracks = [Track(notes=make_notes(onsets, onsets + 0.2, [50] * 40, [v] * 40), program=30)
+              for v in (40, 120)]
+    for order in (tracks, tracks[::-1]):
+        decoded = BAND.decode(BAND.encode(Score(tracks=order)))
+        velocities = set(decoded.tracks[0].notes["velocity"].tolist())
+        assert len(decoded.tracks[0].notes) == 40
+        assert len(velocities) == 1 and abs(velocities.pop() - order[-1].notes["velocity"][0]) <= 4
+
+
 def test_at_most_16_instruments_keeping_the_busiest():
     tracks = [Track(notes=make_notes(np.arange(n) * 0.1, np.arange(n) * 0.1 + 0.05,
                                      [60] * n, [80] * n), program=p)
