@@ -101,7 +101,8 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     b = p.add_argument_group("band (--model band): unset ones are drawn, by seed, from the "
                              "training files (of the style, when given)")
     b.add_argument("--style", default=None,
-                   help="a style the model learned from its corpus's folders (--list-styles)")
+                   help="a style the model learned from its corpus's folders, as you would "
+                   "write it: metal, heavy-metal, 'Bossa Nova', jazz (--list-styles: every name)")
     b.add_argument("--tempo", type=positive_float, default=None, metavar="BPM",
                    help="beats per minute: the band plays at it; for any model it is the tempo "
                    "written into the MIDI file (default 120) and the beat clock's")
@@ -162,6 +163,7 @@ def _list_styles(model: str) -> int:
     from collections import Counter
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.features.styles import model_aliases
     from melodia.midi.instruments import instrument_name
     from melodia.model.registry import load_model
 
@@ -171,6 +173,7 @@ def _list_styles(model: str) -> int:
         raise MelodiaError(f"{model} is not a band model: it has no styles")
     if not info.get("styles"):
         print("this band model was trained without style labels")
+    aliases = model_aliases(info)
     for style in info.get("styles") or []:
         rows = [r for r in info.get("lineups") or [] if r.get("style") == style]
         tempos = sorted(r["qpm"] for r in rows if r.get("qpm"))
@@ -178,6 +181,11 @@ def _list_styles(model: str) -> int:
         tempo = f"{tempos[0]:.0f}-{tempos[-1]:.0f} BPM" if tempos else "tempo unknown"
         names = ", ".join(instrument_name(i) for i, _ in common)
         print(f"{style:14s} {len(rows):3d} files, {tempo}; mostly {names}")
+        others = [a for a, s in aliases.items() if s == style]
+        if others:
+            print(f"{'':14s} also: {', '.join(others)}")
+    if info.get("styles"):
+        print("(case, spaces, hyphens and underscores in a style name do not matter)")
     return 0
 
 

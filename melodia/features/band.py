@@ -22,6 +22,7 @@ import numpy as np
 
 from melodia.encoding.events import event_times
 from melodia.errors import GenerateError
+from melodia.features.styles import model_aliases, resolve_style
 from melodia.midi.instruments import (DRUMS, GROUPS, N_INSTRUMENTS, LineupError, group_of,
                                       instrument_name, parse_lineup)
 
@@ -105,6 +106,8 @@ def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: st
     layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
     if layout.dim != band_dim:
         raise GenerateError("the checkpoint's band information does not match its model")
+    if style is not None:  # as musicians write it: heavy-metal, Bossa Nova, jazz...
+        style = resolve_style(style, layout.styles, model_aliases(info))
     rows = [r for r in info.get("lineups") or [] if style is None or r.get("style") == style]
     drawn = rows[int(np.random.default_rng((seed, 9)).integers(len(rows)))] if rows else {}
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from melodia.corpus.shards import TokenDataset
 from melodia.errors import MelodiaError
 from melodia.features.band import BandLayout, instrument_profile, playing, qpm_at, tempos_from_ids
+from melodia.features.styles import aliases_for
 from melodia.midi.instruments import family_of
 from melodia.training.config import TrainConfig, data_entries
 from melodia.training.crops import CropDataset, holdout_tail
@@ -61,7 +62,8 @@ def _band_data(sets, encoding, train_records, valid_records, train_seqs) -> Band
         for program, _ in counts.most_common():
             by_family[style].setdefault(family_of(program), []).append(int(program))
     info = {"styles": list(styles), "tempo_bins": layout.tempo_bins, "programs": by_family,
-            "lineups": lineups, "profile": instrument_profile(train_seqs, encoding)}
+            "lineups": lineups, "profile": instrument_profile(train_seqs, encoding),
+            "style_aliases": aliases_for(styles)}
     return BandData(layout, _styles_of(train_records, styles), _styles_of(valid_records, styles),
                     info, [r.get("tempos") for r in train_records],
                     [r.get("tempos") for r in valid_records])

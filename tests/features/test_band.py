@@ -26,6 +26,7 @@ from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.midi.instruments import (DRUMS, LineupError, family_of, group_of, instrument_values,
                                       parse_lineup)
 from melodia.model.config import ModelConfig
+from melodia.model.registry import load_model
 from melodia.training.config import TrainConfig
 from melodia.training.crops import CropDataset, transpose_ids
 from melodia.training.trainer import train
@@ -224,6 +225,13 @@ def test_generated_band_plays_the_lineup_only_at_the_tempo(band_run: Path, tmp_p
     assert melodic and not Counter(melodic) - Counter(bass=1, guitar=2)
     notes = [m for t in mid.tracks for m in t if m.type == "note_on" and m.velocity]
     assert notes, "nothing played"
+
+
+def test_training_records_aliases_in_the_checkpoint(band_run: Path):
+    info = load_model(band_run).extra["band"]
+    assert info["style_aliases"] and set(info["style_aliases"].values()) <= set(info["styles"])
+    assert generate_ids(band_run, GenerateConfig(seconds=1, seed=1, style="Heavy-Metal")
+                        ).band["style"] == "metal"
 
 
 def test_band_options_need_a_band_model_and_a_known_style(band_run: Path, tmp_path: Path,
