@@ -94,7 +94,8 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
                    help="notes per second, e.g. 4 (calm) to 16 (busy); models trained with "
                    "controls. Unset: a density drawn (by seed) from the model's training music")
     c.add_argument("--key", default=None,
-                   help="key, e.g. C, F#, 'Bb minor', Am (models trained with controls). Unset: "
+                   help="key, e.g. C, F#, 'Bb minor', 'E- major' (music21's spelling), Am, eb (a "
+                   "lower-case letter alone is minor); models trained with controls. Unset: "
                    "the pitch classes of a passage of the training music, drawn by seed")
     c.add_argument("--no-corpus-controls", dest="corpus_controls", action="store_false",
                    help="leave unset controls absent instead of drawing them from the corpus")

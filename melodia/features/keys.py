@@ -23,13 +23,49 @@ _MINOR_PROFILE = np.array([0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.74
                                                           _TRIAD_WEIGHT, 1.0)
 
 
+_KEY = re.compile(r"\s*([a-gA-G])\s*(#{1,2}|♯|x|b{1,2}|♭|-{1,2}|\s+sharp|\s+flat)?"
+                  r"\s*(m|min|minor|maj|major)?\s*", re.IGNORECASE)
+_ALTER = {"#": 1, "##": 2, "♯": 1, "x": 2, "b": -1, "bb": -2, "♭": -1, "-": -1, "--": -2,
+          "sharp": 1, "flat": -1}
+_SPELLINGS = ("C, F#, Eb major, E- major (music21's flat), E♭ major, Bbm, f# minor, Am; a "
+              "lower-case letter alone is minor (eb = E♭ minor, as music21 writes keys)")
+
+
+def parse_key(key: str) -> tuple[int, str]:
+    """``(tonic pitch class, "major" | "minor")`` of a key in any common spelling.
+
+    Sharps ``#`` / ``♯``, flats ``b`` / ``♭`` / ``-`` (music21's spelling); ``major`` / ``maj``
+    or ``minor`` / ``min`` / ``m`` after it; with no mode, an upper-case letter is major and a
+    lower-case one minor (music21's convention).
+
+    >>> [parse_key(k) for k in ("E- major", "Eb", "E♭ major", "eb", "D#m", "f# minor", "B-")]
+    [(3, 'major'), (3, 'major'), (3, 'major'), (3, 'minor'), (3, 'minor'), (6, 'minor'), (10, 'major')]
+    >>> parse_key("H major")
+    Traceback (most recent call last):
+    ...
+    melodia.errors.GenerateError: cannot read the key 'H major'; write a letter A-G, an accidental and a mode, e.g. C, F#, Eb major, E- major (music21's flat), E♭ major, Bbm, f# minor, Am; a lower-case letter alone is minor (eb = E♭ minor, as music21 writes keys)
+    """
+    match = _KEY.fullmatch(key) if isinstance(key, str) else None
+    if not match:
+        raise GenerateError(f"cannot read the key {key!r}; write a letter A-G, an accidental and "
+                            f"a mode, e.g. {_SPELLINGS}")
+    letter, accidental, mode = match.groups()
+    if mode is not None and mode != "m" and mode.lower() == "m":  # "M": major, as in chord names
+        mode = "major"
+    elif mode is None:
+        mode = "minor" if letter.islower() else "major"
+    mode = "minor" if mode.lower() in ("m", "min", "minor") else "major"
+    alter = _ALTER[(accidental or "").strip().lower()] if accidental else 0
+    return (_NOTE_NAMES[letter.lower()] + alter) % 12, mode
+
+
 def key_histogram(key: str) -> np.ndarray:
     """Pitch-class weights ``[12]`` (C, C#, ..., B) for a key: how often each pitch class sounds
     in music of that mode (Kostka-Payne frequencies, squared; tonic and third 1.3x), rotated to
     the tonic.
 
-    Accepts ``C``, ``c#``, ``Eb``, ``F# major``, ``Am``, ``a minor``, ``Bbm``. The tonic weighs
-    most; the third and the fifth come next:
+    Accepts every spelling :func:`parse_key` reads. The tonic weighs most; the third and the
+    fifth come next:
 
     >>> weights = key_histogram("D minor")
     >>> int(weights.argmax())  # D
@@ -37,14 +73,9 @@ def key_histogram(key: str) -> np.ndarray:
     >>> bool(weights[5] > weights[4])  # F, the minor third, over F#
     True
     """
-    match = re.fullmatch(r"\s*([a-gA-G])([#b♯♭]?)\s*(m|min|minor|maj|major)?\s*", key)
-    if not match:
-        raise GenerateError(f"cannot read the key {key!r}; try C, F#, Bb, Am or 'E minor'")
-    letter, accidental, mode = match.groups()
-    alter = {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
-    tonic = (_NOTE_NAMES[letter.lower()] + alter) % 12
-    profile = _MINOR_PROFILE if mode in ("m", "min", "minor") else _MAJOR_PROFILE
+    tonic, mode = parse_key(key)
+    profile = _MINOR_PROFILE if mode == "minor" else _MAJOR_PROFILE
     return np.roll(profile, tonic)
 
 
-__all__ = ["key_histogram"]
+__all__ = ["key_histogram", "parse_key"]

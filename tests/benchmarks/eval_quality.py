@@ -77,14 +77,10 @@ def key_check(model, keys: list[str], num: int, seed: int, options: dict) -> dic
 
 def key_index(key: str) -> int:
     """0..11 major, 12..23 minor (melodia.evaluate.keys' numbering) of a key name."""
-    from melodia.features.keys import key_histogram
+    from melodia.features.keys import parse_key
 
-    hist = key_histogram(key)
-    for index, name in enumerate(["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb",
-                                  "B"] * 2):
-        if np.allclose(hist, key_histogram(name + ("m" if index >= 12 else ""))):
-            return index
-    raise ValueError(key)
+    tonic, mode = parse_key(key)
+    return tonic + (12 if mode == "minor" else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
