@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
-                                positive_float, positive_int)
+from melodia.cli.common import _output, _print, fluidsynth_missing
 from melodia.errors import MelodiaError, RenderError
+from melodia.util.knobs import argument
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -29,15 +29,15 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
                    help="audio file to write: .wav, .flac or .ogg (default: the input with .wav)")
     p.add_argument("--soundfont", type=Path, default=None, metavar="FILE.sf2",
                    help="General MIDI SoundFont (.sf2/.sf3) to play with")
-    p.add_argument("--sample-rate", type=_number(8000, 96000, kind=int), default=44100,
+    p.add_argument("--sample-rate", type=argument("sample_rate"), default=44100,
                    metavar="HZ",
                    help="output sample rate, 8000-96000 (default 44100)")
-    p.add_argument("--gain", type=positive_float, default=0.2,
+    p.add_argument("--gain", type=argument("gain"), default=0.2,
                    help="FluidSynth master gain (default 0.2); only matters with --no-normalize")
     p.add_argument("--no-normalize", action="store_true",
                    help="keep FluidSynth's level instead of scaling the peak to -1 dBFS "
                    "(loud passages may clip)")
-    p.add_argument("--max-tail", type=non_negative_float, default=5.0, metavar="SECONDS",
+    p.add_argument("--max-tail", type=argument("max_tail"), default=5.0, metavar="SECONDS",
                    help="longest tail kept after the last note while the sound dies away "
                    "(default 5)")
     p.add_argument("--stems", type=Path, default=None, metavar="DIR",
@@ -95,9 +95,9 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("midi", type=Path, help="input .mid file")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="image to write: .png, .svg, .pdf... (default: the input with .png)")
-    p.add_argument("--width", type=positive_int, default=1600, metavar="PX",
+    p.add_argument("--width", type=argument("width"), default=1600, metavar="PX",
                    help="image width in pixels (default 1600; ~2400+ for pieces over 5 minutes)")
-    p.add_argument("--height", type=positive_int, default=900, metavar="PX",
+    p.add_argument("--height", type=argument("height"), default=900, metavar="PX",
                    help="image height in pixels (default 900)")
     p.add_argument("--title", default=None, help="title above the roll (default: the file name)")
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from melodia.errors import MelodiaError
+from melodia.util.knobs import MAX_SECONDS
 
 ENCODING_NAMES = ("piano", "band")
 
@@ -19,7 +20,6 @@ def _print(*parts: object) -> None:
 
 # ------------------------------------------------------------------ argument types and paths
 
-MAX_SECONDS = 24 * 3600.0  # longest --seconds: a day of music
 
 
 def _number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
@@ -76,6 +76,30 @@ def _output(path: Path, *, create: bool = True) -> Path:
     if not existed:
         path.unlink()
     return path
+
+
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def midi_output(path: Path, flag: str = "-o") -> Path:
+    """``path`` if it names a MIDI file; else one line (``-o song.mp3`` would hold MIDI bytes)."""
+    if path.suffix.lower() not in MIDI_SUFFIXES:
+        raise MelodiaError(f"{flag} {path}: melodia writes MIDI files here (.mid or .midi), not "
+                           f"{path.suffix or 'a name without a suffix'}")
+    return path
+
+
+def not_an_input(outputs: list[Path | None], inputs: dict[str, Path | None],
+                 force: bool = False) -> None:
+    """Refuse an output that would replace one of the command's own inputs (``--primer p.mid
+    -o p.mid``) unless ``force``; ``inputs`` maps a description to its path."""
+    if force:
+        return
+    for out in (o for o in outputs if o is not None and o.exists()):
+        for what, given in inputs.items():
+            if given is not None and Path(given).exists() and out.samefile(given):
+                raise MelodiaError(f"{out} is {what}: writing it would replace it; pick another "
+                                   f"output name (or --force)")
 
 
 # ------------------------------------------------------------------------------ encode/decode

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from melodia.cli.common import (ENCODING_NAMES, _number, _output, _print, non_negative_float,
-                                positive_int)
+from melodia.cli.common import (ENCODING_NAMES, _number, _output, _print, midi_output,
+                                non_negative_float, positive_int)
 from melodia.errors import MelodiaError
 
 
@@ -61,7 +61,7 @@ def _run_decode(args: argparse.Namespace) -> int:
     from melodia.encoding import get_encoding, load_tokens
     from melodia.midi import write_midi
 
-    _output(args.output)
+    _output(midi_output(args.output))
     name, config, ids = load_tokens(args.tokens)
     enc = get_encoding(args.encoding or name or "piano", config=config if not args.encoding else None)
     score = enc.decode(ids)

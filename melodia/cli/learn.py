@@ -8,6 +8,7 @@ from pathlib import Path
 
 from melodia.cli.common import ENCODING_NAMES, _number, _print, positive_float
 from melodia.errors import MelodiaError
+from melodia.util.knobs import KNOBS, argument
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +72,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ("--loader-workers", int, "processes building batches ahead of the step; -1 = auto: "
          "none on a CPU (the step dwarfs the batch there), up to 4 per GPU (default -1)"),
     ]:
-        t.add_argument(flag, type=kind, default=None, help=text)
+        name = flag[2:].replace("-", "_")
+        t.add_argument(flag, type=argument(name) if name in KNOBS else kind, default=None,
+                       help=text)
     t.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
                    help="condition on note density and pitch-class histogram (default on)")
     t.add_argument("--note-state", action=argparse.BooleanOptionalAction, default=None,
@@ -82,13 +85,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--kind", dest="model.kind", choices=("lstm", "transformer"), default=None,
                    help="model family: the Performance RNN's LSTM, or a decoder-only transformer "
                         "with rotary positions and a KV cache (default lstm)")
-    m.add_argument("--heads", dest="model.num_heads", type=int, metavar="N", default=None,
+    m.add_argument("--heads", dest="model.num_heads", type=argument("num_heads"), metavar="N", default=None,
                    help="transformer: attention heads (default 4)")
-    m.add_argument("--context", dest="model.context", type=int, metavar="N", default=None,
+    m.add_argument("--context", dest="model.context", type=argument("context"), metavar="N", default=None,
                    help="transformer: events attended to while generating (default 1024)")
-    m.add_argument("--layers", dest="model.num_layers", type=int, metavar="N", default=None)
-    m.add_argument("--hidden-size", dest="model.hidden_size", type=int, metavar="N", default=None)
-    m.add_argument("--embed-dim", dest="model.embed_dim", type=int, metavar="N", default=None)
+    m.add_argument("--layers", dest="model.num_layers", type=argument("num_layers"), metavar="N", default=None)
+    m.add_argument("--hidden-size", dest="model.hidden_size", type=argument("hidden_size"), metavar="N", default=None)
+    m.add_argument("--embed-dim", dest="model.embed_dim", type=argument("embed_dim"), metavar="N", default=None)
     m.add_argument("--dropout", dest="model.dropout", type=float, metavar="P", default=None)
     m.add_argument("--tie-embeddings", dest="model.tie_embeddings", default=None,
                    action=argparse.BooleanOptionalAction)
@@ -386,13 +389,17 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                    help="folder to write (created if missing)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default float16)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a README.md, config.json or model.safetensors in DIR that an "
+                   "earlier export did not write (refused by default)")
 
 
 def _run_export(args: argparse.Namespace) -> int:
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.model.export import export_model
 
-    out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16")
+    out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16",
+                       force=args.force)
     print(out)
     return 0
 

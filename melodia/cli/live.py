@@ -7,6 +7,7 @@ import argparse
 from melodia.cli.common import _print, positive_float, seconds_float
 from melodia.cli.make import _add_music_options, _generate_config, _list_styles
 from melodia.errors import MelodiaError
+from melodia.util.knobs import argument
 
 
 def _add_stream(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="piano, band, a checkpoint file or a run directory (default piano)")
     p.add_argument("--seconds", type=seconds_float, default=None,
                    help="stop after this long (default: play until Ctrl-C)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--seed", type=argument("seed"), default=None, help="random seed (default: a fresh one)")
     p.add_argument("--clock-out", action="store_true",
                    help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
                    "(default 120) so a DAW can follow")

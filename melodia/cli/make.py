@@ -6,9 +6,9 @@ import argparse
 import math
 from pathlib import Path
 
-from melodia.cli.common import (_number, _output, _print, fluidsynth_missing, non_negative_float,
-                                positive_float, positive_int, seconds_float)
+from melodia.cli.common import _output, _print, fluidsynth_missing, midi_output, not_an_input
 from melodia.errors import MelodiaError, RenderError
+from melodia.util.knobs import argument
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -37,22 +37,24 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="MIDI file to write (default melodia-MODEL-DATE-TIME.mid; with --num K, "
                    "NAME-1.mid ... NAME-K.mid); an audio name (x.wav, .flac, .ogg) writes x.mid "
                    "and renders x.wav, as --audio would")
+    p.add_argument("--force", action="store_true",
+                   help="write -o even where it is an input of this command (the primer)")
     p.add_argument("--model", default="piano",
                    help="piano, band (if shipped), a checkpoint file or a run directory "
                    "(default piano)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--seconds", type=seconds_float, default=None,
+    length.add_argument("--seconds", type=argument("seconds"), default=None,
                         help="seconds of new music, up to 86400 (default 10)")
-    length.add_argument("--events", type=positive_int, default=None,
+    length.add_argument("--events", type=argument("events"), default=None,
                         help="number of new events instead")
-    p.add_argument("--num", type=positive_int, default=1,
+    p.add_argument("--num", type=argument("num"), default=1,
                    help="pieces to generate at once (default 1)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--seed", type=argument("seed"), default=None, help="random seed (default: a fresh one)")
     _add_music_options(p)
-    p.add_argument("--beam", type=positive_int, default=1,
+    p.add_argument("--beam", type=argument("beam"), default=1,
                    help="beam size; > 1 runs beam search (it maximises likelihood: on the "
                    "shipped piano model it tends to loop on one note)")
-    p.add_argument("--branch-factor", type=positive_int, default=2,
+    p.add_argument("--branch-factor", type=argument("branch_factor"), default=2,
                    help="beam search: branches per beam entry (default 2)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
@@ -74,11 +76,11 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",
                    help="softmax temperature, 0 = greedy (default 1.0); band models also take "
                    "one per instrument, e.g. drums=0.8,guitar=1.1 (others: 1.0)")
-    s.add_argument("--top-k", type=_number(0, kind=int), default=0,
+    s.add_argument("--top-k", type=argument("top_k"), default=0,
                    help="keep the K likeliest events, 0 = all")
-    s.add_argument("--top-p", type=_number(0.0, 1.0, open_low=True), default=1.0,
+    s.add_argument("--top-p", type=argument("top_p"), default=1.0,
                    help="nucleus: keep the likeliest events holding this probability (default 1)")
-    s.add_argument("--noise", type=non_negative_float, default=None,
+    s.add_argument("--noise", type=argument("noise"), default=None,
                    help="embedding sampler: one noise scale for every event, 0 = greedy; about 1 "
                    "or less loops like greedy decoding (default: the model's calibrated scale "
                    "per event type, or 2.5 for a model without them)")
@@ -88,9 +90,9 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     c.add_argument("--primer", default=None, metavar="FILE|PITCHES",
                    help="a MIDI file to continue (its last --primer-seconds), or MIDI pitches "
                    "struck together, e.g. 60,64,67")
-    c.add_argument("--primer-seconds", type=positive_float, default=5.0,
+    c.add_argument("--primer-seconds", type=argument("primer_seconds"), default=5.0,
                    help="how much of a primer file to keep (default 5)")
-    c.add_argument("--density", type=positive_float, default=None,
+    c.add_argument("--density", type=argument("density"), default=None,
                    help="notes per second, e.g. 4 (calm) to 16 (busy); models trained with "
                    "controls. Unset: a density drawn (by seed) from the model's training music")
     c.add_argument("--key", default=None,
@@ -104,7 +106,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
     b.add_argument("--style", default=None,
                    help="a style the model learned from its corpus's folders, as you would "
                    "write it: metal, heavy-metal, 'Bossa Nova', jazz (--list-styles: every name)")
-    b.add_argument("--tempo", type=positive_float, default=None, metavar="BPM",
+    b.add_argument("--tempo", type=argument("tempo"), default=None, metavar="BPM",
                    help="beats per minute: the band plays at it; for any model it is the tempo "
                    "written into the MIDI file (default 120) and the beat clock's")
     b.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
@@ -115,7 +117,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
                    help="0..1, how adventurous (0.5 = the model's own distribution; "
                    "probability sampler: temperature 0.6+0.8R, embedding: noise x 2R), or per "
                    "instrument, e.g. drums=0.2,guitar=0.6")
-    b.add_argument("--bars", type=positive_int, default=None,
+    b.add_argument("--bars", type=argument("bars"), default=None,
                    help="length in 4/4 bars at the tempo (instead of --seconds)")
     b.add_argument("--list-styles", action="store_true",
                    help="print the model's styles with their usual line-ups and tempos, and exit")
@@ -216,18 +218,22 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor)
-    start = time.perf_counter()
-    result = generate_ids(args.model, config, primer)
-    elapsed = time.perf_counter() - start
     name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
     output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
     if output.suffix.lower() in (".wav", ".flac", ".ogg"):  # -o x.wav: x.mid and x.wav
         if args.audio is None:
             args.audio = output
         output = output.with_suffix(".mid")
-    for path in (output, args.audio, args.plot):
-        if path is not None:
-            _output(path)
+    midi_output(output)
+    outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
+               for i in range(args.num) if path is not None]
+    not_an_input(outputs, {"the primer": primer if isinstance(primer, Path) else None},
+                 args.force)
+    for path in outputs:  # before minutes of generation, not after
+        _output(path)
+    start = time.perf_counter()
+    result = generate_ids(args.model, config, primer)
+    elapsed = time.perf_counter() - start
     new_events = sum(len(p) - result.primer_events for p in result.pieces)
     if result.band is not None:
         b = result.band

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
-from melodia.errors import DatasetError
+from melodia.errors import DatasetError, EncodingError
 from melodia.util.atomic import atomic_write
 
 MANIFEST = "manifest.json"
@@ -34,9 +34,14 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         raise DatasetError(f"{root} is not a melodia dataset (no {MANIFEST}); "
                            f"create one with `melodia prepare SRC -o {root}`")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DatasetError(f"{path} is not valid JSON: {err}") from None
+    missing = [k for k in ("encoding", "files") if not isinstance(manifest, dict) or k not in manifest]
+    if missing or not isinstance(manifest["files"], list):
+        raise DatasetError(f"{path} is damaged: no {' or '.join(missing) or 'list of files'}; "
+                           f"re-run `melodia prepare`")
+    return manifest
 
 
 def _new_manifest(encoding: PerformanceEncoding) -> dict[str, Any]:
@@ -97,7 +102,10 @@ class TokenDataset:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
-        self.encoding = encoding_from_dict(self.manifest["encoding"])
+        try:
+            self.encoding = encoding_from_dict(self.manifest["encoding"])
+        except EncodingError as err:
+            raise DatasetError(f"{self.root / MANIFEST}: {err}") from None
         self._shards: dict[str, np.ndarray] = {}
 
     def files(self, split: str | None = None) -> list[dict[str, Any]]:
@@ -110,11 +118,28 @@ class TokenDataset:
             path = self.root / name
             if not path.is_file():
                 raise DatasetError(f"{path} is missing; re-run `melodia prepare`")
-            self._shards[name] = np.load(path, mmap_mode="r")
+            try:  # a torn header raises anything from ValueError to tokenize.TokenError
+                shard = np.load(path, mmap_mode="r", allow_pickle=False)
+            except Exception as err:
+                raise DatasetError(f"{path} is damaged ({type(err).__name__}: "
+                                   f"{str(err)[:120]}); re-run `melodia prepare`") from None
+            if shard.ndim != 1 or shard.dtype.kind not in "ui":
+                raise DatasetError(f"{path} is damaged: not a flat array of event ids; re-run "
+                                   f"`melodia prepare`")
+            self._shards[name] = shard
         return self._shards[name]
 
     def ids(self, record: dict[str, Any]) -> np.ndarray:
-        return self._shard(record["shard"])[record["offset"] : record["offset"] + record["events"]]
+        try:
+            shard, offset, events = record["shard"], int(record["offset"]), int(record["events"])
+        except (KeyError, TypeError, ValueError):
+            raise DatasetError(f"{self.root / MANIFEST} is damaged: a file record lacks its "
+                               f"shard, offset or events ({str(record)[:80]})") from None
+        ids = self._shard(shard)[offset : offset + events]
+        if offset < 0 or len(ids) != events:
+            raise DatasetError(f"{self.root / shard} is shorter than {MANIFEST} says (a file at "
+                               f"{offset} with {events} events); re-run `melodia prepare`")
+        return ids
 
     def sequences(self, split: str | None = None) -> list[np.ndarray]:
         """One id array per file of ``split`` (all files if ``None``)."""

@@ -38,8 +38,21 @@ def get_encoding(name: str = "piano", config: dict[str, Any] | None = None,
 
 
 def encoding_from_dict(data: dict[str, Any]) -> PerformanceEncoding:
-    """Inverse of ``encoding.to_dict()``: ``{"name": ..., "config": {...}}``."""
-    return get_encoding(data["name"], data.get("config"))
+    """Inverse of ``encoding.to_dict()``: ``{"name": ..., "config": {...}}``; anything else is
+    one EncodingError saying what an encoding record holds."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise EncodingError(f"an encoding record needs a name ({' or '.join(ENCODINGS)}) and a "
+                            f"config, got {str(data)[:80]}")
+    config = data.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise EncodingError(f"the {data['name']} encoding's config must be a JSON object, got "
+                            f"{str(config)[:80]}")
+    try:
+        return get_encoding(data["name"], config)
+    except EncodingError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise EncodingError(f"the {data['name']} encoding's config is invalid: {err}") from None
 
 
 def encode(midi, encoding: str = "piano", max_seconds: float | None = MAX_SECONDS,

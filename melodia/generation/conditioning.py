@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -162,6 +163,10 @@ def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0) -
     if primer is None:
         return np.array([vocab.offset("TIME_SHIFT")], dtype=np.int64)
     if isinstance(primer, (list, tuple, np.ndarray)) and not isinstance(primer, bytes):
+        if not all(isinstance(p, numbers.Integral) and not isinstance(p, bool)
+                   for p in primer):
+            raise GenerateError(f"primer pitches must be whole MIDI note numbers, got "
+                                f"{list(primer)[:8]}")
         pitches = [int(p) for p in primer]
         note = vocab.range("NOTE_ON")
         bad = [p for p in pitches if not note.min <= p <= note.max]

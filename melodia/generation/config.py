@@ -8,7 +8,9 @@ from typing import Any, Sequence
 from melodia.features.keys import key_histogram
 from melodia.generation.grammar import GrammarConfig
 from melodia.generation.sample import SamplerConfig
+from melodia.midi import seconds_for_bars
 from melodia.model.stepper import PRECISIONS
+from melodia.util.knobs import MAX_SECONDS, KnobError, check, check_optional
 
 
 @dataclass
@@ -51,24 +53,30 @@ class GenerateConfig:
             self.sampler = SamplerConfig.from_dict(self.sampler)
         if isinstance(self.grammar, dict):
             self.grammar = GrammarConfig(**self.grammar)
-        if self.events is None and (self.seconds is None or self.seconds <= 0):
-            raise ValueError("give seconds > 0 or a number of events")
-        if self.events is not None and self.events < 1:
-            raise ValueError("events must be >= 1")
-        if self.num < 1 or self.primer_seconds <= 0:
-            raise ValueError("need num >= 1 and primer_seconds > 0")
+        if self.events is None and self.seconds is None:
+            raise KnobError("give seconds > 0 or a number of events")
+        self.events = check_optional("events", self.events)
+        if self.events is None:
+            self.seconds = check("seconds", self.seconds)
+        self.num = check("num", self.num)
+        self.seed = check_optional("seed", self.seed)
+        self.primer_seconds = check("primer_seconds", self.primer_seconds)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-        if self.density is not None and self.density < 0:
-            raise ValueError("density must be >= 0 notes per second")
+        self.density = check_optional("density", self.density)
         if self.key is not None:
             key_histogram(self.key)  # validates
-        if self.tempo is not None and not 0 < self.tempo < 1000:
-            raise ValueError("tempo must be a number of beats per minute in (0, 1000)")
-        if self.bars is not None and self.bars < 1:
-            raise ValueError("bars must be >= 1")
-        if isinstance(self.randomness, (int, float)) and not 0 <= self.randomness <= 1:
-            raise ValueError("randomness must be in 0..1")
+        self.tempo = check_optional("tempo", self.tempo)
+        self.bars = check_optional("bars", self.bars)
+        if self.bars is not None and self.events is None:  # bars at a slow tempo: still a limit
+            length = seconds_for_bars(self.bars, self.tempo or 120.0)
+            if length > MAX_SECONDS:
+                raise KnobError(f"{self.bars} bars at {self.tempo or 120.0:g} BPM last "
+                                f"{length:.0f} s; the most is {MAX_SECONDS:.0f} s (a day)")
+        if isinstance(self.randomness, (int, float)) or not isinstance(
+                self.randomness, (str, dict, type(None))):
+            self.randomness = check("randomness", self.randomness)
+        self.threads = check_optional("threads", self.threads)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -39,8 +39,8 @@ from melodia.generation.conditioning import (control_rows, primer_events, primer
                                              tuned_sampler)
 from melodia.generation.config import GenerateConfig
 from melodia.generation.grammar import Grammar, GrammarConfig
-from melodia.generation.sample import (SamplerConfig, Stepper, StepInputs, beam_search,
-                                       iter_steps, sample_rows)
+from melodia.generation.sample import (SamplerConfig, StepInputs, Stepper, beam_search, iter_steps,
+                                       sample_rows)
 from melodia.midi import PEDAL_DTYPE, TEMPO_DTYPE, Score, seconds_for_bars, to_pretty_midi
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.registry import load_stepper

@@ -40,6 +40,7 @@ from melodia.encoding.events import TYPE_CODES
 from melodia.features.band import meter_features
 from melodia.generation.embedding import sample_embedding, type_values
 from melodia.generation.grammar import Grammar
+from melodia.util.knobs import check, check_optional
 
 SAMPLERS = ("probability", "embedding")
 NOISES = ("gaussian", "vmf")
@@ -82,8 +83,8 @@ class SamplerConfig:
             raise ValueError(f"noise_kind must be one of {NOISES}, not {self.noise_kind!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, not {self.metric!r}")
-        if not (self.temperature >= 0 and (self.noise is None or self.noise >= 0)):  # and nan
-            raise ValueError("temperature and noise must be >= 0")
+        self.temperature = check("temperature", self.temperature)
+        self.noise = check_optional("noise", self.noise)
         if self.noise_by_type is not None:
             bad = {k: v for k, v in self.noise_by_type.items()
                    if k not in TYPE_CODES or not (0 <= float(v) < math.inf)}
@@ -103,10 +104,10 @@ class SamplerConfig:
                 if any(not 0 <= k <= 128 or not 0 < v < math.inf for k, v in table.items()):
                     raise ValueError(f"{name} needs instruments 0..128 with values > 0")
                 setattr(self, name, table)
-        if self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("need top_k >= 0 and 0 < top_p <= 1")
-        if self.beam_size < 1 or self.branch_factor < 1 or self.steps_per_iteration < 1:
-            raise ValueError("beam_size, branch_factor and steps_per_iteration must be >= 1")
+        self.top_k, self.top_p = check("top_k", self.top_k), check("top_p", self.top_p)
+        self.beam_size = check("beam", self.beam_size, "beam_size")
+        self.branch_factor = check("branch_factor", self.branch_factor)
+        self.steps_per_iteration = check("steps_per_iteration", self.steps_per_iteration)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import stat
 import struct
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import numpy as np
 
 from melodia.errors import MidiReadError
 from melodia.midi.score import (DEFAULT_QPM, DEFAULT_TICKS_PER_QUARTER, DRUM_CHANNEL,
-                                MAX_FILE_TICKS, MAX_SECONDS, MAX_SILENCE_END_S, NOTE_DTYPE,
-                                PEDAL_DTYPE, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score, TickClock,
-                                Track, check_duration, default_time_signatures, instrument_name)
+                                MAX_FILE_BYTES, MAX_FILE_TICKS, MAX_SECONDS, MAX_SILENCE_END_S,
+                                NOTE_DTYPE, PEDAL_DTYPE, TEMPO_DTYPE, TIME_SIGNATURE_DTYPE, Score,
+                                TickClock, Track, check_duration, default_time_signatures,
+                                instrument_name)
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +128,7 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
         path, data = "<bytes>", source
     else:
         path = str(source)
-        try:
-            data = Path(source).read_bytes()
-        except OSError as err:
-            raise MidiReadError(path, err.strerror or str(err)) from None
+        data = read_file_bytes(Path(source))
     _check_structure(data, path)
     raw = _parse_symusic(data, path)
     tempos = raw.tempos.numpy()
@@ -146,7 +145,36 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
         raise MidiReadError(path, "tick positions overflow: delta times add up past 2^31 ticks, "
                             "or a tempo is zero") from None
     check_duration(score, max_seconds, path)
+    if not score.note_count and _count_note_ons(data):  # not silently "0 notes"
+        raise MidiReadError(path, f"it strikes {_count_note_ons(data)} notes but none could be "
+                            "read: they have no note-off, or lie past 2^31 ticks")
     return score
+
+
+def read_file_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A file's bytes, refusing what is not a regular file or is over ``limit`` before reading."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise MidiReadError(path, "not a regular file (a folder, device or pipe)")
+        if info.st_size > limit:
+            raise MidiReadError(path, f"{info.st_size / 2**20:,.0f} MiB, more than any MIDI file "
+                                f"(the limit is {limit / 2**20:.0f} MiB)")
+        with path.open("rb") as f:
+            return f.read(limit + 1)[:limit]
+    except OSError as err:
+        raise MidiReadError(path, err.strerror or str(err)) from None
+
+
+def _count_note_ons(data: bytes) -> int:
+    """Sounding note-ons in MIDI bytes, read with mido (only asked when symusic found none)."""
+    import mido
+
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except Exception:  # a file symusic read but mido cannot: nothing more to say
+        return 0
+    return sum(m.type == "note_on" and m.velocity > 0 for t in midi.tracks for m in t)
 
 
 def _time_signatures_from_symusic(raw, clock: TickClock) -> np.ndarray:

@@ -35,6 +35,9 @@ MAX_FILE_TICKS = 10_000_000
 #: file's ticks per quarter are lowered to keep it under :data:`MAX_FILE_TICKS`, and past 24 h a
 #: tick would grow coarser than the encodings' 10 ms step.
 MAX_SILENCE_END_S = 24 * 3600.0
+#: Largest file read (64 MiB; real MIDI files are kilobytes, a big orchestral one a few MB): a
+#: device, a FIFO or a huge file is refused before its bytes are read.
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 def make_notes(

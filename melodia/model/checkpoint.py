@@ -36,7 +36,7 @@ from torch import nn
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
 from melodia.errors import MelodiaError
 from melodia.model.config import ModelConfig
-from melodia.model.families import build_model
+from melodia.model.families import MAX_PARAMETERS, build_model
 from melodia.util.atomic import atomic_write
 from melodia.util.portable import strip_paths
 
@@ -47,9 +47,6 @@ VERSION = 1
 RUN_FILES = ("best.pt", "last.pt")  # what ``load_checkpoint(run_dir)`` looks for, in order
 EXPORT_FORMAT = "melodia-export"
 EXPORT_FILES = ("model.safetensors", "config.json")  # what makes a folder an exported model
-# the most parameters a checkpoint may ask for (a 3 x 512 LSTM has ~5e6): a crafted config is
-# refused before anything is allocated
-MAX_PARAMETERS = 2_000_000_000
 
 
 class CheckpointError(MelodiaError):
@@ -160,6 +157,9 @@ def resolve(path: str | Path) -> Path:
             return path
         raise CheckpointError(f"{path} holds no checkpoint ({' or '.join(RUN_FILES)}, or "
                               f"{' and '.join(EXPORT_FILES)} from `melodia export`)")
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path} is not a checkpoint: not a regular file (a device or "
+                              f"pipe); give a .pt file, a run folder or an exported folder")
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     return path

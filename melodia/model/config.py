@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from melodia.util.knobs import check
+
 KINDS = ("lstm", "transformer")  # model families (melodia.model.families builds each)
 
 
@@ -57,9 +59,10 @@ class ModelConfig:
         return self.fixed_dim + self.step_dim
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.vocab_size) < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {self.vocab_size}")
+        for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "context"):
+            setattr(self, name, check(name, getattr(self, name)))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim,

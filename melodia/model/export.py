@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from melodia.model.checkpoint import (EXPORT_FORMAT, FORMAT, VERSION, Checkpoint, CheckpointError,
-                                      _read_torch, load_checkpoint, resolve)
+from melodia.model.checkpoint import (EXPORT_FILES, EXPORT_FORMAT, FORMAT, VERSION, Checkpoint,
+                                      CheckpointError, _read_torch, load_checkpoint, resolve)
 from melodia.model.config import ModelConfig
 from melodia.model.registry import resolve_model
 from melodia.util.atomic import atomic_write
@@ -47,15 +47,18 @@ DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.
 
 
 def export_model(source: str | Path | Checkpoint, out_dir: str | Path,
-                 dtype: str = "float16") -> Path:
+                 dtype: str = "float16", force: bool = False) -> Path:
     """Write ``source`` (a checkpoint, run directory or shipped model name) as an exported
     folder: ``model.safetensors`` (weights in ``dtype``), ``config.json``, ``README.md``.
 
-    Optimizer and RNG state are left out and metadata goes through :func:`strip_paths`.
-    Returns ``out_dir``.
+    Optimizer and RNG state are left out and metadata goes through :func:`strip_paths`. Files
+    of those names that an earlier export did not write (a project's own README.md, another
+    tool's config.json) are refused, unless ``force``. Returns ``out_dir``.
     """
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if not force:
+        _check_not_foreign(Path(out_dir))
     if isinstance(source, Checkpoint):
         ckpt = source
     else:
@@ -80,6 +83,21 @@ def export_model(source: str | Path | Checkpoint, out_dir: str | Path,
     atomic_write(out / "README.md", lambda f: f.write(card.encode()))
     log.info("exported %s (step %d, %s) to %s", ckpt.path, ckpt.step, dtype, out)
     return out
+
+
+def _check_not_foreign(out: Path) -> None:
+    """Refuse to replace files an export of melodia did not write."""
+    present = [name for name in (*EXPORT_FILES, "README.md") if (out / name).exists()]
+    if not present:
+        return
+    try:
+        ours = json.loads((out / "config.json").read_text()).get("format") == EXPORT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise CheckpointError(f"{out} already holds {', '.join(present)} that melodia did not "
+                              f"write; export into another folder (or pass --force to replace "
+                              f"them)")
 
 
 def _architecture(c: dict[str, Any]) -> str:

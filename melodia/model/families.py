@@ -16,6 +16,7 @@ from melodia.model.lstm import parameter_count as lstm_parameters
 from melodia.model.stepper import FastStepper
 from melodia.model.transformer import MusicTransformer, TransformerStepper
 from melodia.model.transformer import parameter_count as transformer_parameters
+from melodia.util.knobs import KnobError
 
 
 class Family(NamedTuple):
@@ -30,8 +31,19 @@ FAMILIES = {
 }
 
 
+# the most parameters a model may have (a 3 x 512 LSTM has ~5e6): 8 GB of fp32 weights, three
+# times that while Adam trains; a crafted checkpoint or an absurd --hidden-size is refused before
+# anything is allocated
+MAX_PARAMETERS = 2_000_000_000
+
+
 def make_model(config: ModelConfig) -> nn.Module:
-    """A fresh model of ``config.kind``."""
+    """A fresh model of ``config.kind``; its size is checked before any memory is spent."""
+    size = estimate_parameters(config)
+    if size > MAX_PARAMETERS:
+        raise KnobError(f"a {config.num_layers} x {config.hidden_size} {config.kind} has "
+                        f"{size:,} parameters ({size * 4 / 1e9:,.0f} GB in fp32); melodia builds "
+                        f"at most {MAX_PARAMETERS:,}: lower --hidden-size or --layers")
     return FAMILIES[config.kind].model(config)
 
 
@@ -91,6 +103,11 @@ def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
                          f"refusing to build it")
     weights = weights_of()
     _check_weights(weights, config)
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:  # a diverged run: it would "generate" silence without a word
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        raise ValueError(f"its weights hold NaN or infinite values ({broken[0]}{more}): a "
+                         f"diverged training run? Refusing to load it")
     model = make_model(config)
     model.load_state_dict(weights)
     return model

@@ -25,6 +25,7 @@ import numpy as np
 from melodia.errors import RenderError
 from melodia.midi import DRUM_CHANNEL, Score, Track, instrument_name, load_score
 from melodia.output.synth import _open_synth, _write_float, find_soundfont, import_fluidsynth
+from melodia.util.knobs import KnobError, check
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None 
         (a silent file is refused rather than rendered as an empty or silent clip), or the
         output suffix is not supported.
     """
-    _check_options(sample_rate, max_tail_s, out)
+    _check_options(sample_rate, max_tail_s, out, gain)
     score = load_score(midi)
     if score.note_count == 0:
         raise RenderError("the MIDI holds no notes: nothing to render")
@@ -231,11 +232,13 @@ def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None 
     return audio
 
 
-def _check_options(sample_rate: int, max_tail_s: float, out: str | Path | None) -> None:
-    if not 8000 <= sample_rate <= 96000:
-        raise RenderError(f"sample rate must be 8000-96000 Hz, got {sample_rate}")
-    if max_tail_s < 0:
-        raise RenderError(f"the maximum tail must be >= 0 s, got {max_tail_s}")
+def _check_options(sample_rate: int, max_tail_s: float, out: str | Path | None,
+                   gain: float = DEFAULT_GAIN) -> None:
+    try:
+        check("sample_rate", sample_rate), check("max_tail", max_tail_s, "max_tail_s")
+        check("gain", gain)
+    except KnobError as err:
+        raise RenderError(str(err)) from None
     if out is not None:
         _check_suffix(Path(out))
 
@@ -284,7 +287,7 @@ def render_stems(midi, out_dir: str | Path, *, suffix: str = ".wav", mix: str | 
     """
     from tqdm.auto import tqdm
 
-    _check_options(sample_rate, max_tail_s, mix)
+    _check_options(sample_rate, max_tail_s, mix, gain)
     _check_suffix(Path(f"stem{suffix}"))
     score = load_score(midi)
     parts = [t for t in score.tracks if len(t.notes)]

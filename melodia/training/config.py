@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from melodia.errors import MelodiaError
 from melodia.model.config import ModelConfig
+from melodia.util.knobs import KnobError, check
 
 
 @dataclass
@@ -57,6 +58,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
+        for f in dataclasses.fields(self):  # a number from a TOML file or the API is a number
+            default, value = f.default, getattr(self, f.name)
+            if value is None and "None" in str(f.type):
+                continue
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise KnobError(f"{f.name} must be a number, not {value!r}")
+        for name in ("steps", "batch_size", "seq_len"):
+            setattr(self, name, check(name, getattr(self, name)))
         positive = ("steps", "batch_size", "seq_len", "eval_every", "log_every", "eval_segment")
         for name in positive:
             if getattr(self, name) < 1:

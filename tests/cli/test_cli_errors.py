@@ -199,3 +199,71 @@ def test_generate_before_fluidsynth_is_installed_writes_midi_and_one_line(
     assert "no audio" in line and f"melodia render {mid} -o {wav}" in line
     assert ("apt-get install libfluidsynth3" in line
             and (missing == "libfluidsynth" or "pip install 'melodia[audio]'" in line))
+
+
+# ------------------------------------------------- what melodia did not write is never lost
+
+
+def test_generate_never_replaces_its_primer_unless_forced(tmp_path, capsys):
+    primer = tmp_path / "p.mid"
+    primer.write_bytes(MIDI.read_bytes())
+    line = one_error_line(["generate", "--primer", primer, "-o", primer, "--seconds", "1"],
+                          capsys, "generate")
+    assert "is the primer" in line and "--force" in line
+    assert primer.read_bytes() == MIDI.read_bytes()
+    assert cli.main(["generate", "--primer", str(primer), "-o", str(primer), "--seconds", "1",
+                     "--seed", "1", "--force"]) == 0
+    assert primer.read_bytes() != MIDI.read_bytes()
+
+
+@pytest.mark.parametrize("command", ["generate", "decode"])
+def test_a_midi_output_must_be_named_as_midi(command, tmp_path, capsys):
+    tokens = tmp_path / "t.json"
+    tokens.write_text(json.dumps({"encoding": "piano", "ids": [60, 300, 188]}))
+    argv = ["generate", "--seconds", "1"] if command == "generate" else ["decode", tokens]
+    line = one_error_line([*argv, "-o", tmp_path / "song.mp3"], capsys, command)
+    assert "song.mp3" in line and ".mid" in line
+    assert not (tmp_path / "song.mp3").exists()
+
+
+def test_export_keeps_a_projects_own_readme_and_config(tmp_path, capsys):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "config.json").write_text('{"name": "my app"}\n')
+    line = one_error_line(["export", "piano", "-o", project], capsys, "export")
+    assert "melodia did not write" in line and "--force" in line
+    assert (project / "README.md").read_text() == "# my project\n"
+    assert not (project / "model.safetensors").exists()
+    assert cli.main(["export", "piano", "-o", str(tmp_path / "ours")]) == 0
+    assert cli.main(["export", "piano", "-o", str(tmp_path / "ours")]) == 0  # its own: replaced
+    assert cli.main(["export", "piano", "-o", str(project), "--force"]) == 0
+    assert (project / "README.md").read_text().startswith("# melodia piano model")
+
+
+# ---------------------------------------------------- nonsense refused, with the file named
+
+
+def test_devices_pipes_and_huge_files_are_refused_before_reading(tmp_path, capsys):
+    line = one_error_line(["encode", "/dev/zero", "-o", tmp_path / "z.json"], capsys, "encode")
+    assert "/dev/zero" in line and "not a regular file" in line
+    big = tmp_path / "big.mid"
+    with big.open("wb") as f:
+        f.truncate(65 * 2 ** 20)  # sparse: 65 MiB on paper
+    assert "more than any MIDI file" in one_error_line(["encode", big], capsys, "encode")
+    fifo = tmp_path / "model.pt"
+    os.mkfifo(fifo)
+    line = one_error_line(["generate", "--model", fifo], capsys, "generate")
+    assert "not a regular file" in line and "no such" not in line
+
+
+def test_a_file_whose_notes_cannot_be_read_says_so(tmp_path, capsys):
+    import mido
+
+    mid = mido.MidiFile()
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                                      mido.Message("note_on", note=64, velocity=80, time=10)]))
+    path = tmp_path / "no-offs.mid"
+    mid.save(path)
+    line = one_error_line(["encode", path, "-o", tmp_path / "t.json"], capsys, "encode")
+    assert "strikes 2 notes but none could be read" in line

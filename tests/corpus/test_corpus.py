@@ -402,3 +402,36 @@ def test_prepare_that_encodes_nothing_fails_and_leaves_no_folder(tmp_path, capsy
     with pytest.raises(DatasetError):
         prepare([tmp_path / "nope"], tmp_path / "out_nope", progress=False)
     assert not (tmp_path / "out_nope").exists()
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("torn shard header", r"shard-00000.npy is damaged \(TokenError"),
+    ("short shard", "is shorter than manifest.json says"),
+    ("pickled shard", "shard-00000.npy is damaged"),
+    ("nameless encoding", "manifest.json: an encoding record needs a name"),
+    ("no files", "manifest.json is damaged: no files"),
+    ("record without offset", "a file record lacks its shard, offset or events"),
+])
+def test_a_damaged_dataset_names_its_file(damage, words, corpus, tmp_path):
+    out = tmp_path / "ds"
+    prepare([corpus], out, config=PrepareConfig(workers=1), progress=False)
+    shard, manifest = out / "shard-00000.npy", out / MANIFEST
+    data = json.loads(manifest.read_text())
+    if damage == "torn shard header":
+        raw = bytearray(shard.read_bytes())
+        raw[10:40] = b"(" * 30  # numpy parses the header dict with Python's tokenizer
+        shard.write_bytes(bytes(raw))
+    elif damage == "short shard":
+        np.save(shard, np.load(shard)[:10])
+    elif damage == "pickled shard":
+        np.save(shard, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    elif damage == "nameless encoding":
+        data["encoding"] = {"nam": "piano"}
+    elif damage == "no files":
+        del data["files"]
+    else:
+        del data["files"][0]["offset"]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=words) as err:
+        TokenDataset(out).sequences()
+    assert "\n" not in str(err.value)

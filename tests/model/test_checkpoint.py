@@ -117,10 +117,15 @@ def good_payload() -> dict:
             "extra": "{}", "model": model.state_dict(), "optimizer": None, "rng": {}}
 
 
-def _huge(payload: dict) -> None:
+def _huge(payload: dict, **sizes) -> None:
     config = json.loads(payload["model_config"])
-    config["hidden_size"] = 10 ** 6
+    config.update(sizes or {"hidden_size": 16384, "num_layers": 128})  # each in range, too many
     payload["model_config"] = json.dumps(config)
+
+
+def _diverged(payload: dict, value: float) -> dict:
+    payload["model"]["bias"] = payload["model"]["bias"].clone().fill_(value)
+    return payload
 
 
 def _reshaped(payload: dict) -> None:
@@ -136,9 +141,14 @@ CRAFTED = {
     "wrong shapes": (lambda p: (_reshaped(p), p)[1], "has shape"),
     "missing weight": (lambda p: (p["model"].pop("bias"), p)[1], "do not match"),
     "absurd size": (lambda p: (_huge(p), p)[1], "refusing to build"),
+    "absurd width": (lambda p: (_huge(p, hidden_size=10 ** 6), p)[1], "hidden_size must be a whole"),
     "bad config": (lambda p: {**p, "model_config": '{"layers": 3}'}, "invalid model_config"),
     "config not json": (lambda p: {**p, "model_config": "{"}, "not valid JSON"),
     "bad encoding": (lambda p: {**p, "encoding": '{"name": "kazoo"}'}, "invalid encoding"),
+    "nameless encoding": (lambda p: {**p, "encoding": '{"nam": "piano"}'},
+                          "an encoding record needs a name .piano or band."),
+    "diverged (nan)": (lambda p: _diverged(p, float("nan")), "NaN or infinite values .bias."),
+    "diverged (inf)": (lambda p: _diverged(p, float("inf")), "a diverged training run"),
 }
 
 
@@ -150,7 +160,7 @@ def test_crafted_checkpoints_give_one_clear_line(case: str, tmp_path: Path, monk
         path.write_text("this is a text file, not a checkpoint\n")
     else:
         torch.save(craft(good_payload()), path)
-    if case == "absurd size":  # refused from the config alone: no model is ever built
+    if case in ("absurd size", "absurd width"):  # refused from the config alone: no model is ever built
         monkeypatch.setattr(PerformanceRNN, "__init__", lambda *a: pytest.fail("built"))
     with pytest.raises(CheckpointError, match=message) as info:
         load_checkpoint(path)

@@ -93,8 +93,12 @@ def test_labels_and_pedal_spans():
 
 
 def test_bad_requests_are_plot_errors(tmp_path):
-    with pytest.raises(PlotError, match="at least"):
+    with pytest.raises(PlotError, match="width_px must be a whole number from 200 to 20000"):
         plot_piano_roll(_score(), tmp_path / "tiny.png", width_px=10, height_px=10)
+    with pytest.raises(PlotError, match="width_px must be .* not 1000000"):  # 3.6 GB, refused
+        plot_piano_roll(_score(), tmp_path / "wide.png", width_px=1_000_000)
+    with pytest.raises(PlotError, match="dpi must be a whole number from 10"):
+        plot_piano_roll(_score(), tmp_path / "roll.png", dpi=0)
     with pytest.raises(PlotError, match="cannot write"):
         plot_piano_roll(_score(), tmp_path / "roll.xyz")
 
