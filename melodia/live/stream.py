@@ -83,11 +83,27 @@ def timed_messages(config: StreamConfig, primer=None,
     checkpoint = checkpoint or load_model(config.model)
     events = iter_events(checkpoint, config=config.generate, primer=primer)
     first = next(events)  # prime the model now, before the clock starts
-    music = stream_messages(itertools.chain([first], events), checkpoint.encoding,
-                            config.channel)
+    music = _from_first_note(stream_messages(itertools.chain([first], events),
+                                             checkpoint.encoding, config.channel))
     if config.clock_out:
         return merge(music, clock_messages(config.qpm, None))
     return music
+
+
+def _from_first_note(music: Iterator[tuple]) -> Iterator[tuple]:
+    """``music`` moved earlier so that its first note sounds at time 0: a stream starts playing,
+    not with the model's opening rest (what precedes the first note, program changes, comes at
+    0 too)."""
+    head = []
+    for t, message in music:
+        head.append((t, message))
+        if message.type == "note_on" and message.velocity:
+            break
+    offset = head[-1][0] if head else 0.0
+    for t, message in head:
+        yield max(0.0, t - offset), message
+    for t, message in music:
+        yield t - offset, message
 
 
 @contextmanager

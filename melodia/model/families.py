@@ -71,24 +71,36 @@ def _config_from(data: dict[str, Any]) -> ModelConfig:
     return config
 
 
-def _check_weights(weights: Any, config: ModelConfig) -> None:
-    """Names and shapes of ``weights`` against the model ``config`` describes (built on meta)."""
-    if not isinstance(weights, dict) or not weights:
-        raise ValueError("holds no model weights")
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in make_model(config).state_dict().items()}
+def _check_weights(weights: Any, expected: dict[str, tuple[int, ...]]) -> None:
+    """Names and shapes of ``weights`` against those of the model their config describes."""
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
         raise ValueError(f"its weights do not match its model_config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     for name, shape in expected.items():
-        tensor = weights[name]
+        if tuple(weights[name].shape) != shape:
+            raise ValueError(f"weight {name} has shape {tuple(weights[name].shape)}, its "
+                             f"model_config implies {shape}")
+
+
+def _check_tensors(weights: Any, size: int) -> None:
+    """Float tensors, finite, and about as many numbers as the config's ``size`` parameters:
+    so a small file cannot make melodia allocate a huge model before its shapes are compared."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError("holds no model weights")
+    for name, tensor in weights.items():
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             raise ValueError(f"weight {name} is not a float tensor")
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"weight {name} has shape {tuple(tensor.shape)}, its model_config "
-                             f"implies {shape}")
+    numbers = sum(t.numel() for t in weights.values())
+    if size > 2 * numbers + 1_000_000:
+        raise ValueError(f"its weights hold {numbers:,} numbers but its model_config implies "
+                         f"{size:,} parameters")
+    broken = [k for k, v in weights.items() if not v.isfinite().all()]
+    if broken:  # a diverged run: it would "generate" silence without a word
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        raise ValueError(f"its weights hold NaN or infinite values ({broken[0]}{more}): a "
+                         f"diverged training run? Refusing to load it")
 
 
 def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
@@ -102,13 +114,10 @@ def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
         raise ValueError(f"its model_config asks for {size:,} parameters (> {max_parameters:,}); "
                          f"refusing to build it")
     weights = weights_of()
-    _check_weights(weights, config)
-    broken = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
-    if broken:  # a diverged run: it would "generate" silence without a word
-        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
-        raise ValueError(f"its weights hold NaN or infinite values ({broken[0]}{more}): a "
-                         f"diverged training run? Refusing to load it")
-    model = make_model(config)
+    _check_tensors(weights, size)
+    model = make_model(config)  # as large as the weights at hand, no more (a meta-device build
+    # would be free of memory but costs a second: its initializers import torch's compiler)
+    _check_weights(weights, {k: tuple(v.shape) for k, v in model.state_dict().items()})
     model.load_state_dict(weights)
     return model
 
