@@ -6,6 +6,12 @@ the clock. Whatever ends playback (the end of the music, ``until_s``, a stop eve
 generation or in ``send``, Ctrl-C), it leaves no note sounding: every note it switched on gets
 its ``note_off``, then All Notes Off / All Sound Off go to every channel it used.
 
+Every note-off is sent twice, the second time :data:`ECHO_S` later unless the key was struck
+again meanwhile: a MIDI client whose JACK cycle runs late (a busy CPU, a non-realtime server, a
+callback that blocks) never gets the events of the cycles it missed, and a lost note-off is a
+note left sounding. At the end the release (note-offs, then CC 123 / CC 120) goes out twice too.
+A repeated note-off for a key that is not sounding is ignored by every synth.
+
 Times are seconds: message times since the start of the music, clock times on the clock's own
 scale (``time.perf_counter`` for :class:`MonotonicClock`).
 """
@@ -37,6 +43,8 @@ GUARD_S = 0.005  # the producer pauses this close to a send, leaving the GIL to 
 # is 5 ms: a send due while the model computes could wait that long)
 SWITCH_INTERVAL_S = 0.0005
 JOIN_S = 1.0  # how long run() waits for the producer thread to finish on exit
+# a note-off goes out again this much later (about 10 JACK cycles of 256 frames at 48 kHz)
+ECHO_S = 0.05
 
 
 PRODUCER_NICE = 10  # generation yields the CPU to the player, the MIDI/audio server and synths
@@ -133,7 +141,8 @@ class PlayStats:
     jitter_s: list[float] = field(default_factory=list)  # per message: actual - scheduled time
     underruns: int = 0  # messages that were due before the producer had made them (sent late)
     late_max_s: float = 0.0  # the latest any message went out
-    duration_s: float = 0.0  # clock time from the music's start to the end of run()
+    duration_s: float = 0.0  # clock time from the music's start to its end (before the release)
+    echoes: int = 0  # note-offs sent a second time (not counted in ``sent``)
 
 
 class _Queue:
@@ -183,6 +192,7 @@ class Player:
         self._channels: set[int] = set()
         self._started_clock = False
         self._ran = False
+        self._echoes: collections.deque[tuple[float, int, int]] = collections.deque()
 
     # ---------------------------------------------------------------------- playback
 
@@ -211,10 +221,10 @@ class Player:
             self._halt.set()
             with self._queue.cond:
                 self._queue.cond.notify_all()
+            stats.duration_s = self.clock.now() - self.start_s
             try:
                 self._release()
             finally:
-                stats.duration_s = self.clock.now() - self.start_s
                 producer.join(JOIN_S)
                 if producer.is_alive():
                     log.warning("the message iterator is still busy; its thread is left to end")
@@ -235,6 +245,7 @@ class Player:
                 return
             with self._queue.cond:
                 self._queue.due = start + t
+            self._echo_until(start + t, stats, stop)
             self.clock.sleep_until(start + t, stop)
             if stop.is_set():
                 return
@@ -247,6 +258,15 @@ class Player:
             with self._queue.cond:
                 self._queue.due = None
                 self._queue.cond.notify_all()  # playback moved: the producer may pull again
+
+    def _echo_until(self, until: float, stats: PlayStats, stop: threading.Event) -> None:
+        """Send the second note-offs due before clock time ``until``, each at its time."""
+        while self._echoes and self._echoes[0][0] <= until and not stop.is_set():
+            due, channel, note = self._echoes.popleft()
+            self.clock.sleep_until(due, stop)
+            if (channel, note) not in self._sounding:  # struck again: its own note-off follows
+                self.send(mido.Message("note_off", channel=channel, note=note))
+                stats.echoes += 1
 
     def _next(self, stats: PlayStats, stop: threading.Event) -> Timed | None:
         """The next message, waiting for the producer if need be; None at the end or on stop."""
@@ -321,6 +341,7 @@ class Player:
         self.send(message)
         if message.type in ("note_on", "note_off") and not is_on:
             self._sounding.discard((channel, message.note))
+            self._echoes.append((self.clock.now() + ECHO_S, channel, message.note))
         elif message.type == "start":
             self._started_clock = True
         elif message.type == "stop":
@@ -330,12 +351,21 @@ class Player:
         """note_off for every sounding note, CC123/CC120 on each channel used, 'stop' if the
         beat clock runs. A failed send is tried again; gives up after a few failures in a row (a port that is gone);
         raises nothing but a KeyboardInterrupt/SystemExit met on the way, once it is done."""
-        messages = [mido.Message("note_off", channel=c, note=n) for c, n in sorted(self._sounding)]
-        messages += [m for c in sorted(self._channels) for m in control_off(c)]
+        keys = sorted(self._sounding | {(c, n) for _, c, n in self._echoes})
+        release = [mido.Message("note_off", channel=c, note=n) for c, n in keys]
+        release += [m for c in sorted(self._channels) for m in control_off(c)]
+        messages = release + (release if keys or self._channels else [])  # twice: see ECHO_S
+        self._echoes.clear()
         if self._started_clock:
             messages.append(mido.Message("stop"))
-        failures, interrupt, k = 0, None, 0
+        failures, interrupt, k, paused = 0, None, 0, False
         while k < len(messages):
+            if k == len(release) and not paused:  # the second round, JACK cycles later
+                paused = True
+                try:
+                    time.sleep(ECHO_S)
+                except BaseException as err:
+                    interrupt = interrupt or err
             try:
                 self.send(messages[k])
             except BaseException as err:  # a second Ctrl-C must not leave notes stuck either

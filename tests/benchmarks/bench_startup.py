@@ -8,12 +8,13 @@ compare like with like on this machine's load:
 
 - ``bare import``: ``python -c "import torch, pretty_midi, mido"``;
 - ``generate``: ``melodia generate --seconds 1 -o X.mid --seed 1`` (goal <= 1.3x the bare import);
-- ``stream first note``: from launching ``melodia stream --api jack --virtual NAME`` to the first
-  note-on a separate JACK client (tests/live/receiver.py) receives (goal <= 1.5 s). Needs a JACK
-  server (``jackd -d dummy``).
+- ``stream first note``: from launching ``melodia stream --api jack --port NAME`` to the first
+  note-on that NAME, a separate JACK client's input port (tests/live/receiver.py, standing in for
+  a synth), receives (goal <= 1.5 s). Needs a JACK server (``jackd -d dummy``).
 
-``--profile`` adds one in-process run of ``generate`` split into imports, model loading, set-up,
-sampling and writing (from ``-X importtime`` and timers around the library's calls).
+``--profile`` adds one run of ``generate`` split into imports, model loading, set-up and sampling,
+and one of ``stream`` with the time after launch at which each stage was done (imports, the
+port, the model, the first note), from timers around the library's calls.
 """
 
 from __future__ import annotations
@@ -48,14 +49,13 @@ def first_note(runs: int) -> list[float]:
         name = f"melodia-start-{os.getpid()}-{i}"
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "got.json"
-            receiver = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests/live/receiver.py"), "--port", name, "--out",
-                 str(out), "--seconds", "20", "--count", "1", "--wait", "20"],
-                stdout=subprocess.PIPE, text=True)
-            time.sleep(1.0)  # the receiver is up (imported rtmidi) before melodia starts
+            receiver = subprocess.Popen(  # a synth's input port, as a musician plays into
+                [sys.executable, str(ROOT / "tests/live/receiver.py"), "--virtual", name, "--out",
+                 str(out), "--seconds", "20", "--count", "1"], stdout=subprocess.PIPE, text=True)
+            assert receiver.stdout.readline().strip() == "ready"
             start = time.perf_counter()
-            stream = subprocess.Popen([*MELODIA, "stream", "--api", "jack", "--virtual", name,
-                                       "--seconds", "6", "--seed", "1"],
+            stream = subprocess.Popen([*MELODIA, "stream", "--api", "jack", "--port", name,
+                                       "--seconds", "3", "--seed", "1"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             receiver.wait(40)
             stream.wait(40)
@@ -92,6 +92,44 @@ def profile() -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+STREAM_STAGES = """
+import os, sys, time
+T0 = float(os.environ["MELODIA_T0"])
+marks = {}
+def mark(what):
+    marks.setdefault(what, time.time() - T0)
+mark("python started")
+import melodia.cli
+mark("command line imported")
+import melodia.live.scheduler as scheduler
+import melodia.live.stream as stream
+mark("stream imported (torch)")
+send = scheduler.Player._send
+def first_note(self, m):
+    if m.type == "note_on":
+        mark("first note sent")
+    return send(self, m)
+scheduler.Player._send = first_note
+def timed(name, fn):
+    def run(*a, **k):
+        out = fn(*a, **k); mark(name); return out
+    return run
+stream.open_output = timed("port open", stream.open_output)
+stream.load_model = timed("model loaded", stream.load_model)
+melodia.cli.main(sys.argv[1:])
+import json; print(json.dumps(marks))
+"""
+
+
+def stream_stages(port: str) -> dict[str, float]:
+    """When each stage of ``melodia stream --port PORT`` is done, seconds after launch."""
+    env = {**os.environ, "MELODIA_T0": repr(time.time())}
+    done = subprocess.run([sys.executable, "-c", STREAM_STAGES, "stream", "--api", "jack",
+                           "--port", port, "--seconds", "1", "--seed", "1"], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5)
@@ -118,8 +156,21 @@ def main(argv: list[str] | None = None) -> int:
               f"({min(notes):.2f}-{max(notes):.2f}; goal <= 1.5 s)")
     if args.profile:
         figures["profile_s"] = profile()
+        print("generate --seconds 1, in one process:")
         for stage, seconds in figures["profile_s"].items():
             print(f"  {stage:32s} {seconds:6.2f} s")
+        if not args.no_stream:
+            name = f"melodia-stages-{os.getpid()}"
+            receiver = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests/live/receiver.py"), "--virtual", name, "--out",
+                 os.devnull, "--seconds", "15"], stdout=subprocess.PIPE, text=True)
+            assert receiver.stdout.readline().strip() == "ready"
+            figures["stream_stages_s"] = stream_stages(name)
+            receiver.terminate()
+            receiver.wait(10)
+            print("stream, seconds after launch when each stage is done:")
+            for stage, seconds in figures["stream_stages_s"].items():
+                print(f"  {stage:32s} {seconds:6.2f} s")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

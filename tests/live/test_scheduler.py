@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from melodia.live.decode import stream_messages
-from melodia.live.scheduler import (SEND_FAILURES, ManualClock, MonotonicClock, Player,
+from melodia.live.scheduler import (ECHO_S, SEND_FAILURES, ManualClock, MonotonicClock, Player,
                                     clock_messages, merge)
 
 
@@ -50,6 +50,21 @@ def assert_silent(messages):
     assert resets >= {(c, cc) for c in channels for cc in (120, 123)}
 
 
+def without_echoes(messages):
+    """The messages less the repeated note-offs (a note-off for a key that is not sounding)."""
+    sounding, out = set(), []
+    for item in messages:
+        m = item[1] if isinstance(item, tuple) else item
+        if m.type == "note_on" and m.velocity > 0:
+            sounding.add((m.channel, m.note))
+        elif m.type in ("note_on", "note_off"):
+            if (m.channel, m.note) not in sounding:
+                continue
+            sounding.discard((m.channel, m.note))
+        out.append(item)
+    return out
+
+
 def producer_threads():
     return [t for t in threading.enumerate() if t.name == "melodia-live-producer"]
 
@@ -59,13 +74,19 @@ def test_manual_clock_sends_each_message_at_its_time():
     send = Recorder(clock)
     stream = notes([0.0, 0.25, 0.5, 1.0])
     stats = Player(send, iter(stream), clock, start_delay_s=0.1).run()
-    music = send.sent[:len(stream)]
+    music = without_echoes(send.sent)[:len(stream)]
     assert [m for _, m in music] == [m for _, m in stream]
     assert [t for t, _ in music] == pytest.approx([10.1 + t for t, _ in stream])
     assert stats.sent == len(stream) and stats.notes == 4
     assert stats.jitter_s == [0.0] * len(stream) and stats.late_max_s == 0.0
     assert stats.underruns == 0 and stats.duration_s == pytest.approx(1.05)
-    assert send.types()[len(stream):] == ["control_change"] * 2  # CC123, CC120 on channel 0
+    # CC123, CC120 on channel 0, twice (the release is repeated ECHO_S later)
+    assert [m.type for _, m in without_echoes(send.sent)[len(stream):]] == ["control_change"] * 4
+    # every note-off went out twice, ECHO_S apart: a listener that misses one still ends the note
+    offs = [(t, m.note) for t, m in send.sent if m.type == "note_off"]
+    for note in (60, 61, 62, 63):
+        first, second = [t for t, n in offs if n == note][:2]
+        assert second - first == pytest.approx(ECHO_S, abs=1e-9) or note == 63
 
 
 def test_lookahead_is_respected():
@@ -114,8 +135,9 @@ def test_stop_event_mid_stream_releases_every_sounding_note():
              for c, n in [(0, 60), (1, 64), (2, 67), (2, 72)]]
     stats = Player(send, iter(chord + notes([1.0])), clock).run(stop=stop)
     assert stats.notes == 3
-    offs = [(m.channel, m.note) for m in sent if m.type == "note_off"]
+    offs = [(m.channel, m.note) for m in without_echoes(sent) if m.type == "note_off"]
     assert offs == [(0, 60), (1, 64), (2, 67)]
+    assert [(m.channel, m.note) for m in sent if m.type == "note_off"] == offs * 2
     assert_silent(sent)
     assert producer_threads() == []
 
@@ -148,8 +170,10 @@ def test_send_error_still_releases_and_propagates():
     with pytest.raises(OSError, match="hiccup"):
         Player(send, iter(notes([0.0, 0.1, 0.2], length_s=1.0)), clock).run()
     # the note whose send failed counts as sounding too: a note_off for it is harmless
-    assert [m.type for m in sent] == ["note_on", "note_on"] + ["note_off"] * 3 + [
-        "control_change", "control_change"]
+    assert [m.type for m in sent[:7]] == ["note_on", "note_on"] + ["note_off"] * 3 + [
+        "control_change"] * 2
+    assert 62 in [m.note for m in sent if m.type == "note_off"]
+    assert [m.type for m in sent[7:]] == ["note_off"] * 3 + ["control_change"] * 2  # again
     assert_silent(sent)
 
 
