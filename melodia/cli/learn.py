@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from melodia.cli.common import ENCODING_NAMES, _number, _print, positive_float
@@ -72,9 +73,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ("--loader-workers", int, "processes building batches ahead of the step; -1 = auto: "
          "none on a CPU (the step dwarfs the batch there), up to 4 per GPU (default -1)"),
     ]:
-        name = flag[2:].replace("-", "_")
-        t.add_argument(flag, type=argument(name) if name in KNOBS else kind, default=None,
-                       help=text)
+        knob = flag[2:].replace("-", "_")  # a size with a limit: checked by the knob table
+        t.add_argument(flag, type=argument(knob) if knob in KNOBS else kind, help=text)
     t.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
                    help="condition on note density and pitch-class histogram (default on)")
     t.add_argument("--note-state", action=argparse.BooleanOptionalAction, default=None,
@@ -98,8 +98,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import os
-
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.training.config import run_config
     from melodia.training.trainer import train
@@ -368,10 +366,6 @@ def _run_evaluate_styles(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------- generate
-
-
-
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -389,18 +383,15 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                    help="folder to write (created if missing)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default float16)")
-    p.add_argument("--force", action="store_true",
-                   help="replace a README.md, config.json or model.safetensors in DIR that an "
-                   "earlier export did not write (refused by default)")
+    p.add_argument("--force", action="store_true", help="replace files in DIR that an earlier "
+                   "export did not write (a README.md, config.json: refused by default)")
 
 
 def _run_export(args: argparse.Namespace) -> int:
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.model.export import export_model
 
-    out = export_model(args.source, args.out, dtype="float32" if args.fp32 else "float16",
-                       force=args.force)
-    print(out)
+    print(export_model(args.source, args.out, "float32" if args.fp32 else "float16", args.force))
     return 0
 
 

@@ -6,8 +6,8 @@ the clock. Whatever ends playback (the end of the music, ``until_s``, a stop eve
 generation or in ``send``, Ctrl-C), it leaves no note sounding: every note it switched on gets
 its ``note_off``, then All Notes Off / All Sound Off go to every channel it used.
 
-Every note-off is sent twice, the second time :data:`ECHO_S` later unless the key was struck
-again meanwhile: a MIDI client whose JACK cycle runs late (a busy CPU, a non-realtime server, a
+Every note-off is sent twice, the second time :data:`ECHO_S` later (or just before the key is
+struck again, if that comes sooner): a MIDI client whose JACK cycle runs late (a busy CPU, a non-realtime server, a
 callback that blocks) never gets the events of the cycles it missed, and a lost note-off is a
 note left sounding. At the end the release (note-offs, then CC 123 / CC 120) goes out twice too.
 A repeated note-off for a key that is not sounding is ignored by every synth.
@@ -264,9 +264,8 @@ class Player:
         while self._echoes and self._echoes[0][0] <= until and not stop.is_set():
             due, channel, note = self._echoes.popleft()
             self.clock.sleep_until(due, stop)
-            if (channel, note) not in self._sounding:  # struck again: its own note-off follows
-                self.send(mido.Message("note_off", channel=channel, note=note))
-                stats.echoes += 1
+            self.send(mido.Message("note_off", channel=channel, note=note))
+            stats.echoes += 1
 
     def _next(self, stats: PlayStats, stop: threading.Event) -> Timed | None:
         """The next message, waiting for the producer if need be; None at the end or on stop."""
@@ -338,6 +337,10 @@ class Player:
             self._channels.add(channel)
         if is_on:
             self._sounding.add((channel, message.note))
+            pending = [e for e in self._echoes if e[1:] == (channel, message.note)]
+            if pending:  # struck again before its note-off's echo: the echo goes first
+                self._echoes.remove(pending[0])
+                self.send(mido.Message("note_off", channel=channel, note=message.note))
         self.send(message)
         if message.type in ("note_on", "note_off") and not is_on:
             self._sounding.discard((channel, message.note))
