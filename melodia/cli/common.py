@@ -43,10 +43,7 @@ def _number(low: float | None = None, high: float | None = None, *, open_low: bo
     return parse
 
 
-finite_float = _number()
-non_negative_float = _number(0.0)
 positive_float = _number(0.0, open_low=True)
-positive_int = _number(1, kind=int)
 seconds_float = _number(0.0, MAX_SECONDS, open_low=True)
 
 

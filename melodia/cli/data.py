@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from melodia.cli.common import (ENCODING_NAMES, _number, _output, _print, midi_output,
-                                non_negative_float, positive_int)
+from melodia.cli.common import ENCODING_NAMES, _number, _output, _print, midi_output
 from melodia.errors import MelodiaError
+from melodia.util.knobs import argument
 
 
 def _add_encode(sub: argparse._SubParsersAction) -> None:
@@ -100,14 +100,14 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="MIDI or score files, folders (searched recursively) or music21:NAME")
     p.add_argument("-o", "--output", type=Path, required=True, help="dataset directory")
     p.add_argument("--encoding", choices=ENCODING_NAMES, default="piano")
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=argument("workers"), default=None,
                    help="processes (default: CPU count)")
     p.add_argument("--valid-fraction", type=_number(0.0, 1.0), default=0.05,
                    help="share of non-MAESTRO files held out for validation (default 0.05)")
     p.add_argument("--test-fraction", type=_number(0.0, 1.0), default=0.05,
                    help="share of non-MAESTRO files held out for test (default 0.05)")
     p.add_argument("--no-sustain", action="store_true", help="do not apply the sustain pedal")
-    p.add_argument("--max-files", type=positive_int, default=None, metavar="N",
+    p.add_argument("--max-files", type=argument("max_files"), default=None, metavar="N",
                    help="encode at most N pieces, the first in sorted order (e.g. for music21:all)")
     p.add_argument("--labels-from-folders", action="store_true",
                    help="style label of each file = its top folder below the source folder "
@@ -115,7 +115,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    "the manifest's \"styles\"; files directly in SRC get none (null)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     s = p.add_argument_group("scores (MusicXML, ABC, kern, music21:)")
-    s.add_argument("--humanize", type=non_negative_float, default=0.0, metavar="SECONDS",
+    s.add_argument("--humanize", type=argument("humanize"), default=0.0, metavar="SECONDS",
                    help="std of random onset jitter in seconds, e.g. 0.01, with velocity jitter "
                    "(std 6); seeded, so reruns match (default 0: off)")
     s.add_argument("--humanize-seed", type=int, default=0, metavar="N",

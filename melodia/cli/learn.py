@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from melodia.cli.common import ENCODING_NAMES, _number, _print, positive_float
+from melodia.cli.common import ENCODING_NAMES, _print, positive_float
 from melodia.errors import MelodiaError
 from melodia.util.knobs import KNOBS, argument
 
@@ -228,10 +228,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--split", choices=("train", "validation", "test"), default="test")
     n.add_argument("--baselines", default="1,3,4,5", metavar="N,N,...",
                    help="n-gram orders to compare with, 1 = unigram, '' = none (default 1,3,4,5)")
-    n.add_argument("--segment-events", type=_number(0, kind=int), default=2048,
+    n.add_argument("--segment-events", type=argument("segment_events"), default=2048,
                    help="events per scored segment, 0 = whole files (default 2048)")
-    n.add_argument("--max-events", type=int, default=None, help="score at most this many events")
-    n.add_argument("--batch-size", type=int, default=8,
+    n.add_argument("--max-events", type=argument("max_events"), default=None, help="score at most this many events")
+    n.add_argument("--batch-size", type=argument("batch_size"), default=8,
                    help="segments per forward pass (default 8)")
     n.add_argument("--device", default="auto",
                    help="auto (cuda if available), cpu, cuda or cuda:N (default auto)")
@@ -242,12 +242,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="folder (or file) of real MIDI to compare with")
     m.add_argument("--excerpt-seconds", type=positive_float, default=30.0, metavar="S",
                    help="excerpt length in seconds (default 30)")
-    m.add_argument("--max-excerpts", type=int, default=None, metavar="N",
+    m.add_argument("--max-excerpts", type=argument("excerpts"), default=None, metavar="N",
                    help="at most N excerpts per file, the first ones (default all)")
     m.add_argument("--encoding", choices=ENCODING_NAMES, default=None,
                    help="encoding both sides go through before measuring (default piano; band "
                    "with --by-instrument or --styles)")
-    m.add_argument("--workers", type=int, default=0,
+    m.add_argument("--workers", type=argument("eval_workers"), default=0,
                    help="processes measuring files, 0 = one per CPU (default 0)")
     m.add_argument("--seed", type=int, default=0,
                    help="seed of the classifier's subsampling and folds (default 0)")
@@ -256,7 +256,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     b = p.add_argument_group("band music (--by-instrument, --styles)")
     b.add_argument("--by-instrument", action="store_true",
                    help="compare instrument group by group (drums, bass, guitar, keys...)")
-    b.add_argument("--min-excerpts", type=int, default=5, metavar="N",
+    b.add_argument("--min-excerpts", type=argument("excerpts"), default=5, metavar="N",
                    help="compare a group when both sides have N excerpts of it (default 5)")
     b.add_argument("--grid-tolerance-ms", type=float, default=20.0, metavar="MS",
                    help="an onset this close to a 16th-note position is on the grid (default 20)")

@@ -36,7 +36,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--api", choices=("alsa", "jack", "coremidi", "windows_mm"), default=None,
                    help="MIDI backend (default: ALSA if its sequencer works, else JACK; "
                    "CoreMIDI on macOS, Windows MM on Windows)")
-    w.add_argument("--channel", type=int, default=1,
+    w.add_argument("--channel", type=argument("channel"), default=1,
                    help="MIDI channel 1-16 of the piano / the band's first part (drums: 10)")
     p.add_argument("--model", default="piano",
                    help="piano, band, a checkpoint file or a run directory (default piano)")
@@ -58,8 +58,8 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    "tempo")
     r.add_argument("--respond-seconds", type=seconds_float, default=8.0,
                    help="length of each answer (default 8)")
-    r.add_argument("--rounds", type=int, default=None, help="answers before stopping")
-    r.add_argument("--trigger-cc", type=int, default=None, metavar="CC",
+    r.add_argument("--rounds", type=argument("rounds"), default=None, help="answers before stopping")
+    r.add_argument("--trigger-cc", type=argument("trigger_cc"), default=None, metavar="CC",
                    help="a control change number that ends a phrase at once (e.g. 64)")
     _add_music_options(p)
 
@@ -69,8 +69,6 @@ def _run_stream(args: argparse.Namespace) -> int:
     from melodia.live.stream import StreamConfig, stream
     from melodia.midi import seconds_for_bars
 
-    if not 1 <= args.channel <= 16:
-        raise MelodiaError("--channel must be 1..16")
     if args.list_styles:
         return _list_styles(args.model)
     generate = _generate_config(args, seconds=1.0)

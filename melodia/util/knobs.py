@@ -73,6 +73,10 @@ KNOBS: dict[str, Knob] = {
     "steps_per_iteration": Knob(int, 1, 10_000),
     "randomness": Knob(float, 0.0, 1.0),
     "threads": Knob(int, 1, 1024),
+    # live
+    "channel": Knob(int, 1, 16, what="MIDI channel"),
+    "rounds": Knob(int, 1, 100_000, what="answers"),
+    "trigger_cc": Knob(int, 0, 127, what="control change number"),
     # output
     "gain": Knob(float, 0.0, 100.0, True),
     "sample_rate": Knob(int, 8000, 96_000, what="Hz"),
@@ -89,6 +93,14 @@ KNOBS: dict[str, Knob] = {
     "num_layers": Knob(int, 1, 128),
     "num_heads": Knob(int, 1, 256),
     "context": Knob(int, 1, 65_536, what="events of attention"),
+    # corpora and evaluation
+    "workers": Knob(int, 1, 256, what="processes"),
+    "eval_workers": Knob(int, 0, 256, what="processes (0: this one)"),
+    "max_files": Knob(int, 1, 10**8),
+    "humanize": Knob(float, 0.0, 1.0, what="seconds"),
+    "max_events": Knob(int, 1, 10**10),
+    "segment_events": Knob(int, 0, 1_000_000),
+    "excerpts": Knob(int, 1, 10**7),
 }
 
 

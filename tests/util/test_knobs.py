@@ -107,3 +107,18 @@ def test_argument_types_read_text_then_check():
     for bad in ("1.5", "x", "0", "1e9"):
         with pytest.raises(Exception, match="needs a whole number from 1 to 1000000"):
             argument("events")(bad)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["stream", "--rounds", "-1"], "--rounds"), (["stream", "--trigger-cc", "500"], "--trigger-cc"),
+    (["stream", "--channel", "17"], "--channel"),
+    (["evaluate", "piano", "data", "--batch-size", "100000000"], "--batch-size"),
+    (["evaluate", "piano", "data", "--max-events", "-5"], "--max-events"),
+    (["evaluate", "--generated", "a", "--reference", "b", "--workers", "100000"], "--workers"),
+    (["prepare", "x", "-o", "y", "--humanize", "1e9"], "--humanize"),
+    (["prepare", "x", "-o", "y", "--max-files", "0"], "--max-files"),
+])
+def test_live_corpus_and_evaluation_sizes_share_the_table(argv, flag, capsys):
+    # `stream --rounds -1` used to be taken, and play until Ctrl-C with the option ignored
+    line = one_error_line(argv, capsys, argv[0])
+    assert flag in line and "needs a" in line
