@@ -65,8 +65,9 @@ class Clock(Protocol):
 
     def now(self) -> float: ...
 
-    def sleep_until(self, t: float, stop: threading.Event) -> None:
-        """Return at clock time ``t`` (seconds), or as soon as ``stop`` is set."""
+    def sleep_until(self, t: float, stop: threading.Event, coarse: bool = False) -> None:
+        """Return at clock time ``t`` (seconds), or as soon as ``stop`` is set; ``coarse``: a
+        millisecond or two late is fine (no busy-wait)."""
         ...
 
 
@@ -79,10 +80,13 @@ class MonotonicClock:
     def now(self) -> float:
         return time.perf_counter()
 
-    def sleep_until(self, t: float, stop: threading.Event) -> None:
+    def sleep_until(self, t: float, stop: threading.Event, coarse: bool = False) -> None:
         while not stop.is_set():
             remaining = t - time.perf_counter()
             if remaining <= 0:
+                return
+            if coarse:
+                stop.wait(remaining)
                 return
             if remaining > self.spin_s:
                 stop.wait(remaining - self.spin_s)
@@ -104,7 +108,7 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self._t += seconds
 
-    def sleep_until(self, t: float, stop: threading.Event) -> None:
+    def sleep_until(self, t: float, stop: threading.Event, coarse: bool = False) -> None:
         if not stop.is_set():
             self._t = max(self._t, float(t))
 
@@ -260,10 +264,11 @@ class Player:
                 self._queue.cond.notify_all()  # playback moved: the producer may pull again
 
     def _echo_until(self, until: float, stats: PlayStats, stop: threading.Event) -> None:
-        """Send the second note-offs due before clock time ``until``, each at its time."""
-        while self._echoes and self._echoes[0][0] <= until and not stop.is_set():
+        """Send the second note-offs due well before clock time ``until`` (a message is due
+        then: one due closer waits until after it), each at about its time."""
+        while self._echoes and self._echoes[0][0] <= until - GUARD_S and not stop.is_set():
             due, channel, note = self._echoes.popleft()
-            self.clock.sleep_until(due, stop)
+            self.clock.sleep_until(due, stop, coarse=True)  # no spin: the CPU is JACK's too
             self.send(mido.Message("note_off", channel=channel, note=note))
             stats.echoes += 1
 

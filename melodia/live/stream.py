@@ -38,7 +38,7 @@ from melodia.model.registry import load_model
 
 log = logging.getLogger(__name__)
 
-START_DELAY_S = 0.05  # a head start for the producer (it makes ~1,000 events a second)
+START_DELAY_S = 0.15  # a head start for the producer: a band's opening chord is ~15 events
 # rtmidi's JACK output queues messages for the server's next cycles: closing the port at once
 # could drop the final note-offs
 DRAIN_S = 0.1
