@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from melodia.errors import MelodiaError
-from melodia.util.knobs import MAX_SECONDS
 
 ENCODING_NAMES = ("piano", "band")
 
@@ -19,7 +18,6 @@ def _print(*parts: object) -> None:
 
 
 # ------------------------------------------------------------------ argument types and paths
-
 
 
 def _number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
@@ -44,7 +42,6 @@ def _number(low: float | None = None, high: float | None = None, *, open_low: bo
 
 
 positive_float = _number(0.0, open_low=True)
-seconds_float = _number(0.0, MAX_SECONDS, open_low=True)
 
 
 def _output(path: Path, *, create: bool = True) -> Path:

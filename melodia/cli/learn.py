@@ -85,13 +85,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--kind", dest="model.kind", choices=("lstm", "transformer"), default=None,
                    help="model family: the Performance RNN's LSTM, or a decoder-only transformer "
                         "with rotary positions and a KV cache (default lstm)")
-    m.add_argument("--heads", dest="model.num_heads", type=argument("num_heads"), metavar="N", default=None,
+    m.add_argument("--heads", dest="model.num_heads", type=argument("num_heads"), metavar="N",
                    help="transformer: attention heads (default 4)")
-    m.add_argument("--context", dest="model.context", type=argument("context"), metavar="N", default=None,
+    m.add_argument("--context", dest="model.context", type=argument("context"), metavar="N",
                    help="transformer: events attended to while generating (default 1024)")
-    m.add_argument("--layers", dest="model.num_layers", type=argument("num_layers"), metavar="N", default=None)
-    m.add_argument("--hidden-size", dest="model.hidden_size", type=argument("hidden_size"), metavar="N", default=None)
-    m.add_argument("--embed-dim", dest="model.embed_dim", type=argument("embed_dim"), metavar="N", default=None)
+    m.add_argument("--layers", dest="model.num_layers", type=argument("num_layers"), metavar="N")
+    m.add_argument("--hidden-size", dest="model.hidden_size", type=argument("hidden_size"),
+                   metavar="N")
+    m.add_argument("--embed-dim", dest="model.embed_dim", type=argument("embed_dim"), metavar="N")
     m.add_argument("--dropout", dest="model.dropout", type=float, metavar="P", default=None)
     m.add_argument("--tie-embeddings", dest="model.tie_embeddings", default=None,
                    action=argparse.BooleanOptionalAction)
@@ -230,7 +231,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="n-gram orders to compare with, 1 = unigram, '' = none (default 1,3,4,5)")
     n.add_argument("--segment-events", type=argument("segment_events"), default=2048,
                    help="events per scored segment, 0 = whole files (default 2048)")
-    n.add_argument("--max-events", type=argument("max_events"), default=None, help="score at most this many events")
+    n.add_argument("--max-events", type=argument("max_events"), default=None,
+                   help="score at most this many events")
     n.add_argument("--batch-size", type=argument("batch_size"), default=8,
                    help="segments per forward pass (default 8)")
     n.add_argument("--device", default="auto",

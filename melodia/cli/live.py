@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from melodia.cli.common import _print, positive_float, seconds_float
+from melodia.cli.common import _print, positive_float
 from melodia.cli.make import _add_music_options, _generate_config, _list_styles
 from melodia.errors import MelodiaError
 from melodia.util.knobs import argument
@@ -40,9 +40,10 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="MIDI channel 1-16 of the piano / the band's first part (drums: 10)")
     p.add_argument("--model", default="piano",
                    help="piano, band, a checkpoint file or a run directory (default piano)")
-    p.add_argument("--seconds", type=seconds_float, default=None,
+    p.add_argument("--seconds", type=argument("seconds"), default=None,
                    help="stop after this long (default: play until Ctrl-C)")
-    p.add_argument("--seed", type=argument("seed"), default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--seed", type=argument("seed"), default=None,
+                   help="random seed (default: a fresh one)")
     p.add_argument("--clock-out", action="store_true",
                    help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
                    "(default 120) so a DAW can follow")
@@ -56,9 +57,10 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="answer what is played on this input port (virtual:NAME opens a "
                    "virtual input port instead); a phrase ends after a bar of silence at the "
                    "tempo")
-    r.add_argument("--respond-seconds", type=seconds_float, default=8.0,
+    r.add_argument("--respond-seconds", type=argument("seconds"), default=8.0,
                    help="length of each answer (default 8)")
-    r.add_argument("--rounds", type=argument("rounds"), default=None, help="answers before stopping")
+    r.add_argument("--rounds", type=argument("rounds"), default=None,
+                   help="answers before stopping")
     r.add_argument("--trigger-cc", type=argument("trigger_cc"), default=None, metavar="CC",
                    help="a control change number that ends a phrase at once (e.g. 64)")
     _add_music_options(p)

@@ -49,7 +49,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                         help="number of new events instead")
     p.add_argument("--num", type=argument("num"), default=1,
                    help="pieces to generate at once (default 1)")
-    p.add_argument("--seed", type=argument("seed"), default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--seed", type=argument("seed"), default=None,
+                   help="random seed (default: a fresh one)")
     _add_music_options(p)
     p.add_argument("--beam", type=argument("beam"), default=1,
                    help="beam size; > 1 runs beam search (it maximises likelihood: on the "

@@ -37,7 +37,8 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DatasetError(f"{path} is not valid JSON: {err}") from None
-    missing = [k for k in ("encoding", "files") if not isinstance(manifest, dict) or k not in manifest]
+    missing = [k for k in ("encoding", "files")
+               if not isinstance(manifest, dict) or k not in manifest]
     if missing or not isinstance(manifest["files"], list):
         raise DatasetError(f"{path} is damaged: no {' or '.join(missing) or 'list of files'}; "
                            f"re-run `melodia prepare`")

@@ -50,13 +50,12 @@ def parse_key(key: str) -> tuple[int, str]:
         raise GenerateError(f"cannot read the key {key!r}; write a letter A-G, an accidental and "
                             f"a mode, e.g. {_SPELLINGS}")
     letter, accidental, mode = match.groups()
-    if mode is not None and mode != "m" and mode.lower() == "m":  # "M": major, as in chord names
-        mode = "major"
-    elif mode is None:
-        mode = "minor" if letter.islower() else "major"
-    mode = "minor" if mode.lower() in ("m", "min", "minor") else "major"
-    alter = _ALTER[(accidental or "").strip().lower()] if accidental else 0
-    return (_NOTE_NAMES[letter.lower()] + alter) % 12, mode
+    if mode is None:  # music21: upper case major, lower case minor
+        minor = letter.islower()
+    else:  # "m" minor, "M" major (as in chord names), the words in any case
+        minor = mode == "m" or mode.lower() in ("min", "minor")
+    alter = _ALTER[accidental.strip().lower()] if accidental else 0
+    return (_NOTE_NAMES[letter.lower()] + alter) % 12, "minor" if minor else "major"
 
 
 def key_histogram(key: str) -> np.ndarray:

@@ -73,8 +73,7 @@ class GenerateConfig:
             if length > MAX_SECONDS:
                 raise KnobError(f"{self.bars} bars at {self.tempo or 120.0:g} BPM last "
                                 f"{length:.0f} s; the most is {MAX_SECONDS:.0f} s (a day)")
-        if isinstance(self.randomness, (int, float)) or not isinstance(
-                self.randomness, (str, dict, type(None))):
+        if not isinstance(self.randomness, (str, dict, type(None))):  # a number: 0..1
             self.randomness = check("randomness", self.randomness)
         self.threads = check_optional("threads", self.threads)
 

@@ -6,11 +6,10 @@ the clock. Whatever ends playback (the end of the music, ``until_s``, a stop eve
 generation or in ``send``, Ctrl-C), it leaves no note sounding: every note it switched on gets
 its ``note_off``, then All Notes Off / All Sound Off go to every channel it used.
 
-Every note-off is sent twice, the second time :data:`ECHO_S` later (or just before the key is
-struck again, if that comes sooner): a MIDI client whose JACK cycle runs late (a busy CPU, a non-realtime server, a
-callback that blocks) never gets the events of the cycles it missed, and a lost note-off is a
-note left sounding. At the end the release (note-offs, then CC 123 / CC 120) goes out twice too.
-A repeated note-off for a key that is not sounding is ignored by every synth.
+Every note-off is sent twice, :data:`ECHO_S` apart (or the second just before the key is struck
+again): a MIDI client whose JACK cycle runs late (a busy CPU, a callback that blocks) never gets
+the events of the cycles it missed, and a lost note-off is a stuck note. The final release goes
+out twice too. Synths ignore a note-off for a key that is not sounding.
 
 Times are seconds: message times since the start of the music, clock times on the clock's own
 scale (``time.perf_counter`` for :class:`MonotonicClock`).
@@ -342,9 +341,9 @@ class Player:
             self._channels.add(channel)
         if is_on:
             self._sounding.add((channel, message.note))
-            pending = [e for e in self._echoes if e[1:] == (channel, message.note)]
+            pending = next((e for e in self._echoes if e[1:] == (channel, message.note)), None)
             if pending:  # struck again before its note-off's echo: the echo goes first
-                self._echoes.remove(pending[0])
+                self._echoes.remove(pending)
                 self.send(mido.Message("note_off", channel=channel, note=message.note))
         self.send(message)
         if message.type in ("note_on", "note_off") and not is_on:
@@ -356,20 +355,18 @@ class Player:
             self._started_clock = False
 
     def _release(self) -> None:
-        """note_off for every sounding note, CC123/CC120 on each channel used, 'stop' if the
-        beat clock runs. A failed send is tried again; gives up after a few failures in a row (a port that is gone);
-        raises nothing but a KeyboardInterrupt/SystemExit met on the way, once it is done."""
+        """note_off for every sounding note, CC123/CC120 on each channel used, twice; 'stop' if
+        the beat clock runs. A failed send is tried again, up to a few in a row (a port that is
+        gone); raises only a KeyboardInterrupt/SystemExit met on the way, once it is done."""
         keys = sorted(self._sounding | {(c, n) for _, c, n in self._echoes})
         release = [mido.Message("note_off", channel=c, note=n) for c, n in keys]
         release += [m for c in sorted(self._channels) for m in control_off(c)]
-        messages = release + (release if keys or self._channels else [])  # twice: see ECHO_S
+        messages = release * 2 + ([mido.Message("stop")] if self._started_clock else [])
         self._echoes.clear()
-        if self._started_clock:
-            messages.append(mido.Message("stop"))
-        failures, interrupt, k, paused = 0, None, 0, False
+        failures, interrupt, k, pause_at = 0, None, 0, len(release) or None
         while k < len(messages):
-            if k == len(release) and not paused:  # the second round, JACK cycles later
-                paused = True
+            if k == pause_at:  # the second round (see ECHO_S), JACK cycles later
+                pause_at = None
                 try:
                     time.sleep(ECHO_S)
                 except BaseException as err:

@@ -145,9 +145,10 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
         raise MidiReadError(path, "tick positions overflow: delta times add up past 2^31 ticks, "
                             "or a tempo is zero") from None
     check_duration(score, max_seconds, path)
-    if not score.note_count and _count_note_ons(data):  # not silently "0 notes"
-        raise MidiReadError(path, f"it strikes {_count_note_ons(data)} notes but none could be "
-                            "read: they have no note-off, or lie past 2^31 ticks")
+    struck = 0 if score.note_count else _count_note_ons(data)  # not silently "0 notes"
+    if struck:
+        raise MidiReadError(path, f"it strikes {struck} notes but none could be read: they "
+                            "have no note-off, or lie past 2^31 ticks")
     return score
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from melodia.errors import RenderError
 from melodia.midi import DRUM_CHANNEL, Score, Track, instrument_name, load_score
 from melodia.output.synth import _open_synth, _write_float, find_soundfont, import_fluidsynth
-from melodia.util.knobs import KnobError, check
+from melodia.util.knobs import check
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +234,8 @@ def render(midi, out: str | Path | None = None, *, soundfont: str | Path | None 
 
 def _check_options(sample_rate: int, max_tail_s: float, out: str | Path | None,
                    gain: float = DEFAULT_GAIN) -> None:
-    try:
-        check("sample_rate", sample_rate), check("max_tail", max_tail_s, "max_tail_s")
-        check("gain", gain)
-    except KnobError as err:
-        raise RenderError(str(err)) from None
+    check("sample_rate", sample_rate, None, RenderError)
+    check("max_tail", max_tail_s, "max_tail_s", RenderError), check("gain", gain, None, RenderError)
     if out is not None:
         _check_suffix(Path(out))
 

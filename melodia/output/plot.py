@@ -15,7 +15,7 @@ import numpy as np
 from melodia.errors import MelodiaError
 from melodia.midi import Score, Track, load_score
 from melodia.util.atomic import atomic_write
-from melodia.util.knobs import KnobError, check
+from melodia.util.knobs import check
 
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _BLACK_KEYS = {1, 3, 6, 8, 10}
@@ -130,12 +130,9 @@ def piano_roll_figure(midi, *, width_px: int = 1600, height_px: int = 900, dpi: 
 
     Parameters are those of :func:`plot_piano_roll`, without ``out``.
     """
-    try:  # a size is checked before matplotlib spends memory on it
-        width_px, height_px = check("width", width_px, "width_px"), check("height", height_px,
-                                                                          "height_px")
-        dpi = check("dpi", dpi)
-    except KnobError as err:
-        raise PlotError(str(err)) from None
+    width_px = check("width", width_px, "width_px", PlotError)  # before matplotlib spends memory
+    height_px, dpi = check("height", height_px, "height_px", PlotError), check("dpi", dpi, None,
+                                                                                 PlotError)
     matplotlib, Figure = _matplotlib()
     score = load_score(midi)
     if title is None and isinstance(midi, (str, Path)):
@@ -264,10 +261,7 @@ def plot_distributions(generated: dict[str, Sequence[float]],
     _, Figure = _matplotlib()
     names = list(generated)
     rows = max(1, -(-len(names) // columns))
-    try:
-        dpi = check("dpi", dpi)
-    except KnobError as err:
-        raise PlotError(str(err)) from None
+    dpi = check("dpi", dpi, None, PlotError)
     fig = Figure(figsize=(3.2 * columns, 2.4 * rows), dpi=dpi, layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, name in zip(axes, names):

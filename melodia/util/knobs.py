@@ -104,8 +104,9 @@ KNOBS: dict[str, Knob] = {
 }
 
 
-def check(name: str, value, label: str | None = None):
-    """``value`` if knob ``name`` takes it (ints come back as int), else one-line KnobError."""
+def check(name: str, value, label: str | None = None, error: type[Exception] = KnobError):
+    """``value`` if knob ``name`` takes it (ints come back as int), else one line as ``error``
+    (a stage's own error class, e.g. RenderError; KnobError by default)."""
     knob = KNOBS[name]
     label = label or name
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -115,7 +116,7 @@ def check(name: str, value, label: str | None = None):
         ok = math.isfinite(value) and (value > knob.low if knob.open_low else value >= knob.low) \
             and value <= knob.high
     if not ok:
-        raise KnobError(f"{label} must be {knob.describe()}, not {value!r}")
+        raise error(f"{label} must be {knob.describe()}, not {value!r}")
     return int(value) if knob.kind is int else float(value)
 
 

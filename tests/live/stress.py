@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 print(f"run {i:2d}: {r['signal']} at {r['stop_at_s']:.2f} s"
                       f"{', a listener vanished' if r['vanish'] else ''}: sent {r['sent']}, "
-                      f"received {r['received']} (lost {r['lost']}), {r['notes']} notes, stuck {r['stuck']}",
+                      f"received {r['received']} (lost {r['lost']}), {r['notes']} notes, "
+                      f"stuck {r['stuck']}",
                       flush=True)
     finally:
         for proc in busy:

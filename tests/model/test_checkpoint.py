@@ -141,7 +141,8 @@ CRAFTED = {
     "wrong shapes": (lambda p: (_reshaped(p), p)[1], "has shape"),
     "missing weight": (lambda p: (p["model"].pop("bias"), p)[1], "do not match"),
     "absurd size": (lambda p: (_huge(p), p)[1], "refusing to build"),
-    "absurd width": (lambda p: (_huge(p, hidden_size=10 ** 6), p)[1], "hidden_size must be a whole"),
+    "absurd width": (lambda p: (_huge(p, hidden_size=10 ** 6), p)[1],
+                     "hidden_size must be a whole"),
     "bad config": (lambda p: {**p, "model_config": '{"layers": 3}'}, "invalid model_config"),
     "config not json": (lambda p: {**p, "model_config": "{"}, "not valid JSON"),
     "bad encoding": (lambda p: {**p, "encoding": '{"name": "kazoo"}'}, "invalid encoding"),
@@ -160,7 +161,7 @@ def test_crafted_checkpoints_give_one_clear_line(case: str, tmp_path: Path, monk
         path.write_text("this is a text file, not a checkpoint\n")
     else:
         torch.save(craft(good_payload()), path)
-    if case in ("absurd size", "absurd width"):  # refused from the config alone: no model is ever built
+    if case in ("absurd size", "absurd width"):  # refused from the config: no model is built
         monkeypatch.setattr(PerformanceRNN, "__init__", lambda *a: pytest.fail("built"))
     with pytest.raises(CheckpointError, match=message) as info:
         load_checkpoint(path)
