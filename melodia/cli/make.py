@@ -127,8 +127,7 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
 def _generate_config(args: argparse.Namespace, **length):
     """A GenerateConfig from the options of :func:`_add_music_options` (plus ``length``)."""
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.generation.config import GenerateConfig
-    from melodia.generation.sample import SamplerConfig
+    from melodia.generation.config import GenerateConfig, SamplerConfig
 
     temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
     randomness, random_by = _number_or_table(args.randomness, "--randomness")
@@ -167,7 +166,7 @@ def _list_styles(model: str) -> int:
     from collections import Counter
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.features.styles import model_aliases
+    from melodia.features.plan import model_aliases
     from melodia.midi.instruments import instrument_name
     from melodia.model.registry import load_model
 

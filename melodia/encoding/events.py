@@ -157,6 +157,8 @@ def decode_stream(
         close(key, step)
     notes = np.array(rows, dtype=QNOTE_DTYPE) if rows else np.empty(0, QNOTE_DTYPE)
     return notes[np.lexsort((notes["pitch"], notes["instrument"], notes["start"]))], tempos
+
+
 def event_times(ids: np.ndarray, encoding) -> tuple[np.ndarray, np.ndarray]:
     """Per event: the time in steps after it, and its note-on pitch (``-1`` if not a note-on)."""
     ids = np.asarray(ids, dtype=np.int64)
@@ -170,4 +172,20 @@ def event_times(ids: np.ndarray, encoding) -> tuple[np.ndarray, np.ndarray]:
     return times, pitch
 
 
-
+def tail(ids: np.ndarray, encoding, seconds: float) -> np.ndarray:
+    """The events of the last ``seconds`` of ``ids`` (like a training crop: it may hold note-offs
+    of earlier notes), without leading shifts, preceded by the VELOCITY in force where it starts;
+    no events: one shortest TIME_SHIFT."""
+    ids = np.asarray(ids, dtype=np.int64)
+    vocab = encoding.vocab
+    shift0, n_shifts = vocab.offset("TIME_SHIFT"), vocab.range("TIME_SHIFT").size
+    if len(ids) == 0:
+        return np.array([shift0], dtype=np.int64)
+    times, _ = event_times(ids, encoding)
+    start = int(np.searchsorted(times, times[-1] - seconds * encoding.config.steps_per_second))
+    while start < len(ids) - 1 and shift0 <= ids[start] < shift0 + n_shifts:
+        start += 1
+    vel0, n_vel = vocab.offset("VELOCITY"), vocab.range("VELOCITY").size
+    earlier = np.flatnonzero((ids[:start] >= vel0) & (ids[:start] < vel0 + n_vel))
+    head = ids[earlier[-1:]] if len(earlier) and not vel0 <= ids[start] < vel0 + n_vel else []
+    return np.concatenate([head, ids[start:]]).astype(np.int64)

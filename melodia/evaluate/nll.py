@@ -23,8 +23,9 @@ import numpy as np
 
 from melodia.corpus.shards import TokenDataset
 from melodia.errors import DatasetError
-from melodia.features.band import EVENT_GROUPS, BandLayout, event_groups, record_conditions
+from melodia.features.band import EVENT_GROUPS, event_groups, record_conditions
 from melodia.features.controls import model_inputs
+from melodia.features.plan import BandLayout
 
 log = logging.getLogger(__name__)
 

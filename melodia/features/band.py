@@ -1,9 +1,12 @@
-"""What a band model conditions on: line-ups, styles, tempo and meter. No torch here.
+"""What a band model conditions on, read from music: line-ups, styles, tempo and meter of the
+training files, per-event groups, instrument profiles. No torch here.
 
-Instruments and line-ups (GM families and names, :func:`~melodia.midi.instruments.parse_lineup`) live
-in :mod:`melodia.midi.instruments`; their names are importable from here too.
+Instruments and line-ups (GM families and names, :func:`~melodia.midi.instruments.parse_lineup`)
+live in :mod:`melodia.midi.instruments`; the band plan of a new piece and the layout of the
+conditions in :mod:`melodia.features.plan`.
 
-A band model takes two more inputs than the piano model (see :class:`BandLayout`):
+A band model takes two more inputs than the piano model (see
+:class:`~melodia.features.plan.BandLayout`):
 
 - **conditions**, constant over a piece: the line-up (129 zeros/ones), the style (one-hot over
   the styles the model was trained on) and the tempo (split between the two nearest of the band
@@ -15,116 +18,15 @@ A band model takes two more inputs than the piano model (see :class:`BandLayout`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from melodia.encoding.events import event_times
-from melodia.errors import GenerateError
-from melodia.features.styles import model_aliases, resolve_style
-from melodia.midi.instruments import (DRUMS, GROUPS, N_INSTRUMENTS, LineupError, group_of,
-                                      instrument_name, parse_lineup)
+from melodia.features.plan import BandLayout, conditions
+from melodia.midi.instruments import DRUMS, GROUPS, N_INSTRUMENTS, group_of
 
 # ------------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class BandLayout:
-    """Where each band condition sits in a model's ``band_dim`` inputs."""
-
-    styles: tuple[str, ...]
-    tempo_bins: int = 32
-
-    @property
-    def dim(self) -> int:
-        return N_INSTRUMENTS + len(self.styles) + self.tempo_bins
-
-    @property
-    def lineup(self) -> slice:
-        return slice(0, N_INSTRUMENTS)
-
-    @property
-    def style(self) -> slice:
-        return slice(N_INSTRUMENTS, N_INSTRUMENTS + len(self.styles))
-
-    @property
-    def tempo(self) -> slice:
-        return slice(N_INSTRUMENTS + len(self.styles), self.dim)
-
-    @classmethod
-    def from_info(cls, info: dict) -> "BandLayout":
-        """The layout a checkpoint's ``extra["band"]`` describes."""
-        return cls(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
-
-    def style_index(self, style: str) -> int:
-        if style not in self.styles:
-            known = ", ".join(self.styles) or "none (the model was trained without styles)"
-            raise LineupError(f"unknown style {style!r}; this model knows: {known}")
-        return self.styles.index(style)
-
-
-def tempo_position(qpm: float, encoding) -> float:
-    """Fractional tempo bin of ``qpm`` (the band encoding's log-spaced bins)."""
-    c = encoding.config
-    q = float(np.clip(qpm, c.min_qpm, c.max_qpm))
-    return (np.log(q) - np.log(c.min_qpm)) / (np.log(c.max_qpm) - np.log(c.min_qpm)) * (
-        c.tempo_bins - 1)
-
-
-def conditions(layout: BandLayout, encoding, instruments: Sequence[int] | None = None,
-               style: int | None = None, qpm: float | None = None) -> np.ndarray:
-    """The constant band inputs ``float32[layout.dim]``; ``None`` leaves a part absent (zeros)."""
-    out = np.zeros(layout.dim, dtype=np.float32)
-    if instruments is not None:
-        out[np.asarray(list(instruments), dtype=np.int64)] = 1.0
-    if style is not None:
-        out[layout.style.start + int(style)] = 1.0
-    if qpm is not None:
-        x = tempo_position(qpm, encoding)
-        low = int(np.floor(x))
-        high = min(low + 1, layout.tempo_bins - 1)
-        w = x - low
-        out[layout.tempo.start + low] += 1.0 - w
-        out[layout.tempo.start + high] += w
-    return out
-
-
-def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: str | None = None,
-              lineup: str | Sequence[str | int] | None = None, tempo: float | None = None,
-              rules: bool = True, seed: int = 0) -> dict[str, Any] | None:
-    """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training files
-    of the style, as a band model's checkpoint lists them in ``info``), with the band conditions
-    they make; None for a model without band conditions (``band_dim`` 0)."""
-    asked = [k for k, v in (("style", style), ("lineup", lineup)) if v is not None]
-    if not band_dim:  # a tempo alone only sets the file's (and the beat clock's) tempo
-        if asked:
-            raise GenerateError(f"{', '.join(asked)}: only a band model (--model band) takes "
-                                "these; this model has no band conditions")
-        return None
-    info = info or {}
-    layout = BandLayout(tuple(info.get("styles") or ()), int(info.get("tempo_bins", 32)))
-    if layout.dim != band_dim:
-        raise GenerateError("the checkpoint's band information does not match its model")
-    if style is not None:  # as musicians write it: heavy-metal, Bossa Nova, jazz...
-        style = resolve_style(style, layout.styles, model_aliases(info))
-    rows = [r for r in info.get("lineups") or [] if style is None or r.get("style") == style]
-    drawn = rows[int(np.random.default_rng((seed, 9)).integers(len(rows)))] if rows else {}
-    try:
-        style_index = None if style is None else layout.style_index(style)
-        style = style or drawn.get("style") or None
-        if style_index is None and style in layout.styles:
-            style_index = layout.styles.index(style)
-        preferred = (info.get("programs") or {}).get(style or "", {})
-        instruments = (parse_lineup(lineup, preferred) if lineup is not None
-                       else [int(i) for i in drawn.get("instruments") or []] or None)
-    except LineupError as err:
-        raise GenerateError(str(err)) from None
-    names = [instrument_name(i) for i in instruments or []]
-    qpm = float(tempo or drawn.get("qpm") or 120.0)
-    return {"style": style, "instruments": instruments, "qpm": qpm, "names": names,
-            "profile": info.get("profile") if rules else None,
-            "conditions": conditions(layout, encoding, instruments, style_index, qpm)}
 
 
 def current_instrument(ids: np.ndarray, encoding) -> np.ndarray:
@@ -324,8 +226,7 @@ def instrument_profile(sequences: Sequence[np.ndarray], encoding, min_notes: int
     return {"ranges": ranges, "monophonic": mono}
 
 
-__all__ = ["BandLayout", "EVENT_GROUPS", "METER_DIM", "METER_SPANS", "beat_map", "beat_maps",
-           "beats_at", "conditions", "current_instrument", "drop_conditions", "event_groups",
-           "file_conditions", "instrument_onehot", "instrument_profile", "meter_features",
-           "plan_band", "playing", "qpm_at", "record_conditions", "tempo_map", "tempo_position",
-           "tempos_from_ids"]
+__all__ = ["EVENT_GROUPS", "METER_DIM", "METER_SPANS", "beat_map", "beat_maps", "beats_at",
+           "current_instrument", "drop_conditions", "event_groups", "file_conditions",
+           "instrument_onehot", "instrument_profile", "meter_features", "playing", "qpm_at",
+           "record_conditions", "tempo_map", "tempos_from_ids"]

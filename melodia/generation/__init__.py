@@ -7,11 +7,10 @@ and conditioning, the samplers (probability, embedding, beam) and grammar masks.
 (1, 1, 'piano')
 """
 
-from melodia.generation.conditioning import band_styles, primer_events
-from melodia.generation.config import GenerateConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.generator import Generated, generate, generate_ids, iter_events
 from melodia.generation.grammar import GrammarConfig
-from melodia.generation.sample import SamplerConfig
+from melodia.generation.session import band_styles, primer_events
 
 __all__ = ["GenerateConfig", "Generated", "GrammarConfig", "SamplerConfig", "band_styles",
            "generate", "generate_ids", "iter_events", "primer_events"]

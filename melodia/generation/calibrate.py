@@ -1,6 +1,6 @@
 """Calibrate the embedding sampler: one noise scale per event type, matched to the model.
 
-The embedding sampler (:func:`melodia.generation.embedding.sample_embedding`) perturbs the predicted output
+The embedding sampler (:func:`melodia.generation.pick.sample_embedding`) perturbs the predicted output
 embedding and emits the nearest token. One scale for every event is a poor fit: a scale that
 makes pitches varied makes velocities erratic and time shifts collapse to the shortest one. Here
 each event type gets its own scale, chosen so the sampler is as adventurous as the model itself
@@ -28,7 +28,7 @@ import torch
 from melodia.encoding.events import TYPE_CODES, lookup_tables
 from melodia.evaluate import segments
 from melodia.features.controls import model_inputs
-from melodia.generation.embedding import perturb_direction, sample_embedding, type_values
+from melodia.generation.pick import perturb_direction, sample_embedding, type_values
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,91 @@
-"""What to generate and how: :class:`GenerateConfig`, checked when it is made."""
+"""What to generate and how: :class:`GenerateConfig` and the :class:`SamplerConfig` it holds,
+checked when they are made."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from melodia.encoding.events import TYPE_CODES
 from melodia.features.keys import key_histogram
 from melodia.generation.grammar import GrammarConfig
-from melodia.generation.sample import SamplerConfig
 from melodia.midi import seconds_for_bars
 from melodia.model.stepper import PRECISIONS
 from melodia.util.knobs import MAX_SECONDS, KnobError, check, check_optional
+
+SAMPLERS = ("probability", "embedding")
+NOISES = ("gaussian", "vmf")
+METRICS = ("logit", "cosine")
+
+
+@dataclass
+class SamplerConfig:
+    """How each event is picked from the model's output."""
+
+    sampler: str = "probability"  # "probability" or "embedding"
+    temperature: float = 1.0  # probability sampler; 0 = greedy
+    top_k: int = 0  # keep the k likeliest events; 0 = all
+    top_p: float = 1.0  # keep the smallest set holding this probability mass; 1 = all
+    # embedding sampler: noise scale s; 0 = greedy (~1 loops like greedy); None = the model's
+    # calibrated per-type scales where it has them (melodia.generation.calibrate), else DEFAULT_NOISE
+    noise: float | None = None
+    # embedding sampler: a scale per event type ("NOTE_ON": 2.0, ...), overriding `noise` for
+    # those types; each type's tokens are scored from their own perturbed point. Calibrated
+    # scales ship in a checkpoint (melodia.generation.calibrate) and are used unless `noise` is given.
+    noise_by_type: dict[str, float] | None = None
+    # embedding sampler: a score offset per event type (calibrated with the scales, so each type
+    # is chosen about as often as the model predicts it)
+    offset_by_type: dict[str, float] | None = None
+    noise_kind: str = "gaussian"  # "gaussian" or "vmf" (von Mises-Fisher)
+    metric: str = "logit"  # embedding sampler: "logit" (scale 0 = greedy) or "cosine"
+    beam_size: int = 1  # > 1: Magenta-style beam search over sampled branches
+    branch_factor: int = 2  # beam search: branches sampled from each beam entry
+    steps_per_iteration: int = 1  # beam search: events sampled per branch before pruning
+    # band: per instrument (GM program, 128 = drums), the temperature of its events (probability
+    # sampler) or a factor on its noise scales (embedding sampler); others use the above
+    temperature_by_instrument: dict[int, float] | None = None
+    noise_factor_by_instrument: dict[int, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, not {self.sampler!r}")
+        if self.noise_kind not in NOISES:
+            raise ValueError(f"noise_kind must be one of {NOISES}, not {self.noise_kind!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, not {self.metric!r}")
+        self.temperature = check("temperature", self.temperature)
+        self.noise = check_optional("noise", self.noise)
+        if self.noise_by_type is not None:
+            bad = {k: v for k, v in self.noise_by_type.items()
+                   if k not in TYPE_CODES or not (0 <= float(v) < math.inf)}
+            if bad:
+                raise ValueError(f"noise_by_type needs event types {sorted(TYPE_CODES)} with "
+                                 f"scales >= 0, got {bad}")
+        if self.offset_by_type is not None:
+            bad = {k: v for k, v in self.offset_by_type.items()
+                   if k not in TYPE_CODES or not math.isfinite(float(v))}
+            if bad:
+                raise ValueError(f"offset_by_type needs event types {sorted(TYPE_CODES)} with "
+                                 f"finite offsets, got {bad}")
+        for name in ("temperature_by_instrument", "noise_factor_by_instrument"):
+            table = getattr(self, name)
+            if table is not None:
+                table = {int(k): float(v) for k, v in table.items()}
+                if any(not 0 <= k <= 128 or not 0 < v < math.inf for k, v in table.items()):
+                    raise ValueError(f"{name} needs instruments 0..128 with values > 0")
+                setattr(self, name, table)
+        self.top_k, self.top_p = check("top_k", self.top_k), check("top_p", self.top_p)
+        self.beam_size = check("beam", self.beam_size, "beam_size")
+        self.branch_factor = check("branch_factor", self.branch_factor)
+        self.steps_per_iteration = check("steps_per_iteration", self.steps_per_iteration)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamplerConfig":
+        return cls(**data)
 
 
 @dataclass
@@ -81,4 +156,4 @@ class GenerateConfig:
         return asdict(self)
 
 
-__all__ = ["GenerateConfig"]
+__all__ = ["GenerateConfig", "METRICS", "NOISES", "SAMPLERS", "SamplerConfig"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -33,17 +32,12 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import event_times
-from melodia.features.band import plan_band
-from melodia.features.controls import model_inputs
-from melodia.generation.conditioning import (control_rows, primer_events, primer_tempo, read_primer,
-                                             tuned_sampler)
-from melodia.generation.config import GenerateConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
+from melodia.generation.decoding import best_beams, iter_steps, sample_rows
 from melodia.generation.grammar import Grammar, GrammarConfig
-from melodia.generation.sample import (SamplerConfig, StepInputs, Stepper, beam_search, iter_steps,
-                                       sample_rows)
+from melodia.generation.session import open_session
 from melodia.midi import PEDAL_DTYPE, TEMPO_DTYPE, Score, seconds_for_bars, to_pretty_midi
 from melodia.model.checkpoint import Checkpoint
-from melodia.model.registry import load_stepper
 from melodia.model.stepper import threads
 
 log = logging.getLogger(__name__)
@@ -98,91 +92,6 @@ def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding,
 # ----------------------------------------------------------------------------- generation
 
 
-@dataclass
-class Session:
-    """One generation, set up once: the model resolved and loaded, the band plan drawn, the
-    sampler with its knobs, the primer as events; :func:`generate_ids` and :func:`iter_events`
-    both start here."""
-
-    checkpoint: Checkpoint
-    stepper: Stepper  # the model family's: FastStepper (LSTM) or TransformerStepper
-    config: GenerateConfig
-    seed: int
-    plan: dict[str, Any] | None  # band models: style, line-up, tempo, conditions
-    sampler: SamplerConfig
-    grammar: GrammarConfig  # the config's, with the band plan's rules
-    context: np.ndarray  # the events every piece starts from (band: the tempo event first)
-    qpm: float | None  # the tempo written into the files (band: the plan's; else asked, primer's)
-
-    @property
-    def encoding(self) -> PerformanceEncoding:
-        return self.checkpoint.encoding
-
-
-def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=None) -> Session:
-    """Resolve and load ``model`` (once), draw the band plan, tune the sampler, read the primer."""
-    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-    checkpoint, stepper = load_stepper(model, config.precision)
-    plan = plan_band(checkpoint.extra.get("band"), checkpoint.model.config.band_dim,
-                     checkpoint.encoding, style=config.style, lineup=config.lineup,
-                     tempo=config.tempo, rules=config.instrument_rules, seed=seed)
-    sampler = tuned_sampler(checkpoint, config, plan["instruments"] if plan else None)
-    primer = read_primer(primer)
-    context = primer_events(primer, checkpoint.encoding, config.primer_seconds)
-    if plan is None:
-        return Session(checkpoint, stepper, config, seed, plan, sampler, config.grammar, context,
-                       config.tempo or primer_tempo(primer))
-    encoding = checkpoint.encoding  # band: the tempo event first; only the line-up may play
-    tempo = encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(plan["qpm"])))
-    context = np.concatenate([[tempo], context]).astype(np.int64)
-    return Session(checkpoint, stepper, config, seed, plan, sampler,
-                   _band_grammar(config.grammar, plan), context, plan["qpm"])
-
-
-def _band_grammar(grammar_config: GrammarConfig, plan: dict[str, Any]) -> GrammarConfig:
-    """Band: a fixed tempo, only the line-up plays, each instrument in its corpus range."""
-    profile = plan.get("profile") or {}
-    return dataclasses.replace(
-        grammar_config, tempo_changes=False,
-        instruments=tuple(plan["instruments"]) if plan["instruments"] else None,
-        instrument_ranges=grammar_config.instrument_ranges or {
-            int(k): tuple(v) for k, v in (profile.get("ranges") or {}).items()} or None,
-        monophonic=grammar_config.monophonic or tuple(profile.get("monophonic") or ()) or None)
-
-
-def _start(session: Session, batch: int):
-    """The context fed to a fresh grammar and run through the model: ``(grammar, start)``, where
-    ``start`` is what the samplers continue from."""
-    config, plan, encoding, context = session.config, session.plan, session.encoding, session.context
-    model_config = session.checkpoint.model.config
-    controls = control_rows(session.checkpoint, config, session.seed, batch)
-    if model_config.band_dim:
-        band = (plan["conditions"] if plan is not None
-                else np.zeros(model_config.band_dim, np.float32))
-        piano = (controls if controls is not None
-                 else np.zeros((batch, model_config.control_dim), np.float32))
-        controls = np.concatenate([piano, np.repeat(band[None], batch, axis=0)], axis=1)
-    ids = torch.from_numpy(context).long()[None].expand(batch, -1)
-    step_controls = seq_controls = None
-    if controls is not None:
-        step_controls = torch.from_numpy(controls)
-        seq_controls = step_controls[:, None].expand(-1, ids.shape[1], -1)
-    if model_config.step_dim:  # note state and instrument change every step: from the grammar
-        qpm = plan["qpm"] if plan is not None else 120.0
-        step_controls = StepInputs(step_controls, model_config.fixed_dim, model_config.state_dim,
-                                   model_config.instrument_dim, model_config.meter_dim, qpm)
-        fixed = (torch.zeros(batch, ids.shape[1], model_config.fixed_dim) if controls is None
-                 else seq_controls)
-        steps = model_inputs(context, encoding, model_config,
-                             tempos=[[0.0, qpm]])[:, model_config.fixed_dim:]
-        state = torch.from_numpy(steps)[None].expand(batch, -1, -1)
-        seq_controls = torch.cat([fixed, state], dim=2)
-    grammar = Grammar(encoding, session.grammar, batch)
-    grammar.feed(context)
-    logits, features, state = session.stepper.prime(ids, seq_controls)
-    return grammar, (logits, features, state, step_controls)
-
-
 def _limits(config: GenerateConfig, grammar: Grammar, encoding,
             qpm: float | None = None) -> tuple[int, int | None]:
     if config.events is not None:
@@ -199,21 +108,16 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
                  primer=None) -> Generated:
     """Generate ``config.num`` pieces as event ids (each: primer, then new events)."""
     config = config or GenerateConfig()
-    beam = config.sampler.beam_size > 1
     with threads(config.threads):
-        session = open_session(model, config, primer)
-        generator = torch.Generator().manual_seed(session.seed)
-        grammar, start = _start(session, 1 if beam else config.num)
+        session = open_session(model, config, primer, config.num)
+        grammar = session.start.grammar
         max_events, until = _limits(config, grammar, session.encoding, session.qpm)
-        if beam:
-            pieces = []
-            for i in range(config.num):
-                if i:
-                    grammar, start = _start(session, 1)
-                pieces.append(beam_search(session.stepper, grammar, session.sampler, generator,
-                                          *start, max_events=max_events, until_step=until))
+        generator = torch.Generator().manual_seed(session.seed)
+        steps = iter_steps(session.stepper, session.start, session.sampler, generator)
+        if session.sampler.beam_size > 1:
+            pieces = best_beams(steps, grammar, session.sampler, max_events=max_events,
+                                until_step=until)
         else:
-            steps = iter_steps(session.stepper, grammar, session.sampler, generator, *start)
             pieces = sample_rows(steps, grammar, max_events=max_events, until_step=until)
     sps = session.encoding.config.steps_per_second
     if until is not None and any(len(p) >= max_events for p in pieces):
@@ -256,7 +160,7 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     temperature, top_k, top_p : the probability sampler (temperature 0 = greedy).
     beam, branch_factor : beam search over sampled branches when ``beam > 1``.
     sampler : ``"probability"`` or ``"embedding"`` (perturb the predicted embedding by ``noise``
-        of ``noise_kind`` ``"gaussian"`` / ``"vmf"``; see :mod:`melodia.generation.sample`). ``noise=None``
+        of ``noise_kind`` ``"gaussian"`` / ``"vmf"``; see :mod:`melodia.generation.pick`). ``noise=None``
         uses the model's calibrated per-event-type scales (else 2.5).
     primer : a MIDI path / bytes / Score / PrettyMIDI (its last ``primer_seconds`` are kept) or a
         list of MIDI pitches struck together.
@@ -304,12 +208,12 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
     with threads(config.threads):
         session = open_session(model, config, primer)
         generator = torch.Generator().manual_seed(session.seed)
-        grammar, start = _start(session, 1)
-        steps = iter_steps(session.stepper, grammar, session.sampler, generator, *start)
+        sampler = dataclasses.replace(session.sampler, beam_size=1)  # one stream, no beams
+        steps = iter_steps(session.stepper, session.start, sampler, generator)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were
-            ids = next(steps)
-        yield int(ids[0])
+            step = next(steps)
+        yield int(step.ids[0])
 
 
-__all__ = ["Generated", "Session", "generate", "generate_ids", "iter_events", "open_session"]
+__all__ = ["Generated", "generate", "generate_ids", "iter_events"]

@@ -71,7 +71,7 @@ class Grammar:
     """What each of ``batch`` generated streams has played so far, and which events may follow.
 
     :meth:`mask` gives ``[B, V]`` bool (True = allowed); :meth:`update` advances by one event per
-    row. The rules, each switchable through :class:`GrammarConfig`:
+    row, :meth:`advance` does both. The rules, each switchable through :class:`GrammarConfig`:
 
     - a NOTE_OFF only for a pitch that is sounding (on the current PROGRAM, band encoding);
     - a NOTE_ON of a new pitch only while fewer than ``max_polyphony`` notes sound;
@@ -162,10 +162,19 @@ class Grammar:
         self.batch = len(rows)
         self._rows = np.arange(self.batch)
 
-    def feed(self, ids) -> None:
-        """Advance every row through the same events (a primer)."""
+    def feed(self, ids) -> np.ndarray:
+        """Advance every row through the same events (a primer); the mask that follows them."""
         for event in np.asarray(ids, dtype=np.int64).tolist():
             self.update(np.full(self.batch, event))
+        return self.mask()
+
+    def advance(self, ids: np.ndarray, parents: np.ndarray | None = None) -> np.ndarray:
+        """Row ``b`` continues row ``parents[b]`` (a beam search's survivors; None: itself) with
+        the event ``ids[b]``; the mask of what each row may play next."""
+        if parents is not None:
+            self.select(parents)
+        self.update(ids)
+        return self.mask()
 
     def update(self, ids: np.ndarray) -> None:
         """Advance row ``b`` by the event ``ids[b]``."""

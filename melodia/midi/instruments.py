@@ -143,11 +143,12 @@ def instrument_values(spec: str | dict, lineup: Sequence[int]) -> dict[int, floa
             number = float(value)
         except (TypeError, ValueError):
             raise LineupError(f"{key}={value!r}: the value must be a number") from None
-        key = ALIASES.get(key, key)
+        name, key = key, ALIASES.get(key, key)
         if key == "drums" or key in FAMILIES:
             members = [i for i in lineup if family_of(i) == key]
             if not members:
-                raise LineupError(f"{key} is not in the line-up ({', '.join(map(instrument_name, lineup))})")
+                raise LineupError(f"{name} is not in the line-up "
+                                  f"({', '.join(map(instrument_name, lineup))})")
         else:
             program = int(key) if key.isdigit() else _gm_name_to_program(key)
             if program is None or not 0 <= program <= 127:

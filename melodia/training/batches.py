@@ -309,7 +309,7 @@ def _state(ids, times, on_pitch, seg, starts, skip, n, at, valid, current, enc, 
 
 def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid, B, L):
     """Band conditions (line-up played, style, tempo at the crop) and the meter, per crop:
-    :func:`melodia.features.band.conditions` and :func:`melodia.features.band.beats_at` for the whole batch."""
+    :func:`melodia.features.plan.conditions` and :func:`melodia.features.band.beats_at` for the whole batch."""
     enc, layout = crops.encoding, crops.band_layout
     sps = enc.config.steps_per_second
     stretched = d.factor if crops.stretch else np.ones(B)

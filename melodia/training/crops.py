@@ -27,12 +27,13 @@ import torch
 from torch.utils.data import Dataset
 
 from melodia.encoding.events import build_stream, event_times
-from melodia.features.band import (METER_DIM, BandLayout, beat_maps, beats_at, conditions,
-                                   current_instrument, drop_conditions, instrument_onehot,
-                                   meter_features, playing, qpm_at, tempo_map, tempos_from_ids)
+from melodia.features.band import (METER_DIM, beat_maps, beats_at, current_instrument,
+                                   drop_conditions, instrument_onehot, meter_features, playing,
+                                   qpm_at, tempo_map, tempos_from_ids)
 from melodia.features.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                                        NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls,
                                        note_state, sounding_index)
+from melodia.features.plan import BandLayout, conditions
 from melodia.midi.instruments import DRUMS, N_INSTRUMENTS
 from melodia.training.batches import IGNORE, compact_batch, input_dims
 from melodia.training.loader import expand_inputs, to_device, to_tensors

@@ -11,8 +11,8 @@ import numpy as np
 
 from melodia.corpus.shards import TokenDataset
 from melodia.errors import MelodiaError
-from melodia.features.band import BandLayout, instrument_profile, playing, qpm_at, tempos_from_ids
-from melodia.features.styles import aliases_for
+from melodia.features.band import instrument_profile, playing, qpm_at, tempos_from_ids
+from melodia.features.plan import BandLayout, aliases_for
 from melodia.midi.instruments import family_of
 from melodia.training.config import TrainConfig, data_entries
 from melodia.training.crops import CropDataset, holdout_tail
@@ -25,7 +25,7 @@ class BandData:
     """What a band run conditions on: the layout, each sequence's style index, and what
     generation draws from when a user leaves a condition unset (saved in the checkpoint)."""
 
-    layout: Any  # melodia.features.band.BandLayout
+    layout: Any  # melodia.features.plan.BandLayout
     train_styles: list[int | None]
     valid_styles: list[int | None]
     info: dict[str, Any]

@@ -35,9 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melodia.generation.config import GenerateConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.generator import generate_ids
-from melodia.generation.sample import SamplerConfig
 from melodia.model.config import ModelConfig
 from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import load_model

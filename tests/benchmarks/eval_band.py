@@ -33,9 +33,8 @@ import numpy as np
 
 
 def _generate(job: tuple[str, str, int, float, str, Path]) -> dict:
-    from melodia.generation.config import GenerateConfig
+    from melodia.generation.config import GenerateConfig, SamplerConfig
     from melodia.generation.generator import generate_ids
-    from melodia.generation.sample import SamplerConfig
     from melodia.midi import write_midi
 
     model, style, seed, seconds, sampler, out, knobs = job
@@ -103,7 +102,7 @@ def main() -> None:
     from melodia.corpus.shards import TokenDataset
     from melodia.evaluate.band import compare_by_group
     from melodia.evaluate.styles import style_accuracy, style_table
-    from melodia.generation.conditioning import band_styles
+    from melodia.generation.session import band_styles
 
     data = TokenDataset(args.dataset)
     styles = band_styles(args.model)

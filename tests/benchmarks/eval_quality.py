@@ -32,9 +32,8 @@ import numpy as np
 
 
 def generate_set(model, out: Path, num: int, seconds: float, seed: int, **options) -> list[Path]:
-    from melodia.generation.config import GenerateConfig
+    from melodia.generation.config import GenerateConfig, SamplerConfig
     from melodia.generation.generator import generate_ids
-    from melodia.generation.sample import SamplerConfig
     from melodia.midi import write_midi
 
     sampler = SamplerConfig(**{k: v for k, v in options.items() if k in (

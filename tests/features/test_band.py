@@ -16,13 +16,13 @@ from melodia.cli import main
 from melodia.corpus.preparation import PrepareConfig, prepare
 from melodia.encoding import BandEncoding
 from melodia.errors import GenerateError
-from melodia.features.band import (BandLayout, conditions, current_instrument, file_conditions,
-                                   playing)
+from melodia.features.band import current_instrument, file_conditions, playing
 from melodia.features.controls import model_inputs
-from melodia.generation.conditioning import band_styles
+from melodia.features.plan import BandLayout, conditions
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.generation.session import band_styles
 from melodia.midi.instruments import (DRUMS, LineupError, family_of, group_of, instrument_values,
                                       parse_lineup)
 from melodia.model.config import ModelConfig
@@ -254,12 +254,14 @@ def test_bars_set_the_length_at_the_tempo(band_run: Path):
 
 
 def test_randomness_moves_the_sampler_and_per_instrument_temperature_is_used(band_run: Path):
-    from melodia.generation.conditioning import randomized_sampler
-    from melodia.generation.sample import SamplerConfig
+    from melodia.generation.config import SamplerConfig
+    from melodia.generation.session import randomized_sampler
+    from melodia.midi.instruments import instrument_values
 
     assert randomized_sampler(SamplerConfig(), 0.5, None).temperature == pytest.approx(1.0)
     assert randomized_sampler(SamplerConfig(), 0.0, None).temperature == pytest.approx(0.6)
-    emb = randomized_sampler(SamplerConfig(sampler="embedding"), "drums=0.25", [DRUMS, 33])
+    emb = randomized_sampler(SamplerConfig(sampler="embedding"), "drums=0.25",
+                             instrument_values("drums=0.25", [DRUMS, 33]))
     assert emb.noise_factor_by_instrument == {DRUMS: 0.5}
     cold = generate_ids(band_run, GenerateConfig(events=200, seed=5, lineup="drums,bass",
                                                  instrument_temperature="drums=0.05,bass=0.05"))

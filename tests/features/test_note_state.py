@@ -13,10 +13,10 @@ from melodia.errors import MelodiaError
 from melodia.features.controls import (CONTROL_DIM, DENSITY_SLICE, HISTOGRAM_SLICE, NOTE_AGE_TAU_S,
                                        NOTE_STATE_DIM, control_prior, note_state, soft_density,
                                        step_inputs)
-from melodia.generation.conditioning import control_vector
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.generation.session import control_vector
 from melodia.model.checkpoint import load_checkpoint, save_checkpoint
 from melodia.model.config import ModelConfig
 from melodia.model.lstm import PerformanceRNN
@@ -24,7 +24,7 @@ from melodia.training.config import TrainConfig, data_entries
 from melodia.training.crops import CropDataset
 from melodia.training.trainer import train
 from tests.conftest import DATA
-from tests.generation.test_sample import check_stream
+from tests.generation.test_grammar import check_stream
 from tests.training.test_train import dataset, tiny  # noqa: F401  (the module fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -196,7 +196,7 @@ def test_grammar_pitch_range_masks_note_ons():
 
 
 def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
-    from melodia.generation.conditioning import control_rows
+    from melodia.generation.session import control_rows
 
     prior = control_prior([chorale_ids()], PIANO, count=64).tolist()
     ckpt = stateful_checkpoint(tmp_path / "m.pt", prior)
@@ -211,8 +211,8 @@ def test_each_piece_of_a_batch_draws_its_own_controls(tmp_path):
 
 def test_calibrated_embedding_noise_matches_the_models_type_shares(tmp_path):
     from melodia.generation.calibrate import calibrate_embedding_noise
-    from melodia.generation.conditioning import resolve_sampler
-    from melodia.generation.sample import SamplerConfig
+    from melodia.generation.config import SamplerConfig
+    from melodia.generation.session import resolve_sampler
 
     ckpt = stateful_checkpoint(tmp_path / "m.pt")
     seq = chorale_ids()
@@ -232,7 +232,7 @@ def test_calibrated_embedding_noise_matches_the_models_type_shares(tmp_path):
 
 
 def test_per_type_scales_perturb_only_their_types():
-    from melodia.generation.embedding import sample_embedding
+    from melodia.generation.pick import sample_embedding
 
     torch.manual_seed(0)
     weight, features = torch.randn(10, 8), torch.randn(64, 8)

@@ -16,18 +16,17 @@ from melodia.encoding import get_encoding
 from melodia.errors import GenerateError
 from melodia.features.controls import CONTROL_DIM
 from melodia.features.keys import key_histogram
-from melodia.generation.conditioning import primer_events
-from melodia.generation.config import GenerateConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import GrammarConfig
-from melodia.generation.sample import SamplerConfig
+from melodia.generation.session import primer_events
 from melodia.midi import read_midi, write_midi
 from melodia.model.checkpoint import save_checkpoint
 from melodia.model.config import ModelConfig
 from melodia.model.lstm import PerformanceRNN
 from melodia.model.registry import load_model, shipped_model_path
 from melodia.model.stepper import FastStepper, int8_available, sequence_nll
-from tests.generation.test_sample import check_stream
+from tests.generation.test_grammar import check_stream
 from tests.midi.test_midi import _check_daw_ready
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from melodia import cli
-from melodia.generation.config import GenerateConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.generator import generate_ids
-from melodia.generation.sample import SamplerConfig
 from melodia.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from melodia.model.config import ModelConfig
 from melodia.model.families import build_model, estimate_parameters, make_model, make_stepper

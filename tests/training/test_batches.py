@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from melodia.encoding import get_encoding
-from melodia.features.band import BandLayout
+from melodia.features.plan import BandLayout
 from melodia.training.batches import compact_batch, input_dims
 from melodia.training.crops import CropDataset
 from melodia.training.loader import StepBatches, batch_loader, expand_inputs, to_tensors

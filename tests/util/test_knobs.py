@@ -9,8 +9,7 @@ import pytest
 
 import melodia
 from melodia.errors import MelodiaError
-from melodia.generation.config import GenerateConfig
-from melodia.generation.sample import SamplerConfig
+from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.model.config import ModelConfig
 from melodia.model.families import make_model
 from melodia.training.config import TrainConfig

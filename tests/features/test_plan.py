@@ -1,15 +1,19 @@
-"""Style names as musicians write them, against the shipped band model and a trained one."""
+"""The band plan: style names as musicians write them (against the shipped band model and a
+trained one), line-ups and per-instrument knobs resolved over the line-up, the conditions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 from melodia.cli import main
 from melodia.errors import GenerateError
-from melodia.features.styles import aliases_for, model_aliases, resolve_style, style_key
+from melodia.features.plan import (BandLayout, aliases_for, conditions, model_aliases, plan_band,
+                                   resolve_style, style_key)
+from melodia.midi.instruments import DRUMS, family_of
 from melodia.model.registry import load_model
 
 SHIPPED = ["bossa", "country", "funk", "latin", "metal", "rock", "swing"]
@@ -60,3 +64,32 @@ def test_the_lnh_command_runs_as_written(tmp_path: Path, capsys):
     assert main(["generate", "--model", "band", "--list-styles"]) == 0
     listed = capsys.readouterr().out
     assert "heavy metal" in listed and "bossa nova" in listed and "jazz" in listed
+
+
+def test_the_plan_resolves_per_instrument_knobs_over_its_lineup():
+    checkpoint = load_model("band")
+    info, encoding = checkpoint.extra["band"], checkpoint.encoding
+    plan = plan_band(info, checkpoint.model.config.band_dim, encoding, style="Funky",
+                     lineup="drums,bass,guitar,guitar", tempo=97, seed=1,
+                     randomness="drums=0.2,guitar=0.9", temperatures="bass=1.3")
+    drums, bass, *guitars = plan["instruments"]
+    assert plan["style"] == "funk" and plan["qpm"] == 97.0 and drums == DRUMS
+    assert family_of(bass) == "bass" and [family_of(g) for g in guitars] == ["guitar"] * 2
+    assert plan["randomness"] == {DRUMS: 0.2, guitars[0]: 0.9, guitars[1]: 0.9}
+    assert plan["temperatures"] == {bass: 1.3}
+    layout = BandLayout.from_info(info)
+    expected = conditions(layout, encoding, plan["instruments"], layout.styles.index("funk"), 97)
+    assert np.array_equal(plan["conditions"], expected)
+    number = plan_band(info, checkpoint.model.config.band_dim, encoding, randomness=0.3, seed=1)
+    assert number["randomness"] is None and number["temperatures"] is None
+
+
+def test_per_instrument_knobs_outside_the_lineup_or_model_get_one_line():
+    checkpoint = load_model("band")
+    args = (checkpoint.extra["band"], checkpoint.model.config.band_dim, checkpoint.encoding)
+    with pytest.raises(GenerateError, match="keys is not in the line-up"):
+        plan_band(*args, lineup="drums,bass", randomness="keys=0.5")
+    with pytest.raises(GenerateError, match="the value must be a number"):
+        plan_band(*args, lineup="drums,bass", temperatures="drums=hot")
+    with pytest.raises(GenerateError, match="needs a band model"):
+        plan_band(None, 0, load_model("piano").encoding, temperatures="drums=0.8")

@@ -1,0 +1,153 @@
+"""The generation loop: one model step per event, for a batch of pieces or a beam search.
+
+:func:`iter_steps` runs the loop without end: each step the samplers of
+:mod:`melodia.generation.pick` choose one event per row among those the grammar allows, the
+grammar advances and hands the next mask, and the model steps on the new events alone (its state,
+or its key-value cache, carries the past). With ``beam_size > 1`` the rows are Magenta's beam
+search: every context becomes ``beam_size x branch_factor`` rows, scored by their
+log-likelihood, and every ``steps_per_iteration`` steps the likeliest ``beam_size`` of each
+context go on, ``branch_factor`` times each. :func:`sample_rows` and :func:`best_beams` decide
+when to stop and gather the ids.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Iterator, NamedTuple, Protocol
+
+import numpy as np
+import torch
+
+from melodia.generation.config import SamplerConfig
+from melodia.generation.grammar import Grammar
+from melodia.generation.pick import Output, choose
+
+
+class Stepper(Output, Protocol):
+    """One event at a time through a model, carrying its recurrent state (see melodia.model.stepper)."""
+
+    def step(self, ids: torch.Tensor, state: Any, controls: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, Any]: ...
+
+    def select(self, state: Any, rows: torch.Tensor) -> Any: ...
+
+
+class Inputs(Protocol):
+    """A model's float inputs at each step, made from the grammar's state (see
+    :class:`melodia.generation.session.StepInputs`)."""
+
+    def __call__(self, grammar: Grammar) -> torch.Tensor: ...
+
+    def select(self, rows: torch.Tensor) -> "Inputs": ...
+
+
+class Start(NamedTuple):
+    """Where the loop begins: the grammar fed the context and the mask it allows next, the
+    model's outputs and state after the context, and its step inputs (None: it takes none)."""
+
+    grammar: Grammar
+    mask: np.ndarray
+    logits: torch.Tensor
+    features: torch.Tensor
+    state: Any
+    inputs: Inputs | None
+
+
+class Step(NamedTuple):
+    """One step of the loop: the event chosen for every row; in a beam search also the row
+    (of the step before) each row continues, where rows were kept or copied, and each row's
+    log-likelihood so far."""
+
+    ids: np.ndarray
+    kept: np.ndarray | None = None
+    scores: torch.Tensor | None = None
+
+
+def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
+               generator: torch.Generator) -> Iterator[Step]:
+    """Yield each step of ``start``'s rows (``beam_size > 1``: of their beams), without end."""
+    grammar, mask, logits, features, state, inputs = start
+    beam, kept, scores = sampler.beam_size > 1, None, None
+    instrument = grammar.instrument
+    if beam:  # every context becomes `width` rows, all alike until the first events
+        pieces, width = grammar.batch, sampler.beam_size * sampler.branch_factor
+        offsets = torch.arange(pieces)[:, None] * width
+        kept = np.repeat(np.arange(pieces), width)
+        rows = torch.from_numpy(kept)
+        logits, features, state = logits[rows], features[rows], stepper.select(state, rows)
+        inputs = None if inputs is None else inputs.select(rows)
+        mask, instrument = mask[kept], instrument[kept]
+        scores = torch.zeros(len(kept), dtype=torch.float64)
+    for n in itertools.count(1):
+        ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds,
+                     instrument)
+        if beam:
+            masked = logits.float().masked_fill(~torch.from_numpy(mask), -math.inf)
+            scores = scores + torch.log_softmax(masked, -1).gather(1, ids[:, None])[:, 0].double()
+        chosen = ids.numpy()
+        mask = grammar.advance(chosen, kept)
+        yield Step(chosen, kept, scores)  # before the model's step: a live player waits less
+        logits, features, state = stepper.step(ids, state, inputs and inputs(grammar))
+        kept, instrument = None, grammar.instrument
+        if beam and n % sampler.steps_per_iteration == 0:  # prune: the likeliest of each context
+            order = torch.argsort(scores.view(pieces, width), dim=1, descending=True, stable=True)
+            rows = (order[:, : sampler.beam_size] + offsets).repeat_interleave(
+                sampler.branch_factor, dim=1).flatten()
+            kept = rows.numpy()
+            logits, features, state = logits[rows], features[rows], stepper.select(state, rows)
+            scores, mask, instrument = scores[rows], mask[kept], instrument[kept]
+
+
+def sample_rows(steps: Iterator[Step], grammar: Grammar, *, max_events: int,
+                until_step: int | None = None) -> list[np.ndarray]:
+    """Run ``steps`` until every row holds ``max_events`` ids or has reached time ``until_step``."""
+    done = np.zeros(grammar.batch, dtype=bool)
+    length = np.zeros(grammar.batch, dtype=np.int64)
+    out = []
+    for step in steps:
+        out.append(step.ids)
+        length += ~done
+        done |= length >= max_events
+        if until_step is not None:
+            done |= grammar.now >= until_step
+        if done.all():
+            break
+    table = np.stack(out, axis=1) if out else np.empty((grammar.batch, 0), np.int64)
+    return [table[b, : length[b]] for b in range(grammar.batch)]
+
+
+def best_beams(steps: Iterator[Step], grammar: Grammar, sampler: SamplerConfig, *,
+               max_events: int, until_step: int | None = None) -> list[np.ndarray]:
+    """Run a beam search's ``steps`` until the likeliest row of each context holds
+    ``max_events`` ids or has reached time ``until_step`` (checked every
+    ``steps_per_iteration`` steps); the ids of that row, for each context."""
+    width = sampler.beam_size * sampler.branch_factor
+    history: list[Step] = []
+    best: dict[int, np.ndarray] = {}
+    for step in steps:
+        history.append(step)
+        if len(history) % sampler.steps_per_iteration:
+            continue
+        pieces = len(step.ids) // width
+        for piece in set(range(pieces)) - set(best):
+            row = piece * width + int(torch.argmax(step.scores[piece * width:(piece + 1) * width]))
+            if len(history) >= max_events or (until_step is not None
+                                              and grammar.now[row] >= until_step):
+                best[piece] = _trace(history, row)[:max_events]
+        if len(best) == pieces:
+            return [best[piece] for piece in range(pieces)]
+    raise ValueError("the steps ended before every beam did")
+
+
+def _trace(history: list[Step], row: int) -> np.ndarray:
+    """The ids that led to ``row`` of the last step, followed back through the rows kept."""
+    ids = []
+    for step in reversed(history):
+        ids.append(step.ids[row])
+        if step.kept is not None:
+            row = int(step.kept[row])
+    return np.array(ids[::-1], dtype=np.int64)
+
+
+__all__ = ["Inputs", "Start", "Step", "Stepper", "best_beams", "iter_steps", "sample_rows"]
