@@ -28,6 +28,7 @@ embedding, as the LSTM's. ``features(ids, state, controls)`` returns the new sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -58,19 +59,19 @@ def rotary_frequencies(dim: int, base: float = 10000.0) -> Tensor:
 
 def rotary(positions: Tensor, dim: int, frequencies: Tensor | None = None
            ) -> tuple[Tensor, Tensor]:
-    """``cos, sin [T, dim / 2]`` of the rotation at each position (angles in float64, so far
-    positions of a long stream keep their precision)."""
+    """``cos, sin [T, dim]`` of the rotation at each position, laid out for :func:`rotate`: each
+    pair's angle twice (first half, second half) and the sine negated in the first half (angles
+    in float64, so far positions of a long stream keep their precision)."""
     inv = rotary_frequencies(dim) if frequencies is None else frequencies
     angles = positions.to(torch.float64)[:, None] * inv[None]
-    return angles.cos().float(), angles.sin().float()
+    cos, sin = angles.cos().float(), angles.sin().float()
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """``x [..., T, dim]`` rotated pairwise (first half with second half) by ``cos, sin``."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    """``x [..., T, dim]`` rotated pairwise (first half with second half) by :func:`rotary`'s
+    ``cos, sin``: ``(x1 cos - x2 sin, x2 cos + x1 sin)``."""
+    return x * cos.to(x.dtype) + x.roll(x.shape[-1] // 2, -1) * sin.to(x.dtype)
 
 
 class Block(nn.Module):
@@ -189,6 +190,7 @@ class TransformerStepper:
         self.context, self.heads, self.head_dim = c.context, c.num_heads, c.hidden_size // c.num_heads
         self.output_weight, self.output_bias = output_weights(model)
         self._frequencies = rotary_frequencies(self.head_dim)  # made once, used every step
+        self._layers = [_Weights.of(block) for block in model.blocks]  # no module calls per step
 
     def __repr__(self) -> str:
         c = self.model.config
@@ -232,22 +234,48 @@ class TransformerStepper:
         model, c = self.model, self.model.config
         if state is None:
             return self.prime(ids[:, None], None if controls is None else controls[:, None])
-        x = model.input(join_inputs(model.embedding(ids), controls, c.input_dim))  # [B, H]
+        x = F.linear(join_inputs(F.embedding(ids, model.embedding.weight), controls, c.input_dim),
+                     model.input.weight, model.input.bias)  # [B, H]
         cos, sin = rotary(torch.tensor([state.length]), self.head_dim, self._frequencies)
         slot, filled = state.length % self.context, min(state.length + 1, self.context)
-        B = len(ids)
-        for block, keys, values in zip(model.blocks, state.keys, state.values):
-            q, k, v = block.qkv(block.norm1(x)).view(B, 3, self.heads, self.head_dim).unbind(1)
-            keys[:, :, slot] = rotate(k, cos, sin)
-            values[:, :, slot] = v
-            a = F.scaled_dot_product_attention(rotate(q, cos, sin)[:, :, None],
-                                               keys[:, :, :filled], values[:, :, :filled])
-            x = x + block.out(a.reshape(B, -1))
-            x = x + block.ff(block.norm2(x))
+        B, H = len(ids), c.hidden_size
+        for w, keys, values in zip(self._layers, state.keys, state.values):
+            qkv = F.linear(F.layer_norm(x, (H,), w.norm1, w.norm1_bias, w.eps), w.qkv, w.qkv_bias)
+            qkv = qkv.view(B, 3, self.heads, self.head_dim)
+            qk = rotate(qkv[:, :2], cos, sin)  # queries and keys in one rotation
+            keys[:, :, slot], values[:, :, slot] = qk[:, 1], qkv[:, 2]
+            a = F.scaled_dot_product_attention(qk[:, 0, :, None], keys[:, :, :filled],
+                                               values[:, :, :filled])
+            x = x + F.linear(a.reshape(B, -1), w.out, w.out_bias)
+            h = F.layer_norm(x, (H,), w.norm2, w.norm2_bias, w.eps)
+            x = x + F.linear(F.gelu(F.linear(h, w.ff1, w.ff1_bias)), w.ff2, w.ff2_bias)
         features = model.proj(model.norm(x)).float()
         logits = F.linear(features, self.output_weight, self.output_bias)
         return logits, features, KVCache(state.keys, state.values, state.length + 1)
 
+
+class _Weights(NamedTuple):
+    """One block's parameters, gathered once for :meth:`TransformerStepper.step`."""
+
+    norm1: Tensor
+    norm1_bias: Tensor
+    qkv: Tensor
+    qkv_bias: Tensor
+    out: Tensor
+    out_bias: Tensor
+    norm2: Tensor
+    norm2_bias: Tensor
+    ff1: Tensor
+    ff1_bias: Tensor
+    ff2: Tensor
+    ff2_bias: Tensor
+    eps: float
+
+    @classmethod
+    def of(cls, b: Block) -> "_Weights":
+        return cls(b.norm1.weight, b.norm1.bias, b.qkv.weight, b.qkv.bias, b.out.weight,
+                   b.out.bias, b.norm2.weight, b.norm2.bias, b.ff[0].weight, b.ff[0].bias,
+                   b.ff[2].weight, b.ff[2].bias, b.norm1.eps)
 
 __all__ = ["Block", "KVCache", "MusicTransformer", "TransformerStepper", "parameter_count",
            "rotary", "rotary_frequencies", "rotate"]
