@@ -11,6 +11,8 @@ from pathlib import Path
 from melodia.errors import MelodiaError
 
 ENCODING_NAMES = ("piano", "band")
+# melodia.model.config.KINDS, spelled out so that --help does not import torch (a test compares)
+MODEL_KINDS = ("lstm", "transformer", "attention-rnn")
 
 
 def _print(*parts: object) -> None:

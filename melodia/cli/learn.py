@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from melodia.cli.common import ENCODING_NAMES, _print, positive_float
+from melodia.cli.common import ENCODING_NAMES, MODEL_KINDS, _print, positive_float
 from melodia.errors import MelodiaError
 from melodia.util.knobs import KNOBS, argument
 
@@ -82,13 +82,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision on CUDA (default on)")
     m = p.add_argument_group("model (default 3 x 512 LSTM, tied 512-d embeddings)")
-    m.add_argument("--kind", dest="model.kind", choices=("lstm", "transformer"), default=None,
-                   help="model family: the Performance RNN's LSTM, or a decoder-only transformer "
-                        "with rotary positions and a KV cache (default lstm)")
+    m.add_argument("--kind", dest="model.kind", choices=MODEL_KINDS, default=None,
+                   help="model family: the Performance RNN's LSTM (default), a transformer "
+                        "with rotary positions and a KV cache, or Magenta's attention RNN")
     m.add_argument("--heads", dest="model.num_heads", type=argument("num_heads"), metavar="N",
                    help="transformer: attention heads (default 4)")
     m.add_argument("--context", dest="model.context", type=argument("context"), metavar="N",
-                   help="transformer: events attended to while generating (default 1024)")
+                   help="transformer, attention-rnn: events attended to (default 512)")
     m.add_argument("--layers", dest="model.num_layers", type=argument("num_layers"), metavar="N")
     m.add_argument("--hidden-size", dest="model.hidden_size", type=argument("hidden_size"),
                    metavar="N")

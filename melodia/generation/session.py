@@ -59,7 +59,8 @@ class Session:
     sampler: SamplerConfig
     context: np.ndarray  # the events every piece starts from (band: the tempo event first)
     qpm: float | None  # the tempo written into the files (band: the plan's; else asked, primer's)
-    start: Start  # where the loop begins: `batch` rows primed with the context
+    start: Start  # where the loop begins: `batch` rows primed with the context (one loop: it
+    # advances the grammar, and a transformer's cache, in place)
 
     @property
     def encoding(self) -> PerformanceEncoding:

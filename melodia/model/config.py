@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from melodia.util.knobs import check
 
-KINDS = ("lstm", "transformer")  # model families (melodia.model.families builds each)
+KINDS = ("lstm", "transformer", "attention-rnn")  # model families (melodia.model.families)
 
 
 @dataclass
@@ -35,11 +35,12 @@ class ModelConfig:
     instrument_dim: int = 0
     # band models: where the music is in the bar at its tempo (melodia.features.band.METER_DIM), 0 = none
     meter_dim: int = 0
-    # the model family: "lstm" (Performance RNN) or "transformer" (a decoder-only transformer with
-    # rotary positions; hidden_size is its width, num_layers its blocks)
+    # the model family: "lstm" (Performance RNN), "transformer" (a decoder-only transformer with
+    # rotary positions; hidden_size is its width, num_layers its blocks) or "attention-rnn"
+    # (Magenta's: an LSTM attending over its own last `context` outputs)
     kind: str = "lstm"
     num_heads: int = 4  # transformer: attention heads (hidden_size / num_heads: even)
-    context: int = 512  # transformer: the most events one attends to; <= the training crops
+    context: int = 512  # transformer, attention-rnn: the most events one attends to; <= the crops
     ff_mult: int = 4  # transformer: feed-forward width, times hidden_size
 
     @property
@@ -78,6 +79,8 @@ class ModelConfig:
                                  f"by 2 x num_heads ({self.num_heads})")
             if self.context < 2 or self.ff_mult < 1:
                 raise ValueError("a transformer needs context >= 2 and ff_mult >= 1")
+        if self.kind == "attention-rnn" and self.context < 2:
+            raise ValueError("an attention RNN needs context >= 2")
 
     @property
     def window(self) -> int | None:
@@ -85,11 +88,19 @@ class ModelConfig:
         scoring and generating beyond what it trained on would ask it to extrapolate."""
         return self.context if self.kind == "transformer" else None
 
+    @property
+    def attention_span(self) -> int | None:
+        """How far back attention reaches (None: no attention); training crops must be as long."""
+        return self.context if self.kind in ("transformer", "attention-rnn") else None
+
     def describe(self) -> str:
-        """``"3 x 512 LSTM"`` or ``"4 x 256 transformer (4 heads, context 1024)"``."""
+        """``"3 x 512 LSTM"``, ``"4 x 256 transformer (4 heads, context 1024)"``, ..."""
         if self.kind == "transformer":
             return (f"{self.num_layers} x {self.hidden_size} transformer ({self.num_heads} heads, "
                     f"context {self.context})")
+        if self.kind == "attention-rnn":
+            return (f"{self.num_layers} x {self.hidden_size} LSTM attending over {self.context} "
+                    f"events")
         return f"{self.num_layers} x {self.hidden_size} LSTM"
 
     def to_dict(self) -> dict[str, Any]:

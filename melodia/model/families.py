@@ -1,7 +1,7 @@
 """The model families, by ``ModelConfig.kind``: how to build each, count its parameters before
-building it, and step it event by event. A new family is a module beside ``lstm.py`` and
-``transformer.py`` and one row of :data:`FAMILIES`; checkpoints, export, training, the samplers,
-controls and live playing then take it as they are."""
+building it, and step it event by event. A new family is a module beside ``lstm.py``,
+``transformer.py`` and ``attention_rnn.py`` and one row of :data:`FAMILIES`; checkpoints,
+export, training, the samplers, controls and live playing then take it as they are."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import nn
 
+from melodia.model.attention_rnn import AttentionRNN, AttentionStepper
+from melodia.model.attention_rnn import parameter_count as attention_parameters
 from melodia.model.config import ModelConfig
 from melodia.model.lstm import PerformanceRNN
 from melodia.model.lstm import parameter_count as lstm_parameters
@@ -28,6 +30,7 @@ class Family(NamedTuple):
 FAMILIES = {
     "lstm": Family(PerformanceRNN, lstm_parameters, FastStepper),
     "transformer": Family(MusicTransformer, transformer_parameters, TransformerStepper),
+    "attention-rnn": Family(AttentionRNN, attention_parameters, AttentionStepper),
 }
 
 

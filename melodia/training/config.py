@@ -81,8 +81,9 @@ class TrainConfig:
             raise ValueError("need 0 <= transpose <= 12 and 0 <= stretch < 0.5")
         if not 0 <= self.control_dropout <= 1 or not 0 <= self.holdout_fraction < 1:
             raise ValueError("need 0 <= control_dropout <= 1 and 0 <= holdout_fraction < 1")
-        if self.model.window is not None and self.model.window > self.seq_len:
-            raise ValueError(f"a transformer's context ({self.model.window}) must not exceed "
+        span = self.model.attention_span
+        if span is not None and span > self.seq_len:
+            raise ValueError(f"a {self.model.kind}'s context ({span}) must not exceed "
                              f"seq_len ({self.seq_len}): it would attend further back than it "
                              f"ever trained to (give --context {self.seq_len} or a longer "
                              f"--seq-len)")
