@@ -57,10 +57,12 @@ def _warn_if_slow(elapsed_s: float, steps: int, config: TrainConfig) -> None:
     eta = elapsed_s / steps * (config.steps - steps)
     if eta > SLOW_RUN_S:
         c = config.model
+        small = c.num_layers <= 2 and c.hidden_size <= 256  # already the CPU recipe's size
+        advice = ("fewer --steps, shorter --seq-len" if small else
+                  "--config data/recipes/cpu_small.toml (2x256, ~0.4 s/step on 2 cores)")
         log.warning("this %s trains at %.1f s/step on the CPU: %d steps take about %.1f h."
-                    " For a CPU-sized run try --config data/recipes/cpu_small.toml (2x256, "
-                    "~0.4 s/step on 2 cores) or --device cuda", c.describe(),
-                    elapsed_s / steps, config.steps, eta / 3600)
+                    " For a CPU-sized run try %s, or --device cuda", c.describe(),
+                    elapsed_s / steps, config.steps, eta / 3600, advice)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

@@ -280,5 +280,10 @@ def test_a_slow_cpu_run_is_announced_with_its_duration(caplog):
         _warn_if_slow(elapsed_s=10.0, steps=5, config=config)  # 2 s/step -> ~11 h
     assert "11.1 h" in caplog.text and "cpu_small.toml" in caplog.text
     caplog.clear()
+    small = TrainConfig(data="x", steps=20_000, model=ModelConfig(num_layers=2, hidden_size=256))
+    with caplog.at_level("WARNING"):
+        _warn_if_slow(elapsed_s=10.0, steps=5, config=small)  # already CPU-sized: not the recipe
+    assert "fewer --steps" in caplog.text and "cpu_small.toml" not in caplog.text
+    caplog.clear()
     _warn_if_slow(elapsed_s=0.5, steps=5, config=TrainConfig(data="x", steps=1000))
     assert not caplog.text
