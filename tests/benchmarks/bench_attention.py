@@ -9,6 +9,7 @@ on what a model learned) and the piano model's inputs (controls and note state).
 
     python tests/benchmarks/bench_attention.py                       # 11,000 events
     python tests/benchmarks/bench_attention.py --events 40000 --sizes 4x256:512 6x512:1024
+    python tests/benchmarks/bench_attention.py --sizes 4x256:512 attention-rnn/2x512:256
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def rss_mb() -> float:
 
 
 def transformer(size: str, folder: Path) -> Path:
-    """A random transformer ``LAYERSxWIDTH:CONTEXT`` with the shipped piano model's inputs."""
+    """A random model ``[KIND/]LAYERSxWIDTH:CONTEXT`` (a transformer unless KIND says
+    ``attention-rnn``) with the shipped piano model's inputs."""
     import torch
 
     from melodia.encoding import get_encoding
@@ -45,15 +47,17 @@ def transformer(size: str, folder: Path) -> Path:
     from melodia.model.families import make_model
     from melodia.model.registry import load_model
 
+    kind, _, size = size.rpartition("/")
+    kind = kind or "transformer"
     shape, context = size.split(":")
     layers, width = (int(x) for x in shape.split("x"))
     piano = load_model("piano").model_config
     torch.manual_seed(0)
-    model = make_model(ModelConfig(kind="transformer", embed_dim=width, hidden_size=width,
+    model = make_model(ModelConfig(kind=kind, embed_dim=width, hidden_size=width,
                                    num_layers=layers, num_heads=max(1, width // 64),
                                    context=int(context), dropout=0.0,
                                    control_dim=piano.control_dim, state_dim=piano.state_dim))
-    return save_checkpoint(folder / f"transformer-{layers}x{width}-{context}.pt", model,
+    return save_checkpoint(folder / f"{kind}-{layers}x{width}-{context}.pt", model,
                            get_encoding("piano"), step=0)
 
 
@@ -78,7 +82,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=11000)
     ap.add_argument("--sizes", nargs="+", default=["4x256:512", "4x256:1024"],
-                    help="transformers as LAYERSxWIDTH:CONTEXT")
+                    help="models as [KIND/]LAYERSxWIDTH:CONTEXT (KIND: transformer, the "
+                         "default, or attention-rnn)")
     a = ap.parse_args()
     if a.events < 3000:
         ap.error("--events must be >= 3000")
@@ -88,7 +93,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         models = [("shipped piano LSTM", "piano")]
-        models += [(f"transformer {s}", str(transformer(s, Path(tmp)))) for s in a.sizes]
+        models += [(s if "/" in s else f"transformer {s}", str(transformer(s, Path(tmp))))
+                   for s in a.sizes]
         for name, model in models:
             r = measure(model, a.events)
             rows.append((name, r))
