@@ -34,11 +34,12 @@ from torch.nn import functional as F
 
 from melodia.model.config import (ModelConfig, attach_output, join_inputs, output_logits,
                                   output_weights)
+from melodia.model.stepper import FastStepper
 
 
 class AttentionState(NamedTuple):
-    """The LSTM's ``(h, c)``, the keys and outputs of the last ``context`` steps at most
-    (``[B, T, H]`` each) and how many events have been seen."""
+    """The LSTM's state (the model's ``(h, c)``; a stepper's per-layer form), the keys and outputs
+    of the last ``context`` steps at most (``[B, T, H]`` each) and how many events were seen."""
 
     lstm: tuple[Tensor, Tensor]
     keys: Tensor
@@ -120,16 +121,16 @@ def parameter_count(c: ModelConfig) -> int:
 class AttentionStepper:
     """Event-by-event inference of an :class:`AttentionRNN` (eval mode, no autograd), behind the
     stepper interface of the other families: ``step(ids [B], state, controls [B, C]) ->
-    (logits [B, V], features [B, E], state)``. Keys and outputs go into a ring of
-    ``config.context`` slots (step ``p`` in slot ``p % context``; attention does not care about
-    the order of its keys), written in place: keep a copy (:meth:`select`) to come back."""
+    (logits [B, V], features [B, E], state)``. The LSTM steps as the Performance RNN's does
+    (:meth:`FastStepper.lstm_step <melodia.model.stepper.FastStepper.lstm_step>`, int8 too);
+    keys and outputs go into a ring of ``config.context`` slots (step ``p`` in slot
+    ``p % context``; attention does not care about the order of its keys), written in place:
+    keep a copy (:meth:`select`) to come back."""
 
     def __init__(self, model: AttentionRNN, precision: str = "fp32") -> None:
-        if precision != "fp32":
-            raise ValueError(f"an attention RNN runs in fp32 (int8 is for LSTM models), "
-                             f"not {precision!r}")
-        self.model, self.precision = model.eval(), precision
-        self.context = model.config.context
+        self.model = model.eval()
+        self.lstm = FastStepper(model, precision)
+        self.precision, self.context = self.lstm.precision, model.config.context
         self.output_weight, self.output_bias = output_weights(model)
 
     def __repr__(self) -> str:
@@ -138,7 +139,8 @@ class AttentionStepper:
 
     @staticmethod
     def select(state: AttentionState, rows: Tensor) -> AttentionState:
-        return state.select(rows)
+        return AttentionState(FastStepper.select(state.lstm, rows), state.keys[rows],
+                              state.outputs[rows], state.length)
 
     def _ring(self, state: AttentionState) -> AttentionState:
         n, length = state.keys.shape[1], state.length
@@ -148,7 +150,8 @@ class AttentionStepper:
             ring = x.new_zeros(x.shape[0], self.context, x.shape[2])
             ring[:, slots] = x
             rings.append(ring)
-        return AttentionState(state.lstm, rings[0], rings[1], length)
+        lstm = FastStepper.from_model_state(state.lstm)
+        return AttentionState(lstm, rings[0], rings[1], length)
 
     def prime(self, ids: Tensor, controls: Tensor | None = None
               ) -> tuple[Tensor, Tensor, AttentionState]:
@@ -165,11 +168,8 @@ class AttentionStepper:
         """Feed one event per row; the logits and features predicting the next, and the state."""
         if state is None:
             return self.prime(ids[:, None], None if controls is None else controls[:, None])
-        model, c = self.model, self.model.config
-        x = join_inputs(model.embedding(ids)[:, None], None if controls is None
-                        else controls[:, None], c.input_dim)
-        out, lstm = model.lstm(x, state.lstm)
-        out = out[:, 0]
+        model = self.model
+        out, lstm = self.lstm.lstm_step(ids, state.lstm, controls)
         slot, filled = state.length % self.context, min(state.length + 1, self.context)
         state.keys[:, slot], state.outputs[:, slot] = model.key(out), out
         read = F.scaled_dot_product_attention(

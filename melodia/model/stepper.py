@@ -113,7 +113,8 @@ class _Fp32Matrix:
 
 
 class FastStepper:
-    """Single-step inference of a :class:`PerformanceRNN` (eval mode, no autograd).
+    """Single-step inference of a :class:`PerformanceRNN` (eval mode, no autograd); its LSTM
+    part (:meth:`lstm_step`) also steps an :class:`~melodia.model.attention_rnn.AttentionRNN`.
 
     ``step(ids [B], state, controls [B, C] | None) -> (logits [B, V], features [B, E], state)``;
     ``prime`` runs a whole context through the model itself and returns the same triple.
@@ -194,6 +195,14 @@ class FastStepper:
     def step(self, ids: Tensor, state: StepState | None = None, controls: Tensor | None = None
              ) -> tuple[Tensor, Tensor, StepState]:
         """Feed one event per row; the logits and features predicting the next, and the state."""
+        top, state = self.lstm_step(ids, state, controls)
+        logits, features = self._output(top)
+        return logits, features, state
+
+    @torch.no_grad()
+    def lstm_step(self, ids: Tensor, state: StepState | None = None,
+                  controls: Tensor | None = None) -> tuple[Tensor, StepState]:
+        """The LSTM alone, one event per row: the top layer's output ``[B, H]`` and the state."""
         if state is None:
             state = self.initial_state(len(ids))
         hs, cs = state
@@ -212,8 +221,7 @@ class FastStepper:
             x = sig[:, 3 * H:] * torch.tanh(c)
             new_h.append(x)
             new_c.append(c)
-        logits, features = self._output(x)
-        return logits, features, (tuple(new_h), tuple(new_c))
+        return x, (tuple(new_h), tuple(new_c))
 
     @torch.no_grad()
     def prime(self, ids: Tensor, controls: Tensor | None = None

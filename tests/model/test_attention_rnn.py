@@ -22,6 +22,7 @@ from melodia.model.config import KINDS, ModelConfig
 from melodia.model.export import export_model
 from melodia.model.families import estimate_parameters, make_model
 from melodia.model.registry import load_stepper
+from melodia.model.stepper import int8_available
 from melodia.training.config import TrainConfig
 from melodia.training.trainer import train
 from tests.training.test_train import dataset, tiny  # noqa: F401  (the module fixture)
@@ -61,6 +62,21 @@ def test_the_ring_gives_the_logits_of_a_whole_pass_past_the_window():
     assert state.length == 60 and state.outputs.shape == (3, 16, 32)
     picked = stepper.select(state, torch.tensor([2, 2, 0]))
     assert torch.equal(picked.outputs[0], state.outputs[2]) and picked.length == 60
+    assert torch.equal(picked.lstm[1][0][1], state.lstm[1][0][2])  # layer 0's c, row 2
+
+
+def test_int8_steps_the_lstm_close_to_fp32():
+    torch.manual_seed(4)
+    model = AttentionRNN(small(hidden_size=64)).eval()
+    ids, controls = torch.randint(0, 388, (2, 40)), torch.randn(2, 40, 5)
+    exact, fast = AttentionStepper(model), AttentionStepper(model, "int8")
+    assert fast.precision == ("int8" if int8_available() else "fp32")  # else it falls back
+    _, _, a = exact.prime(ids[:, :8], controls[:, :8])
+    _, _, b = fast.prime(ids[:, :8], controls[:, :8])
+    for t in range(8, 40):
+        la, _, a = exact.step(ids[:, t], a, controls[:, t])
+        lb, _, b = fast.step(ids[:, t], b, controls[:, t])
+        assert (la.softmax(-1) - lb.softmax(-1)).abs().sum(-1).max() < 0.1
 
 
 def test_the_window_limits_what_attention_reads():
