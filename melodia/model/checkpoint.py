@@ -214,7 +214,7 @@ def _build(payload: dict[str, Any], weights_of: Any, path: Path, map_location,
     train_config = _json_field(payload, "train_config", path, kind=None)
     extra = _json_field(payload, "extra", path)
     try:
-        model = build_model(model_data, weights_of, MAX_PARAMETERS)
+        model = build_model(ModelConfig.from_saved(model_data), weights_of, MAX_PARAMETERS)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     try:

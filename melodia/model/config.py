@@ -113,6 +113,22 @@ class ModelConfig:
             raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
         return cls(**data)
 
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> "ModelConfig":
+        """The config a checkpoint holds, checked as untrusted input (every size a whole
+        number): ValueError ``invalid model_config: ...`` in one line."""
+        try:
+            config = cls.from_dict(data)
+            for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
+                         "state_dim", "band_dim", "instrument_dim", "meter_dim", "num_heads",
+                         "context", "ff_mult"):
+                value = getattr(config, name)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{name} must be an integer, got {value!r}")
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"invalid model_config: {err}") from None
+        return config
+
 
 def join_inputs(x: Tensor, controls: Tensor | None, width: int) -> Tensor:
     """Token embeddings ``x [B, T, E]`` with the step inputs ``controls [B, T, width]``

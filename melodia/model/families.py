@@ -60,20 +60,6 @@ def make_stepper(model: nn.Module, precision: str = "fp32"):
     return FAMILIES[model.config.kind].stepper(model, precision)
 
 
-def _config_from(data: dict[str, Any]) -> ModelConfig:
-    try:
-        config = ModelConfig.from_dict(data)
-        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
-                     "state_dim", "band_dim", "instrument_dim", "meter_dim", "num_heads",
-                     "context", "ff_mult"):
-            value = getattr(config, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"invalid model_config: {err}") from None
-    return config
-
-
 def _check_weights(weights: Any, expected: dict[str, tuple[int, ...]]) -> None:
     """Names and shapes of ``weights`` against those of the model their config describes."""
     missing = sorted(set(expected) - set(weights))
@@ -106,12 +92,11 @@ def _check_tensors(weights: Any, size: int) -> None:
                          f"diverged training run? Refusing to load it")
 
 
-def build_model(data: dict[str, Any], weights_of: Callable[[], Any],
+def build_model(config: ModelConfig, weights_of: Callable[[], Any],
                 max_parameters: int) -> nn.Module:
-    """The model a saved config describes, with its weights: the config is checked, its size
-    held to ``max_parameters`` before ``weights_of()`` loads anything, the weights' names and
-    shapes checked before they are copied in. Raises ValueError (one line) for anything else."""
-    config = _config_from(data)
+    """The model a saved config describes (:meth:`ModelConfig.from_saved`), with its weights:
+    its size held to ``max_parameters`` before ``weights_of()`` loads anything, the weights'
+    names and shapes checked before they are copied in. Raises ValueError (one line)."""
     size = estimate_parameters(config)
     if size > max_parameters:
         raise ValueError(f"its model_config asks for {size:,} parameters (> {max_parameters:,}); "

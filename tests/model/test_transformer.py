@@ -90,7 +90,7 @@ def test_bad_shapes_and_crafted_sizes_are_refused():
         small(hidden_size=30)
     with pytest.raises(ValueError, match="kind"):
         ModelConfig(kind="gru")
-    huge = small(hidden_size=16384, num_layers=64, num_heads=4).to_dict()  # each in range
+    huge = small(hidden_size=16384, num_layers=64, num_heads=4)  # each in range
     called = []
     with pytest.raises(ValueError, match="parameters"):
         build_model(huge, lambda: called.append(1), max_parameters=2_000_000_000)
