@@ -32,8 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import (ModelConfig, attach_output, join_inputs, output_logits,
-                                  output_weights)
+from melodia.model.config import EventModel, ModelConfig, attach_output, join_inputs, output_weights
 from melodia.model.stepper import FastStepper
 
 
@@ -53,7 +52,7 @@ class AttentionState(NamedTuple):
                               self.length)
 
 
-class AttentionRNN(nn.Module):
+class AttentionRNN(EventModel):
     """An LSTM language model attending over its own recent outputs; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -89,22 +88,6 @@ class AttentionRNN(nn.Module):
         h = torch.tanh(self.mix(torch.cat([out, read], dim=-1)))
         new = AttentionState(lstm, keys[:, -c.context:], memory[:, -c.context:], start + T)
         return self.proj(self.dropout(h)), new
-
-    def logits(self, features: Tensor) -> Tensor:
-        """Logits ``[..., V]`` from :meth:`features`."""
-        return output_logits(self, features)
-
-    def forward(self, ids: Tensor, state: AttentionState | None = None,
-                controls: Tensor | None = None) -> tuple[Tensor, AttentionState]:
-        """Next-event logits ``[B, T, V]`` for ``ids [B, T]`` and the state after them."""
-        features, state = self.features(ids, state, controls)
-        return self.logits(features), state
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def extra_repr(self) -> str:
-        return f"{self.num_parameters():,} parameters"
 
 
 def parameter_count(c: ModelConfig) -> int:

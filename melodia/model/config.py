@@ -160,6 +160,33 @@ def attach_output(model: nn.Module, c: ModelConfig) -> None:
     nn.init.normal_(model.embedding.weight, std=c.embed_dim ** -0.5)
 
 
+class EventModel(nn.Module):
+    """What the model of every family shares: its own ``features(ids, state, controls) ->
+    (features [B, T, E], state)``, then the logits through the output layer
+    :func:`attach_output` set, the forward pass and its size."""
+
+    def features(self, ids: Tensor, state: Any = None, controls: Tensor | None = None
+                 ) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Logits ``[..., V]`` from :meth:`features`."""
+        return output_logits(self, features)
+
+    def forward(self, ids: Tensor, state: Any = None, controls: Tensor | None = None
+                ) -> tuple[Tensor, Any]:
+        """Next-event logits ``[B, T, V]`` for ``ids [B, T]`` and the state after them (an LSTM's
+        ``(h, c)``, a transformer's cache...), to continue from."""
+        features, state = self.features(ids, state, controls)
+        return self.logits(features), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def extra_repr(self) -> str:
+        return f"{self.num_parameters():,} parameters"
+
+
 def output_logits(model: nn.Module, features: Tensor) -> Tensor:
     """Logits ``[..., V]`` from a family's features, through the layer :func:`attach_output` set."""
     if model.head is not None:
@@ -175,5 +202,5 @@ def output_weights(model: nn.Module) -> tuple[Tensor, Tensor]:
         return model.embedding.weight.detach().float().contiguous(), model.bias.detach().float()
 
 
-__all__ = ["KINDS", "ModelConfig", "attach_output", "join_inputs", "output_logits",
+__all__ = ["EventModel", "KINDS", "ModelConfig", "attach_output", "join_inputs", "output_logits",
            "output_weights"]

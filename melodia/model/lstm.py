@@ -27,14 +27,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import ModelConfig, attach_output, join_inputs, output_logits
+from melodia.model.config import EventModel, ModelConfig, attach_output, join_inputs
 
 log = logging.getLogger(__name__)
 
 State = tuple[Tensor, Tensor]  # LSTM (h, c), each [num_layers, B, hidden_size]
 
 
-class PerformanceRNN(nn.Module):
+class PerformanceRNN(EventModel):
     """LSTM language model over performance events; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -57,29 +57,12 @@ class PerformanceRNN(nn.Module):
         out, state = self.lstm(x, state)
         return self.proj(self.dropout(out)), state
 
-    def logits(self, features: Tensor) -> Tensor:
-        """Logits ``[..., V]`` from :meth:`features`."""
-        return output_logits(self, features)
-
-    def forward(
-        self, ids: Tensor, state: State | None = None, controls: Tensor | None = None
-    ) -> tuple[Tensor, State]:
-        """Next-event logits ``[B, T, V]`` for ``ids [B, T]`` and the LSTM state after them."""
-        features, state = self.features(ids, state, controls)
-        return self.logits(features), state
-
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zero ``(h, c)``, the same as passing ``state=None``."""
         c = self.config
         shape = (c.num_layers, batch_size, c.hidden_size)
         device = device or self.embedding.weight.device
         return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def extra_repr(self) -> str:
-        return f"{self.num_parameters():,} parameters"
 
 
 def next_event_loss(model: nn.Module, inputs: Tensor, targets: Tensor,

@@ -34,8 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import (ModelConfig, attach_output, join_inputs, output_logits,
-                                  output_weights)
+from melodia.model.config import EventModel, ModelConfig, attach_output, join_inputs, output_weights
 
 
 @dataclass
@@ -112,7 +111,7 @@ class Block(nn.Module):
         return x, (k[:, :, -window:], v[:, :, -window:])
 
 
-class MusicTransformer(nn.Module):
+class MusicTransformer(EventModel):
     """Decoder-only transformer language model over performance events; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -141,22 +140,6 @@ class MusicTransformer(nn.Module):
             values.append(v)
         return (self.proj(self.dropout(self.norm(x))),
                 KVCache(keys, values, start + ids.shape[1]))
-
-    def logits(self, features: Tensor) -> Tensor:
-        """Logits ``[..., V]`` from :meth:`features`."""
-        return output_logits(self, features)
-
-    def forward(self, ids: Tensor, state: KVCache | None = None, controls: Tensor | None = None
-                ) -> tuple[Tensor, KVCache]:
-        """Next-event logits ``[B, T, V]`` for ``ids [B, T]`` and the cache after them."""
-        features, state = self.features(ids, state, controls)
-        return self.logits(features), state
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def extra_repr(self) -> str:
-        return f"{self.num_parameters():,} parameters"
 
 
 def parameter_count(c: ModelConfig) -> int:

@@ -25,7 +25,7 @@ from melodia.model.registry import load_stepper
 from melodia.model.stepper import int8_available
 from melodia.training.config import TrainConfig
 from melodia.training.trainer import train
-from tests.training.test_train import dataset, tiny  # noqa: F401  (the module fixture)
+from tests.training.test_train import dataset, killed_and_resumed, tiny  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -126,22 +126,7 @@ def attention_tiny(dataset: Path, out: Path, **kw):  # noqa: F811
 
 
 def test_it_trains_resumes_exactly_and_plays_every_sampler(dataset: Path, tmp_path: Path):  # noqa: F811
-    full: list[float] = []
-    train(attention_tiny(dataset, tmp_path / "a"), progress=False,
-          callbacks=[lambda i: full.append(i.loss)])
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_5(info):
-        if info.step == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(attention_tiny(dataset, tmp_path / "b"), progress=False, callbacks=[kill_at_5])
-    resumed: list[float] = []
-    train(attention_tiny(dataset, tmp_path / "b"), resume=True, progress=False,
-          callbacks=[lambda i: resumed.append(i.loss)])
+    full, resumed = killed_and_resumed(lambda out: attention_tiny(dataset, out), tmp_path)
     assert resumed == full[3:] and full[-1] < full[0]
     run = tmp_path / "a"
     for options in ({}, {"key": "D minor", "density": 6.0},

@@ -19,7 +19,7 @@ from melodia.model.families import build_model, estimate_parameters, make_model,
 from melodia.model.registry import load_stepper
 from melodia.model.transformer import MusicTransformer, TransformerStepper
 from melodia.training.trainer import train
-from tests.training.test_train import dataset, tiny  # noqa: F401  (the module fixture)
+from tests.training.test_train import dataset, killed_and_resumed, tiny  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -137,22 +137,7 @@ def run(dataset: Path, tmp_path_factory) -> Path:  # noqa: F811
 
 
 def test_a_transformer_trains_and_resumes_exactly(dataset: Path, tmp_path: Path):  # noqa: F811
-    full: list[float] = []
-    train(transformer_tiny(dataset, tmp_path / "a"), progress=False,
-          callbacks=[lambda i: full.append(i.loss)])
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_5(info):
-        if info.step == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(transformer_tiny(dataset, tmp_path / "b"), progress=False, callbacks=[kill_at_5])
-    resumed: list[float] = []
-    train(transformer_tiny(dataset, tmp_path / "b"), resume=True, progress=False,
-          callbacks=[lambda i: resumed.append(i.loss)])
+    full, resumed = killed_and_resumed(lambda out: transformer_tiny(dataset, out), tmp_path)
     assert resumed == full[3:] and full[-1] < full[0]
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),

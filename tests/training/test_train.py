@@ -6,6 +6,7 @@ import json
 import math
 import socket
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -105,24 +106,33 @@ def test_tiny_run_lowers_the_loss(dataset: Path, tmp_path: Path):
     assert (tmp_path / "run" / "config.toml").is_file()
 
 
-def test_resume_is_exact(dataset: Path, tmp_path: Path):
+def killed_and_resumed(config: Callable[[Path], TrainConfig], tmp_path: Path
+                       ) -> tuple[list[float], list[float]]:
+    """Train ``config(tmp_path / "a")`` whole, and ``config(tmp_path / "b")`` killed after step 5
+    (its last checkpoint is from step 3), refused a second fresh start, then resumed: the losses
+    of every step of a, and of the steps b ran after resuming."""
     full: list[float] = []
-    train(tiny(dataset, tmp_path / "a"), progress=False, callbacks=[lambda i: full.append(i.loss)])
+    train(config(tmp_path / "a"), progress=False, callbacks=[lambda i: full.append(i.loss)])
 
     class Killed(Exception):
         pass
 
     def kill_at_5(info):
         if info.step == 5:
-            raise Killed  # after step 5 ran; the last checkpoint is from step 3
+            raise Killed
 
     with pytest.raises(Killed):
-        train(tiny(dataset, tmp_path / "b"), progress=False, callbacks=[kill_at_5])
+        train(config(tmp_path / "b"), progress=False, callbacks=[kill_at_5])
     with pytest.raises(MelodiaError, match="already holds a run"):
-        train(tiny(dataset, tmp_path / "b"), progress=False)
+        train(config(tmp_path / "b"), progress=False)
     resumed: list[float] = []
-    train(tiny(dataset, tmp_path / "b"), resume=True, progress=False,
+    train(config(tmp_path / "b"), resume=True, progress=False,
           callbacks=[lambda i: resumed.append(i.loss)])
+    return full, resumed
+
+
+def test_resume_is_exact(dataset: Path, tmp_path: Path):
+    full, resumed = killed_and_resumed(lambda out: tiny(dataset, out), tmp_path)
     assert resumed == full[3:]  # bit for bit: same crops, dropout masks and optimizer state
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
