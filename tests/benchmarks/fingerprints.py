@@ -5,6 +5,7 @@ chord and file primers (25 cases, ~45 s on 2 cores). Run it before and after a c
     python tests/benchmarks/fingerprints.py before.json     # on the old checkout
     python tests/benchmarks/fingerprints.py after.json --compare before.json
 """
+
 from __future__ import annotations
 
 import argparse
