@@ -161,13 +161,9 @@ def attach_output(model: nn.Module, c: ModelConfig) -> None:
 
 
 class EventModel(nn.Module):
-    """What the model of every family shares: its own ``features(ids, state, controls) ->
-    (features [B, T, E], state)``, then the logits through the output layer
+    """What the model of every family shares, around the ``features(ids, state, controls) ->
+    (features [B, T, E], state)`` each family defines: the logits through the output layer
     :func:`attach_output` set, the forward pass and its size."""
-
-    def features(self, ids: Tensor, state: Any = None, controls: Tensor | None = None
-                 ) -> tuple[Tensor, Any]:
-        raise NotImplementedError
 
     def logits(self, features: Tensor) -> Tensor:
         """Logits ``[..., V]`` from :meth:`features`."""
