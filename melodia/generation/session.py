@@ -186,12 +186,12 @@ def control_vector(checkpoint: Checkpoint, config: GenerateConfig,
     if hist is None and config.key is not None:
         hist = key_histogram(config.key)
     wanted = config.density is not None or hist is not None
-    out = constant_controls(config.density, hist)
     if not checkpoint.model.config.control_dim:
         if wanted:
             raise GenerateError("this model was trained without controls: density and key need "
                                 "a model trained with them (`melodia train`, controls on)")
         return None
+    out = constant_controls(config.density, hist)
     prior = np.asarray(checkpoint.extra.get("control_prior") or [], dtype=np.float32)
     if config.corpus_controls and prior.ndim == 2 and prior.shape[1] == len(out) and len(prior):
         drawn = prior[np.random.default_rng(seed).integers(len(prior))]

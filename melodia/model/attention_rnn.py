@@ -32,7 +32,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import EventModel, ModelConfig, attach_output, join_inputs, output_weights
+from melodia.model.config import (EventModel, ModelConfig, attach_output, into_ring, join_inputs,
+                                  output_weights)
 from melodia.model.stepper import FastStepper
 
 
@@ -126,15 +127,12 @@ class AttentionStepper:
                               state.outputs[rows], state.length)
 
     def _ring(self, state: AttentionState) -> AttentionState:
-        n, length = state.keys.shape[1], state.length
-        slots = torch.arange(length - n, length) % self.context
-        rings = []
-        for x in (state.keys, state.outputs):
-            ring = x.new_zeros(x.shape[0], self.context, x.shape[2])
-            ring[:, slots] = x
-            rings.append(ring)
-        lstm = FastStepper.from_model_state(state.lstm)
-        return AttentionState(lstm, rings[0], rings[1], length)
+        """The model's state in the stepper's form: per-layer LSTM state, keys and outputs in
+        rings."""
+        keys, outputs = (into_ring(x, state.length, self.context, 1)
+                         for x in (state.keys, state.outputs))
+        return AttentionState(FastStepper.from_model_state(state.lstm), keys, outputs,
+                              state.length)
 
     def prime(self, ids: Tensor, controls: Tensor | None = None
               ) -> tuple[Tensor, Tensor, AttentionState]:

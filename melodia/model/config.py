@@ -183,6 +183,18 @@ class EventModel(nn.Module):
         return f"{self.num_parameters():,} parameters"
 
 
+def into_ring(x: Tensor, length: int, context: int, dim: int) -> Tensor:
+    """The last positions of a stream, in order along ``dim`` of ``x`` (the last of them is
+    position ``length - 1``), laid into a ring of ``context`` slots, position ``p`` in slot
+    ``p % context``: how the attention steppers keep a window without copying it each step."""
+    n = x.shape[dim]
+    shape = list(x.shape)
+    shape[dim] = context
+    ring = x.new_zeros(shape)
+    ring.index_copy_(dim, torch.arange(length - n, length, device=x.device) % context, x)
+    return ring
+
+
 def output_logits(model: nn.Module, features: Tensor) -> Tensor:
     """Logits ``[..., V]`` from a family's features, through the layer :func:`attach_output` set."""
     if model.head is not None:
@@ -198,5 +210,5 @@ def output_weights(model: nn.Module) -> tuple[Tensor, Tensor]:
         return model.embedding.weight.detach().float().contiguous(), model.bias.detach().float()
 
 
-__all__ = ["EventModel", "KINDS", "ModelConfig", "attach_output", "join_inputs", "output_logits",
-           "output_weights"]
+__all__ = ["EventModel", "KINDS", "ModelConfig", "attach_output", "into_ring", "join_inputs",
+           "output_logits", "output_weights"]

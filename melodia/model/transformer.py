@@ -34,7 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from melodia.model.config import EventModel, ModelConfig, attach_output, join_inputs, output_weights
+from melodia.model.config import (EventModel, ModelConfig, attach_output, into_ring, join_inputs,
+                                  output_weights)
 
 
 @dataclass
@@ -186,17 +187,9 @@ class TransformerStepper:
 
     def _ring(self, cache: KVCache) -> KVCache:
         """The model's cache (the last ``n <= context`` positions in order) laid into rings."""
-        n, length = cache.keys[0].shape[2], cache.length
-        slots = torch.arange(length - n, length) % self.context
-        rings = []
-        for store in (cache.keys, cache.values):
-            out = []
-            for x in store:
-                ring = x.new_zeros(*x.shape[:2], self.context, x.shape[3])
-                ring[:, :, slots] = x
-                out.append(ring)
-            rings.append(out)
-        return KVCache(rings[0], rings[1], length)
+        keys, values = ([into_ring(x, cache.length, self.context, 2) for x in store]
+                        for store in (cache.keys, cache.values))
+        return KVCache(keys, values, cache.length)
 
     def prime(self, ids: Tensor, controls: Tensor | None = None
               ) -> tuple[Tensor, Tensor, KVCache]:
