@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "decode": ("melodia.encoding", "decode"),
     "generate": ("melodia.generation.generator", "generate"),
     "iter_events": ("melodia.generation.generator", "iter_events"),
+    "accompany": ("melodia.generation.accompaniment", "accompany"),
 }
 
 
@@ -46,4 +47,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "decode", "encode", "generate", "iter_events", "load", "plot", "render"]
+__all__ = ["__version__", "accompany", "decode", "encode", "generate", "iter_events", "load", "plot", "render"]

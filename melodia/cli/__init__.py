@@ -3,7 +3,8 @@
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its arguments and
 ``_run_<name>(args)`` calls the library, in one module per command group: ``data`` (encode,
 decode, prepare), ``audio`` (render, plot), ``learn`` (train, evaluate, export), ``make``
-(generate), ``live`` (stream, ports). Only this package prints for humans; the library logs.
+(generate), ``given`` (accompany, infill), ``live`` (stream, ports). Only this package prints
+for humans; the library logs.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import logging
 import os
 import sys
 
-from melodia.cli import audio, data, learn, live, make
+from melodia.cli import audio, data, given, learn, live, make
 from melodia.cli.common import _print
 from melodia.errors import MelodiaError
 
 _MODULES = {"encode": data, "decode": data, "prepare": data, "render": audio, "plot": audio,
             "train": learn, "evaluate": learn, "export": learn, "generate": make,
-            "ports": live, "stream": live}
+            "accompany": given, "ports": live, "stream": live}
 
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "ports", "stream", "export"]
+             "accompany", "ports", "stream", "export"]
 
 
 class _Parser(argparse.ArgumentParser):

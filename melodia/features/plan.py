@@ -185,12 +185,13 @@ def conditions(layout: BandLayout, encoding, instruments: Sequence[int] | None =
 def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: str | None = None,
               lineup: str | Sequence[str | int] | None = None, tempo: float | None = None,
               rules: bool = True, randomness=None, temperatures=None,
-              seed: int = 0) -> dict[str, Any] | None:
+              seed: int = 0, given: Sequence[int] = ()) -> dict[str, Any] | None:
     """Style, line-up and tempo to play (asked for, else drawn by ``seed`` from the training files
     of the style, as a band model's checkpoint lists them in ``info``), with the band conditions
     they make and the per-instrument ``randomness`` and ``temperatures`` (``"drums=0.8,bass=1.1"``)
     as ``{instrument: value}`` over the line-up; None for a model without band conditions
-    (``band_dim`` 0)."""
+    (``band_dim`` 0). ``given``: instruments of given material that the line-up plays beside
+    (in the conditions' line-up, never in the plan's)."""
     asked = [k for k, v in (("style", style), ("lineup", lineup)) if v is not None]
     if not band_dim:  # a tempo alone only sets the file's (and the beat clock's) tempo
         if asked:
@@ -213,7 +214,7 @@ def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: st
     band = conditions(layout, encoding, None, style_index, qpm)
     preferred = (info.get("programs") or {}).get(style or "", {})
     try:
-        instruments = (parse_lineup(lineup, preferred) if lineup is not None
+        instruments = (parse_lineup(lineup, preferred, given) if lineup is not None
                        else [int(i) for i in drawn.get("instruments") or []] or None)
         names = [instrument_name(i) for i in instruments or []]
         per_instrument = [None if spec is None or isinstance(spec, (int, float)) and i == 0
@@ -223,6 +224,8 @@ def plan_band(info: dict[str, Any] | None, band_dim: int, encoding, *, style: st
         raise GenerateError(str(err)) from None
     if instruments:
         band[layout.lineup][instruments] = 1.0  # the line-up's part of the conditions
+    if given:
+        band[layout.lineup][list(given)] = 1.0
     return {"style": style, "instruments": instruments, "qpm": qpm, "names": names,
             "profile": info.get("profile") if rules else None, "conditions": band,
             "randomness": per_instrument[0], "temperatures": per_instrument[1]}

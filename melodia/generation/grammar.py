@@ -84,6 +84,8 @@ class Grammar:
     - NOTE_ONs only within ``pitch_range`` (default the piano's 21..108; drums too lie inside);
     - band: each instrument's NOTE_ONs within its ``instrument_ranges`` entry, and a
       ``monophonic`` instrument's only while none of its notes sounds;
+    - band: no PROGRAM, NOTE_ON or NOTE_OFF of a *given* instrument (:meth:`give`: its notes
+      are forced from outside, and count only in the note state);
     - band: no PROGRAM right after a PROGRAM, nor one choosing the instrument already chosen;
       PROGRAM events only for ``instruments`` (the line-up), and no VELOCITY or NOTE_ON
       while the current instrument is outside it; no TEMPO events unless ``tempo_changes``.
@@ -133,6 +135,9 @@ class Grammar:
         # over instruments, from a NOTE_ON until the next NOTE_OFF of the pitch, drums left out
         self.pooled = np.zeros((batch, self.n_pitches), dtype=bool)
         self.pooled_onset = np.zeros((batch, self.n_pitches), dtype=np.int64)
+        # [n_instruments] bool: instruments whose notes come from outside (given material,
+        # forced into the stream): they feed the note state only; the model may not choose them
+        self.given = np.zeros(n_instruments, dtype=bool)
         self.in_lineup = None  # [n_instruments] bool: who may play
         if self.prog0 is not None and c.instruments is not None:
             self.in_lineup = np.zeros(n_instruments, dtype=bool)
@@ -162,6 +167,13 @@ class Grammar:
         self.batch = len(rows)
         self._rows = np.arange(self.batch)
 
+    def give(self, instruments) -> None:
+        """From now on the notes of ``instruments`` are given (forced from outside): they count
+        in the note state the model sees, not in its polyphony, note lengths or waits, and the
+        model may neither select those instruments nor end their notes. ``()``: none."""
+        self.given[:] = False
+        self.given[[int(i) for i in instruments if 0 <= int(i) < self.n_instruments]] = True
+
     def feed(self, ids) -> np.ndarray:
         """Advance every row through the same events (a primer); the mask that follows them."""
         for event in np.asarray(ids, dtype=np.int64).tolist():
@@ -186,6 +198,14 @@ class Grammar:
         self.at_step = np.where(shift, 0, self.at_step + (kind != NOTE_OFF))
         for wanted in (NOTE_ON, NOTE_OFF):
             rows = np.flatnonzero(kind == wanted)
+            if len(rows) and self.given.any():  # given notes: the note state only
+                given = self.given[self.instrument[rows]]
+                heard = rows[given][self.instrument[rows[given]] != _DRUMS]
+                self.pooled[heard, value[heard] - self.min_pitch] = wanted == NOTE_ON
+                if wanted == NOTE_ON:
+                    self.pooled_onset[heard, value[heard] - self.min_pitch] = self.now[heard]
+                    self.wait[rows[given]] = 0  # the music goes on: silence is no runaway
+                rows = rows[~given]
             if len(rows):
                 index = (rows, self.instrument[rows], value[rows] - self.min_pitch)
                 was = self.sounding[index]
@@ -244,6 +264,9 @@ class Grammar:
             allowed[:, self.prog0 : self.prog0 + self.n_instruments] &= self.in_lineup
             outside = ~self.in_lineup[self.instrument]
             allowed[outside, on] = False
+        if self.given.any():  # given instruments play only what is forced
+            allowed[:, self.prog0 : self.prog0 + self.n_instruments] &= ~self.given
+            allowed[self.given[self.instrument], on] = False
         if self.range_ok is not None:
             allowed[:, on] &= self.range_ok[self.instrument]
         if self.mono.any():

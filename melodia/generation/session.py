@@ -31,7 +31,7 @@ from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import tail
 from melodia.encoding.quantize import velocity_to_bin
 from melodia.errors import GenerateError
-from melodia.features.band import meter_features
+from melodia.features.band import beats_at, meter_features
 from melodia.features.controls import (DENSITY_SLICE, HISTOGRAM_SLICE, constant_controls,
                                        model_inputs)
 from melodia.features.keys import key_histogram
@@ -67,27 +67,43 @@ class Session:
         return self.checkpoint.encoding
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What a generation plays beside, for given material (:mod:`melodia.generation.given`):
+    the events its stream starts from (instead of a primer's), the tempo map ``[[time_s, qpm],
+    ...]`` its meter follows (None: the plan's constant tempo), and the instruments of the given
+    parts (in the band conditions' line-up; the grammar keeps the model off them)."""
+
+    context: np.ndarray
+    tempos: np.ndarray | None = None
+    given: tuple[int, ...] = ()
+
+
 def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=None,
-                 batch: int = 1) -> Session:
+                 batch: int = 1, frame: Frame | None = None) -> Session:
     """Resolve and load ``model`` (once), draw the band plan, tune the sampler, read the primer
-    and prime ``batch`` rows of the model with it."""
+    (or take ``frame``'s context) and prime ``batch`` rows of the model with it."""
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     primer = read_primer(primer)
     checkpoint, stepper = load_stepper(model, config.precision)
     model_config, encoding = checkpoint.model.config, checkpoint.encoding
+    given = frame.given if frame else ()
     plan = plan_band(checkpoint.extra.get("band"), model_config.band_dim, encoding,
                      style=config.style, lineup=config.lineup, tempo=config.tempo,
                      rules=config.instrument_rules, randomness=config.randomness,
-                     temperatures=config.instrument_temperature, seed=seed)
+                     temperatures=config.instrument_temperature, seed=seed, given=given)
     sampler = tuned_sampler(checkpoint, config, plan)
     controls = constant_inputs(checkpoint, config, plan, seed, batch)
     meter_qpm = plan["qpm"] if plan else 120.0
+    tempos = frame.tempos if frame and frame.tempos is not None else [[0.0, meter_qpm]]
     inputs = None if controls is None and not model_config.step_dim else StepInputs(
         None if controls is None else torch.from_numpy(controls), model_config.fixed_dim,
-        model_config.state_dim, model_config.instrument_dim, model_config.meter_dim, meter_qpm)
+        model_config.state_dim, model_config.instrument_dim, model_config.meter_dim, meter_qpm,
+        None if frame is None else frame.tempos)
     grammar_config = band_grammar(config.grammar, plan)
     qpm = plan["qpm"] if plan else config.tempo or primer_tempo(primer)
-    context = primer_events(primer, encoding, config.primer_seconds, plan and plan["qpm"])
+    context = (frame.context if frame else
+               primer_events(primer, encoding, config.primer_seconds, plan and plan["qpm"]))
 
     ids = torch.from_numpy(context).long()[None].expand(batch, -1)  # prime: the context
     sequence = None if controls is None else torch.from_numpy(controls)[:, None].expand(
@@ -95,10 +111,11 @@ def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=
     if model_config.step_dim:  # note state, instrument and meter change every step
         if sequence is None:
             sequence = torch.zeros(batch, ids.shape[1], model_config.fixed_dim)
-        steps = model_inputs(context, encoding, model_config, tempos=[[0.0, meter_qpm]])
+        steps = model_inputs(context, encoding, model_config, tempos=tempos)
         state = torch.from_numpy(steps[:, model_config.fixed_dim:])[None].expand(batch, -1, -1)
         sequence = torch.cat([sequence, state], dim=2)
     grammar = Grammar(encoding, grammar_config, batch)
+    grammar.give(given)
     mask = grammar.feed(context)
     logits, features, state = stepper.prime(ids, sequence)
     start = Start(grammar, mask, logits, features, state, inputs)
@@ -136,17 +153,19 @@ class StepInputs:
     """The per-step float inputs of a model: constant ones (controls and band conditions:
     ``[B, C]``, ``[1, C]`` for every row, or None for zeros), then :meth:`Grammar.note_state`
     (``state_dim`` > 0), :meth:`Grammar.instrument_onehot` (``instrument_dim`` > 0) and the meter
-    at the grammar's time for a constant tempo of ``meter_qpm`` (``meter_dim`` > 0; see
-    :func:`melodia.features.band.meter_features`)."""
+    at the grammar's time for a constant tempo of ``meter_qpm``, or along the tempo map
+    ``tempos`` (``meter_dim`` > 0; see :func:`melodia.features.band.meter_features`)."""
 
     def __init__(self, controls: torch.Tensor | None, control_dim: int, state_dim: int = 1,
-                 instrument_dim: int = 0, meter_dim: int = 0, meter_qpm: float = 120.0) -> None:
+                 instrument_dim: int = 0, meter_dim: int = 0, meter_qpm: float = 120.0,
+                 tempos=None) -> None:
         self.controls = (torch.zeros(1, control_dim) if controls is None
                          else controls.reshape(-1, controls.shape[-1]).float())
         if self.controls.shape[1] != control_dim:
             raise ValueError(f"controls need {control_dim} values, got {self.controls.shape[1]}")
         self.state, self.instrument = state_dim > 0, instrument_dim > 0
         self.meter, self.qpm = meter_dim > 0, float(meter_qpm)
+        self.tempos = None if tempos is None else np.asarray(tempos, dtype=np.float64)
 
     def select(self, rows: torch.Tensor) -> "StepInputs":
         """The same inputs for ``rows`` of the batch (a beam search's copies of each context)."""
@@ -162,7 +181,8 @@ class StepInputs:
         if self.instrument:
             parts.append(torch.from_numpy(grammar.instrument_onehot()))
         if self.meter:
-            beats = grammar.now / grammar.sps * self.qpm / 60.0
+            beats = (grammar.now / grammar.sps * self.qpm / 60.0 if self.tempos is None
+                     else beats_at(grammar.now / grammar.sps, self.tempos))
             parts.append(torch.from_numpy(meter_features(beats)))
         controls = self.controls
         if len(controls) != grammar.batch:  # one row for all
@@ -313,6 +333,6 @@ def primer_tempo(primer) -> float | None:
     return float(primer.tempos["qpm"][0])
 
 
-__all__ = ["PRIMER_VELOCITY", "Session", "StepInputs", "band_grammar", "band_styles",
+__all__ = ["Frame", "PRIMER_VELOCITY", "Session", "StepInputs", "band_grammar", "band_styles",
            "constant_inputs", "control_rows", "control_vector", "open_session", "primer_events",
            "randomized_sampler", "resolve_sampler", "tuned_sampler"]

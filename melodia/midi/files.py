@@ -246,7 +246,7 @@ def _conductor_track(score: Score, clock: TickClock, tempo_events: list, end_tic
     return _midi_track(events + tempo_events, end_tick)
 
 
-def _instrument_track(track: Track, channel: int, clock: TickClock, end_tick: int):
+def instrument_track(track: Track, channel: int, clock: TickClock, end_tick: int):
     """One instrument: its name, program change at tick 0, sustain pedal and notes.
 
     At one tick, pedal changes come first, then note-offs, then note-ons, and the note-off of a
@@ -337,7 +337,7 @@ def midi_bytes(score: Score, ticks_per_quarter: int = DEFAULT_TICKS_PER_QUARTER)
     out = mido.MidiFile(type=1, ticks_per_beat=ticks_per_quarter)
     out.tracks.append(_conductor_track(score, clock, tempo_events, end_tick))
     for track, channel in zip(score.tracks, channels):
-        out.tracks.append(_instrument_track(track, channel, clock, end_tick))
+        out.tracks.append(instrument_track(track, channel, clock, end_tick))
     buffer = io.BytesIO()
     out.save(file=buffer)
     return buffer.getvalue()

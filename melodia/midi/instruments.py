@@ -73,28 +73,37 @@ def _gm_name_to_program(name: str) -> int | None:
 
 
 def parse_lineup(spec: str | Sequence[str | int],
-                 preferred: dict[str, Sequence[int]] | None = None) -> list[int]:
+                 preferred: dict[str, Sequence[int]] | None = None,
+                 given: Sequence[int] = ()) -> list[int]:
     """Distinct instrument ids for a line-up such as ``"drums,bass,guitar,guitar"``.
 
     Each item is ``drums``, a GM family (``guitar``, ``bass``, ``keys``/``piano``, ``organ``,
     ``strings``, ``brass``, ``reed``/``sax``, ``synth``...), a GM instrument name
     (``"overdriven guitar"``) or a program number 0..127. A family takes the first program of
     ``preferred[family]`` (a style's likeliest) not taken yet, then GM's usual ones, then any.
+    ``given``: instruments that already play (given material); the line-up plays beside them.
 
     >>> [instrument_name(i) for i in parse_lineup("drums,bass,guitar")]
     ['Drums', 'Electric Bass (finger)', 'Overdriven Guitar']
+    >>> [instrument_name(i) for i in parse_lineup("keys", given=[0])]
+    ['Electric Piano 1']
     """
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     items = [i for i in items if str(i).strip()]
     if not items:
         raise LineupError("empty line-up: name instruments like drums,bass,guitar,keys")
-    taken: list[int] = []
+    taken: list[int] = [int(i) for i in given]
     for item in items:
+        if str(item).strip().lower() == "drums" and DRUMS in given:
+            raise LineupError("drums: the given music has its own drums (a band has one kit, "
+                              "channel 10); leave drums out of the line-up")
+        if str(item).strip().isdigit() and int(item) in given:
+            raise LineupError(f"program {int(item)} is a part of the given music; name another")
         taken.append(_resolve(str(item).strip().lower(), taken, preferred or {}))
     if len(taken) > 16:
         raise LineupError(f"a line-up holds at most 16 instruments (MIDI channels), not "
-                          f"{len(taken)}")
-    return taken
+                          f"{len(taken)}" + (" with the given parts" if given else ""))
+    return taken[len(given):]
 
 
 def _resolve(item: str, taken: list[int], preferred: dict[str, Sequence[int]]) -> int:

@@ -1,0 +1,93 @@
+"""``melodia accompany`` and ``melodia infill``: play with the music a musician brings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from melodia.cli.common import _output, _print, midi_output, not_an_input
+from melodia.cli.make import _generate_config, _render_audio
+from melodia.util.knobs import argument
+
+# what `_generate_config` reads that these commands do not ask for
+_UNASKED = dict(primer_seconds=5.0, density=None, key=None, precision="fp32",
+                corpus_controls=True, top_k=0, top_p=1.0, noise=None, noise_kind="gaussian")
+
+
+def _add_band_knobs(p: argparse.ArgumentParser, model: str) -> None:
+    b = p.add_argument_group("the band")
+    b.add_argument("--model", default=model,
+                   help=f"band (the shipped band model), a checkpoint or a run directory of a "
+                   f"band model (default {model})")
+    b.add_argument("--style", default=None,
+                   help="a style the model knows: metal, rock, funk, swing, bossa, latin, "
+                   "country, or a name for one ('heavy metal', jazz, salsa...)")
+    b.add_argument("--tempo", type=argument("tempo"), default=None, metavar="BPM",
+                   help="the beat the band plays to (default: the file's own tempo map)")
+    b.add_argument("--randomness", default=None, metavar="R|INSTRUMENT=R,...",
+                   help="0..1, how adventurous; or per instrument, e.g. drums=0.2,bass=0.5")
+    b.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",
+                   help="softmax temperature (default 1.0), or one per instrument")
+    b.add_argument("--sampler", choices=("probability", "embedding"), default="probability",
+                   help="pick events from the softmax or by embedding noise (default probability)")
+    b.add_argument("--seed", type=argument("seed"), default=None,
+                   help="random seed (default: a fresh one, printed)")
+    b.add_argument("--free-drums", action="store_true",
+                   help="let new drums fall off the song's grid of 16ths and triplets")
+    o = p.add_argument_group("output")
+    o.add_argument("-o", "--output", type=Path, default=None,
+                   help="MIDI file to write (default SONG-accompanied.mid / SONG-infill.mid "
+                   "in the current folder)")
+    o.add_argument("--force", action="store_true", help="write -o even over the input file")
+    o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
+                   help="also render audio with FluidSynth (needs melodia[audio])")
+    p.set_defaults(**_UNASKED)
+
+
+def _add_accompany(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "accompany",
+        help="add band parts (drums, bass, ...) that play along with a MIDI file",
+        description="Generate the parts of --lineup to play with SONG for its whole length, at "
+        "its tempo map (or --tempo), hearing its harmony as it goes. Every track of SONG is "
+        "kept byte for byte (notes, times, velocities, programs); the new parts are added as "
+        "tracks of their own on free channels (drums on channel 10). SONG can be a piano "
+        "piece, a melody, or a band file missing some parts. Needs a band model.",
+        epilog="examples:\n"
+        "  melodia accompany song.mid --lineup drums,bass -o song-band.mid\n"
+        "  melodia accompany melody.mid --lineup drums,bass,guitar --style funk --randomness 0.3\n"
+        "  melodia accompany piano.mid --lineup drums,bass --tempo 96 --audio out.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("song", type=Path, help="the MIDI file to accompany")
+    p.add_argument("--lineup", default="drums,bass", metavar="INSTRUMENTS",
+                   help="the parts to add: drums, GM families (bass, guitar, keys, organ, "
+                   "strings, brass...), GM names or programs (default drums,bass); the song's "
+                   "own instruments are taken, so 'keys' beside a piano gets another keyboard")
+    _add_band_knobs(p, "band")
+
+
+def _run_accompany(args: argparse.Namespace) -> int:
+    import time
+
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.generation.accompaniment import accompany_ids
+
+    output = midi_output(args.output or Path(f"{args.song.stem}-accompanied.mid"))
+    not_an_input([output, args.audio], {"the song": args.song}, args.force)
+    _output(output)
+    config = _generate_config(args, seconds=10.0)
+    start = time.perf_counter()
+    result = accompany_ids(args.model, args.song, config, drum_grid=not args.free_drums)
+    elapsed = time.perf_counter() - start
+    band = result.band
+    _print(f"band: {band['style'] or 'no style'} at {band['qpm']:.0f} BPM: "
+           f"{', '.join(band['names'])} with {args.song.name}")
+    path = result.write(output)
+    notes = sum(len(t.notes) for t in result.parts[0])
+    _print(f"wrote {path}: {args.song.name} as it was, plus {notes} new notes over "
+           f"{result.end_s:.1f} s")
+    if args.audio is not None:
+        _render_audio(path, args.audio)
+        _print(f"  audio: {args.audio}")
+    _print(f"seed {result.seed}; {elapsed:.1f} s")
+    return 0

@@ -1,0 +1,159 @@
+"""How well new parts play with given music: harmony, rhythm, seams and returning sections.
+
+- :func:`harmonic_agreement`: the share of the new bass and chord notes whose pitch class sounds
+  in the given music within the same beat, or belongs to the triad those pitch classes imply
+  (beats where the given music is silent are not counted);
+- :func:`rhythmic_alignment`: the share of the new drum onsets within 30 ms of the given
+  music's 16th-note grid (its tempo map);
+- :func:`broken_link`: the same new parts with the link cut (transposed by a random 1..11
+  semitones and shifted by half a beat): the level an accompanist must beat;
+- :func:`bar_sets` / :func:`bar_distance`: a bar as the set of (instrument, 16th position,
+  pitch) it strikes, and ``1 - Jaccard`` between two bars (the seams of an infill, the bars of
+  a returning section).
+
+>>> import numpy as np
+>>> from melodia.midi import make_notes
+>>> chord = make_notes([0.0] * 3, [2.0] * 3, [60, 64, 67], [80] * 3)    # C major, 4 beats
+>>> bass = make_notes([0.0, 0.5, 1.0], [0.5, 1.0, 1.5], [36, 43, 37], [90] * 3)  # C, G, C#
+>>> round(harmonic_agreement([chord], [bass], None), 3)
+0.667
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from melodia.evaluate.stats import grid_positions, grid_share
+from melodia.midi import Score, Track
+
+ALIGN_TOLERANCE_S = 0.03
+TRIADS = np.array([[0, 4, 7], [0, 3, 7]])  # major and minor, on each of 12 roots
+
+
+def beat_pitch_classes(given: Sequence[np.ndarray], tempos, beats: int) -> np.ndarray:
+    """``float[beats, 12]``: how long (in beats) each pitch class of the given notes sounds in
+    each beat (drums excluded by the caller)."""
+    out = np.zeros((beats, 12))
+    for notes in given:
+        if not len(notes):
+            continue
+        start = grid_positions(notes["start_s"], tempos, 1)
+        end = grid_positions(notes["end_s"], tempos, 1)
+        pc = notes["pitch"].astype(np.int64) % 12
+        for b0, b1, p in zip(start.tolist(), end.tolist(), pc.tolist()):
+            for beat in range(max(int(math.floor(b0)), 0), min(int(math.ceil(b1)), beats)):
+                out[beat, p] += min(b1, beat + 1) - max(b0, beat)
+    return out
+
+
+def implied_triad(profile: np.ndarray) -> set[int]:
+    """The major or minor triad whose pitch classes sound longest in ``profile`` (12 weights)."""
+    best, chosen = -1.0, set()
+    for root in range(12):
+        for shape in TRIADS:
+            pcs = (root + shape) % 12
+            weight = float(profile[pcs].sum())
+            if weight > best + 1e-12:
+                best, chosen = weight, set(pcs.tolist())
+    return chosen
+
+
+def harmonic_agreement(given: Sequence[np.ndarray], new: Sequence[np.ndarray], tempos) -> float:
+    """Share of the ``new`` melodic notes whose pitch class sounds in the ``given`` melodic
+    notes within the beat of its onset, or is in the triad they imply; nan when no new note
+    falls in a beat where the given music sounds. ``tempos``: ``TEMPO_DTYPE`` or None (120)."""
+    new = [n for n in new if len(n)]
+    if not new:
+        return math.nan
+    onsets = np.concatenate([n["start_s"] for n in new])
+    pcs = np.concatenate([n["pitch"] for n in new]).astype(np.int64) % 12
+    beat = np.floor(grid_positions(onsets, tempos, 1) + 1e-9).astype(np.int64)
+    profiles = beat_pitch_classes(given, tempos, int(beat.max(initial=0)) + 1)
+    hits = counted = 0
+    for b, p in zip(beat.tolist(), pcs.tolist()):
+        if b < 0 or not profiles[b].any():
+            continue
+        counted += 1
+        hits += bool(profiles[b, p] > 0 or p in implied_triad(profiles[b]))
+    return float(hits / counted) if counted else math.nan
+
+
+def rhythmic_alignment(drums: np.ndarray, tempos, tolerance_s: float = ALIGN_TOLERANCE_S) -> float:
+    """Share of drum onsets within ``tolerance_s`` of the 16th-note grid of ``tempos``."""
+    if not len(drums):
+        return math.nan
+    return grid_share(np.unique(drums["start_s"]), tempos, tolerance_s=tolerance_s)
+
+
+def broken_link(tracks: Sequence[Track], tempos, rng: np.random.Generator) -> list[Track]:
+    """``tracks`` moved off the given music: melodic pitches up a random 1..11 semitones (one
+    draw for all), every onset half a beat later (at the tempo where it falls)."""
+    semitones = int(rng.integers(1, 12))
+    out = []
+    for track in tracks:
+        notes = track.notes.copy()
+        if not track.is_drum:
+            notes["pitch"] = np.clip(notes["pitch"].astype(np.int64) + semitones, 0, 127)
+        beat_s = 60.0 / _qpm_at(tempos, notes["start_s"])
+        notes["start_s"] += beat_s / 2
+        notes["end_s"] += beat_s / 2
+        out.append(Track(notes, program=track.program, is_drum=track.is_drum, name=track.name))
+    return out
+
+
+def _qpm_at(tempos, times_s: np.ndarray) -> np.ndarray:
+    if tempos is None or not len(tempos):
+        return np.full(len(times_s), 120.0)
+    k = np.searchsorted(tempos["time_s"], times_s, side="right") - 1
+    return tempos["qpm"][np.maximum(k, 0)]
+
+
+def accompaniment_scores(given: Sequence[Track], new: Sequence[Track], tempos) -> dict[str, float]:
+    """``harmonic`` (new melodic parts vs the given melodic parts) and ``rhythmic`` (new drums on
+    the given music's grid) agreement."""
+    given_melodic = [t.notes for t in given if not t.is_drum]
+    new_melodic = [t.notes for t in new if not t.is_drum]
+    drums = [t.notes for t in new if t.is_drum]
+    return {"harmonic": harmonic_agreement(given_melodic, new_melodic, tempos),
+            "rhythmic": rhythmic_alignment(np.concatenate(drums), tempos) if drums
+            else math.nan}
+
+
+def bar_sets(tracks: Sequence[Track], tempos, beats_per_bar: int = 4
+             ) -> dict[int, set[tuple[int, int, int]]]:
+    """Each bar's set of ``(instrument, 16th position, pitch)`` struck in it (drums 128)."""
+    bars: dict[int, set[tuple[int, int, int]]] = {}
+    for track in tracks:
+        instrument = 128 if track.is_drum else int(track.program)
+        pos = np.rint(grid_positions(track.notes["start_s"], tempos, 4)).astype(np.int64)
+        bar, slot = np.divmod(pos, 4 * beats_per_bar)
+        for b, s, p in zip(bar.tolist(), slot.tolist(), track.notes["pitch"].tolist()):
+            bars.setdefault(b, set()).add((instrument, s, int(p)))
+    return bars
+
+
+def jaccard(a: set, b: set) -> float:
+    """``|a & b| / |a | b|``; two empty bars are alike (1.0)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+def bar_distance(a: set, b: set) -> float:
+    """``1 - jaccard``: 0 for the same bar, 1 for bars with nothing in common."""
+    return 1.0 - jaccard(a, b)
+
+
+def neighbour_distances(score: Score, beats_per_bar: int = 4) -> np.ndarray:
+    """The bar distance between each bar and the next, over a whole file (bars with no notes on
+    both sides skipped): the range real music moves in from bar to bar."""
+    bars = bar_sets(score.tracks, score.tempos, beats_per_bar)
+    keys = sorted(bars)
+    return np.array([bar_distance(bars[a], bars[a + 1]) for a in keys if a + 1 in bars])
+
+
+__all__ = ["ALIGN_TOLERANCE_S", "accompaniment_scores", "bar_distance", "bar_sets",
+           "beat_pitch_classes", "broken_link", "harmonic_agreement", "implied_triad", "jaccard",
+           "neighbour_distances", "rhythmic_alignment"]

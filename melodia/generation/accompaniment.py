@@ -1,0 +1,168 @@
+"""Accompany a file: new band parts generated to play with the music given, which stays exactly
+as it was.
+
+::
+
+    import melodia
+    result = melodia.accompany("song.mid", lineup="drums,bass", style="funk", seed=1)
+    result.write("song-band.mid")      # song.mid's own tracks byte for byte, then the new parts
+
+The given music (every track of the file: a piano solo, a melody, a band without its bass) is
+forced into the band model's stream in time order (:mod:`melodia.generation.given`), and the
+model plays only the line-up asked for, at the file's tempo map (or ``tempo``), for the file's
+whole length. The band conditions hear the given instruments in the line-up, so the model knows
+a piano (say) is playing with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from melodia.encoding import PerformanceEncoding
+from melodia.errors import GenerateError
+from melodia.generation.config import GenerateConfig, SamplerConfig
+from melodia.generation.decoding import sample_rows
+from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
+from melodia.generation.session import Frame, Session, open_session
+from melodia.midi import Score, Track, read_midi
+from melodia.midi.files import read_file_bytes
+from melodia.midi.merge import add_tracks
+from melodia.model.registry import load_model
+from melodia.model.stepper import threads
+
+EVENTS_PER_SECOND_CAP = 400  # safety cap on the events of new parts per second of music
+
+
+@dataclass
+class Accompaniment:
+    """New parts for given music: ``parts[i]`` are piece ``i``'s tracks (one per instrument of
+    the line-up), to add to the given file ``source`` (its bytes, kept as they are)."""
+
+    parts: list[list[Track]]
+    source: bytes
+    seed: int
+    band: dict[str, Any]
+    end_s: float
+
+    def midi_bytes(self, piece: int = 0) -> bytes:
+        """The given file, byte for byte, with piece ``piece``'s parts as tracks of their own."""
+        return add_tracks(self.source, self.parts[piece], self.end_s)
+
+    def write(self, path: str | Path, piece: int = 0) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.midi_bytes(piece))
+        return path
+
+
+def read_given(song) -> tuple[bytes, Score]:
+    """The bytes of a MIDI file (a path or bytes; size-limited as ``encode`` reads) and its score."""
+    data = song if isinstance(song, bytes) else read_file_bytes(Path(song))
+    return data, read_midi(data) if isinstance(song, bytes) else read_midi(Path(song))
+
+
+def band_encoding(session_encoding: PerformanceEncoding) -> None:
+    """Refuse an encoding without instruments: given parts need the band model's PROGRAM events."""
+    if "PROGRAM" not in [r.type for r in session_encoding.vocab.ranges]:
+        raise GenerateError("playing with given music needs a band model (--model band): this "
+                            "model has one instrument")
+
+
+def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
+                ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
+    """The given notes as quantized band notes, the tempo map the band follows, the given
+    instruments and the tempo the band is conditioned on."""
+    band_encoding(encoding)
+    q = encoding.quantize(score)
+    if not len(q):
+        raise GenerateError("the given music has no notes to play with")
+    tempos = (np.array([[0.0, float(tempo)]]) if tempo is not None else
+              np.stack([score.tempos["time_s"], score.tempos["qpm"]], axis=1).astype(np.float64))
+    qpm = float(tempo if tempo is not None else tempos[0, 1])
+    return q, tempos, tuple(int(i) for i in np.unique(q["instrument"])), qpm
+
+
+def tempo_context(encoding: PerformanceEncoding, qpm: float) -> np.ndarray:
+    """A band stream's first event: the TEMPO of ``qpm``."""
+    return np.array([encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(qpm)))],
+                    dtype=np.int64)
+
+
+def run_given(session: Session, forcer: Forcer, until: int, config: GenerateConfig
+              ) -> list[np.ndarray]:
+    """Decode every row of ``session`` around ``forcer``'s given events until step ``until``."""
+    generator = torch.Generator().manual_seed(session.seed)
+    if session.sampler.beam_size > 1:
+        raise GenerateError("beam search does not play with given music; use --beam 1")
+    steps = iter_given(session.stepper, session.start, session.sampler, generator, forcer)
+    sps = session.encoding.config.steps_per_second
+    cap = int(until / sps * EVENTS_PER_SECOND_CAP) + 3 * len(forcer.events) + 100
+    return sample_rows(steps, session.start.grammar, max_events=cap, until_step=until)
+
+
+def new_parts(ids: np.ndarray, encoding: PerformanceEncoding, lineup: Sequence[int],
+              start_s: float, end_s: float) -> list[Track]:
+    """The tracks of ``lineup``'s instruments in a decoded stream, notes starting within
+    ``[start_s, end_s)`` and ending by ``end_s``."""
+    score = encoding.decode(ids)
+    tracks = []
+    for track in score.tracks:
+        instrument = 128 if track.is_drum else track.program
+        if instrument not in lineup:
+            continue
+        notes = track.notes[(track.notes["start_s"] >= start_s - 1e-9)
+                            & (track.notes["start_s"] < end_s)].copy()
+        notes["end_s"] = np.minimum(notes["end_s"], end_s)
+        track.notes = notes[notes["end_s"] > notes["start_s"]]
+        track.pedal = track.pedal[(track.pedal["time_s"] >= start_s) & (track.pedal["time_s"] < end_s)]
+        tracks.append(track)
+    return tracks
+
+
+def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True) -> Accompaniment:
+    """Generate ``config.lineup`` (default drums and bass) to play with ``song`` (a MIDI path
+    or bytes) for its whole length; ``config.num`` pieces at once. ``drum_grid``: new drum hits
+    only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`)."""
+    source, score = read_given(song)
+    config = dataclasses.replace(config, lineup=config.lineup or "drums,bass")
+    checkpoint = load_model(model)
+    with threads(config.threads):
+        q, tempos, given, qpm = given_setup(score, checkpoint.encoding, config.tempo)
+        frame = Frame(tempo_context(checkpoint.encoding, qpm), tempos, given)
+        session = open_session(checkpoint, dataclasses.replace(config, tempo=qpm), None,
+                               config.num, frame)
+        sps = session.encoding.config.steps_per_second
+        until = int(np.ceil(score.end_s * sps))
+        grid = grid_steps(tempos, until, sps) if drum_grid else None
+        forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
+        pieces = run_given(session, forcer, until, config)
+    lineup = session.plan["instruments"]
+    parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,
+                       score.end_s) for p in pieces]
+    band = {k: session.plan[k] for k in ("style", "instruments", "names", "qpm")}
+    return Accompaniment(parts, source, session.seed, band, score.end_s)
+
+
+def accompany(song, lineup: str | Sequence[str | int] = "drums,bass", model="band", *,
+              style: str | None = None, tempo: float | None = None,
+              randomness: float | str | dict | None = None, seed: int | None = None,
+              temperature: float = 1.0, sampler: str = "probability", num: int = 1,
+              drum_grid: bool = True) -> Accompaniment:
+    """Band parts (``lineup``) generated to play with ``song`` (a MIDI path or bytes), which
+    stays byte for byte; ``.write(path)`` saves the song with them. ``style``, ``tempo`` (default
+    the song's tempo map) and ``randomness`` as for ``melodia.generate``; ``drum_grid``: new drums
+    only on the song's 16ths and eighth-note triplets."""
+    config = GenerateConfig(seed=seed, num=num, style=style, tempo=tempo, lineup=lineup,
+                            randomness=randomness,
+                            sampler=SamplerConfig(sampler=sampler, temperature=temperature))
+    return accompany_ids(model, song, config, drum_grid)
+
+
+__all__ = ["Accompaniment", "accompany", "accompany_ids", "given_setup", "new_parts", "read_given",
+           "run_given", "tempo_context"]

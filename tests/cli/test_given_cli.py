@@ -1,0 +1,49 @@
+"""``melodia accompany`` (and the given-material commands) on real files."""
+
+import numpy as np
+
+from melodia import cli
+from melodia.midi import Score, Track, midi_bytes, read_midi
+from melodia.midi.merge import track_chunks
+from tests.conftest import DATA
+
+
+def _short_song(tmp_path, seconds=6.0):
+    score = read_midi(DATA / "freedoom" / "doom1_D_E1M1.mid")
+    tracks = []
+    for t in score.tracks:
+        if t.is_drum or 32 <= t.program < 40:  # drums and bass out: the band plays them
+            continue
+        keep = t.notes[t.notes["start_s"] < seconds].copy()
+        keep["end_s"] = np.minimum(keep["end_s"], seconds)
+        tracks.append(Track(keep, program=t.program, name=t.name))
+    path = tmp_path / "song.mid"
+    path.write_bytes(midi_bytes(Score(tracks, tempos=score.tempos)))
+    return path
+
+
+def test_accompany_writes_the_song_and_new_parts(tmp_path, capsys):
+    song = _short_song(tmp_path)
+    out = tmp_path / "out.mid"
+    assert cli.main(["accompany", str(song), "--lineup", "drums,bass", "--style", "metal",
+                     "--seed", "2", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "metal" in err and "wrote" in err and "seed 2" in err
+    original = track_chunks(song.read_bytes())
+    assert track_chunks(out.read_bytes())[: len(original)] == original
+    added = read_midi(out).tracks[len(read_midi(song).tracks):]
+    assert any(t.is_drum for t in added) and any(32 <= t.program < 40 for t in added)
+
+
+def test_accompany_bad_input_is_one_line(tmp_path, capsys):
+    song = _short_song(tmp_path)
+    assert cli.main(["accompany", str(song), "--lineup", "drums,kazoo"]) == 2
+    assert "unknown instrument 'kazoo'" in capsys.readouterr().err
+    assert cli.main(["accompany", str(song), "--model", "piano"]) == 2
+    assert "needs a band model" in capsys.readouterr().err
+    assert cli.main(["accompany", str(tmp_path / "missing.mid")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert cli.main(["accompany", str(song), "-o", str(song)]) == 2
+    assert "would replace it" in capsys.readouterr().err
+    assert cli.main(["accompany", str(DATA.parent / "README.md")]) == 2
+    assert "not a MIDI file" in capsys.readouterr().err
