@@ -29,9 +29,10 @@ from melodia.errors import GenerateError
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import sample_rows
 from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
-from melodia.generation.session import Frame, Session, open_session
+from melodia.generation.session import Frame, Session, open_session, tempo_ids
 from melodia.midi import Score, Track, read_midi
 from melodia.midi.files import read_file_bytes
+from melodia.midi.instruments import DRUMS
 from melodia.midi.merge import add_tracks
 from melodia.model.registry import load_model
 from melodia.model.stepper import threads
@@ -63,13 +64,15 @@ class Accompaniment:
 
 def read_given(song) -> tuple[bytes, Score]:
     """The bytes of a MIDI file (a path or bytes; size-limited as ``encode`` reads) and its score."""
-    data = song if isinstance(song, bytes) else read_file_bytes(Path(song))
-    return data, read_midi(data) if isinstance(song, bytes) else read_midi(Path(song))
+    if isinstance(song, bytes):
+        return song, read_midi(song)
+    data = read_file_bytes(Path(song))
+    return data, read_midi(data, name=str(song))  # read once, errors name the file
 
 
-def band_encoding(session_encoding: PerformanceEncoding) -> None:
+def require_band(encoding: PerformanceEncoding) -> None:
     """Refuse an encoding without instruments: given parts need the band model's PROGRAM events."""
-    if "PROGRAM" not in [r.type for r in session_encoding.vocab.ranges]:
+    if "PROGRAM" not in [r.type for r in encoding.vocab.ranges]:
         raise GenerateError("playing with given music needs a band model (--model band): this "
                             "model has one instrument")
 
@@ -78,7 +81,7 @@ def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
                 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
     """The given notes as quantized band notes, the tempo map the band follows, the given
     instruments and the tempo the band is conditioned on."""
-    band_encoding(encoding)
+    require_band(encoding)
     q = encoding.quantize(score)
     if not len(q):
         raise GenerateError("the given music has no notes to play with")
@@ -88,14 +91,7 @@ def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
     return q, tempos, tuple(int(i) for i in np.unique(q["instrument"])), qpm
 
 
-def tempo_context(encoding: PerformanceEncoding, qpm: float) -> np.ndarray:
-    """A band stream's first event: the TEMPO of ``qpm``."""
-    return np.array([encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(qpm)))],
-                    dtype=np.int64)
-
-
-def run_given(session: Session, forcer: Forcer, until: int, config: GenerateConfig
-              ) -> list[np.ndarray]:
+def run_given(session: Session, forcer: Forcer, until: int) -> list[np.ndarray]:
     """Decode every row of ``session`` around ``forcer``'s given events until step ``until``."""
     generator = torch.Generator().manual_seed(session.seed)
     if session.sampler.beam_size > 1:
@@ -113,7 +109,7 @@ def new_parts(ids: np.ndarray, encoding: PerformanceEncoding, lineup: Sequence[i
     score = encoding.decode(ids)
     tracks = []
     for track in score.tracks:
-        instrument = 128 if track.is_drum else track.program
+        instrument = DRUMS if track.is_drum else track.program
         if instrument not in lineup:
             continue
         notes = track.notes[(track.notes["start_s"] >= start_s - 1e-9)
@@ -134,14 +130,14 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True) -
     checkpoint = load_model(model)
     with threads(config.threads):
         q, tempos, given, qpm = given_setup(score, checkpoint.encoding, config.tempo)
-        frame = Frame(tempo_context(checkpoint.encoding, qpm), tempos, given)
+        frame = Frame(tempo_ids(checkpoint.encoding, qpm), tempos, given)
         session = open_session(checkpoint, dataclasses.replace(config, tempo=qpm), None,
                                config.num, frame)
         sps = session.encoding.config.steps_per_second
         until = int(np.ceil(score.end_s * sps))
         grid = grid_steps(tempos, until, sps) if drum_grid else None
         forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
-        pieces = run_given(session, forcer, until, config)
+        pieces = run_given(session, forcer, until)
     lineup = session.plan["instruments"]
     parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,
                        score.end_s) for p in pieces]
@@ -165,4 +161,4 @@ def accompany(song, lineup: str | Sequence[str | int] = "drums,bass", model="ban
 
 
 __all__ = ["Accompaniment", "accompany", "accompany_ids", "given_setup", "new_parts", "read_given",
-           "run_given", "tempo_context"]
+           "require_band", "run_given"]

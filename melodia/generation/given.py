@@ -21,7 +21,6 @@ events in its input stream and as sounding pitches in its note state.
 
 from __future__ import annotations
 
-import itertools
 from typing import Iterator
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import VELOCITY
-from melodia.features.band import beat_map
+from melodia.features.band import beat_map, beats_at
 from melodia.generation.config import SamplerConfig
 from melodia.generation.decoding import Start, Step, Stepper
 from melodia.generation.grammar import Grammar
@@ -56,23 +55,15 @@ def given_events(q: np.ndarray) -> np.ndarray:
     return out[order]
 
 
-def last_velocity(ids: np.ndarray, encoding: PerformanceEncoding) -> int:
-    """The velocity bin in force after ``ids`` (``FREE``: none yet)."""
-    v0, size = encoding.vocab.offset("VELOCITY"), encoding.vocab.range("VELOCITY").size
-    ids = np.asarray(ids, dtype=np.int64)
-    found = np.flatnonzero((ids >= v0) & (ids < v0 + size))
-    return int(ids[found[-1]] - v0 + 1) if len(found) else FREE
-
-
 def grid_steps(tempos, until: int, sps: int, tolerance_s: float = GRID_TOLERANCE_S
                ) -> np.ndarray:
     """``bool[until + 1]``: the steps within ``tolerance_s`` of a 16th note or an eighth-note
     triplet of the tempo map ``tempos`` (``[[time_s, qpm], ...]``, the grid starting at 0 s)."""
-    starts, qpm, before = beat_map(tempos)
     seconds = np.arange(until + 1) / sps
-    k = np.maximum(np.searchsorted(starts, seconds, side="right") - 1, 0)
-    beats = before[k] + (seconds - starts[k]) * qpm[k] / 60.0
-    tolerance_beats = tolerance_s * qpm[k] / 60.0
+    beats = beats_at(seconds, tempos)
+    starts, qpm, _ = beat_map(tempos)
+    tolerance_beats = tolerance_s * qpm[np.maximum(np.searchsorted(starts, seconds, "right") - 1,
+                                                   0)] / 60.0
     near = np.zeros(until + 1, dtype=bool)
     for per_beat in (4, 3):
         off = np.abs(beats * per_beat - np.rint(beats * per_beat)) / per_beat
@@ -84,7 +75,8 @@ class Forcer:
     """Which given event each row must emit next, and how far it may wait before it.
 
     ``events`` (``GIVEN_DTYPE``, sorted) are the same for every row; each row keeps its own
-    place in them, and the velocity in force in its stream (``velocity``: after the context).
+    place in them, and the velocity bin in force in its stream (``velocity``: after the
+    context; :data:`FREE`: none yet).
     An event whose step a row has passed (a context that ran over it) is emitted at once.
     ``grid`` (:func:`grid_steps`): the steps where new drum hits may fall (None: any).
     """
@@ -98,7 +90,7 @@ class Forcer:
                          vocab.offset("VELOCITY") + vocab.range("VELOCITY").size)
         self.next = np.zeros(batch, dtype=np.int64)
         self.velocity = np.full(batch, velocity, dtype=np.int64)
-        self.prog0, self.vel0 = vocab.offset("PROGRAM"), vocab.offset("VELOCITY")
+        self.prog0 = vocab.offset("PROGRAM")
         self.on0 = vocab.offset("NOTE_ON") - vocab.range("NOTE_ON").min
         self.off0 = vocab.offset("NOTE_OFF") - vocab.range("NOTE_OFF").min
         self.shift0 = vocab.offset("TIME_SHIFT")
@@ -127,7 +119,7 @@ class Forcer:
             if grammar.instrument[b] != instrument or not grammar.programmed[b]:
                 out[b] = self.prog0 + instrument
             elif event["on"] and self.velocity[b] != event["vbin"]:
-                out[b] = self.vel0 + int(event["vbin"]) - 1
+                out[b] = self.vel.start + int(event["vbin"]) - 1
             else:
                 out[b] = (self.on0 if event["on"] else self.off0) + pitch
                 self._note[b] = True
@@ -161,7 +153,7 @@ def iter_given(stepper: Stepper, start: Start, sampler: SamplerConfig,
     """Yield each step of ``start``'s rows without end: the given events where they are due,
     the model's own choices (never past the next given event) everywhere else."""
     grammar, mask, logits, features, state, inputs = start
-    for _ in itertools.count():
+    while True:
         forced = forcer.forced(grammar)
         free = forced == FREE
         if free.any():
@@ -177,13 +169,5 @@ def iter_given(stepper: Stepper, start: Start, sampler: SamplerConfig,
                                                inputs and inputs(grammar))
 
 
-def shift_ids(steps: int, encoding: PerformanceEncoding) -> list[int]:
-    """TIME_SHIFT ids that wait ``steps`` (longest first)."""
-    r = encoding.vocab.range("TIME_SHIFT")
-    first = encoding.vocab.offset("TIME_SHIFT")
-    full, rest = divmod(int(steps), r.max)
-    return [first + r.max - r.min] * full + ([first + rest - r.min] if rest else [])
-
-
 __all__ = ["FREE", "Forcer", "GIVEN_DTYPE", "GRID_TOLERANCE_S", "given_events", "grid_steps",
-           "iter_given", "last_velocity", "shift_ids"]
+           "iter_given"]

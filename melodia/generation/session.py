@@ -297,7 +297,7 @@ def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0,
     chord of MIDI pitches (struck at velocity 80 and left sounding), or ``None``: one shortest
     ``TIME_SHIFT``; a band encoding's TEMPO event of ``qpm`` first, when one is given."""
     vocab = encoding.vocab
-    head = [] if qpm is None else [vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(qpm)))]
+    head = [] if qpm is None else tempo_ids(encoding, qpm).tolist()
     if primer is None:
         ids = [vocab.offset("TIME_SHIFT")]
     elif not isinstance(primer, (list, tuple, np.ndarray)):
@@ -318,6 +318,12 @@ def primer_events(primer, encoding: PerformanceEncoding, seconds: float = 5.0,
     return np.concatenate([head, ids]).astype(np.int64)
 
 
+def tempo_ids(encoding: PerformanceEncoding, qpm: float) -> np.ndarray:
+    """A band stream's first event: the TEMPO of ``qpm``."""
+    return np.array([encoding.vocab.offset("TEMPO") + int(encoding.qpm_to_bin(np.array(qpm)))],
+                    dtype=np.int64)
+
+
 def read_primer(primer):
     """A primer file (path, bytes, file object, PrettyMIDI...) read once as a Score; pitches
     and None as they are."""
@@ -335,4 +341,4 @@ def primer_tempo(primer) -> float | None:
 
 __all__ = ["Frame", "PRIMER_VELOCITY", "Session", "StepInputs", "band_grammar", "band_styles",
            "constant_inputs", "control_rows", "control_vector", "open_session", "primer_events",
-           "randomized_sampler", "resolve_sampler", "tuned_sampler"]
+           "randomized_sampler", "resolve_sampler", "tempo_ids", "tuned_sampler"]

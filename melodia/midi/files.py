@@ -111,7 +111,8 @@ def _parse_symusic(data: bytes, path: str):
     return raw
 
 
-def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECONDS) -> Score:
+def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECONDS,
+              name: str | None = None) -> Score:
     """Read a type 0 or type 1 MIDI file (a path or its bytes) into a :class:`Score`.
 
     Times are computed in float64 from the file's ticks and tempo map. A file whose data bytes
@@ -124,8 +125,8 @@ def read_midi(source: str | Path | bytes, max_seconds: float | None = MAX_SECOND
         The file is missing, empty, truncated, not MIDI, longer than ``max_seconds``, or its
         tick positions overflow (delta times past 2^31 ticks).
     """
-    if isinstance(source, bytes):
-        path, data = "<bytes>", source
+    if isinstance(source, bytes):  # `name`: the file they came from, for messages
+        path, data = name or "<bytes>", source
     else:
         path = str(source)
         data = read_file_bytes(Path(source))
