@@ -31,6 +31,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "generate": ("melodia.generation.generator", "generate"),
     "iter_events": ("melodia.generation.generator", "iter_events"),
     "accompany": ("melodia.generation.accompaniment", "accompany"),
+    "infill": ("melodia.generation.infill", "infill"),
 }
 
 
@@ -47,4 +48,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "accompany", "decode", "encode", "generate", "iter_events", "load", "plot", "render"]
+__all__ = ["__version__", "accompany", "decode", "encode", "generate", "infill", "iter_events", "load",
+           "plot", "render"]

@@ -20,11 +20,11 @@ from melodia.errors import MelodiaError
 
 _MODULES = {"encode": data, "decode": data, "prepare": data, "render": audio, "plot": audio,
             "train": learn, "evaluate": learn, "export": learn, "generate": make,
-            "accompany": given, "ports": live, "stream": live}
+            "accompany": given, "infill": given, "ports": live, "stream": live}
 
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "accompany", "ports", "stream", "export"]
+             "accompany", "infill", "ports", "stream", "export"]
 
 
 class _Parser(argparse.ArgumentParser):

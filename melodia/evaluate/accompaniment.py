@@ -7,9 +7,10 @@
   music's 16th-note grid (its tempo map);
 - :func:`broken_link`: the same new parts with the link cut (transposed by a random 1..11
   semitones and shifted by half a beat): the level an accompanist must beat;
-- :func:`bar_sets` / :func:`bar_distance`: a bar as the set of (instrument, 16th position,
-  pitch) it strikes, and ``1 - Jaccard`` between two bars (the seams of an infill, the bars of
-  a returning section).
+- :func:`bar_distance`: ``1 - Jaccard`` between two bars, each the set of (instrument, 16th in
+  the bar, pitch) it strikes (:func:`melodia.midi.bars.bar_set`); :func:`seam_distances`: an
+  infill's first and last bar against their neighbours; :func:`bar_neighbours`: the range real
+  music moves in from one bar to the next.
 
 >>> import numpy as np
 >>> from melodia.midi import make_notes
@@ -28,6 +29,7 @@ import numpy as np
 
 from melodia.evaluate.stats import grid_positions, grid_share
 from melodia.midi import Score, Track
+from melodia.midi.bars import bar_set, bar_starts
 
 ALIGN_TOLERANCE_S = 0.03
 TRIADS = np.array([[0, 4, 7], [0, 3, 7]])  # major and minor, on each of 12 roots
@@ -122,19 +124,6 @@ def accompaniment_scores(given: Sequence[Track], new: Sequence[Track], tempos) -
             else math.nan}
 
 
-def bar_sets(tracks: Sequence[Track], tempos, beats_per_bar: int = 4
-             ) -> dict[int, set[tuple[int, int, int]]]:
-    """Each bar's set of ``(instrument, 16th position, pitch)`` struck in it (drums 128)."""
-    bars: dict[int, set[tuple[int, int, int]]] = {}
-    for track in tracks:
-        instrument = 128 if track.is_drum else int(track.program)
-        pos = np.rint(grid_positions(track.notes["start_s"], tempos, 4)).astype(np.int64)
-        bar, slot = np.divmod(pos, 4 * beats_per_bar)
-        for b, s, p in zip(bar.tolist(), slot.tolist(), track.notes["pitch"].tolist()):
-            bars.setdefault(b, set()).add((instrument, s, int(p)))
-    return bars
-
-
 def jaccard(a: set, b: set) -> float:
     """``|a & b| / |a | b|``; two empty bars are alike (1.0)."""
     union = len(a | b)
@@ -146,14 +135,34 @@ def bar_distance(a: set, b: set) -> float:
     return 1.0 - jaccard(a, b)
 
 
-def neighbour_distances(score: Score, beats_per_bar: int = 4) -> np.ndarray:
-    """The bar distance between each bar and the next, over a whole file (bars with no notes on
-    both sides skipped): the range real music moves in from bar to bar."""
-    bars = bar_sets(score.tracks, score.tempos, beats_per_bar)
-    keys = sorted(bars)
-    return np.array([bar_distance(bars[a], bars[a + 1]) for a in keys if a + 1 in bars])
+def bar_neighbours(tracks: Sequence[Track], score: Score) -> np.ndarray:
+    """The bar distance from each bar of ``tracks`` to the next, by the score's own bars (time
+    signatures and tempo map), over pairs where both bars strike something: how far real music
+    moves from one bar to the next."""
+    starts = bar_starts(score, max((t.end_s for t in tracks), default=0.0))
+    sets = [bar_set(tracks, score, a, b) for a, b in zip(starts[:-1], starts[1:])]
+    return np.array([bar_distance(a, b) for a, b in zip(sets[:-1], sets[1:]) if a and b])
 
 
-__all__ = ["ALIGN_TOLERANCE_S", "accompaniment_scores", "bar_distance", "bar_sets",
+def seam_distances(tracks: Sequence[Track], score: Score, start_s: float, end_s: float
+                   ) -> tuple[float, float]:
+    """The seams of a span of bars ``[start_s, end_s)``: the bar distance from the bar before it
+    to its first bar, and from its last bar to the bar after it (NaN where the span starts the
+    piece or ends it)."""
+    starts = bar_starts(score, end_s + 1e-6)
+    first = int(np.searchsorted(starts, start_s - 1e-6))  # the span's first bar
+    after_span = int(np.searchsorted(starts, end_s - 1e-6))  # the bar after it
+
+    def bar(i: int) -> set:
+        return bar_set(tracks, score, starts[i], starts[i + 1])
+
+    before = bar_distance(bar(first - 1), bar(first)) if first >= 1 else math.nan
+    after = (bar_distance(bar(after_span - 1), bar(after_span))
+             if end_s < score.end_s - 1e-6 and after_span + 1 < len(starts) else math.nan)
+    return before, after
+
+
+__all__ = ["ALIGN_TOLERANCE_S", "accompaniment_scores", "bar_distance", "bar_neighbours",
+           "seam_distances",
            "beat_pitch_classes", "broken_link", "harmonic_agreement", "implied_triad", "jaccard",
-           "neighbour_distances", "rhythmic_alignment"]
+           "rhythmic_alignment"]

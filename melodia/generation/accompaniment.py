@@ -91,12 +91,14 @@ def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
     return q, tempos, tuple(int(i) for i in np.unique(q["instrument"])), qpm
 
 
-def run_given(session: Session, forcer: Forcer, until: int) -> list[np.ndarray]:
-    """Decode every row of ``session`` around ``forcer``'s given events until step ``until``."""
+def run_given(session: Session, forcer: Forcer, until: int, guide=None) -> list[np.ndarray]:
+    """Decode every row of ``session`` around ``forcer``'s given events until step ``until``
+    (leaning on ``guide``'s reference bars, :mod:`melodia.generation.guide`, if given)."""
     generator = torch.Generator().manual_seed(session.seed)
     if session.sampler.beam_size > 1:
         raise GenerateError("beam search does not play with given music; use --beam 1")
-    steps = iter_given(session.stepper, session.start, session.sampler, generator, forcer)
+    steps = iter_given(session.stepper, session.start, session.sampler, generator, forcer,
+                       guide)
     sps = session.encoding.config.steps_per_second
     cap = int(until / sps * EVENTS_PER_SECOND_CAP) + 3 * len(forcer.events) + 100
     return sample_rows(steps, session.start.grammar, max_events=cap, until_step=until)

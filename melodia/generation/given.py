@@ -149,19 +149,24 @@ class Forcer:
 
 
 def iter_given(stepper: Stepper, start: Start, sampler: SamplerConfig,
-               generator: torch.Generator, forcer: Forcer) -> Iterator[Step]:
+               generator: torch.Generator, forcer: Forcer, guide=None) -> Iterator[Step]:
     """Yield each step of ``start``'s rows without end: the given events where they are due,
-    the model's own choices (never past the next given event) everywhere else."""
+    the model's own choices (never past the next given event) everywhere else, leaning on
+    ``guide``'s reference bars (a :class:`~melodia.generation.guide.BarGuide`) where one is given."""
     grammar, mask, logits, features, state, inputs = start
     while True:
         forced = forcer.forced(grammar)
         free = forced == FREE
         if free.any():
+            if guide is not None:
+                logits = logits + guide.bias(grammar.now, grammar.instrument).to(logits.dtype)
             ids = choose(logits, features, forcer.restrict(mask, grammar), stepper, sampler,
                          generator, grammar.kinds, grammar.instrument).numpy()
             ids = np.where(free, ids, forced)
         else:
             ids = forced
+        if guide is not None:
+            guide.update(ids, grammar.kinds, grammar.values, grammar.instrument)
         forcer.update(ids, grammar.kinds, grammar.values)
         mask = grammar.advance(ids)
         yield Step(ids)

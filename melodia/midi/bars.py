@@ -87,4 +87,18 @@ def bar_span(score: Score, bars: str | tuple[int, int]) -> tuple[float, float]:
     return float(starts[first - 1]), float(starts[last])
 
 
-__all__ = ["bar_span", "bar_starts", "quarters_at", "seconds_at"]
+def bar_set(tracks, score: Score, start_s: float, end_s: float) -> set[tuple[int, int, int]]:
+    """The ``(instrument, 16th from start_s, pitch)`` struck by ``tracks`` within
+    ``[start_s, end_s)`` (drums are instrument 128), 16ths along the score's tempo map."""
+    origin = float(quarters_at(np.array([start_s]), score)[0])
+    out: set[tuple[int, int, int]] = set()
+    for track in tracks:
+        notes = track.notes[(track.notes["start_s"] >= start_s) & (track.notes["start_s"] < end_s)]
+        slots = np.rint((quarters_at(notes["start_s"], score) - origin) * 4).astype(np.int64)
+        instrument = 128 if track.is_drum else int(track.program)
+        out.update((instrument, s, int(p)) for s, p in zip(slots.tolist(),
+                                                           notes["pitch"].tolist()))
+    return out
+
+
+__all__ = ["bar_set", "bar_span", "bar_starts", "quarters_at", "seconds_at"]

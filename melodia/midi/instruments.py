@@ -106,6 +106,29 @@ def parse_lineup(spec: str | Sequence[str | int],
     return taken[len(given):]
 
 
+def part_instruments(item: str) -> frozenset[int]:
+    """The instruments a part's name stands for: ``drums``, a GM family (every program of it),
+    a GM name or a program number. Raises :class:`LineupError` for a name GM does not know.
+
+    >>> sorted(part_instruments("bass"))[:3], sorted(part_instruments("drums"))
+    ([32, 33, 34], [128])
+    """
+    key = ALIASES.get(item.strip().lower(), item.strip().lower())
+    if key == "drums":
+        return frozenset([DRUMS])
+    if key.isdigit() and 0 <= int(key) <= 127:
+        return frozenset([int(key)])
+    if key in FAMILIES:
+        first = FAMILIES.index(key) * 8
+        return frozenset(range(first, first + 8))
+    program = _gm_name_to_program(key)
+    if program is None:
+        raise LineupError(f"unknown part {item!r}: use drums, a GM family ("
+                          f"{', '.join(FAMILIES[:6])}...), a GM instrument name, a program "
+                          "number 0..127 or a track's name")
+    return frozenset([program])
+
+
 def _resolve(item: str, taken: list[int], preferred: dict[str, Sequence[int]]) -> int:
     item = ALIASES.get(item, item)
     if item == "drums":
@@ -170,4 +193,4 @@ def instrument_values(spec: str | dict, lineup: Sequence[int]) -> dict[int, floa
 
 __all__ = ["ALIASES", "DEFAULT_PROGRAMS", "DRUMS", "FAMILIES", "GROUPS", "LineupError",
            "N_INSTRUMENTS", "family_of", "group_of", "instrument_name", "instrument_values",
-           "parse_lineup"]
+           "parse_lineup", "part_instruments"]

@@ -59,6 +59,8 @@ KNOBS: dict[str, Knob] = {
     "seconds": Knob(float, 0.0, MAX_SECONDS, True, "seconds of new music"),
     "events": Knob(int, 1, 1_000_000, what="events"),
     "num": Knob(int, 1, 256, what="pieces generated together"),
+    "candidates": Knob(int, 1, 64, what="fills drawn together"),
+    "lean": Knob(float, 0.0, 100.0, what="logit bonus"),
     "seed": Knob(int, 0, 2**63 - 1, what="random seed"),
     "bars": Knob(int, 1, 100_000, what="4/4 bars"),
     "tempo": Knob(float, 10.0, 1000.0, what="beats per minute"),

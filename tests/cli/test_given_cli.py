@@ -47,3 +47,42 @@ def test_accompany_bad_input_is_one_line(tmp_path, capsys):
     assert "would replace it" in capsys.readouterr().err
     assert cli.main(["accompany", str(DATA.parent / "README.md")]) == 2
     assert "not a MIDI file" in capsys.readouterr().err
+
+
+def _band_song(tmp_path, seconds=10.0):
+    score = read_midi(DATA / "freedoom" / "doom1_D_E1M1.mid")
+    tracks = []
+    for t in score.tracks:
+        keep = t.notes[t.notes["start_s"] < seconds].copy()
+        keep["end_s"] = np.minimum(keep["end_s"], seconds)
+        tracks.append(Track(keep, program=t.program, is_drum=t.is_drum, name=t.name))
+    path = tmp_path / "band.mid"
+    path.write_bytes(midi_bytes(Score(tracks, tempos=score.tempos)))
+    return path
+
+
+def test_infill_writes_the_song_with_the_span_filled(tmp_path, capsys):
+    song = _band_song(tmp_path)
+    out = tmp_path / "filled.mid"
+    assert cli.main(["infill", str(song), "--bars", "2-3", "--tracks", "bass", "--candidates",
+                     "2", "--seed", "4", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "filled bars 2-3" in err and "best of 2" in err and "seed 4" in err
+    before, after = read_midi(song), read_midi(out)
+    assert len(before.tracks) == len(after.tracks)
+    changed = [i for i, (a, b) in enumerate(zip(before.tracks, after.tracks))
+               if not np.array_equal(a.notes, b.notes)]
+    assert changed == [i for i, t in enumerate(before.tracks) if 32 <= t.program < 40]
+
+
+def test_infill_bad_input_is_one_line(tmp_path, capsys):
+    song = _band_song(tmp_path)
+    assert cli.main(["infill", str(song), "--bars", "30-32"]) == 2
+    err = capsys.readouterr().err
+    assert "past the end of the song" in err and err.count("\n") == 1
+    assert cli.main(["infill", str(song), "--bars", "2", "--tracks", "kazoo"]) == 2
+    assert "unknown part 'kazoo'" in capsys.readouterr().err
+    assert cli.main(["infill", str(song), "--bars", "2", "--tracks", "organ"]) == 2
+    assert "no organ track" in capsys.readouterr().err
+    assert cli.main(["infill", str(song), "--bars", "2", "--candidates", "0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -4,10 +4,11 @@ import math
 
 import numpy as np
 
-from melodia.evaluate.accompaniment import (accompaniment_scores, bar_distance, bar_sets,
+from melodia.evaluate.accompaniment import (accompaniment_scores, bar_distance, bar_neighbours,
                                             broken_link, harmonic_agreement, implied_triad,
-                                            neighbour_distances, rhythmic_alignment)
+                                            rhythmic_alignment, seam_distances)
 from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes
+from melodia.midi.bars import bar_set
 
 
 def notes(pitch, start, end, velocity=None):
@@ -75,8 +76,18 @@ def test_accompaniment_scores_of_a_real_like_part():
 def test_bar_distance_and_neighbours():
     riff = notes([40, 43] * 4, np.arange(8) * 1.0, np.arange(8) * 1.0 + 0.5)  # 2 s bars
     score = Score([Track(riff, program=33)])
-    bars = bar_sets(score.tracks, None)
-    assert sorted(bars) == [0, 1, 2, 3] and bar_distance(bars[0], bars[1]) == 0.0
-    assert list(neighbour_distances(score)) == [0.0, 0.0, 0.0]
-    other = {(33, 0, 41)}
-    assert bar_distance(bars[0], other) == 1.0
+    first, second = bar_set(score.tracks, score, 0.0, 2.0), bar_set(score.tracks, score, 2.0, 4.0)
+    assert first == {(33, 0, 40), (33, 8, 43)} and bar_distance(first, second) == 0.0
+    assert list(bar_neighbours(score.tracks, score)) == [0.0, 0.0, 0.0]
+    assert bar_distance(first, {(33, 0, 41)}) == 1.0
+    assert bar_distance(first, {(33, 0, 40)}) == 0.5
+
+
+def test_seam_distances_of_a_changed_bar():
+    riff = notes([40, 43] * 4, np.arange(8) * 1.0, np.arange(8) * 1.0 + 0.5)
+    riff["pitch"][2:4] = [41, 43]  # bar 2: one of its two notes changed
+    score = Score([Track(riff, program=33)])
+    before, after = seam_distances(score.tracks, score, 2.0, 4.0)
+    assert before == after == 1 - 1 / 3
+    first, last = seam_distances(score.tracks, score, 0.0, 8.0)
+    assert math.isnan(first) and math.isnan(last)  # the span is the whole piece

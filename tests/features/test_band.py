@@ -24,7 +24,7 @@ from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.generation.session import band_styles
 from melodia.midi.instruments import (DRUMS, LineupError, family_of, group_of, instrument_values,
-                                      parse_lineup)
+                                      parse_lineup, part_instruments)
 from melodia.model.config import ModelConfig
 from melodia.model.registry import load_model
 from melodia.training.config import TrainConfig
@@ -42,6 +42,14 @@ def ev(*events: tuple[str, int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- line-ups
+
+
+def test_part_names_stand_for_instruments():
+    assert part_instruments("bass") == frozenset(range(32, 40))
+    assert part_instruments("Drums") == part_instruments("kit") == frozenset([DRUMS])
+    assert part_instruments("overdriven guitar") == part_instruments("29") == frozenset([29])
+    with pytest.raises(LineupError, match="unknown part 'kazoo'"):
+        part_instruments("kazoo")
 
 
 def test_lineup_families_take_distinct_programs_preferred_first():
