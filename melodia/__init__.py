@@ -32,6 +32,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "iter_events": ("melodia.generation.generator", "iter_events"),
     "accompany": ("melodia.generation.accompaniment", "accompany"),
     "infill": ("melodia.generation.infill", "infill"),
+    "form": ("melodia.generation.form", "form"),
 }
 
 
@@ -48,5 +49,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", "accompany", "decode", "encode", "generate", "infill", "iter_events", "load",
-           "plot", "render"]
+__all__ = ["__version__", "accompany", "decode", "encode", "form", "generate", "infill",
+           "iter_events", "load", "plot", "render"]

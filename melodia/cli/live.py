@@ -25,7 +25,9 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
         "  melodia stream                                    (virtual port 'melodia', until Ctrl-C)\n"
         "  melodia stream --model band --style funk --tempo 100 --clock-out --seconds 120\n"
         "  melodia stream --port 'FLUID Synth' --temperature 0.9\n"
-        "  melodia stream --listen 'Keystation' --respond-seconds 8   (call and response)",
+        "  melodia stream --listen 'Keystation' --respond-seconds 8   (call and response)\n"
+        "  melodia stream --model band --accompany 'Keystation' --port 'FLUID' \\\n"
+        "      --lineup drums,bass --tempo 100   (a band that plays with you)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     w = p.add_argument_group("where")
@@ -47,8 +49,9 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock-out", action="store_true",
                    help="also send MIDI beat clock (24 per quarter, start/stop) at --tempo "
                    "(default 120) so a DAW can follow")
-    p.add_argument("--lookahead", type=positive_float, default=0.5, metavar="SECONDS",
-                   help="how far generation runs ahead of playback (default 0.5)")
+    p.add_argument("--lookahead", type=positive_float, default=None, metavar="SECONDS",
+                   help="how far generation runs ahead of playback (default 0.5; with "
+                   "--accompany 0.25: the band hears the player at most this late)")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="int8 LSTM weights help large models (3 x 512: 4.5x faster); little "
                    "gain on the shipped 2 x 512 piano (measure: tests/benchmarks/bench_sample.py)")
@@ -63,7 +66,32 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="answers before stopping")
     r.add_argument("--trigger-cc", type=argument("trigger_cc"), default=None, metavar="CC",
                    help="a control change number that ends a phrase at once (e.g. 64)")
+    a = p.add_argument_group("live accompaniment (--model band)")
+    a.add_argument("--accompany", default=None, metavar="PORT",
+                   help="play the --lineup with a person playing into this input port "
+                   "(virtual:NAME opens a virtual input port instead): melodia counts in a bar "
+                   "of clicks at --tempo, then the band plays with what it hears; the player's "
+                   "notes are never echoed")
+    a.add_argument("--player", default="piano", metavar="INSTRUMENT",
+                   help="what the player plays, as the band hears it: a GM family, name or "
+                   "program (default piano)")
+    a.add_argument("--count-in", type=int, default=1, metavar="BARS",
+                   help="bars of clicks before the band comes in (default 1; 0: at once)")
+    a.add_argument("--rest-bars", type=float, default=2.0, metavar="BARS",
+                   help="the band stops after this many bars without a note from the player "
+                   "(default 2; 0: plays on)")
     _add_music_options(p)
+
+
+def _player_instrument(spec: str) -> int:
+    """``--player``: one GM instrument (drums: 128)."""
+    from melodia.midi.instruments import LineupError, part_instruments
+
+    try:
+        instruments = part_instruments(spec)
+    except LineupError as err:
+        raise MelodiaError(f"--player: {err}") from None
+    return min(instruments)
 
 
 def _run_stream(args: argparse.Namespace) -> int:
@@ -84,16 +112,25 @@ def _run_stream(args: argparse.Namespace) -> int:
         config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
                               port=args.port, api=args.api, seconds=args.seconds,
                               channel=args.channel - 1, clock_out=args.clock_out,
-                              lookahead_s=args.lookahead, listen=args.listen,
+                              lookahead_s=args.lookahead or (0.25 if args.accompany else 0.5),
+                              listen=args.listen, accompany=args.accompany,
+                              player_instrument=_player_instrument(args.player),
+                              count_in=args.count_in, rest_bars=args.rest_bars,
                               respond_seconds=args.respond_seconds, rounds=args.rounds,
                               trigger_cc=args.trigger_cc, generate=generate)
     except ValueError as err:
         raise MelodiaError(str(err)) from None
+    if args.accompany and args.model == "piano":
+        raise MelodiaError("--accompany plays a band: add --model band (and --lineup)")
     where = args.port or f"virtual port '{config.virtual}'"
     _print(f"streaming {args.model} into {where}" + (f", answering {args.listen}"
                                                      if args.listen else "")
+           + (f", playing with {args.accompany} after a {args.count_in}-bar count-in"
+              if args.accompany else "")
            + ("; Ctrl-C stops" if args.seconds is None else f" for {args.seconds:g} s"))
     result = stream(config)
+    if hasattr(result, "entry_s"):  # live accompaniment
+        return _report_live(result)
     if isinstance(result, list):
         for i, r in enumerate(result, 1):
             latency = "-" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms"
@@ -106,6 +143,19 @@ def _run_stream(args: argparse.Namespace) -> int:
             return 0
         _print(f"played {result.duration_s:.1f} s: {result.notes} notes, {result.sent} "
                f"messages; send jitter p99 {p99:.2f} ms, {result.underruns} underruns")
+    return 0
+
+
+def _report_live(run) -> int:
+    stats = run.stats
+    jitter = sorted(stats.jitter_s) or [0.0]
+    p99 = jitter[min(len(jitter) - 1, int(0.99 * len(jitter)))] * 1000
+    why = "your port closed" if run.vanished else "stopped"
+    _print(f"{why}: heard {run.player_notes} notes; the band played {stats.notes} notes in "
+           f"{stats.duration_s:.1f} s (count-in included); send jitter p99 {p99:.2f} ms, "
+           f"{stats.underruns} underruns")
+    if run.entry_s is not None:
+        _print(f"the band came in {run.entry_s * 1000:+.0f} ms from your first note")
     return 0
 
 

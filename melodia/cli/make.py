@@ -30,6 +30,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "  melodia generate --model band --style metal --tempo 160 --lineup drums,bass,guitar,guitar"
         " \\\n      --randomness 0.2 --bars 16 -o band.mid --audio band.wav\n"
         "  melodia generate --model band --temperature drums=0.8,guitar=1.1\n"
+        "  melodia generate --model band --form AABA --bars 8 --randomness 0.2 -o aaba.mid\n"
         "  melodia render band.mid --stems stems/     (one audio file per instrument)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,6 +58,11 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "shipped piano model it tends to loop on one note)")
     p.add_argument("--branch-factor", type=argument("branch_factor"), default=2,
                    help="beam search: branches per beam entry (default 2)")
+    p.add_argument("--form", default=None, metavar="LETTERS",
+                   help="song form, one letter a section of --bars bars (default 8), e.g. AABA: "
+                   "a returning letter replays its first section with round(R x bars) bars "
+                   "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
+                   "last bar first; a new letter is new music that follows what it hears")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -215,6 +221,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         primer = Path(primer)
     if args.bars is not None and args.seconds is not None:
         raise MelodiaError("give --seconds or --bars, not both")
+    if args.form is not None:
+        return _run_form(args, primer)
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor)
@@ -265,6 +273,56 @@ def _run_generate(args: argparse.Namespace) -> int:
            f"({new_events / max(elapsed, 1e-9):,.0f} events/s)")
     if args.audio is None:
         _print(f"listen: melodia render {_numbered(output, 0, args.num)}")
+    return 0
+
+
+def _run_form(args: argparse.Namespace, primer) -> int:
+    """``generate --form``: one song in sections (:mod:`melodia.generation.form`)."""
+    import time
+
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.generation.form import form_ids
+
+    refused = [flag for flag, on in (("--seconds", args.seconds is not None),
+                                     ("--events", args.events is not None),
+                                     ("--num", args.num != 1), ("--beam", args.beam != 1),
+                                     ("--primer", primer is not None)) if on]
+    if refused:
+        raise MelodiaError(f"--form plays one song of --bars bars a section; drop "
+                           f"{', '.join(refused)}")
+    config = _generate_config(args, seconds=10.0)
+    name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
+    output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
+    if output.suffix.lower() in (".wav", ".flac", ".ogg"):
+        args.audio, output = args.audio or output, output.with_suffix(".mid")
+    midi_output(output)
+    for path in (output, args.audio, args.plot):
+        if path is not None:
+            _output(path)
+    start = time.perf_counter()
+    song = form_ids(args.model, config, args.form, args.bars or 8)
+    elapsed = time.perf_counter() - start
+    if song.band is not None:
+        b = song.band
+        _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: {', '.join(b['names'])}")
+    for index, ((letter, bar, t0, t1), varied) in enumerate(zip(song.sections, song.varied)):
+        anew = f"bar{'s' if len(varied) > 1 else ''} {', '.join(map(str, varied))} played anew"
+        how = ("new" if song.form.index(letter) == index else
+               f"{letter} again, {anew}" if varied else f"{letter} again, as it was")
+        bars = f"{bar}-{bar + song.bars - 1}"
+        _print(f"  {letter}  bars {bars:9s} {t0:7.1f}-{t1:7.1f} s  {how}")
+    path = song.write(output)
+    _print(f"wrote {song.score.end_s:.1f} s ({song.score.note_count} notes) to {path}")
+    if args.plot is not None:
+        # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+        from melodia.output.plot import plot_piano_roll
+
+        plot_piano_roll(path, args.plot)
+        _print(f"  piano roll: {args.plot}")
+    if args.audio is not None:
+        _render_audio(path, args.audio)
+        _print(f"  audio: {args.audio}")
+    _print(f"seed {song.seed}; variation {song.variation:g}; {elapsed:.1f} s")
     return 0
 
 

@@ -91,10 +91,12 @@ def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
     return q, tempos, tuple(int(i) for i in np.unique(q["instrument"])), qpm
 
 
-def run_given(session: Session, forcer: Forcer, until: int, guide=None) -> list[np.ndarray]:
+def run_given(session: Session, forcer: Forcer, until: int, guide=None,
+              draw: int | None = None) -> list[np.ndarray]:
     """Decode every row of ``session`` around ``forcer``'s given events until step ``until``
-    (leaning on ``guide``'s reference bars, :mod:`melodia.generation.guide`, if given)."""
-    generator = torch.Generator().manual_seed(session.seed)
+    (leaning on ``guide``'s reference bars, :mod:`melodia.generation.guide`, if given);
+    ``draw``: the sampling seed (default the session's)."""
+    generator = torch.Generator().manual_seed(session.seed if draw is None else draw)
     if session.sampler.beam_size > 1:
         raise GenerateError("beam search does not play with given music; use --beam 1")
     steps = iter_given(session.stepper, session.start, session.sampler, generator, forcer,

@@ -111,7 +111,8 @@ def describe(track: Track) -> str:
 
 def prefix_context(score: Score, encoding: PerformanceEncoding, step0: int) -> np.ndarray:
     """The events of every note before step ``step0`` (cut there), then time shifts up to it;
-    a band stream starts with the tempo map's TEMPO events."""
+    a band stream starts with the tempo map's TEMPO events; nothing before step 0 is one
+    shortest TIME_SHIFT (a model primes on one event at least)."""
     q = encoding.quantize(score)
     q = q[q["start"] < step0].copy()
     q["end"] = np.minimum(q["end"], step0)
@@ -131,6 +132,8 @@ def prefix_context(score: Score, encoding: PerformanceEncoding, step0: int) -> n
         k = min(longest, step0 - now)
         shifts.append(encoding.vocab.encode_event("TIME_SHIFT", k))
         now += k
+    if not len(ids) and not shifts:  # nothing before: the shortest wait, as an unprimed start
+        shifts.append(encoding.vocab.encode_event("TIME_SHIFT", 1))
     return np.concatenate([ids, np.array(shifts, dtype=np.int64)])
 
 
@@ -258,9 +261,9 @@ def infill_ids(model, song, bars: str, tracks: str | Sequence[str] | None,
         context = prefix_context(view, encoding, step0)
         guide = seam_guide(encoding, view, regenerate, step0, step1, candidates, lean) \
             if band else None
-        pieces = _fill(checkpoint, config, view, context, kept, lineup, step0, step1,
-                       drum_grid, guide) if band else _fill_piano(checkpoint, config, context,
-                                                                 step1)
+        pieces = fill_band(checkpoint, config, view, context, kept, lineup, step0, step1,
+                           drum_grid, guide) if band else fill_piano(checkpoint, config, context,
+                                                                     step1)
         seed = pieces.pop()
     songs, seams = [], []
     for piece in pieces:
@@ -307,9 +310,12 @@ def seam_guide(encoding: PerformanceEncoding, view: Score, tracks: Sequence[int]
     return BarGuide(encoding, segments, batch, strength) if segments and strength > 0 else None
 
 
-def _fill(checkpoint, config: GenerateConfig, score: Score, context: np.ndarray,
-          kept: list[int], lineup: list[int], step0: int, step1: int, drum_grid: bool,
-          guide: BarGuide | None) -> list:
+def fill_band(checkpoint, config: GenerateConfig, score: Score, context: np.ndarray,
+              kept: list[int], lineup: list[int], step0: int, step1: int, drum_grid: bool,
+              guide: BarGuide | None, draw: int | None = None) -> list:
+    """``config.num`` band streams from ``context`` (step ``step0``) to ``step1``: ``lineup``
+    free, the ``kept`` tracks of ``score`` given; then the session's seed. ``draw``: the
+    sampling seed (default the session's)."""
     encoding = checkpoint.encoding
     sps = encoding.config.steps_per_second
     tempos = np.stack([score.tempos["time_s"], score.tempos["qpm"]], axis=1).astype(np.float64)
@@ -325,14 +331,17 @@ def _fill(checkpoint, config: GenerateConfig, score: Score, context: np.ndarray,
                            None, config.num, frame)
     grid = grid_steps(tempos, step1, sps) if drum_grid and DRUMS in lineup else None
     forcer = Forcer(encoding, given_events(q), config.num, last_velocity(context, encoding), grid)
-    return [*run_given(session, forcer, step1, guide), session.seed]
+    return [*run_given(session, forcer, step1, guide, draw), session.seed]
 
 
-def _fill_piano(checkpoint, config: GenerateConfig, context: np.ndarray, step1: int) -> list:
+def fill_piano(checkpoint, config: GenerateConfig, context: np.ndarray, step1: int,
+               draw: int | None = None) -> list:
+    """``config.num`` streams of a one-instrument model from ``context`` to ``step1``; then
+    the session's seed. ``draw``: the sampling seed (default the session's)."""
     session = open_session(checkpoint, config, None, config.num, Frame(context))
     if session.sampler.beam_size > 1:
         raise GenerateError("infill samples; use --beam 1")
-    generator = torch.Generator().manual_seed(session.seed)
+    generator = torch.Generator().manual_seed(session.seed if draw is None else draw)
     steps = iter_steps(session.stepper, session.start, session.sampler, generator)
     grammar, sps = session.start.grammar, session.encoding.config.steps_per_second
     cap = int((step1 - int(grammar.now[0])) / sps * EVENTS_PER_SECOND_CAP) + 100
@@ -352,5 +361,6 @@ def infill(song, bars: str, tracks: str | Sequence[str] | None = None, model="ba
     return infill_ids(model, song, bars, tracks, config, candidates, drum_grid, lean)
 
 
-__all__ = ["CANDIDATES", "Infill", "filled", "infill", "infill_ids", "model_view",
-           "prefix_context", "select_tracks", "stand_ins"]
+__all__ = ["CANDIDATES", "Infill", "fill_band", "fill_piano", "filled", "has_programs", "infill",
+           "infill_ids", "instrument_of", "model_view", "prefix_context", "select_tracks",
+           "stand_ins"]

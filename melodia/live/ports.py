@@ -160,6 +160,16 @@ def list_ports(api: str | None = None) -> dict:
     return {"api": api, "inputs": backend.get_input_names(), "outputs": backend.get_output_names()}
 
 
+def input_names(api: str | None = None) -> Callable[[], list[str]]:
+    """A cheap way to list ``api``'s input ports again and again: one client, made once (a new
+    client per look costs a JACK server round trip that stalls a live player)."""
+    api = _check_api(api)
+    rtmidi = _rtmidi()
+    with _quiet_stderr():
+        probe = rtmidi.MidiIn(rtapi=getattr(rtmidi, f"API_{APIS[api]}"), name="melodia-watch")
+    return probe.get_ports
+
+
 def _find(names: list[str], port: str, kind: str, api: str) -> str:
     """The port in ``names`` called ``port``, else the first whose name contains it."""
     if port in names:

@@ -9,6 +9,9 @@ Generation runs in the :class:`~melodia.live.scheduler.Player`'s producer thread
 ahead of playback; the player sends each message at its time and, however it stops (time up,
 Ctrl-C, SIGTERM, an error, a closed port), ends every note it started.
 
+**Live accompaniment** (``accompany``): a band that plays with a person playing into an input
+port (see :mod:`melodia.live.accompany`).
+
 **Call and response** (``listen``): melodia waits on an input port for a phrase; the phrase ends
 when nothing has sounded for a bar at the tempo (or the trigger control change arrives); it is the
 primer of a continuation of ``respond_seconds`` that melodia plays, then it listens again, round
@@ -29,6 +32,7 @@ from typing import Iterator
 
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import iter_events
+from melodia.live.accompany import accompany_live
 from melodia.live.decode import stream_messages
 from melodia.live.ports import open_output
 from melodia.live.respond import call_and_response
@@ -61,6 +65,11 @@ class StreamConfig:
     respond_seconds: float = 8.0  # length of each answer
     rounds: int | None = None  # answers before stopping (None: until stopped)
     trigger_cc: int | None = None  # a control change number that ends a phrase at once
+    # live accompaniment (melodia.live.accompany): the band plays with this input port's player
+    accompany: str | None = None
+    player_instrument: int = 0  # GM program the player's notes are heard as (128: drums)
+    count_in: int = 1  # bars of clicks before the band and the player start
+    rest_bars: float = 2.0  # the band stops after this many bars without the player (0: never)
     generate: GenerateConfig = field(default_factory=GenerateConfig)  # sampling, band options
 
     def __post_init__(self) -> None:
@@ -70,6 +79,10 @@ class StreamConfig:
             raise ValueError("seconds must be a positive number")
         if not 0 < self.lookahead_s <= 10 or not 0 < self.respond_seconds <= 600:
             raise ValueError("need 0 < lookahead_s <= 10 and 0 < respond_seconds <= 600")
+        if self.accompany is not None and self.listen is not None:
+            raise ValueError("--accompany plays along, --listen answers: choose one")
+        if not 0 <= self.count_in <= 8 or not 0 <= self.rest_bars <= 1000:
+            raise ValueError("need 0 <= count-in <= 8 bars and 0 <= rest-bars <= 1000")
 
     @property
     def qpm(self) -> float:
@@ -143,6 +156,8 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
     try:
         with _stop_on_signals(stop):
             checkpoint = load_model(config.model)  # resolved and loaded once for every round
+            if config.accompany is not None:
+                return accompany_live(config, port, stop, checkpoint, clock)
             if config.listen is not None:
                 messages = functools.partial(timed_messages, checkpoint=checkpoint)
                 return call_and_response(config, port, stop, messages, clock)

@@ -86,3 +86,27 @@ def test_infill_bad_input_is_one_line(tmp_path, capsys):
     assert "no organ track" in capsys.readouterr().err
     assert cli.main(["infill", str(song), "--bars", "2", "--candidates", "0"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_generate_form_writes_every_section(tmp_path, capsys):
+    out = tmp_path / "aaba.mid"
+    assert cli.main(["generate", "--model", "band", "--form", "AABA", "--bars", "2",
+                     "--lineup", "drums,bass", "--tempo", "120", "--randomness", "0.5",
+                     "--seed", "3", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "bars 1-2" in err and "bars 7-8" in err and "A again, bar " in err and "new" in err
+    import mido
+
+    assert abs(mido.MidiFile(out).length - 16.0) < 0.02  # 8 bars of 2 s at 120 BPM
+
+
+def test_generate_form_bad_input_is_one_line(tmp_path, capsys):
+    out = str(tmp_path / "x.mid")
+    for argv, message in ((["--form", "A-B"], "section letters"),
+                          (["--form", "AB", "--num", "2"], "drop --num"),
+                          (["--form", "AB", "--seconds", "4"], "drop --seconds"),
+                          (["--form", "AB", "--bars", "65"], "--bars must be 1..64"),
+                          (["--form", "AB", "--randomness", "2"], "randomness must be")):
+        assert cli.main(["generate", *argv, "-o", out]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

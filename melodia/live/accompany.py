@@ -1,0 +1,307 @@
+"""A band that follows a player, live: ``melodia stream --accompany IN_PORT --lineup drums,bass``.
+
+A musician plays into ``IN_PORT``; melodia counts in one bar (clicks on the drum channel), then
+its band model plays the line-up with them, in real time, at the tempo:
+
+- the player's notes are **given events** of the band's stream (:mod:`melodia.generation.given`):
+  each one is forced into the stream as it arrives (its instrument, velocity and pitch), so the
+  model hears the player through its input and its note state and plays only its own parts;
+  generation runs a lookahead ahead of playback, so the band hears a note at most that late;
+- the player's notes are **never echoed**: forced note events are not decoded into messages;
+- the band comes in on the downbeat after the count-in (no opening rest), its drums on the grid
+  of 16ths and triplets of the tempo;
+- it stops, releasing every note, on Ctrl-C / SIGTERM, after ``rest_bars`` bars in which the
+  player played nothing, and when the player's port vanishes (polled every half second).
+
+::
+
+    from melodia.live.stream import StreamConfig, stream
+    from melodia.generation.config import GenerateConfig
+    stats = stream(StreamConfig(model="band", accompany="Keystation", port="FLUID",
+                                generate=GenerateConfig(lineup="drums,bass", tempo=100)))
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import mido
+import numpy as np
+import torch
+
+from melodia.encoding.events import NOTE_OFF, NOTE_ON
+from melodia.encoding.quantize import velocity_to_bin
+from melodia.generation.accompaniment import require_band
+from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, grid_steps
+from melodia.generation.pick import choose
+from melodia.generation.session import Frame, open_session, tempo_ids
+from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
+from melodia.live.ports import input_names, open_input
+from melodia.live.scheduler import Clock, Player, PlayStats, merge
+from melodia.midi import seconds_for_bars
+from melodia.model.checkpoint import Checkpoint
+from melodia.model.stepper import threads
+
+log = logging.getLogger(__name__)
+
+CLICK = 37  # GM side stick: the count-in
+CLICK_S = 0.05  # a click's length
+WATCH_S = 0.5  # how often the player's port is looked for
+GRID_S = 3600.0  # the drum grid is laid out this far ahead (then repeated)
+
+
+@dataclass
+class Heard:
+    """A player's note event as it arrived: ``at`` (``time.perf_counter``), on or off."""
+
+    at: float
+    on: bool
+    pitch: int
+    velocity: int
+
+
+class PlayerPart:
+    """A mido input callback that keeps the player's note events for the band, in arrival
+    order (a re-struck key is ended first), and when the first and the last one came."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._new: collections.deque[Heard] = collections.deque()
+        self._down: set[int] = set()
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def __call__(self, message) -> None:
+        now = time.perf_counter()
+        if message.type not in ("note_on", "note_off"):
+            return
+        on = message.type == "note_on" and message.velocity > 0
+        with self._lock:
+            if on and message.note in self._down:
+                self._new.append(Heard(now, False, message.note, 0))
+            if not on and message.note not in self._down:
+                return
+            (self._down.add if on else self._down.discard)(message.note)
+            self._new.append(Heard(now, on, message.note, message.velocity))
+            self.first_at = self.first_at if self.first_at is not None or not on else now
+            self.last_at = now
+
+    def take(self) -> list[Heard]:
+        """The note events heard since the last call."""
+        with self._lock:
+            out = list(self._new)
+            self._new.clear()
+        return out
+
+
+class LiveForcer(Forcer):
+    """A :class:`Forcer` whose given events arrive while the stream plays (:meth:`add`)."""
+
+    def add(self, events: np.ndarray) -> None:
+        """Append ``GIVEN_DTYPE`` events (steps raised to keep the order)."""
+        if not len(events):
+            return
+        events = events.copy()
+        last = int(self.events["step"][-1]) if len(self.events) else 0
+        events["step"] = np.maximum.accumulate(np.maximum(events["step"], last))
+        self.events = np.concatenate([self.events, events])
+
+
+def heard_events(heard: list[Heard], origin: float, sps: int, instrument: int, bins: int,
+                 pitches: tuple[int, int]) -> np.ndarray:
+    """``GIVEN_DTYPE`` events of the player's notes, at the stream step of their arrival
+    (``origin``: the ``perf_counter`` time of step 0); pitches outside the encoding dropped."""
+    kept = [h for h in heard if pitches[0] <= h.pitch <= pitches[1]]
+    out = np.zeros(len(kept), dtype=GIVEN_DTYPE)
+    for i, h in enumerate(kept):
+        step = max(int(np.floor((h.at - origin) * sps + 0.5)), 0)
+        vbin = int(velocity_to_bin(max(h.velocity, 1), bins)) if h.on else 0
+        out[i] = (step, h.on, instrument, h.pitch, vbin)
+    return out
+
+
+def band_ids(checkpoint: Checkpoint, config, part: PlayerPart, origin: Callable[[], float],
+             instrument: int, rest_s: float | None) -> Iterator[tuple[int, bool]]:
+    """The band's stream as ``(id, given)``: the model's own events, and the player's notes
+    forced in as they arrive; ends once the player has been silent ``rest_s`` seconds of the
+    stream (None: never). ``origin()``: the ``perf_counter`` time of the stream's time 0."""
+    encoding = checkpoint.encoding
+    require_band(encoding)
+    qpm = float(config.tempo or 120.0)
+    frame = Frame(tempo_ids(encoding, qpm), None, (instrument,))
+    session = open_session(checkpoint, dataclasses.replace(config, tempo=qpm), None, 1, frame)
+    sps = encoding.config.steps_per_second
+    grid = grid_steps(np.array([[0.0, qpm]]), int(GRID_S * sps), sps)
+    forcer = LiveForcer(encoding, np.zeros(0, GIVEN_DTYPE), 1, grid=grid)
+    grammar, mask, logits, features, state, inputs = session.start
+    generator = torch.Generator().manual_seed(session.seed)
+    pitches = (encoding.config.min_pitch, encoding.config.max_pitch)
+    bins, entered, shifts = encoding.config.velocity_bins, False, forcer.shift0
+    last_heard, start = 0.0, origin()
+    while True:
+        now_s = float(grammar.now[0]) / sps
+        heard = part.take()
+        if heard:
+            forcer.add(heard_events(heard, start, sps, instrument, bins, pitches))
+            last_heard = now_s
+        if rest_s is not None and now_s - last_heard > rest_s:
+            return
+        forced = forcer.forced(grammar)
+        if forced[0] == FREE:
+            allowed = forcer.restrict(mask, grammar)
+            if not entered:  # the band comes in on the downbeat: no opening rest
+                waits = allowed[:, shifts:shifts + len(forcer.shift_steps)].copy()
+                allowed[:, shifts:shifts + len(forcer.shift_steps)] = False
+                if not allowed.any():
+                    allowed[:, shifts:shifts + len(forcer.shift_steps)] = waits
+            ids = choose(logits, features, allowed, session.stepper, session.sampler, generator,
+                         grammar.kinds, grammar.instrument).numpy()
+            entered = entered or grammar.kinds[ids[0]] == NOTE_ON
+        else:
+            ids = forced
+        forcer.update(ids, grammar.kinds, grammar.values)
+        mask = grammar.advance(ids)
+        yield int(ids[0]), bool(forced[0] != FREE)
+        logits, features, state = session.stepper.step(torch.from_numpy(ids), state,
+                                                       inputs and inputs(grammar))
+
+
+def band_messages(ids: Iterator[tuple[int, bool]], checkpoint: Checkpoint, channel: int,
+                  offset_s: float) -> Iterator[Timed]:
+    """The band's messages, ``offset_s`` later: the given (player's) note events are not
+    decoded, so nothing of the player is echoed; the rest as :class:`StreamDecoder` plays it."""
+    decoder = StreamDecoder(checkpoint.encoding, channel)
+    kinds = decoder._kinds
+    for event, given in ids:
+        if given and kinds[event] in (NOTE_ON, NOTE_OFF):
+            continue
+        for t, message in decoder.feed(event):
+            yield t + offset_s, message
+    for t, message in decoder.release():
+        yield t + offset_s, message
+
+
+def count_in(qpm: float, bars: int) -> Iterator[Timed]:
+    """``bars`` 4/4 bars of clicks on the drum channel, the first beat of each accented."""
+    beat = 60.0 / qpm
+    for k in range(4 * bars):
+        velocity = 110 if k % 4 == 0 else 75
+        yield k * beat, mido.Message("note_on", channel=DRUM_CHANNEL, note=CLICK,
+                                     velocity=velocity)
+        yield k * beat + CLICK_S, mido.Message("note_off", channel=DRUM_CHANNEL, note=CLICK)
+
+
+def band_stream(config, part: PlayerPart, origin: Callable[[], float],
+                checkpoint: Checkpoint, lead_s: float) -> Iterator[Timed]:
+    """The band's timed messages from ``lead_s`` on (after the count-in), made lazily in the
+    player's producer thread."""
+    qpm = float(config.generate.tempo or 120.0)
+    rest_s = seconds_for_bars(config.rest_bars, qpm) if config.rest_bars else None
+    with threads(config.generate.threads):
+        ids = band_ids(checkpoint, config.generate, part, origin, config.player_instrument,
+                       rest_s)
+        yield from band_messages(ids, checkpoint, config.channel, lead_s)
+
+
+@dataclass
+class LiveRun:
+    """What a live accompaniment did: the player's ``stats``, the ``perf_counter`` times of the
+    band's first note, the player's first note and the downbeat after the count-in, and
+    whether it ended because the player's port vanished."""
+
+    stats: PlayStats
+    band_first_at: float | None
+    player_first_at: float | None
+    downbeat_at: float | None
+    player_notes: int
+    vanished: bool = False
+
+    @property
+    def entry_s(self) -> float | None:
+        """The band's first note minus the player's first note (seconds)."""
+        if self.band_first_at is None or self.player_first_at is None:
+            return None
+        return self.band_first_at - self.player_first_at
+
+
+def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
+                   clock: Clock | None = None) -> LiveRun:
+    """Count in, then play the band with what arrives on ``config.accompany`` into ``port``
+    until ``stop``, ``config.seconds``, the player's silence or its port's end."""
+    part, heard = PlayerPart(), [0]
+    qpm = float(config.generate.tempo or 120.0)
+    lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
+    name = config.accompany
+    virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
+
+    def hear(message) -> None:
+        heard[0] += message.type == "note_on" and message.velocity > 0
+        part(message)
+
+    source = open_input(virtual=virtual, port=None if virtual else name, api=config.api,
+                        callback=hear)
+    watch = None if virtual else PortWatch(source.name, config.api, stop)
+    player: Player | None = None
+    clicks: set[int] = set()
+    first: list[float] = []
+
+    def send(message) -> None:
+        if not first and message.type == "note_on" and message.velocity and \
+                id(message) not in clicks:
+            first.append(time.perf_counter())
+        port.send(message)
+
+    try:
+        counted = list(count_in(qpm, config.count_in))
+        clicks.update(id(m) for _, m in counted)
+        messages = merge(iter(counted), band_stream(config, part, lambda: player.start_s + lead_s,
+                                                    checkpoint, lead_s))
+        player = Player(send, messages, clock=clock, lookahead_s=config.lookahead_s,
+                        start_delay_s=0.15)
+        until = None if config.seconds is None else lead_s + config.seconds
+        stats = player.run(until_s=until, stop=stop)
+    finally:
+        if watch is not None:
+            watch.close()
+        source.close()
+    return LiveRun(stats, first[0] if first else None, part.first_at,
+                   None if player is None or player.start_s is None else player.start_s + lead_s,
+                   heard[0], bool(watch and watch.vanished))
+
+
+class PortWatch:
+    """Sets ``stop`` when the input port named ``name`` is no longer listed (its program quit)."""
+
+    def __init__(self, name: str, api: str | None, stop: threading.Event) -> None:
+        self._names, self.name, self.stop = input_names(api), name, stop
+        self.vanished = False
+        self._thread = threading.Thread(target=self._watch, name="melodia-port-watch",
+                                        daemon=True)
+        self._done = threading.Event()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(WATCH_S):
+            try:
+                names = self._names()
+            except Exception:  # a backend hiccup is not a vanished port
+                continue
+            if self.name not in names:
+                log.warning("the player's port %r is gone: stopping", self.name)
+                self.vanished = True
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(2 * WATCH_S)
+
+
+__all__ = ["Heard", "LiveForcer", "LiveRun", "PlayerPart", "PortWatch", "accompany_live",
+           "band_ids", "band_messages", "band_stream", "count_in", "heard_events"]
