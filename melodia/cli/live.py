@@ -80,11 +80,17 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--rest-bars", type=float, default=2.0, metavar="BARS",
                    help="the band stops after this many bars without a note from the player "
                    "(default 2; 0: plays on)")
+    a.add_argument("--follow-clock", action="store_true",
+                   help="take the beat from MIDI clock arriving on the --accompany port (a "
+                   "DAW's or drum machine's): the band waits for it, plays at its tempo and "
+                   "follows its changes (--tempo: the tempo the band is told, default the "
+                   "clock's first beat)")
     _add_music_options(p)
 
 
 def _player_instrument(spec: str) -> int:
     """``--player``: one GM instrument (drums: 128)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.midi.instruments import LineupError, part_instruments
 
     try:
@@ -116,6 +122,7 @@ def _run_stream(args: argparse.Namespace) -> int:
                               listen=args.listen, accompany=args.accompany,
                               player_instrument=_player_instrument(args.player),
                               count_in=args.count_in, rest_bars=args.rest_bars,
+                              follow_clock=args.follow_clock,
                               respond_seconds=args.respond_seconds, rounds=args.rounds,
                               trigger_cc=args.trigger_cc, generate=generate)
     except ValueError as err:
@@ -151,7 +158,8 @@ def _report_live(run) -> int:
     jitter = sorted(stats.jitter_s) or [0.0]
     p99 = jitter[min(len(jitter) - 1, int(0.99 * len(jitter)))] * 1000
     why = "your port closed" if run.vanished else "stopped"
-    _print(f"{why}: heard {run.player_notes} notes; the band played {stats.notes} notes in "
+    tempo = f" at {run.qpm:.1f} BPM" if run.qpm else ""
+    _print(f"{why}: heard {run.player_notes} notes; the band played {stats.notes} notes{tempo} in "
            f"{stats.duration_s:.1f} s (count-in included); send jitter p99 {p99:.2f} ms, "
            f"{stats.underruns} underruns")
     if run.entry_s is not None:

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from melodia.encoding import PerformanceEncoding
 from melodia.errors import GenerateError
 from melodia.evaluate.accompaniment import jaccard
 from melodia.generation.accompaniment import new_parts

@@ -11,7 +11,10 @@ its band model plays the line-up with them, in real time, at the tempo:
 - the band comes in on the downbeat after the count-in (no opening rest), its drums on the grid
   of 16ths and triplets of the tempo;
 - it stops, releasing every note, on Ctrl-C / SIGTERM, after ``rest_bars`` bars in which the
-  player played nothing, and when the player's port vanishes (polled every half second).
+  player played nothing, and when the player's port vanishes (polled every half second);
+- at ``--tempo``, or **following MIDI clock** on the same port (``follow_clock``): the band's
+  stream runs on the sender's beats (:mod:`melodia.live.follow`), speeding up and slowing down
+  with it.
 
 ::
 
@@ -42,7 +45,8 @@ from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, grid_steps
 from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
-from melodia.live.ports import input_names, open_input
+from melodia.live.follow import ClockFollower
+from melodia.live.ports import PortError, input_names, open_input
 from melodia.live.scheduler import Clock, Player, PlayStats, merge
 from melodia.midi import seconds_for_bars
 from melodia.model.checkpoint import Checkpoint
@@ -54,6 +58,7 @@ CLICK = 37  # GM side stick: the count-in
 CLICK_S = 0.05  # a click's length
 WATCH_S = 0.5  # how often the player's port is looked for
 GRID_S = 3600.0  # the drum grid is laid out this far ahead (then repeated)
+CLOCK_WAIT_S = 60.0  # how long --follow-clock waits for the sender's first beat of ticks
 
 
 @dataclass
@@ -70,7 +75,8 @@ class PlayerPart:
     """A mido input callback that keeps the player's note events for the band, in arrival
     order (a re-struck key is ended first), and when the first and the last one came."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now  # the time a note arrives at: the player's clock (a followed clock's)
         self._lock = threading.Lock()
         self._new: collections.deque[Heard] = collections.deque()
         self._down: set[int] = set()
@@ -78,9 +84,9 @@ class PlayerPart:
         self.last_at: float | None = None
 
     def __call__(self, message) -> None:
-        now = time.perf_counter()
         if message.type not in ("note_on", "note_off"):
             return
+        now, wall = self._now(), time.perf_counter()
         on = message.type == "note_on" and message.velocity > 0
         with self._lock:
             if on and message.note in self._down:
@@ -89,8 +95,8 @@ class PlayerPart:
                 return
             (self._down.add if on else self._down.discard)(message.note)
             self._new.append(Heard(now, on, message.note, message.velocity))
-            self.first_at = self.first_at if self.first_at is not None or not on else now
-            self.last_at = now
+            self.first_at = self.first_at if self.first_at is not None or not on else wall
+            self.last_at = wall
 
     def take(self) -> list[Heard]:
         """The note events heard since the last call."""
@@ -212,13 +218,13 @@ def band_stream(config, part: PlayerPart, origin: Callable[[], float],
 @dataclass
 class LiveRun:
     """What a live accompaniment did: the player's ``stats``, the ``perf_counter`` times of the
-    band's first note, the player's first note and the downbeat after the count-in, and
-    whether it ended because the player's port vanished."""
+    band's first note and the player's first note, the tempo played, and whether it ended
+    because the player's port vanished."""
 
     stats: PlayStats
     band_first_at: float | None
     player_first_at: float | None
-    downbeat_at: float | None
+    qpm: float | None
     player_notes: int
     vanished: bool = False
 
@@ -234,19 +240,36 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
                    clock: Clock | None = None) -> LiveRun:
     """Count in, then play the band with what arrives on ``config.accompany`` into ``port``
     until ``stop``, ``config.seconds``, the player's silence or its port's end."""
-    part, heard = PlayerPart(), [0]
-    qpm = float(config.generate.tempo or 120.0)
-    lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
+    follower = ClockFollower(config.generate.tempo) if config.follow_clock else None
+    part, heard = PlayerPart(follower.now if follower else time.perf_counter), [0]
     name = config.accompany
     virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
 
     def hear(message) -> None:
         heard[0] += message.type == "note_on" and message.velocity > 0
         part(message)
+        if follower is not None:
+            follower(message)
 
     source = open_input(virtual=virtual, port=None if virtual else name, api=config.api,
                         callback=hear)
     watch = None if virtual else PortWatch(source.name, config.api, stop)
+    if follower is not None:
+        log.info("waiting for MIDI clock on %s", source.name)
+        if not follower.wait_running(stop, CLOCK_WAIT_S):
+            watch and watch.close()
+            source.close()
+            if stop.is_set():
+                return LiveRun(PlayStats(), None, None, None, heard[0], bool(watch and
+                                                                             watch.vanished))
+            raise PortError(f"no MIDI clock arrived on {source.name} in {CLOCK_WAIT_S:.0f} s: "
+                            "start the sender's transport, or drop --follow-clock")
+        clock = follower
+        config = dataclasses.replace(config, generate=dataclasses.replace(
+            config.generate, tempo=round(follower.qpm, 2)))
+        log.info("following MIDI clock at %.1f BPM", follower.qpm)
+    qpm = float(config.generate.tempo or 120.0)
+    lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
     player: Player | None = None
     clicks: set[int] = set()
     first: list[float] = []
@@ -270,9 +293,8 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
         if watch is not None:
             watch.close()
         source.close()
-    return LiveRun(stats, first[0] if first else None, part.first_at,
-                   None if player is None or player.start_s is None else player.start_s + lead_s,
-                   heard[0], bool(watch and watch.vanished))
+    return LiveRun(stats, first[0] if first else None, part.first_at, qpm, heard[0],
+                   bool(watch and watch.vanished))
 
 
 class PortWatch:

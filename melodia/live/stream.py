@@ -70,6 +70,7 @@ class StreamConfig:
     player_instrument: int = 0  # GM program the player's notes are heard as (128: drums)
     count_in: int = 1  # bars of clicks before the band and the player start
     rest_bars: float = 2.0  # the band stops after this many bars without the player (0: never)
+    follow_clock: bool = False  # the band's beat from MIDI clock on the accompany port
     generate: GenerateConfig = field(default_factory=GenerateConfig)  # sampling, band options
 
     def __post_init__(self) -> None:
@@ -79,6 +80,8 @@ class StreamConfig:
             raise ValueError("seconds must be a positive number")
         if not 0 < self.lookahead_s <= 10 or not 0 < self.respond_seconds <= 600:
             raise ValueError("need 0 < lookahead_s <= 10 and 0 < respond_seconds <= 600")
+        if self.follow_clock and self.accompany is None:
+            raise ValueError("--follow-clock follows the clock of the --accompany port")
         if self.accompany is not None and self.listen is not None:
             raise ValueError("--accompany plays along, --listen answers: choose one")
         if not 0 <= self.count_in <= 8 or not 0 <= self.rest_bars <= 1000:

@@ -1,0 +1,141 @@
+"""A musician for the live tests: plays a MIDI file's melody into a JACK MIDI port, in time
+with melodia's count-in.
+
+    python tests/live/player.py FILE.mid --virtual NAME --listen PORT --out FILE.json
+        [--tempo 120] [--count-in 1] [--seconds S] [--transpose N] [--hold] [--clock]
+
+Opens a virtual JACK output NAME (the port melodia's ``--accompany`` connects to) and prints
+``ready``; connects an input to the port whose name contains PORT (melodia's output) and waits
+for the count-in's first, accented click; plays the file's highest line (one note at a time,
+``--transpose`` semitones up) from the downbeat ``--count-in`` bars later, on channel 1, for
+``--seconds``. Then it quits, closing its port (the player's port vanishing), or with
+``--hold`` keeps the port open until SIGTERM. ``--clock``: MIDI beat clock at ``--tempo`` on
+the same port, from the start. Writes ``{"first_note_at": perf_counter,
+"notes": [[pitch, on_at, off_at], ...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+import rtmidi
+
+from melodia.midi import read_midi
+
+CLICK = 37
+
+
+def melody(path: str, seconds: float, transpose: int) -> list[tuple[float, float, int]]:
+    """The highest note sounding at each onset, cut where the next one starts."""
+    score = read_midi(path)
+    notes = sorted((float(n["start_s"]), float(n["end_s"]), int(n["pitch"]))
+                   for t in score.tracks if not t.is_drum for n in t.notes)
+    top: dict[float, tuple[float, int]] = {}
+    for start, end, pitch in notes:
+        if start < seconds and (start not in top or pitch > top[start][1]):
+            top[start] = (end, pitch)
+    starts = sorted(top)
+    out = []
+    for i, start in enumerate(starts):
+        end = min(top[start][0], starts[i + 1] if i + 1 < len(starts) else top[start][0])
+        out.append((start, max(end - 0.02, start + 0.03), top[start][1] + transpose))
+    return out
+
+
+def _clock(send, qpm: float, done: threading.Event) -> None:
+    """MIDI beat clock: start, then a tick every 1/24 beat, on time (no drift), until done."""
+    tick_s, start = 60.0 / (qpm * 24), time.perf_counter()
+    send([0xFA])
+    k = 0
+    while not done.is_set():
+        while time.perf_counter() < start + k * tick_s:
+            time.sleep(0.0003)
+        send([0xF8])
+        k += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("file")
+    p.add_argument("--virtual", required=True)
+    p.add_argument("--listen", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--tempo", type=float, default=120.0)
+    p.add_argument("--count-in", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--transpose", type=int, default=0)
+    p.add_argument("--hold", action="store_true")
+    p.add_argument("--clock", action="store_true",
+                   help="also send MIDI beat clock at --tempo (start, then 24 ticks a beat)")
+    args = p.parse_args(argv)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="melodia-test-player")
+    out.open_virtual_port(args.virtual)
+    lock = threading.Lock()  # the clock thread and the notes share the port
+
+    def send(message: list[int]) -> None:
+        with lock:
+            out.send_message(message)
+
+    if args.clock:
+        threading.Thread(target=_clock, args=(send, args.tempo, done), daemon=True).start()
+    print("ready", flush=True)
+    listen = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-test-ears")
+    clicked: list[float] = []
+
+    def hear(event, _data) -> None:
+        data, _ = event
+        if not clicked and len(data) == 3 and data[0] == 0x99 and data[1] == CLICK and \
+                data[2] >= 100:
+            clicked.append(time.perf_counter())
+
+    listen.set_callback(hear)
+    deadline = time.perf_counter() + 60
+    while not any(args.listen in name for name in listen.get_ports()):
+        if time.perf_counter() > deadline or done.wait(0.02):
+            return 1
+    index = next(i for i, name in enumerate(listen.get_ports()) if args.listen in name)
+    listen.open_port(index, "ears")
+    while not clicked:
+        if done.wait(0.001):
+            return 1
+    downbeat = clicked[0] + args.count_in * 240.0 / args.tempo
+    events = sorted([(s, 1, p) for s, e, p in melody(args.file, args.seconds, args.transpose)]
+                    + [(e, 0, p) for s, e, p in melody(args.file, args.seconds, args.transpose)])
+    played: dict[int, list] = {}
+    notes = []
+    for t, on, pitch in events:
+        while time.perf_counter() < downbeat + t:
+            if done.is_set():
+                break
+            time.sleep(0.0005)
+        if done.is_set():
+            break
+        now = time.perf_counter()
+        send([0x90 if on else 0x80, pitch, 90 if on else 0])
+        if on:
+            played[pitch] = [pitch, now, None]
+            notes.append(played[pitch])
+        elif pitch in played:
+            played.pop(pitch)[2] = now
+    for pitch in list(played):  # stopped mid-note: end it
+        send([0x80, pitch, 0])
+    if args.hold:
+        done.wait(120)
+    with open(args.out, "w") as f:
+        json.dump({"first_note_at": notes[0][1] if notes else None, "notes": notes,
+                   "downbeat_at": downbeat}, f)
+    listen.close_port()
+    out.close_port()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""`melodia stream --accompany` for real: a player process plays a held-out chorale's melody
+into a JACK port in time with melodia's count-in, melodia's band plays with it into another
+JACK port, a receiver process records what comes back; stopped by time, SIGINT, SIGTERM and
+the player's port vanishing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA
+from tests.live.player import melody
+from tests.live.test_stream import _received, _receiver, _unended
+
+pytestmark = pytest.mark.usefixtures("jack_server")
+
+PLAYER = Path(__file__).with_name("player.py")
+CHORALE = DATA / "chorales" / "bach__bwv10.7.mxl.mid"  # the band model never trained on chorales
+TOP = 72  # the player's melody is moved to start here; the band's bass plays below it
+BEAT_S = 0.5  # at 120 BPM
+
+
+def _transpose() -> int:
+    low = min(p for _, _, p in melody(str(CHORALE), 30.0, 0))
+    return 12 * math.ceil((TOP - low) / 12)
+
+
+def _play(tmp_path: Path, how: str) -> tuple[int, str, list, dict]:
+    """One session: ``how`` is "time" (melodia's --seconds end it), "SIGINT", "SIGTERM" or
+    "vanish" (the player quits mid-play, closing its port)."""
+    tag = f"{os.getpid()}-{how}"
+    player_out = tmp_path / "player.json"
+    player = subprocess.Popen(
+        [sys.executable, str(PLAYER), str(CHORALE), "--virtual", f"player-{tag}", "--listen",
+         f"band-{tag}", "--out", str(player_out), "--transpose", str(_transpose()),
+         "--seconds", "4" if how == "vanish" else "30", *([] if how == "vanish" else ["--hold"])],
+        stdout=subprocess.PIPE, text=True)
+    assert player.stdout.readline().strip() == "ready"
+    band = subprocess.Popen(
+        [sys.executable, "-m", "melodia.cli", "stream", "--model", "band", "--accompany",
+         f"player-{tag}", "--virtual", f"band-{tag}", "--api", "jack", "--lineup",
+         "drums,bass", "--tempo", "120", "--seed", "1", "--seconds", "8",
+         "--rest-bars", "0"], stderr=subprocess.PIPE, text=True)
+    received = tmp_path / "got.json"
+    receiver = _receiver(f"band-{tag}", received)
+    if how in ("SIGINT", "SIGTERM"):
+        try:
+            band.wait(2.0 + 4.0)  # the count-in, then 4 s of playing
+        except subprocess.TimeoutExpired:
+            band.send_signal(getattr(signal, how))
+    code = band.wait(30)
+    err = band.stderr.read()
+    player.send_signal(signal.SIGTERM)
+    player.wait(15)
+    return code, err, _received(receiver, received), json.loads(player_out.read_text())
+
+
+@pytest.mark.parametrize("how", ["time", "SIGINT", "SIGTERM", "vanish"])
+def test_the_band_plays_with_the_player_and_stops_clean(how: str, tmp_path: Path):
+    code, err, got, player = _play(tmp_path, how)
+    assert code in (0, 130), err
+    assert not _unended(got), f"stuck notes after {how}: {_unended(got)}"
+    notes = [m for m in got if m.type == "note_on" and m.velocity]
+    band = [m for m in notes if not (m.channel == 9 and m.note == 37 and m.velocity in (75, 110))]
+    assert any(m.channel == 9 for m in band) and any(m.channel != 9 for m in band)
+    echoes = [m for m in band if m.channel != 9 and m.note >= TOP]
+    assert not echoes, f"the player's notes came back: {echoes[:5]}"
+    assert len(player["notes"]) > 4
+    heard = int(err.split("heard ")[1].split(" notes")[0])
+    assert heard >= len(player["notes"]) - 1  # the last may be cut by the stop
+    if how == "vanish":
+        assert "your port closed" in err
+    if how == "time":
+        assert "came in" in err
+        entry = float(err.split("the band came in ")[1].split(" ms")[0]) / 1000
+        assert abs(entry) <= BEAT_S  # the band's first note within a beat of the player's
+        assert "0 underruns" in err
+
+
+def test_the_band_follows_midi_clock(tmp_path: Path):
+    """The player's port also sends beat clock at 100 BPM; melodia, told no tempo, takes it
+    from the clock: its drums land on the 16ths of 100 BPM from the player's downbeat."""
+    tag = f"{os.getpid()}-clock"
+    player_out, received = tmp_path / "player.json", tmp_path / "got.json"
+    player = subprocess.Popen(
+        [sys.executable, str(PLAYER), str(CHORALE), "--virtual", f"player-{tag}", "--listen",
+         f"band-{tag}", "--out", str(player_out), "--transpose", str(_transpose()),
+         "--seconds", "30", "--hold", "--clock", "--tempo", "100"],
+        stdout=subprocess.PIPE, text=True)
+    assert player.stdout.readline().strip() == "ready"
+    band = subprocess.Popen(
+        [sys.executable, "-m", "melodia.cli", "stream", "--model", "band", "--accompany",
+         f"player-{tag}", "--virtual", f"band-{tag}", "--api", "jack", "--lineup",
+         "drums,bass", "--follow-clock", "--seed", "1", "--seconds", "6", "--rest-bars", "0"],
+        stderr=subprocess.PIPE, text=True)
+    receiver = _receiver(f"band-{tag}", received)
+    assert band.wait(60) == 0
+    err = band.stderr.read()
+    player.send_signal(signal.SIGTERM)
+    player.wait(15)
+    got = _received(receiver, received)
+    raw = json.loads(received.read_text())["messages"]
+    downbeat = json.loads(player_out.read_text())["downbeat_at"]
+    assert not _unended(got)
+    assert abs(float(err.split("notes at ")[1].split(" BPM")[0]) - 100.0) < 1.0, err
+    sixteenth = 60.0 / 100.0 / 4
+    drums = [m["time_s"] - downbeat for m in raw
+             if m["bytes"][0] == 0x99 and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.05]
+    off = [abs(t / sixteenth - round(t / sixteenth)) * sixteenth for t in drums]
+    assert len(drums) >= 8 and sum(o <= 0.03 for o in off) / len(off) >= 0.8, off
