@@ -11,8 +11,9 @@ from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 MIDI = DATA / "chorales" / "bach__bwv1.6.mxl.mid"
-#: The optional packages of pyproject's extras: audio, plot, ports, eval.
-OPTIONAL = ("matplotlib", "fluidsynth", "soundfile", "rtmidi", "scipy", "sklearn")
+#: The optional packages of pyproject's extras: audio, plot, ports, eval, studio.
+OPTIONAL = ("matplotlib", "fluidsynth", "soundfile", "rtmidi", "scipy", "sklearn", "starlette",
+            "uvicorn")
 #: Runs ``melodia ARGS`` with the optional packages unimportable, as when they are not installed.
 #: (None in sys.modules: ``import x`` raises ModuleNotFoundError, importlib's find_spec says
 #: "not there", which is what torch probes with.)
@@ -69,3 +70,9 @@ def test_each_extra_is_named_in_one_line(tmp_path, args, command, extra):
     run = core_only(*args, cwd=tmp_path)
     assert f"pip install 'melodia[{extra}]'" in one_error(run, command)
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_studio_names_its_extra(tmp_path):
+    line = one_error(core_only("studio", "--no-browser", cwd=tmp_path), "studio")
+    assert "pip install 'melodia[studio]'" in line
+    assert not (tmp_path / "melodia-studio").exists()  # nothing written before it can serve

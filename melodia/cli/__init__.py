@@ -3,7 +3,8 @@
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its arguments and
 ``_run_<name>(args)`` calls the library, in one module per command group: ``data`` (encode,
 decode, prepare), ``audio`` (render, plot), ``learn`` (train, evaluate, export), ``make``
-(generate), ``given`` (accompany, infill), ``live`` (stream, ports). Only this package prints
+(generate), ``given`` (accompany, infill), ``live`` (stream, ports), ``studio`` (the web
+page, a package: its server, jobs and page). Only this package prints
 for humans; the library logs.
 """
 
@@ -14,17 +15,18 @@ import logging
 import os
 import sys
 
-from melodia.cli import audio, data, given, learn, live, make
+from melodia.cli import audio, data, given, learn, live, make, studio
 from melodia.cli.common import _print
 from melodia.errors import MelodiaError
 
 _MODULES = {"encode": data, "decode": data, "prepare": data, "render": audio, "plot": audio,
             "train": learn, "evaluate": learn, "export": learn, "generate": make,
-            "accompany": given, "infill": given, "ports": live, "stream": live}
+            "accompany": given, "infill": given, "ports": live, "stream": live,
+            "studio": studio}
 
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "accompany", "infill", "ports", "stream", "export"]
+             "accompany", "infill", "ports", "stream", "studio", "export"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,8 +47,11 @@ def _version() -> str:
         return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser(parser_class: type[argparse.ArgumentParser] | None = None
+                 ) -> argparse.ArgumentParser:
+    """Every command's parser; ``parser_class`` (default one-line errors and exit) for another
+    way to refuse bad options (the studio raises)."""
+    parser = (parser_class or _Parser)(
         prog="melodia",
         description="Learn music from MIDI and play it back (Performance RNN in PyTorch).",
         epilog="Run `melodia COMMAND --help` for the options of each command.",

@@ -1,4 +1,5 @@
-"""``melodia accompany`` and ``melodia infill``: play with the music a musician brings."""
+"""``melodia accompany`` and ``melodia infill``: play with the music a musician brings; and
+``melodia evaluate --accompaniment``, how well parts play with the rest of a file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from melodia.cli.common import _output, _print, midi_output, not_an_input
 from melodia.cli.make import _generate_config, _render_audio
+from melodia.errors import MelodiaError
 from melodia.util.knobs import argument
 
 # what `_generate_config` reads that these commands do not ask for
@@ -155,3 +157,80 @@ def _run_infill(args: argparse.Namespace) -> int:
         _print(f"  audio: {args.audio}")
     _print(f"seed {result.seed}; {elapsed:.1f} s")
     return 0
+
+
+def _add_evaluate_given(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("accompaniment (--accompaniment FILE_OR_DIR ...)")
+    g.add_argument("--accompaniment", type=Path, nargs="+", default=None, metavar="FILE_OR_DIR",
+                   help="score the --parts of each MIDI file against its other tracks: "
+                   "harmonic agreement (their bass and chord notes' pitch classes sound in the "
+                   "other tracks within the beat, or in the triad those imply) and rhythmic "
+                   "alignment (their drum onsets within 30 ms of the 16th grid of the file's "
+                   "tempo map), beside the same parts with the link broken (moved 1..11 "
+                   "semitones and half a beat): an accompanied file, or a real band file for "
+                   "the level to reach")
+    g.add_argument("--parts", default="drums,bass", metavar="PARTS",
+                   help="the tracks scored: drums, GM families, names, programs or track names "
+                   "(default drums,bass); every other track is what they play with")
+
+
+def _run_evaluate_given(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    import numpy as np
+
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.errors import GenerateError
+    from melodia.evaluate.accompaniment import link_scores
+    from melodia.midi import read_midi
+    from melodia.midi.files import read_file_bytes
+
+    files = [f for path in args.accompaniment for f in
+             (sorted(path.rglob("*.mid")) + sorted(path.rglob("*.midi")) if path.is_dir()
+              else [path])]
+    if not files:
+        raise MelodiaError("no MIDI files in " + ", ".join(map(str, args.accompaniment)))
+    rows, keys = [], ("harmonic", "broken_harmonic", "rhythmic")
+    for path in files:
+        try:
+            score = read_midi(read_file_bytes(path), name=str(path))
+        except (MelodiaError, OSError) as err:
+            _print(f"skipped {path}: {str(err).splitlines()[0]}")
+            continue
+        new = sorted({i for part in args.parts.split(",") for i in _tracks(score, part)})
+        if not new:
+            _print(f"skipped {path}: no {args.parts} track")
+            continue
+        if len(new) == sum(1 for t in score.tracks if len(t.notes)):
+            _print(f"skipped {path}: it has nothing but {args.parts} to play with")
+            continue
+        rows.append({"file": str(path), **link_scores(score, new, args.seed)})
+    if not rows:
+        raise GenerateError("no file had both the parts and something to play with")
+    mean = {k: float(np.nanmean([r[k] for r in rows])) if any(not math.isnan(r[k])
+            for r in rows) else math.nan for k in keys}
+    if args.json:
+        print(json.dumps({"files": rows, "mean": mean}, indent=1))
+        return 0
+    print(f"{'file':40s} {'harmonic':>9s} {'broken':>7s} {'rhythmic':>9s}")
+    for row in [*rows, {"file": f"mean of {len(rows)}", **mean}]:
+        print(f"{Path(row['file']).name[:40]:40s} {row['harmonic']:9.3f} "
+              f"{row['broken_harmonic']:7.3f} {row['rhythmic']:9.3f}")
+    _print("harmonic: the parts' bass and chord notes in the others' harmony; broken: the same "
+           "notes moved 1..11 semitones and half a beat; rhythmic: drum onsets on the 16ths")
+    return 0
+
+
+def _tracks(score, part: str) -> list[int]:
+    """The tracks of ``score`` that ``part`` names (none where it has no such track)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.errors import GenerateError
+    from melodia.generation.infill import select_tracks
+
+    try:
+        return select_tracks(score, part)
+    except GenerateError as err:
+        if "has no" in str(err):
+            return []
+        raise

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from melodia.cli.common import ENCODING_NAMES, MODEL_KINDS, _print, positive_float
+from melodia.cli.given import _add_evaluate_given, _run_evaluate_given
 from melodia.errors import MelodiaError
 from melodia.util.knobs import KNOBS, argument
 
@@ -137,8 +138,6 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 _EVALUATE_DESCRIPTION = """\
-Two forms.
-
 melodia evaluate MODEL DATA: negative log-likelihood per event (nats and bits), perplexity,
 next-event accuracy and NLL by event type, for the model and for unigram and Kneser-Ney n-gram
 baselines fit on the dataset's train split. Files are scored in segments of --segment-events
@@ -196,16 +195,15 @@ share its excerpts. Each group gets the statistics above plus
                        file's tempo (a looped riff: near 1)
 drums get only note_density, polyphony, silence_share, pitch_mean/std/range (kit pieces),
 velocity_mean/std, ioi_median, chord_repetition, rhythm_recurrence, ioi_entropy, grid16 and
-bar_return. A group is compared (overlaps and
-classifier test) when both sides have at least --min-excerpts excerpts of it, from at least 5
-files (one per classifier fold); the others are listed as skipped, with the counts.
+bar_return. A group is compared (overlaps and classifier test) when both sides have at least
+--min-excerpts excerpts of it, from 5 files (one per fold); the others are listed as skipped.
 
 --styles REAL_DIR --generated GEN_DIR (both laid out as DIR/<style>/*.mid): a style classifier.
 A logistic regression on every instrument group's statistics of each excerpt is trained on the
 real music; a file's style is the likeliest over its excerpts. Printed: its accuracy on real
 files, cross-validated with the folds grouped by file (should be well above chance), and the
 share of generated files assigned the style of their folder, per style and overall.
-Needs pip install 'melodia[eval]' (scipy, scikit-learn)."""
+Needs pip install 'melodia[eval]' (scipy, scikit-learn). --accompaniment: see the option."""
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -216,7 +214,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  melodia evaluate runs/piano/best.pt runs/maestro --split test\n"
         "  melodia evaluate --generated samples/ --reference maestro/ --plot stats.png\n"
         "  melodia evaluate --generated band_samples/ --reference rock/ --by-instrument\n"
-        "  melodia evaluate --styles real_by_style/ --generated generated_by_style/",
+        "  melodia evaluate --styles real_by_style/ --generated generated_by_style/\n"
+        "  melodia evaluate --accompaniment song-accompanied.mid real_band/ --parts drums,bass",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", default=None,
@@ -265,10 +264,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--styles", type=Path, default=None, metavar="REAL_DIR",
                    help="real music as REAL_DIR/<style>/*.mid: train a style classifier and "
                    "check that --generated (GEN_DIR/<style>/*.mid) has the asked-for styles")
+    _add_evaluate_given(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    if args.accompaniment:
+        return _run_evaluate_given(args)
     music = args.generated is not None or args.reference is not None or args.styles is not None
     if music and (args.model is not None or args.data is not None):
         raise MelodiaError("give either MODEL DATA or --generated DIR --reference DIR, not both")
@@ -334,8 +336,7 @@ def _band_config(args: argparse.Namespace):
         raise MelodiaError("instrument groups need the band encoding (--encoding band)")
     try:
         return BandEvalConfig(excerpt_s=args.excerpt_seconds, max_excerpts=args.max_excerpts,
-                              seed=args.seed, workers=args.workers,
-                              min_excerpts=args.min_excerpts,
+                              seed=args.seed, workers=args.workers, min_excerpts=args.min_excerpts,
                               grid_tolerance_s=args.grid_tolerance_ms / 1000.0)
     except ValueError as err:
         raise MelodiaError(str(err)) from None
@@ -348,8 +349,7 @@ def _run_evaluate_band(args: argparse.Namespace) -> int:
     if args.generated is None or args.reference is None:
         raise MelodiaError("--by-instrument needs both --generated DIR and --reference DIR")
     if args.plot is not None:
-        raise MelodiaError("--plot draws one comparison; it is not available with "
-                           "--by-instrument")
+        raise MelodiaError("--plot draws one comparison; not available with --by-instrument")
     report = compare_by_group(args.generated, args.reference, config=_band_config(args),
                               progress=not args.quiet)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.table())

@@ -6,7 +6,9 @@
 - :func:`rhythmic_alignment`: the share of the new drum onsets within 30 ms of the given
   music's 16th-note grid (its tempo map);
 - :func:`broken_link`: the same new parts with the link cut (transposed by a random 1..11
-  semitones and shifted by half a beat): the level an accompanist must beat;
+  semitones and shifted by half a beat): the level an accompanist must beat; :func:`link_scores`
+  all of them for some tracks of a file against its others (``melodia evaluate
+  --accompaniment``);
 - :func:`bar_distance`: ``1 - Jaccard`` between two bars, each the set of (instrument, 16th in
   the bar, pitch) it strikes (:func:`melodia.midi.bars.bar_set`); :func:`seam_distances`: an
   infill's first and last bar against their neighbours; :func:`bar_neighbours`: the range real
@@ -124,6 +126,18 @@ def accompaniment_scores(given: Sequence[Track], new: Sequence[Track], tempos) -
             else math.nan}
 
 
+def link_scores(score: Score, new: Sequence[int], seed: int = 0) -> dict[str, float]:
+    """The tracks ``new`` of ``score`` scored against its other tracks: ``harmonic`` and
+    ``rhythmic`` (:func:`accompaniment_scores`), and the same for the link broken
+    (:func:`broken_link`, drawn by ``seed``): ``broken_harmonic``, ``broken_rhythmic``."""
+    given = [t for i, t in enumerate(score.tracks) if i not in new and len(t.notes)]
+    parts = [score.tracks[i] for i in new]
+    out = accompaniment_scores(given, parts, score.tempos)
+    broken = accompaniment_scores(given, broken_link(parts, score.tempos,
+                                                     np.random.default_rng(seed)), score.tempos)
+    return {**out, "broken_harmonic": broken["harmonic"], "broken_rhythmic": broken["rhythmic"]}
+
+
 def jaccard(a: set, b: set) -> float:
     """``|a & b| / |a | b|``; two empty bars are alike (1.0)."""
     union = len(a | b)
@@ -163,6 +177,7 @@ def seam_distances(tracks: Sequence[Track], score: Score, start_s: float, end_s:
 
 
 __all__ = ["ALIGN_TOLERANCE_S", "accompaniment_scores", "bar_distance", "bar_neighbours",
+           "link_scores",
            "seam_distances",
            "beat_pitch_classes", "broken_link", "harmonic_agreement", "implied_triad", "jaccard",
            "rhythmic_alignment"]

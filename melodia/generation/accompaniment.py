@@ -28,9 +28,12 @@ from melodia.encoding import PerformanceEncoding
 from melodia.errors import GenerateError
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import sample_rows
+from melodia.evaluate.accompaniment import beat_pitch_classes, implied_triad
+from melodia.evaluate.stats import grid_positions
 from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
+from melodia.generation.guide import HarmonyGuide
 from melodia.generation.session import Frame, Session, open_session, tempo_ids
-from melodia.midi import Score, Track, read_midi
+from melodia.midi import TEMPO_DTYPE, Score, Track, read_midi
 from melodia.midi.files import read_file_bytes
 from melodia.midi.instruments import DRUMS
 from melodia.midi.merge import add_tracks
@@ -38,6 +41,7 @@ from melodia.model.registry import load_model
 from melodia.model.stepper import threads
 
 EVENTS_PER_SECOND_CAP = 400  # safety cap on the events of new parts per second of music
+HARMONY = 0.0  # the harmony prior's strength (logits)
 
 
 @dataclass
@@ -125,10 +129,31 @@ def new_parts(ids: np.ndarray, encoding: PerformanceEncoding, lineup: Sequence[i
     return tracks
 
 
-def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True) -> Accompaniment:
+def harmony_guide(score: Score, encoding: PerformanceEncoding, tempos: np.ndarray, until: int,
+                  strength: float) -> HarmonyGuide | None:
+    """The harmony prior of ``score``'s pitched notes along the tempo map ``tempos``
+    (``[[time_s, qpm], ...]``) for steps ``0..until`` (None at strength 0)."""
+    if strength <= 0:
+        return None
+    tempo_map = np.array([tuple(row) for row in tempos], dtype=TEMPO_DTYPE)
+    sps = encoding.config.steps_per_second
+    beat_of = np.floor(grid_positions(np.arange(until + 1) / sps, tempo_map, 1) + 1e-9)
+    beat_of = np.maximum(beat_of, 0).astype(np.int64)
+    profiles = beat_pitch_classes([t.notes for t in score.tracks if not t.is_drum], tempo_map,
+                                  int(beat_of[-1]) + 1)
+    classes = profiles > 0
+    for beat in np.flatnonzero(classes.any(axis=1)):
+        classes[beat, sorted(implied_triad(profiles[beat]))] = True
+    return HarmonyGuide(encoding, classes, beat_of, strength)
+
+
+def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
+                  harmony: float = HARMONY) -> Accompaniment:
     """Generate ``config.lineup`` (default drums and bass) to play with ``song`` (a MIDI path
     or bytes) for its whole length; ``config.num`` pieces at once. ``drum_grid``: new drum hits
-    only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`)."""
+    only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`);
+    ``harmony``: the strength of the harmony prior (:class:`~melodia.generation.guide.HarmonyGuide`,
+    logits; 0: the model alone)."""
     source, score = read_given(song)
     config = dataclasses.replace(config, lineup=config.lineup or "drums,bass")
     checkpoint = load_model(model)
@@ -141,7 +166,8 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True) -
         until = int(np.ceil(score.end_s * sps))
         grid = grid_steps(tempos, until, sps) if drum_grid else None
         forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
-        pieces = run_given(session, forcer, until)
+        guide = harmony_guide(score, session.encoding, tempos, until, harmony)
+        pieces = run_given(session, forcer, until, guide)
     lineup = session.plan["instruments"]
     parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,
                        score.end_s) for p in pieces]

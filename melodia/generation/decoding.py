@@ -7,14 +7,17 @@ or its key-value cache, carries the past). With ``beam_size > 1`` the rows are M
 search: every context becomes ``beam_size x branch_factor`` rows, scored by their
 log-likelihood, and every ``steps_per_iteration`` steps the likeliest ``beam_size`` of each
 context go on, ``branch_factor`` times each. :func:`sample_rows` and :func:`best_beams` decide
-when to stop and gather the ids.
+when to stop and gather the ids; under :func:`watched` they report their progress (and a
+watcher that raises stops them: a cancel button, a time limit).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Iterator, NamedTuple, Protocol
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -99,6 +102,29 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
             scores, mask, instrument = scores[rows], mask[kept], instrument[kept]
 
 
+WATCH_EVERY = 50  # steps between progress reports
+_WATCH: ContextVar[Callable[[int, float], None] | None] = ContextVar("melodia_watch",
+                                                                    default=None)
+
+
+@contextmanager
+def watched(report: Callable[[int, float], None]) -> Iterator[None]:
+    """In this block (this thread), every generation loop calls ``report(events, seconds)``
+    every :data:`WATCH_EVERY` steps: the events made so far and the stream time reached (of the
+    slowest row); an exception ``report`` raises ends the generation."""
+    token = _WATCH.set(report)
+    try:
+        yield
+    finally:
+        _WATCH.reset(token)
+
+
+def _report(count: int, grammar: Grammar) -> None:
+    report = _WATCH.get()
+    if report is not None and count % WATCH_EVERY == 0:
+        report(count, float(grammar.now.min()) / grammar.sps)
+
+
 def sample_rows(steps: Iterator[Step], grammar: Grammar, *, max_events: int,
                 until_step: int | None = None) -> list[np.ndarray]:
     """Run ``steps`` until every row holds ``max_events`` ids or has reached time ``until_step``."""
@@ -107,6 +133,7 @@ def sample_rows(steps: Iterator[Step], grammar: Grammar, *, max_events: int,
     out = []
     for step in steps:
         out.append(step.ids)
+        _report(len(out), grammar)
         length += ~done
         done |= length >= max_events
         if until_step is not None:
@@ -127,6 +154,7 @@ def best_beams(steps: Iterator[Step], grammar: Grammar, sampler: SamplerConfig, 
     best: dict[int, np.ndarray] = {}
     for step in steps:
         history.append(step)
+        _report(len(history), grammar)
         if len(history) % sampler.steps_per_iteration:
             continue
         pieces = len(step.ids) // width
@@ -150,4 +178,5 @@ def _trace(history: list[Step], row: int) -> np.ndarray:
     return np.array(ids[::-1], dtype=np.int64)
 
 
-__all__ = ["Inputs", "Start", "Step", "Stepper", "best_beams", "iter_steps", "sample_rows"]
+__all__ = ["Inputs", "Start", "Step", "Stepper", "WATCH_EVERY", "best_beams", "iter_steps",
+           "sample_rows", "watched"]

@@ -13,6 +13,9 @@ The model still chooses: where its own probability for a copied event is low the
 win, and the temperature spreads it as it spreads the logits. Segments say which reference each
 stretch of the stream leans on: an infill's first half on the bar before the span, its second
 half on the bar after it; a varied repeat on the bar it repeats.
+
+:class:`HarmonyGuide` is the accompanist's prior: a bonus for the pitch classes the given music
+sounds in the current beat (or the triad they imply), for the pitched parts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import NOTE_ON, TIME_SHIFT
 
 DEFAULT_STRENGTH = 10.0  # logits; chosen on the validation files (eval_infill.py: 3, 6, 10)
+DRUMS = 128  # the band encoding's drum kit
 
 
 @dataclass(frozen=True)
@@ -107,4 +111,47 @@ class BarGuide:
                 self.struck[b].add((int(instrument[b]), int(values[event])))
 
 
-__all__ = ["BarGuide", "DEFAULT_STRENGTH", "Segment", "bar_onsets"]
+class HarmonyGuide:
+    """A harmony prior for accompanying known music: ``+strength`` for every NOTE_ON of a
+    pitched part whose pitch class sounds in the given music within the current beat or
+    belongs to the triad those pitch classes imply (what a player reading the chart knows: the
+    file's future is there to read). ``beat_classes``: ``bool[beats, 12]``; ``beat_of``: the
+    beat of every step. Drums get nothing; where the given music is silent, nothing."""
+
+    def __init__(self, encoding: PerformanceEncoding, beat_classes: np.ndarray,
+                 beat_of: np.ndarray, strength: float) -> None:
+        vocab = encoding.vocab
+        note = vocab.range("NOTE_ON")
+        self.size, self.strength = vocab.size, float(strength)
+        self.first = vocab.offset("NOTE_ON")
+        self.classes = np.arange(note.min, note.max + 1) % 12
+        self.table = beat_classes[:, self.classes].astype(np.float32) * self.strength
+        self.beat_of = beat_of
+
+    def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
+        """``float32[B, V]``: the bonuses at each row's step ``now`` for its instrument."""
+        out = np.zeros((len(now), self.size), dtype=np.float32)
+        beats = self.beat_of[np.minimum(now, len(self.beat_of) - 1)]
+        pitched = instrument < DRUMS
+        out[pitched, self.first:self.first + len(self.classes)] = self.table[beats[pitched]]
+        return torch.from_numpy(out)
+
+    def update(self, ids, kinds, values, instrument) -> None:
+        """Nothing to remember (the interface of :class:`BarGuide`)."""
+
+
+class Guides:
+    """Several guides as one: their bonuses add up."""
+
+    def __init__(self, *guides) -> None:
+        self.guides = [g for g in guides if g is not None]
+
+    def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
+        return sum(g.bias(now, instrument) for g in self.guides)
+
+    def update(self, ids, kinds, values, instrument) -> None:
+        for g in self.guides:
+            g.update(ids, kinds, values, instrument)
+
+
+__all__ = ["BarGuide", "DEFAULT_STRENGTH", "Guides", "HarmonyGuide", "Segment", "bar_onsets"]

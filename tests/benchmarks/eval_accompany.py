@@ -1,7 +1,7 @@
 """Accompaniment on real band files the model never saw, with their drums and bass removed.
 
     python tests/benchmarks/eval_accompany.py [--set test|validation] [--mma DIR]
-        [--seconds 30] [--seeds 1] [--free-drums] [--json OUT.json]
+        [--seconds 30] [--seeds 1] [--free-drums] [--harmony X] [--json OUT.json]
 
 For every file that has drums, a bass and other parts: the first ``--seconds`` of its other
 parts are written as a given file, ``melodia accompany`` plays drums and bass with them
@@ -83,6 +83,8 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--model", default="band")
     p.add_argument("--free-drums", action="store_true", help="drums off the grid too")
+    p.add_argument("--harmony", type=float, default=None,
+                   help="the harmony prior's strength (default: melodia's)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     rows, unchanged, elapsed, n_seconds = [], 0, 0.0, 0.0
@@ -99,7 +101,8 @@ def main() -> int:
         for seed in range(args.seeds):
             start = time.perf_counter()
             result = accompany_ids(args.model, given, GenerateConfig(
-                seed=seed + 1, lineup="drums,bass", style=style), drum_grid=not args.free_drums)
+                seed=seed + 1, lineup="drums,bass", style=style), drum_grid=not args.free_drums,
+                **({} if args.harmony is None else {"harmony": args.harmony}))
             elapsed += time.perf_counter() - start
             n_seconds += given_score.end_s
             out = result.midi_bytes()

@@ -110,3 +110,30 @@ def test_generate_form_bad_input_is_one_line(tmp_path, capsys):
         assert cli.main(["generate", *argv, "-o", out]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_evaluate_accompaniment_scores_known_parts(tmp_path, capsys):
+    import json
+
+    from melodia.midi import make_notes
+
+    chord = make_notes([0.0] * 3, [2.0] * 3, [60, 64, 67], [80] * 3)  # C major, 4 beats at 120
+    bass = make_notes([0.0, 0.5, 1.0], [0.5, 1.0, 1.5], [36, 43, 37], [90] * 3)  # C, G, C#
+    drums = make_notes([0.0, 0.25, 0.51, 0.8], [0.1] * 4 + np.array([0.0, 0.25, 0.51, 0.8]),
+                       [36, 38, 42, 42], [100] * 4)  # 0.8 s is 0.05 s off the 16th grid
+    song = tmp_path / "known.mid"
+    song.write_bytes(midi_bytes(Score([Track(chord, name="Keys"),
+                                       Track(bass, program=33, name="Bass"),
+                                       Track(drums, is_drum=True, name="Drums")])))
+    (tmp_path / "notes.txt").write_text("not MIDI")
+    assert cli.main(["evaluate", "--accompaniment", str(song), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["files"][0]
+    assert abs(row["harmonic"] - 2 / 3) < 1e-9  # C and G sound in the chord, C# does not
+    assert row["rhythmic"] == 0.75  # three of four drum onsets within 30 ms of a 16th
+    assert 0 <= row["broken_harmonic"] < 1
+    assert cli.main(["evaluate", "--accompaniment", str(song), "--parts", "keys"]) == 0
+    out = capsys.readouterr().out
+    assert "mean of 1" in out and "harmonic" in out
+    assert cli.main(["evaluate", "--accompaniment", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "skipped" in err and "no file had both" in err

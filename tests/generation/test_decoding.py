@@ -75,3 +75,24 @@ def test_best_beams_stops_each_piece_at_its_own_length():
     assert [len(p) - result.primer_events for p in result.pieces] == [30, 30]
     with pytest.raises(ValueError, match="ended before"):
         best_beams(iter([]), Grammar(result.encoding), config.sampler, max_events=5)
+
+
+def test_watched_reports_progress_and_a_raise_stops_generation():
+    from melodia.generation.decoding import WATCH_EVERY, watched
+
+    seen = []
+    with watched(lambda events, seconds: seen.append((events, seconds))):
+        generate_ids("piano", GenerateConfig(seconds=3, seed=1))
+    assert seen and seen[0][0] == WATCH_EVERY
+    assert all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(seen, seen[1:]))
+    assert 0 < seen[-1][1] <= 3.0
+
+    class Stop(Exception):
+        pass
+
+    def cancel(events, seconds):
+        raise Stop
+
+    with pytest.raises(Stop), watched(cancel):
+        generate_ids("piano", GenerateConfig(seconds=3, seed=1))
+    assert generate_ids("piano", GenerateConfig(seconds=0.5, seed=1)).pieces  # unwatched again

@@ -1,0 +1,293 @@
+"""The studio's work: settings from the page turned into the command line they mean, run one at a
+time in a worker thread with progress, a cancel and a time limit, kept in a history.
+
+Settings are checked exactly as the command line checks them: each field of the page is one
+option of ``melodia generate`` / ``accompany`` / ``infill`` (:data:`FIELDS`), the argument list
+is parsed by melodia's own parser, and the command's own code runs it. So a bad value gets the
+command line's one-line message, and every result can be made again from the ``melodia ...``
+line shown beside it. Files are written only under the studio's output folder, under names the
+studio makes; nothing a request says is ever used as a path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import secrets
+import shlex
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from melodia.errors import MelodiaError
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("generate", "accompany", "infill")
+# page field -> command-line option (a flag without a value where the value is True)
+FIELDS = {
+    "seconds": "--seconds", "bars": "--bars", "seed": "--seed", "temperature": "--temperature",
+    "top_p": "--top-p", "top_k": "--top-k", "sampler": "--sampler", "style": "--style",
+    "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
+    "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
+    "candidates": "--candidates",
+}
+ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
+                     "style", "tempo", "lineup", "randomness", "key", "density", "form"},
+        "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness"},
+        "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
+                   "tracks", "candidates"}}
+MAX_TEXT = 200  # characters in one field
+DEFAULT_TIME_LIMIT_S = 300.0
+MAX_ROLL_NOTES = 50_000  # notes sent to the page's piano roll
+
+
+class Cancelled(BaseException):
+    """Raised inside a generation to stop it (a BaseException: no library swallows it)."""
+
+
+class StudioError(MelodiaError):
+    """A request the studio refuses: one line for the page."""
+
+
+class _Refusing(argparse.ArgumentParser):
+    """melodia's parser, refusing bad options with an exception instead of exiting."""
+
+    def error(self, message: str):
+        raise StudioError(message)
+
+
+@dataclass
+class Upload:
+    """A MIDI file dropped on the page: kept under the output folder as ``path``."""
+
+    id: str
+    name: str  # the file's own name, for the command line shown
+    path: Path
+    seconds: float
+    notes: int
+
+
+@dataclass
+class Job:
+    """One generation: its settings, the command line they mean, its state and files."""
+
+    id: str
+    command: str
+    settings: dict[str, Any]
+    argv: list[str]
+    line: str
+    state: str = "queued"  # queued, running, done, failed, cancelled
+    message: str = ""
+    events: int = 0
+    seconds_done: float = 0.0
+    started: float | None = None
+    elapsed: float | None = None
+    midi: Path | None = None
+    audio: Path | None = None
+    seed: int | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        """What the page sees (no paths)."""
+        return {"id": self.id, "command": self.command, "settings": self.settings,
+                "line": self.line, "state": self.state, "message": self.message,
+                "events": self.events, "seconds_done": round(self.seconds_done, 2),
+                "elapsed": None if self.elapsed is None else round(self.elapsed, 2),
+                "midi": f"/files/{self.id}.mid" if self.midi else None,
+                "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed}
+
+
+def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload | None
+            ) -> tuple[list[str], list[str]]:
+    """The argument list for ``settings`` (with the model's path or name, and the uploaded
+    song or primer), and the same list as the page shows it (the upload by its own name)."""
+    if command not in COMMANDS:
+        raise StudioError(f"unknown command {command!r}: choose {', '.join(COMMANDS)}")
+    argv, shown = [command], [command]
+    if command in ("accompany", "infill"):
+        if upload is None:
+            raise StudioError(f"{command} needs a MIDI file: drop one on the page")
+        argv.append(str(upload.path))
+        shown.append(upload.name)
+    argv += ["--model", model]
+    shown += ["--model", Path(model).name if "/" in model else model]
+    for name, value in settings.items():
+        if name not in ONLY[command]:
+            raise StudioError(f"{command} does not take {name!r}")
+        if value is None or value == "" or value is False:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise StudioError(f"{name} takes a number or a word, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise StudioError(f"{name} must be a finite number, not {value}")
+        text = str(value).strip()
+        if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
+            raise StudioError(f"{name}: at most {MAX_TEXT} printable characters")
+        argv += [FIELDS[name], text]
+        shown += [FIELDS[name], text]
+    if command == "generate" and upload is not None:
+        argv += ["--primer", str(upload.path)]
+        shown += ["--primer", upload.name]
+    return argv, shown
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by melodia's own parser; a bad option is a :class:`StudioError`."""
+    from melodia.cli import build_parser  # deferred: the CLI imports the studio's command
+
+    return build_parser(_Refusing).parse_args(argv)
+
+
+class Studio:
+    """The jobs of one studio session, run one at a time in a worker thread."""
+
+    def __init__(self, out: Path, models: dict[str, str], time_limit_s: float =
+                 DEFAULT_TIME_LIMIT_S) -> None:
+        self.out = out.resolve()
+        (self.out / "uploads").mkdir(parents=True, exist_ok=True)
+        self.models, self.time_limit_s = models, time_limit_s
+        self.jobs: dict[str, Job] = {}
+        self.uploads: dict[str, Upload] = {}
+        self._count = itertools.count(1)
+        self._lock = threading.Lock()
+        self._queue: list[Job] = []
+        self._wake = threading.Condition(self._lock)
+        self._worker = threading.Thread(target=self._work, name="melodia-studio", daemon=True)
+        self._worker.start()
+
+    # ---------------------------------------------------------------------------- uploads
+
+    def upload(self, data: bytes, name: str) -> Upload:
+        """Keep a dropped MIDI file (checked as ``encode`` reads files) under the output folder."""
+        from melodia.midi import read_midi
+
+        shown = Path(name or "upload.mid").name[:MAX_TEXT] or "upload.mid"
+        score = read_midi(data, name=shown)  # one clear line for what is not MIDI
+        upload_id = uuid.uuid4().hex
+        path = self.out / "uploads" / f"{upload_id}.mid"
+        path.write_bytes(data)
+        upload = Upload(upload_id, shown, path, round(score.end_s, 2), score.note_count)
+        with self._lock:
+            self.uploads[upload_id] = upload
+        return upload
+
+    # ------------------------------------------------------------------------------- jobs
+
+    def submit(self, request: dict[str, Any]) -> Job:
+        """A job for the page's ``request`` (``command``, ``model``, ``settings``, ``upload``),
+        checked as the command line checks it, queued."""
+        command = str(request.get("command") or "generate")
+        model = str(request.get("model") or "piano")
+        if model not in self.models:
+            raise StudioError(f"unknown model {model!r}: choose {', '.join(self.models)}")
+        settings = request.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise StudioError("settings must be an object of fields")
+        upload = None
+        if request.get("upload"):
+            upload = self.uploads.get(str(request["upload"]))
+            if upload is None:
+                raise StudioError("that file is no longer here: drop it again")
+        if command in COMMANDS and settings.get("seed") in (None, ""):
+            settings = {**settings, "seed": secrets.randbelow(2**31)}  # so the line replays it
+        argv, shown = to_argv(command, settings, self.models[model], upload)
+        args = parse(argv)  # every value checked now, before the job is queued
+        job_id = f"{next(self._count):04d}-{command}"
+        job = Job(job_id, command, {"model": model, **settings}, argv,
+                  "melodia " + shlex.join([*shown, "-o", f"{job_id}.mid"]),
+                  seed=args.seed)
+        with self._wake:
+            self.jobs[job_id] = job
+            self._queue.append(job)
+            self._wake.notify()
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        job.cancel.set()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self.jobs.get(job_id)
+        if job is None:
+            raise StudioError(f"no job {job_id!r}")
+        return job
+
+    def history(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [job.public() for job in reversed(list(self.jobs.values()))]
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue:
+                    self._wake.wait()
+                job = self._queue.pop(0)
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        from melodia.generation.decoding import watched  # deferred: torch, in the worker only
+
+        if job.cancel.is_set():
+            job.state, job.message = "cancelled", "cancelled before it started"
+            return
+        job.state, job.started = "running", time.perf_counter()
+        deadline = job.started + self.time_limit_s
+
+        def report(events: int, seconds: float) -> None:
+            job.events, job.seconds_done = events, seconds
+            if job.cancel.is_set():
+                raise Cancelled("cancelled")
+            if time.perf_counter() > deadline:
+                raise Cancelled(f"stopped at the time limit of {self.time_limit_s:g} s")
+
+        try:
+            with watched(report):
+                self._make(job)
+            job.state = "done"
+        except Cancelled as stop:
+            job.state, job.message = "cancelled", str(stop)
+        except (MelodiaError, OSError, ValueError) as err:
+            job.state, job.message = "failed", " ".join(str(err).split())[:500]
+        except Exception as err:  # noqa: BLE001 - the page gets a line, the log the traceback
+            log.exception("studio job %s failed", job.id)
+            job.state, job.message = "failed", f"internal error ({type(err).__name__}); see the log"
+        finally:
+            job.elapsed = time.perf_counter() - job.started
+
+    def _make(self, job: Job) -> None:
+        """Run the job's command with its outputs in the studio's folder; then its audio."""
+        from melodia.cli import given, make
+
+        args = parse(job.argv)
+        midi = self.out / f"{job.id}.mid"
+        args.output, args.audio, args.force = midi, None, False
+        if job.command == "generate":
+            args.plot = None
+            make._run_generate(args)
+        else:
+            getattr(given, f"_run_{job.command}")(args)
+        job.midi = midi
+        self._render(job)
+
+    def _render(self, job: Job) -> None:
+        from melodia.errors import RenderError
+        from melodia.output.audio import render
+
+        wav = self.out / f"{job.id}.wav"
+        try:
+            render(job.midi, wav)
+            job.audio = wav
+        except (RenderError, ImportError) as err:
+            job.message = f"no audio: {' '.join(str(err).split())[:300]}"
+
+
+__all__ = ["COMMANDS", "Cancelled", "FIELDS", "Job", "Studio", "StudioError", "Upload",
+           "parse", "to_argv"]

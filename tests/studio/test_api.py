@@ -1,0 +1,112 @@
+"""The studio's API against a real server: jobs checked as the command line checks them, bad
+requests refused in one line, nothing written outside --out, files only by job id."""
+
+from __future__ import annotations
+
+import io
+
+import pretty_midi
+
+from tests.conftest import DATA
+
+CHORALE = DATA / "chorales" / "bach__bwv10.7.mxl.mid"
+
+
+def test_a_job_writes_midi_and_audio_under_out_with_a_replayable_line(server):
+    code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                          "settings": {"seconds": "4", "seed": 11}})
+    assert code == 200 and job["state"] in ("queued", "running")
+    assert job["line"] == "melodia generate --model piano --seconds 4 --seed 11 -o " \
+                          f"{job['id']}.mid"
+    done = server.wait(job["id"])
+    assert done["state"] == "done" and done["events"] > 0, done
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"])))
+    assert 3.5 < midi.get_end_time() <= 4.6
+    assert server.fetch(done["audio"])[:4] == b"RIFF"
+    assert (server.out / f"{job['id']}.mid").is_file()
+    code, roll = server.call(f"/api/jobs/{job['id']}/roll")
+    assert code == 200 and roll["tracks"] and roll["tracks"][0]["notes"]
+    code, again = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                            "settings": {"seconds": "4", "seed": 11}})
+    again = server.wait(again["id"])
+    assert server.fetch(again["midi"]) == server.fetch(done["midi"])  # the line replays it
+
+
+def test_bad_requests_are_one_line_and_write_nothing_outside_out(server):
+    before = sorted(p.name for p in server.root.iterdir())
+    cases = [
+        ({"command": "generate", "model": "piano", "settings": {"seconds": "-3"}},
+         "--seconds"),
+        ({"command": "generate", "model": "../../etc/passwd"}, "unknown model"),
+        ({"command": "rm", "model": "piano"}, "unknown command"),
+        ({"command": "generate", "model": "piano", "settings": {"output": "/tmp/x.mid"}},
+         "does not take 'output'"),
+        ({"command": "generate", "model": "piano", "settings": {"seconds": "1e9"}}, "--seconds"),
+        ({"command": "generate", "model": "piano", "settings": {"seconds": [1]}},
+         "takes a number"),
+        ({"command": "accompany", "model": "band"}, "needs a MIDI file"),
+    ]
+    for body, words in cases:
+        code, answer = server.call("/api/jobs", body)
+        assert code == 400 and words in answer["error"], (body, answer)
+        assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
+    for settings, words in (({"style": "metal"}, "band model"),  # found once the model is read
+                            ({"form": "A-B"}, "section letters")):
+        code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                              "settings": settings})
+        failed = server.wait(job["id"])
+        assert failed["state"] == "failed" and words in failed["message"], failed
+        assert "Traceback" not in failed["message"] and failed["midi"] is None
+    for raw in (b"not json", b"[1, 2]", b"{" * 70000):
+        code, answer = server.call("/api/jobs", raw=raw)
+        assert code in (400, 413) and "error" in answer
+    for path in ("/files/..%2F..%2Fetc%2Fpasswd.mid", "/files/0001-generate.exe",
+                 "/static/..%2Fjobs.py", "/api/jobs/..%2F..", "/api/jobs/9999-generate"):
+        code, answer = server.call(path)
+        assert code == 404, path
+    code, answer = server.call("/api/upload", raw=b"MThd" + b"\0" * 10,
+                               headers={"X-Filename": "..%2F..%2Fevil.mid"})
+    assert code == 400 and "error" in answer
+    code, answer = server.call("/api/upload", raw=b"x" * (4 * 2**20 + 1))
+    assert code == 413 and "MiB" in answer["error"]
+    assert sorted(p.name for p in server.root.iterdir()) == before  # nothing new beside out/
+
+
+def test_upload_then_accompany_and_infill(server):
+    code, up = server.call("/api/upload", raw=CHORALE.read_bytes(),
+                           headers={"X-Filename": "chorale.mid"})
+    assert code == 200 and up["notes"] > 50
+    assert [p.parent for p in server.out.rglob("*.mid") if p.name.startswith(up["id"])] == [
+        server.out / "uploads"]
+    code, job = server.call("/api/jobs", {"command": "accompany", "model": "band",
+                                          "upload": up["id"],
+                                          "settings": {"lineup": "drums,bass", "seed": 2}})
+    assert code == 200 and "melodia accompany chorale.mid --model band" in job["line"]
+    done = server.wait(job["id"])
+    assert done["state"] == "done", done
+    tracks = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"]))).instruments
+    assert any(t.is_drum for t in tracks) and len(tracks) >= 5
+    code, job = server.call("/api/jobs", {"command": "infill", "model": "band",
+                                          "upload": up["id"], "settings": {"span": "2-3"}})
+    assert code == 200
+    assert server.wait(job["id"])["state"] == "done"
+    code, job = server.call("/api/jobs", {"command": "infill", "model": "band",
+                                          "upload": up["id"], "settings": {"span": "200-201"}})
+    assert code == 200
+    failed = server.wait(job["id"])
+    assert failed["state"] == "failed" and "past the end" in failed["message"]
+
+
+def test_cancel_stops_a_long_generation(server):
+    code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                          "settings": {"seconds": "3000"}})
+    assert code == 200
+    for _ in range(100):
+        if server.call(f"/api/jobs/{job['id']}")[1]["state"] == "running":
+            break
+        import time
+
+        time.sleep(0.05)
+    server.call(f"/api/jobs/{job['id']}/cancel", method="POST", raw=b"")
+    done = server.wait(job["id"], timeout=30)
+    assert done["state"] == "cancelled" and done["midi"] is None
