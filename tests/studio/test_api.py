@@ -110,3 +110,32 @@ def test_cancel_stops_a_long_generation(server):
     server.call(f"/api/jobs/{job['id']}/cancel", method="POST", raw=b"")
     done = server.wait(job["id"], timeout=30)
     assert done["state"] == "cancelled" and done["midi"] is None
+
+
+def test_song_form_through_the_page_fields(server):
+    code, job = server.call("/api/jobs", {"command": "generate", "model": "band", "settings": {
+        "form": "ABA", "bars": "1", "tempo": "120", "lineup": "drums,bass", "randomness": "0"}})
+    assert code == 200 and "--form ABA --bars 1" in job["line"]
+    done = server.wait(job["id"])
+    assert done["state"] == "done", done
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"])))
+    assert abs(midi.get_end_time() - 3 * 2.0) < 0.05  # three one-bar sections at 120 BPM
+
+
+def test_models_found_in_a_folder(tmp_path):
+    from melodia.cli.studio import found_models
+    from melodia.model.export import export_model
+    from tests.studio.conftest import Server
+
+    export_model("piano", tmp_path / "models" / "my-piano", "float16", False)
+    assert found_models(tmp_path / "models") == {
+        "piano": "piano", "band": "band", "my-piano": str((tmp_path / "models/my-piano").resolve())}
+    server = Server(tmp_path, "--models", str(tmp_path / "models"))
+    try:
+        assert "my-piano" in server.call("/api/options")[1]["models"]
+        code, job = server.call("/api/jobs", {"command": "generate", "model": "my-piano",
+                                              "settings": {"seconds": "2", "seed": 1}})
+        assert code == 200 and f"--model {tmp_path / 'models' / 'my-piano'}" in job["line"]
+        assert server.wait(job["id"])["state"] == "done"
+    finally:
+        assert "Traceback" not in server.stop()

@@ -116,7 +116,7 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
         argv.append(str(upload.path))
         shown.append(upload.name)
     argv += ["--model", model]
-    shown += ["--model", Path(model).name if "/" in model else model]
+    shown += ["--model", model]  # a model from --models by its path: the line replays it
     for name, value in settings.items():
         if name not in ONLY[command]:
             raise StudioError(f"{command} does not take {name!r}")
