@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from melodia.cli.common import _output, _print, midi_output, not_an_input
-from melodia.cli.make import _generate_config, _render_audio
+from melodia.cli.make import _also_audio, _generate_config
 from melodia.errors import MelodiaError
 from melodia.util.knobs import argument
 
@@ -88,9 +88,7 @@ def _run_accompany(args: argparse.Namespace) -> int:
     notes = sum(len(t.notes) for t in result.parts[0])
     _print(f"wrote {path}: {args.song.name} as it was, plus {notes} new notes over "
            f"{result.end_s:.1f} s")
-    if args.audio is not None:
-        _render_audio(path, args.audio)
-        _print(f"  audio: {args.audio}")
+    _also_audio(path, args.audio)
     _print(f"seed {result.seed}; {elapsed:.1f} s")
     return 0
 
@@ -152,9 +150,7 @@ def _run_infill(args: argparse.Namespace) -> int:
                f"from bar to bar in {args.song.name})")
     path = result.write(output)
     _print(f"wrote {path}")
-    if args.audio is not None:
-        _render_audio(path, args.audio)
-        _print(f"  audio: {args.audio}")
+    _also_audio(path, args.audio)
     _print(f"seed {result.seed}; {elapsed:.1f} s")
     return 0
 

@@ -319,11 +319,16 @@ def _run_form(args: argparse.Namespace, primer) -> int:
 
         plot_piano_roll(path, args.plot)
         _print(f"  piano roll: {args.plot}")
-    if args.audio is not None:
-        _render_audio(path, args.audio)
-        _print(f"  audio: {args.audio}")
+    _also_audio(path, args.audio)
     _print(f"seed {song.seed}; variation {song.variation:g}; {elapsed:.1f} s")
     return 0
+
+
+def _also_audio(midi: Path, audio: Path | None) -> None:
+    """``--audio``: render the MIDI file just written, and say where."""
+    if audio is not None:
+        _render_audio(midi, audio)
+        _print(f"  audio: {audio}")
 
 
 def _render_audio(midi: Path, audio: Path) -> None:

@@ -41,9 +41,9 @@ from melodia.generation.accompaniment import new_parts
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.guide import DEFAULT_STRENGTH, BarGuide, Segment, bar_onsets
 from melodia.generation.infill import (fill_band, fill_piano, has_programs, instrument_of,
-                                       prefix_context)
+                                       prefix_context, save)
 from melodia.generation.session import open_session
-from melodia.midi import TEMPO_DTYPE, Score, Track, write_midi
+from melodia.midi import TEMPO_DTYPE, Score, Track
 from melodia.midi.bars import bar_set
 from melodia.model.registry import load_model
 from melodia.model.stepper import threads
@@ -70,10 +70,7 @@ class Form:
     band: dict[str, Any] | None = field(default=None)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_midi(self.score, path)
-        return path
+        return save(self.score, path)
 
 
 def parse_form(form: str) -> str:

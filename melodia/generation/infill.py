@@ -67,10 +67,15 @@ class Infill:
     real: np.ndarray
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_midi(self.score, path)
-        return path
+        return save(self.score, path)
+
+
+def save(score: Score, path: str | Path) -> Path:
+    """Write ``score`` as a MIDI file at ``path`` (its folder made if need be)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(score, path)
+    return path
 
 
 def instrument_of(track: Track) -> int:
@@ -362,5 +367,5 @@ def infill(song, bars: str, tracks: str | Sequence[str] | None = None, model="ba
 
 
 __all__ = ["CANDIDATES", "Infill", "fill_band", "fill_piano", "filled", "has_programs", "infill",
-           "infill_ids", "instrument_of", "model_view", "prefix_context", "select_tracks",
+           "infill_ids", "instrument_of", "model_view", "prefix_context", "save", "select_tracks",
            "stand_ins"]
