@@ -59,12 +59,19 @@ def grid_steps(tempos, until: int, sps: int, tolerance_s: float = GRID_TOLERANCE
                ) -> np.ndarray:
     """``bool[until + 1]``: the steps within ``tolerance_s`` of a 16th note or an eighth-note
     triplet of the tempo map ``tempos`` (``[[time_s, qpm], ...]``, the grid starting at 0 s)."""
-    seconds = np.arange(until + 1) / sps
+    return on_grid(np.arange(until + 1), tempos, sps, tolerance_s)
+
+
+def on_grid(steps: np.ndarray, tempos, sps: int, tolerance_s: float = GRID_TOLERANCE_S
+            ) -> np.ndarray:
+    """``bool[len(steps)]``: which ``steps`` are on :func:`grid_steps`' grid (any step: a
+    stream without end asks for its own)."""
+    seconds = np.asarray(steps) / sps
     beats = beats_at(seconds, tempos)
     starts, qpm, _ = beat_map(tempos)
     tolerance_beats = tolerance_s * qpm[np.maximum(np.searchsorted(starts, seconds, "right") - 1,
                                                    0)] / 60.0
-    near = np.zeros(until + 1, dtype=bool)
+    near = np.zeros(len(seconds), dtype=bool)
     for per_beat in (4, 3):
         off = np.abs(beats * per_beat - np.rint(beats * per_beat)) / per_beat
         near |= off <= tolerance_beats + 1e-9
@@ -78,7 +85,8 @@ class Forcer:
     place in them, and the velocity bin in force in its stream (``velocity``: after the
     context; :data:`FREE`: none yet).
     An event whose step a row has passed (a context that ran over it) is emitted at once.
-    ``grid`` (:func:`grid_steps`): the steps where new drum hits may fall (None: any).
+    ``grid`` (:func:`grid_steps`): the steps where new drum hits may fall (None: any), or a
+    function of the rows' steps saying whether each is on it (:func:`on_grid`).
     """
 
     def __init__(self, encoding: PerformanceEncoding, events: np.ndarray, batch: int = 1,
@@ -133,8 +141,9 @@ class Forcer:
         mask = mask.copy()
         mask[:, shifts] &= self.shift_steps[None] <= room[:, None]
         if self.grid is not None:
-            off = (grammar.instrument == DRUMS) & ~self.grid[np.minimum(grammar.now,
-                                                                        len(self.grid) - 1)]
+            grid = (self.grid(grammar.now) if callable(self.grid) else
+                    self.grid[np.minimum(grammar.now, len(self.grid) - 1)])
+            off = (grammar.instrument == DRUMS) & ~grid
             mask[off, self.on] = False
             mask[off, self.vel] = False
         empty = ~mask.any(axis=1)
@@ -175,4 +184,4 @@ def iter_given(stepper: Stepper, start: Start, sampler: SamplerConfig,
 
 
 __all__ = ["FREE", "Forcer", "GIVEN_DTYPE", "GRID_TOLERANCE_S", "given_events", "grid_steps",
-           "iter_given"]
+           "iter_given", "on_grid"]

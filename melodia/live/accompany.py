@@ -38,10 +38,10 @@ import mido
 import numpy as np
 import torch
 
-from melodia.encoding.events import NOTE_OFF, NOTE_ON
+from melodia.encoding.events import NOTE_OFF, NOTE_ON, lookup_tables
 from melodia.encoding.quantize import velocity_to_bin
 from melodia.generation.accompaniment import require_band
-from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, grid_steps
+from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, on_grid
 from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 CLICK = 37  # GM side stick: the count-in
 CLICK_S = 0.05  # a click's length
 WATCH_S = 0.5  # how often the player's port is looked for
-GRID_S = 3600.0  # the drum grid is laid out this far ahead (then repeated)
 CLOCK_WAIT_S = 60.0  # how long --follow-clock waits for the sender's first beat of ticks
 
 
@@ -143,8 +142,9 @@ def band_ids(checkpoint: Checkpoint, config, part: PlayerPart, origin: Callable[
     frame = Frame(tempo_ids(encoding, qpm), None, (instrument,))
     session = open_session(checkpoint, dataclasses.replace(config, tempo=qpm), None, 1, frame)
     sps = encoding.config.steps_per_second
-    grid = grid_steps(np.array([[0.0, qpm]]), int(GRID_S * sps), sps)
-    forcer = LiveForcer(encoding, np.zeros(0, GIVEN_DTYPE), 1, grid=grid)
+    tempos = np.array([[0.0, qpm]])
+    forcer = LiveForcer(encoding, np.zeros(0, GIVEN_DTYPE), 1,
+                        grid=lambda now: on_grid(now, tempos, sps))  # for as long as it plays
     grammar, mask, logits, features, state, inputs = session.start
     generator = torch.Generator().manual_seed(session.seed)
     pitches = (encoding.config.min_pitch, encoding.config.max_pitch)
@@ -183,7 +183,7 @@ def band_messages(ids: Iterator[tuple[int, bool]], checkpoint: Checkpoint, chann
     """The band's messages, ``offset_s`` later: the given (player's) note events are not
     decoded, so nothing of the player is echoed; the rest as :class:`StreamDecoder` plays it."""
     decoder = StreamDecoder(checkpoint.encoding, channel)
-    kinds = decoder._kinds
+    kinds = lookup_tables(checkpoint.encoding.vocab)[0]
     for event, given in ids:
         if given and kinds[event] in (NOTE_ON, NOTE_OFF):
             continue

@@ -131,3 +131,13 @@ def test_accompany_refuses_what_it_cannot_do():
     drums = midi_bytes(Score([Track(make_notes([0.0], [0.1], [36], [90]), is_drum=True)]))
     with pytest.raises(GenerateError, match="its own drums"):
         accompany_ids("band", drums, GenerateConfig(seed=1, lineup="drums,bass"))
+
+
+def test_on_grid_agrees_with_grid_steps_and_runs_on_past_it():
+    from melodia.generation.given import on_grid
+
+    tempos = np.array([[0.0, 97.0]])
+    assert np.array_equal(on_grid(np.arange(2001), tempos, 100), grid_steps(tempos, 2000, 100))
+    steady = np.array([[0.0, 120.0]])  # a beat is 50 steps: five hours on, the same grid
+    later = on_grid(np.arange(200) + 5 * 3600 * 100, steady, 100)
+    assert np.array_equal(later, on_grid(np.arange(200), steady, 100)) and 0 < later.mean() < 1
