@@ -24,6 +24,7 @@ import functools
 import itertools
 import logging
 import signal
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -126,17 +127,34 @@ def _from_first_note(music: Iterator[tuple]) -> Iterator[tuple]:
 def _stop_on_signals(stop: threading.Event):
     """SIGINT (Ctrl-C), SIGTERM and SIGHUP set ``stop``: the player ends its notes and returns,
     even while the model is still loading. A second Ctrl-C raises KeyboardInterrupt, which the
-    player also survives cleanly."""
+    player also survives cleanly.
+
+    The handler itself takes no lock: a handler runs in the main thread between two bytecodes,
+    possibly while that thread holds ``stop``'s own lock (inside ``stop.wait``), and
+    ``stop.set()`` there waits for ever. So the signal wakes a watcher thread (through
+    :func:`signal.set_wakeup_fd`), and the watcher sets ``stop``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    wake, woken = socket.socketpair()
+    wake.setblocking(False)
+    interrupts: list[int] = []  # appended by the handler: no lock
 
     def handler(signum, _frame) -> None:
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
+        if signum == signal.SIGINT:
+            interrupts.append(signum)
+            if len(interrupts) > 1:
+                raise KeyboardInterrupt
 
+    def watch() -> None:
+        while woken.recv(64) and not done:
+            stop.set()
+
+    done = False
+    watcher = threading.Thread(target=watch, name="melodia-signals", daemon=True)
+    watcher.start()
     previous = {}
+    old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             previous[sig] = signal.signal(sig, handler)
@@ -145,6 +163,12 @@ def _stop_on_signals(stop: threading.Event):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        signal.set_wakeup_fd(old_fd)
+        done = True
+        wake.send(b"\0")
+        watcher.join(1.0)
+        wake.close()
+        woken.close()
 
 
 def stream(config: StreamConfig, stop: threading.Event | None = None,

@@ -208,3 +208,29 @@ def test_call_and_response_answers_round_after_round(tmp_path: Path):
     assert all(r.phrase_notes == 3 and r.first_note_at is not None for r in rounds)
     assert all(0 < r.compute_s < 1.0 for r in rounds)  # melodia's own reaction
     assert not _unended(heard)
+
+
+def test_a_signal_while_the_stop_event_is_locked_still_stops(tmp_path: Path):
+    """A signal handler runs in the main thread, perhaps while it holds the stop event's own
+    lock (inside ``stop.wait``); setting the event there waited for ever (seen once in CI:
+    a stream that no SIGINT or SIGTERM could end). Holding the lock on purpose shows it."""
+    script = ("import os, signal, threading, time\n"
+              "from melodia.live.stream import _stop_on_signals\n"
+              "stop = threading.Event()\n"
+              "with _stop_on_signals(stop):\n"
+              "    with stop._cond:\n"
+              "        os.kill(os.getpid(), signal.SIGTERM)\n"
+              "        time.sleep(0.2)  # the handler runs in here\n"
+              "    assert stop.wait(5)\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    time.sleep(0.05)\n"
+              "    try:\n"
+              "        os.kill(os.getpid(), signal.SIGINT)\n"
+              "        time.sleep(0.5)\n"
+              "    except KeyboardInterrupt:\n"
+              "        print('second ctrl-c')\n"
+              "print('stopped')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0 and run.stdout.split() == ["second", "ctrl-c", "stopped"], \
+        run.stderr
