@@ -61,6 +61,9 @@ def _add_accompany(sub: argparse._SubParsersAction) -> None:
         "  melodia accompany piano.mid --lineup drums,bass --tempo 96 --audio out.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("song", type=Path, help="the MIDI file to accompany")
+    p.add_argument("--harmony", type=argument("lean"), default=None, metavar="X",
+                   help="how strongly bass and chords lean on the song's harmony in each beat: "
+                   "a logit bonus for its pitch classes (default 0.5; 0: the model alone)")
     p.add_argument("--lineup", default="drums,bass", metavar="INSTRUMENTS",
                    help="the parts to add: drums, GM families (bass, guitar, keys, organ, "
                    "strings, brass...), GM names or programs (default drums,bass); the song's "
@@ -79,7 +82,9 @@ def _run_accompany(args: argparse.Namespace) -> int:
     _output(output)
     config = _generate_config(args, seconds=10.0)
     start = time.perf_counter()
-    result = accompany_ids(args.model, args.song, config, drum_grid=not args.free_drums)
+    harmony = {} if args.harmony is None else {"harmony": args.harmony}
+    result = accompany_ids(args.model, args.song, config, drum_grid=not args.free_drums,
+                           **harmony)
     elapsed = time.perf_counter() - start
     band = result.band
     _print(f"band: {band['style'] or 'no style'} at {band['qpm']:.0f} BPM: "

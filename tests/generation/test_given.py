@@ -141,3 +141,19 @@ def test_on_grid_agrees_with_grid_steps_and_runs_on_past_it():
     steady = np.array([[0.0, 120.0]])  # a beat is 50 steps: five hours on, the same grid
     later = on_grid(np.arange(200) + 5 * 3600 * 100, steady, 100)
     assert np.array_equal(later, on_grid(np.arange(200), steady, 100)) and 0 < later.mean() < 1
+
+
+def test_harmony_guide_favours_the_beats_pitch_classes_for_pitched_parts():
+    from melodia.generation.accompaniment import harmony_guide
+    from melodia.midi import Score, Track, make_notes
+
+    encoding = BandEncoding()
+    song = Score([Track(make_notes([0.0, 0.0], [0.5, 0.5], [60, 64], [80, 80]))])  # C, E: beat 0
+    guide = harmony_guide(song, encoding, np.array([[0.0, 120.0]]), 100, 2.0)
+    bias = guide.bias(np.array([10, 10, 60]), np.array([33, 128, 33])).numpy()
+    on = encoding.vocab.offset("NOTE_ON") - encoding.vocab.range("NOTE_ON").min
+    assert bias[0, on + 36] == 2.0 and bias[0, on + 64] == 2.0  # C and E in any octave
+    assert bias[0, on + 43] == 2.0  # G: the C major triad they imply
+    assert bias[0, on + 37] == 0.0 and bias[1].max() == 0.0  # not C#; drums get nothing
+    assert bias[2].max() == 0.0  # beat 1: the song is silent
+    assert harmony_guide(song, encoding, np.array([[0.0, 120.0]]), 100, 0.0) is None
