@@ -139,3 +139,17 @@ def test_models_found_in_a_folder(tmp_path):
         assert server.wait(job["id"])["state"] == "done"
     finally:
         assert "Traceback" not in server.stop()
+
+
+def test_a_generation_stops_at_the_time_limit(tmp_path):
+    from tests.studio.conftest import Server
+
+    server = Server(tmp_path, "--time-limit", "1")
+    try:
+        code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                              "settings": {"seconds": "3000"}})
+        done = server.wait(job["id"], timeout=30)
+        assert done["state"] == "cancelled" and "time limit of 1 s" in done["message"], done
+        assert done["elapsed"] < 5 and not list(server.out.glob("*.mid"))
+    finally:
+        assert "Traceback" not in server.stop()
