@@ -122,3 +122,27 @@ def test_keyboard_alone_and_a_narrow_window(browser, server):
     job = _result(browser, server)
     assert job["state"] == "done"
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+
+
+def test_a_song_chosen_on_the_page_is_accompanied(browser, server):
+    from tests.conftest import DATA
+
+    chorale = DATA / "chorales" / "bach__bwv10.7.mxl.mid"
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "command")).select_by_value("accompany")
+    Select(browser.find_element(By.ID, "model")).select_by_value("band")
+    assert browser.find_element(By.ID, "lineup").is_displayed()
+    assert not browser.find_element(By.ID, "seconds").is_displayed()  # not an accompany knob
+    browser.find_element(By.ID, "file").send_keys(str(chorale))
+    WebDriverWait(browser, 20).until(
+        lambda d: "notes" in d.find_element(By.ID, "file-info").text)
+    _set(browser, "lineup", "drums,bass")
+    _set(browser, "seed", "4")
+    assert browser.find_element(By.ID, "go").text == "Accompany"
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    assert job["line"].startswith(f"melodia accompany {chorale.name} --model band")
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(job["midi"])))
+    original = pretty_midi.PrettyMIDI(str(chorale))
+    assert len(midi.instruments) > len(original.instruments)
+    assert any(i.is_drum for i in midi.instruments)
