@@ -8,7 +8,7 @@ from pathlib import Path
 
 from melodia.cli.common import _output, _print, midi_output, not_an_input
 from melodia.cli.make import _also_audio, _generate_config
-from melodia.errors import MelodiaError
+from melodia.errors import GenerateError, MelodiaError
 from melodia.util.knobs import argument
 
 # what `_generate_config` reads that these commands do not ask for
@@ -182,7 +182,6 @@ def _run_evaluate_given(args: argparse.Namespace) -> int:
     import numpy as np
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.errors import GenerateError
     from melodia.evaluate.accompaniment import link_scores
     from melodia.midi import read_midi
     from melodia.midi.files import read_file_bytes
@@ -226,7 +225,6 @@ def _run_evaluate_given(args: argparse.Namespace) -> int:
 def _tracks(score, part: str) -> list[int]:
     """The tracks of ``score`` that ``part`` names (none where it has no such track)."""
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.errors import GenerateError
     from melodia.generation.infill import select_tracks
 
     try:

@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 
 from melodia.cli.common import _print, positive_float
+from melodia.cli.given import _run_accompany, _run_infill
+from melodia.cli.make import _run_generate
 from melodia.errors import MelodiaError
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
@@ -72,7 +74,7 @@ def _run_studio(args: argparse.Namespace) -> int:
         import uvicorn
 
         from melodia.cli.studio.app import create_app
-        from melodia.cli.studio.jobs import Studio
+        from melodia.cli.studio.jobs import Refusing, Studio
     except ImportError as err:
         raise MelodiaError(f"the studio needs its web server ({err.name} is missing): "
                            "pip install 'melodia[studio]'") from None
@@ -81,7 +83,12 @@ def _run_studio(args: argparse.Namespace) -> int:
     if args.host not in LOCAL:
         _print(f"warning: listening on {args.host}: other computers on the network can reach "
                "the studio and make it write files under --out")
-    studio = Studio(args.out, found_models(args.models), args.time_limit)
+    from melodia.cli import build_parser  # deferred: melodia.cli imports this command
+
+    commands = {"generate": _run_generate, "accompany": _run_accompany, "infill": _run_infill}
+    studio = Studio(args.out, found_models(args.models),
+                    lambda argv: build_parser(Refusing).parse_args(argv), commands,
+                    args.time_limit)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -29,8 +29,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from melodia.errors import MelodiaError
 from melodia.cli.studio.jobs import MAX_ROLL_NOTES, Studio, StudioError
+from melodia.errors import MelodiaError
+from melodia.midi import instrument_name, read_midi
+from melodia.util.knobs import KNOBS
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 def options(studio: Studio) -> dict[str, Any]:
     """What the page offers: models, the band's styles, knob limits."""
-    from melodia.generation.session import band_styles
-    from melodia.util.knobs import KNOBS
+    from melodia.generation.session import band_styles  # deferred: torch, on the first call
 
     styles: list[str] = []
     if "band" in studio.models:
@@ -91,8 +92,6 @@ def options(studio: Studio) -> dict[str, Any]:
 def roll(path) -> dict[str, Any]:
     """A MIDI file's notes for the piano roll: per track its name and notes (start, end,
     pitch, velocity), at most :data:`MAX_ROLL_NOTES` in all."""
-    from melodia.midi import instrument_name, read_midi
-
     score = read_midi(path)
     tracks, left = [], MAX_ROLL_NOTES
     for track in score.tracks:

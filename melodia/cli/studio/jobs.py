@@ -22,9 +22,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from melodia.errors import MelodiaError
+from melodia.errors import MelodiaError, RenderError
+from melodia.midi import read_midi
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ class StudioError(MelodiaError):
     """A request the studio refuses: one line for the page."""
 
 
-class _Refusing(argparse.ArgumentParser):
-    """melodia's parser, refusing bad options with an exception instead of exiting."""
+class Refusing(argparse.ArgumentParser):
+    """A parser that refuses bad options with a :class:`StudioError` instead of exiting (the
+    studio builds melodia's own parser with it)."""
 
     def error(self, message: str):
         raise StudioError(message)
@@ -137,18 +139,18 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
     return argv, shown
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    """``argv`` parsed by melodia's own parser; a bad option is a :class:`StudioError`."""
-    from melodia.cli import build_parser  # deferred: the CLI imports the studio's command
-
-    return build_parser(_Refusing).parse_args(argv)
+Parse = Callable[[list[str]], argparse.Namespace]
+Run = Callable[[argparse.Namespace], int]
 
 
 class Studio:
-    """The jobs of one studio session, run one at a time in a worker thread."""
+    """The jobs of one studio session, run one at a time in a worker thread: ``parse`` checks
+    an argument list as the command line does (raising :class:`StudioError`), ``run`` holds
+    each command's own code (``melodia.cli``'s ``_run_<command>``)."""
 
-    def __init__(self, out: Path, models: dict[str, str], time_limit_s: float =
-                 DEFAULT_TIME_LIMIT_S) -> None:
+    def __init__(self, out: Path, models: dict[str, str], parse: Parse, run: dict[str, Run],
+                 time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
+        self.parse, self.run = parse, run
         self.out = out.resolve()
         (self.out / "uploads").mkdir(parents=True, exist_ok=True)
         self.models, self.time_limit_s = models, time_limit_s
@@ -165,8 +167,6 @@ class Studio:
 
     def upload(self, data: bytes, name: str) -> Upload:
         """Keep a dropped MIDI file (checked as ``encode`` reads files) under the output folder."""
-        from melodia.midi import read_midi
-
         shown = Path(name or "upload.mid").name[:MAX_TEXT] or "upload.mid"
         score = read_midi(data, name=shown)  # one clear line for what is not MIDI
         upload_id = uuid.uuid4().hex
@@ -197,7 +197,7 @@ class Studio:
         if command in COMMANDS and settings.get("seed") in (None, ""):
             settings = {**settings, "seed": secrets.randbelow(2**31)}  # so the line replays it
         argv, shown = to_argv(command, settings, self.models[model], upload)
-        args = parse(argv)  # every value checked now, before the job is queued
+        args = self.parse(argv)  # every value checked now, before the job is queued
         job_id = f"{next(self._count):04d}-{command}"
         job = Job(job_id, command, {"model": model, **settings}, argv,
                   "melodia " + shlex.join([*shown, "-o", f"{job_id}.mid"]),
@@ -264,22 +264,15 @@ class Studio:
 
     def _make(self, job: Job) -> None:
         """Run the job's command with its outputs in the studio's folder; then its audio."""
-        from melodia.cli import given, make
-
-        args = parse(job.argv)
+        args = self.parse(job.argv)
         midi = self.out / f"{job.id}.mid"
-        args.output, args.audio, args.force = midi, None, False
-        if job.command == "generate":
-            args.plot = None
-            make._run_generate(args)
-        else:
-            getattr(given, f"_run_{job.command}")(args)
+        args.output, args.audio, args.force, args.plot = midi, None, False, None
+        self.run[job.command](args)
         job.midi = midi
         self._render(job)
 
     def _render(self, job: Job) -> None:
-        from melodia.errors import RenderError
-        from melodia.output.audio import render
+        from melodia.output.audio import render  # deferred: FluidSynth, in the worker only
 
         wav = self.out / f"{job.id}.wav"
         try:
@@ -289,5 +282,5 @@ class Studio:
             job.message = f"no audio: {' '.join(str(err).split())[:300]}"
 
 
-__all__ = ["COMMANDS", "Cancelled", "FIELDS", "Job", "Studio", "StudioError", "Upload",
-           "parse", "to_argv"]
+__all__ = ["COMMANDS", "Cancelled", "FIELDS", "Job", "Refusing", "Studio", "StudioError",
+           "Upload", "to_argv"]
