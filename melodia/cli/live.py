@@ -84,7 +84,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    help="take the beat from MIDI clock arriving on the --accompany port (a "
                    "DAW's or drum machine's): the band waits for it, plays at its tempo and "
                    "follows its changes (--tempo: the tempo the band is told, default the "
-                   "clock's first beat)")
+                   "tempo measured over the clock's first two beats)")
     _add_music_options(p)
 
 
