@@ -39,6 +39,7 @@ from melodia.errors import GenerateError
 from melodia.evaluate.accompaniment import jaccard
 from melodia.generation.accompaniment import new_parts
 from melodia.generation.config import GenerateConfig, SamplerConfig
+from melodia.generation.generator import mark_end
 from melodia.generation.guide import DEFAULT_STRENGTH, BarGuide, Segment, bar_onsets
 from melodia.generation.infill import (fill_band, fill_piano, has_programs, instrument_of,
                                        prefix_context, save)
@@ -235,6 +236,7 @@ def form_ids(model, config: GenerateConfig, form: str, bars: int,
                 song = place(song, player.play(song, b0, b1, guide), b0, b1)
             varied.append([index * bars + k + 1 for k in chosen])
     song.until_s = len(letters) * bars * bar_s
+    mark_end(song, song.until_s)
     band = None if player.plan is None else {
         k: player.plan[k] for k in ("style", "instruments", "names", "qpm")}
     return Form(song, letters, bars, sections, varied, variation, seed, band)

@@ -83,6 +83,14 @@ def _keep_length(score: Score, ids: np.ndarray, encoding: PerformanceEncoding,
             notes["end_s"] = np.minimum(notes["end_s"], end)
             track.notes = notes
             track.pedal = track.pedal[track.pedal["time_s"] < end]
+    return mark_end(score, end)
+
+
+def mark_end(score: Score, end: float) -> Score:
+    """A score that ends in a rest keeps its length: a sustain-pedal-off at ``end`` (on its
+    first pitched track) makes the MIDI file, and a DAW, last until then."""
+    if not score.tracks:
+        return score
     track = next((t for t in score.tracks if not t.is_drum), score.tracks[0])
     if end > score.notes_end_s and (not len(track.pedal) or track.pedal["time_s"].max() < end):
         marker = np.array([(end, 0)], dtype=PEDAL_DTYPE)
@@ -216,4 +224,4 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
         yield int(step.ids[0])
 
 
-__all__ = ["Generated", "generate", "generate_ids", "iter_events"]
+__all__ = ["Generated", "generate", "generate_ids", "iter_events", "mark_end"]
