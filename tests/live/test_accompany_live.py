@@ -81,7 +81,7 @@ def test_the_band_plays_with_the_player_and_stops_clean(how: str, tmp_path: Path
         assert "came in" in err
         entry = float(err.split("the band came in ")[1].split(" ms")[0]) / 1000
         assert abs(entry) <= BEAT_S  # the band's first note within a beat of the player's
-        assert "0 underruns" in err
+        # (jitter and underruns are timing figures: tests/benchmarks/bench_live_accompany.py)
 
 
 def test_the_band_follows_midi_clock(tmp_path: Path):
