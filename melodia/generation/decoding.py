@@ -68,10 +68,14 @@ class Step(NamedTuple):
 
 
 def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
-               generator: torch.Generator) -> Iterator[Step]:
-    """Yield each step of ``start``'s rows (``beam_size > 1``: of their beams), without end."""
+               generator: torch.Generator, guide=None) -> Iterator[Step]:
+    """Yield each step of ``start``'s rows (``beam_size > 1``: of their beams), without end;
+    sampled rows lean on ``guide``'s bonuses where one is given (a
+    :class:`~melodia.generation.guide.BarGuide`)."""
     grammar, mask, logits, features, state, inputs = start
     beam, kept, scores = sampler.beam_size > 1, None, None
+    if beam and guide is not None:
+        raise ValueError("a guide leans sampled rows; beam search takes none")
     instrument = grammar.instrument
     if beam:  # every context becomes `width` rows, all alike until the first events
         pieces, width = grammar.batch, sampler.beam_size * sampler.branch_factor
@@ -83,12 +87,16 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
         mask, instrument = mask[kept], instrument[kept]
         scores = torch.zeros(len(kept), dtype=torch.float64)
     for n in itertools.count(1):
+        if guide is not None:
+            logits = logits + guide.bias(grammar.now, instrument).to(logits.dtype)
         ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds,
                      instrument)
         if beam:
             masked = logits.float().masked_fill(~torch.from_numpy(mask), -math.inf)
             scores = scores + torch.log_softmax(masked, -1).gather(1, ids[:, None])[:, 0].double()
         chosen = ids.numpy()
+        if guide is not None:
+            guide.update(chosen, grammar.kinds, grammar.values, instrument)
         mask = grammar.advance(chosen, kept)
         yield Step(chosen, kept, scores)  # before the model's step: a live player waits less
         logits, features, state = stepper.step(ids, state, inputs and inputs(grammar))

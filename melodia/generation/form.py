@@ -178,13 +178,13 @@ class _Player:
             piece = fill_band(self.checkpoint, self.config, song, context, [], self.lineup,
                               step0, step1, self.drum_grid, guide, draw)[0]
         else:
-            piece = fill_piano(self.checkpoint, self.config, context, step1, draw)[0]
+            piece = fill_piano(self.checkpoint, self.config, context, step1, draw, guide)[0]
         return new_parts(np.concatenate([context, piece]), self.encoding, self.lineup, t0, t1)
 
     def lean_on(self, song: Score, a0: float, a1: float, t0: float, t1: float,
                 strength: float) -> BarGuide | None:
-        """A copy prior for ``[t0, t1)`` toward the bar ``[a0, a1)`` of ``song`` (band only)."""
-        if not self.band or strength <= 0:
+        """A copy prior for ``[t0, t1)`` toward the bar ``[a0, a1)`` of ``song``."""
+        if strength <= 0:
             return None
         sps = self.encoding.config.steps_per_second
         q = self.encoding.quantize(song)

@@ -64,7 +64,8 @@ class BarGuide:
         self.segments, self.batch, self.strength = segments, batch, float(strength)
         self.size = vocab.size
         self.on0 = vocab.offset("NOTE_ON") - vocab.range("NOTE_ON").min
-        self.prog0 = vocab.offset("PROGRAM")
+        self.prog0 = (vocab.offset("PROGRAM") if "PROGRAM" in [r.type for r in vocab.ranges]
+                      else None)  # a one-instrument encoding: every onset is its own
         self.shift0 = vocab.offset("TIME_SHIFT") - vocab.range("TIME_SHIFT").min
         self.max_shift = vocab.range("TIME_SHIFT").max
         self.struck: list[set[tuple[int, int]]] = [set() for _ in range(batch)]
@@ -85,7 +86,7 @@ class BarGuide:
             at = (int(now[b]) - segment.origin) % segment.length
             due = segment.onsets.get(at, frozenset()) - self.struck[b]
             for i, p in due:
-                if i == int(instrument[b]):
+                if i == int(instrument[b]) or self.prog0 is None:
                     out[b, self.on0 + p] += self.strength
                 else:
                     out[b, self.prog0 + i] = self.strength

@@ -340,14 +340,15 @@ def fill_band(checkpoint, config: GenerateConfig, score: Score, context: np.ndar
 
 
 def fill_piano(checkpoint, config: GenerateConfig, context: np.ndarray, step1: int,
-               draw: int | None = None) -> list:
-    """``config.num`` streams of a one-instrument model from ``context`` to ``step1``; then
-    the session's seed. ``draw``: the sampling seed (default the session's)."""
+               draw: int | None = None, guide: BarGuide | None = None) -> list:
+    """``config.num`` streams of a one-instrument model from ``context`` to ``step1``,
+    leaning on ``guide`` if given; then the session's seed. ``draw``: the sampling seed
+    (default the session's)."""
     session = open_session(checkpoint, config, None, config.num, Frame(context))
     if session.sampler.beam_size > 1:
         raise GenerateError("infill samples; use --beam 1")
     generator = torch.Generator().manual_seed(session.seed if draw is None else draw)
-    steps = iter_steps(session.stepper, session.start, session.sampler, generator)
+    steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide)
     grammar, sps = session.start.grammar, session.encoding.config.steps_per_second
     cap = int((step1 - int(grammar.now[0])) / sps * EVENTS_PER_SECOND_CAP) + 100
     return [*sample_rows(steps, grammar, max_events=cap, until_step=step1), session.seed]

@@ -141,3 +141,24 @@ def test_infill_bad_input_is_one_clear_error():
         infill(midi_bytes(Score()), "1", seed=1)
     with pytest.raises(GenerateError, match="piano model fills every pitched track"):
         infill(song, "2", "bass", model="piano", seed=1)
+
+
+def test_bar_guide_speaks_a_one_instrument_encoding():
+    from melodia.encoding import get_encoding
+
+    encoding = get_encoding("piano")
+    q = encoding.quantize(Score([Track(make_notes([0.0, 0.5], [0.4, 0.9], [60, 64], [80, 80]))]))
+    guide = BarGuide(encoding, [Segment(0, 200, 0, 200, bar_onsets(q, 0, 200))], 1, 3.0)
+    bias = guide.bias(np.array([0]), np.array([0])).numpy()[0]
+    on = encoding.vocab.offset("NOTE_ON") - encoding.vocab.range("NOTE_ON").min
+    assert bias[on + 60] == 3.0 and bias[on + 64] == 0.0  # the onset due now, not the later one
+    assert np.count_nonzero(bias) == 2  # and the TIME_SHIFT that reaches 0.5 s
+
+
+def test_piano_form_variations_lean_on_the_bar_they_replace():
+    from melodia.generation.form import form, section_matches
+
+    song = form("AA", bars=4, model="piano", randomness=0.5, seed=3)
+    again = section_matches(song)["A2"]
+    varied = [again[k - 5] for k in song.varied[1]]
+    assert len(varied) == 2 and all(0 < j < 1 for j in varied)  # varied, yet near the original
