@@ -84,10 +84,13 @@ def test_the_band_plays_with_the_player_and_stops_clean(how: str, tmp_path: Path
         # (jitter and underruns are timing figures: tests/benchmarks/bench_live_accompany.py)
 
 
-def test_the_band_follows_midi_clock(tmp_path: Path):
-    """The player's port also sends beat clock at 100 BPM; melodia, told no tempo, takes it
-    from the clock: its drums land on the 16ths of 100 BPM from the player's downbeat."""
-    tag = f"{os.getpid()}-clock"
+@pytest.mark.parametrize("told", [None, 120])
+def test_the_band_follows_midi_clock(told, tmp_path: Path):
+    """The player's port also sends beat clock at 100 BPM. Told no tempo, melodia measures it
+    and its drums land on the 100 BPM grid from the player's downbeat; told 120, it still
+    plays on the sender's beats: the count-in's clicks 0.6 s apart, and 4 + 12 beats of music
+    (a bar of count-in, then 6 s at 120) lasting 9.6 s, not 8."""
+    tag = f"{os.getpid()}-clock{told}"
     player_out, received = tmp_path / "player.json", tmp_path / "got.json"
     player = subprocess.Popen(
         [sys.executable, str(PLAYER), str(CHORALE), "--virtual", f"player-{tag}", "--listen",
@@ -98,7 +101,8 @@ def test_the_band_follows_midi_clock(tmp_path: Path):
     band = subprocess.Popen(
         [sys.executable, "-m", "melodia.cli", "stream", "--model", "band", "--accompany",
          f"player-{tag}", "--virtual", f"band-{tag}", "--api", "jack", "--lineup",
-         "drums,bass", "--follow-clock", "--seed", "1", "--seconds", "6", "--rest-bars", "0"],
+         "drums,bass", "--follow-clock", "--seed", "1", "--seconds", "6", "--rest-bars", "0",
+         *([] if told is None else ["--tempo", str(told)])],
         stderr=subprocess.PIPE, text=True)
     receiver = _receiver(f"band-{tag}", received)
     assert band.wait(60) == 0
@@ -106,12 +110,19 @@ def test_the_band_follows_midi_clock(tmp_path: Path):
     player.send_signal(signal.SIGTERM)
     player.wait(15)
     got = _received(receiver, received)
-    raw = json.loads(received.read_text())["messages"]
+    raw = [m for m in json.loads(received.read_text())["messages"] if m["bytes"][0] != 0xF8]
     downbeat = json.loads(player_out.read_text())["downbeat_at"]
     assert not _unended(got)
-    assert abs(float(err.split("notes at ")[1].split(" BPM")[0]) - 100.0) < 1.0, err
-    sixteenth = 60.0 / 100.0 / 4
-    drums = [m["time_s"] - downbeat for m in raw
-             if m["bytes"][0] == 0x99 and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.05]
-    off = [abs(t / sixteenth - round(t / sixteenth)) * sixteenth for t in drums]
-    assert len(drums) >= 8 and sum(o <= 0.03 for o in off) / len(off) >= 0.8, off
+    bpm = float(err.split("notes at ")[1].split(" BPM")[0])
+    assert abs(bpm - (told or 100.0)) < 1.0, err
+    clicks = [m["time_s"] for m in raw if m["bytes"][:2] == [0x99, 37] and m["bytes"][2] > 0
+              and m["time_s"] < downbeat - 0.1]
+    assert len(clicks) == 4 and all(abs(b - a - 0.6) < 0.03 for a, b in zip(clicks, clicks[1:]))
+    if told:  # (its drums' 20 ms grid tolerance is 24 ms of the sender's time: not checked)
+        assert abs(raw[-1]["time_s"] - clicks[0] - 9.6) < 0.3  # 16 beats at 100, with release
+    else:  # drums on the measured grid
+        grids = (60.0 / 100.0 / 4, 60.0 / 100.0 / 3)  # 16ths and eighth-note triplets
+        drums = [m["time_s"] - downbeat for m in raw
+                 if m["bytes"][0] == 0x99 and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.05]
+        off = [min(abs(t / g - round(t / g)) * g for g in grids) for t in drums]
+        assert len(drums) >= 8 and sum(o <= 0.03 for o in off) / len(off) >= 0.9, off
