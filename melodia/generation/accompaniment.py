@@ -12,8 +12,8 @@ forced into the band model's stream in time order (:mod:`melodia.generation.give
 model plays only the line-up asked for, at the file's tempo map (or ``tempo``), for the file's
 whole length, its pitched parts leaning on the harmony the file sounds in each beat (a bonus
 for those pitch classes, :class:`~melodia.generation.guide.HarmonyGuide`: the file's future is
-known, as a chart is to a player). The band conditions hear the given instruments in the line-up, so the model knows
-a piano (say) is playing with it.
+known, as a chart is to a player). The band conditions hear the given instruments in the
+line-up, so the model knows a piano (say) is playing with it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.errors import GenerateError
-from melodia.generation.config import GenerateConfig, SamplerConfig
-from melodia.generation.decoding import sample_rows
 from melodia.evaluate.accompaniment import beat_pitch_classes, implied_triad
 from melodia.evaluate.stats import grid_positions
+from melodia.generation.config import GenerateConfig, SamplerConfig
+from melodia.generation.decoding import sample_rows
 from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
 from melodia.generation.guide import HarmonyGuide
 from melodia.generation.session import Frame, Session, open_session, tempo_ids
@@ -157,8 +157,8 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
     """Generate ``config.lineup`` (default drums and bass) to play with ``song`` (a MIDI path
     or bytes) for its whole length; ``config.num`` pieces at once. ``drum_grid``: new drum hits
     only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`);
-    ``harmony``: the strength of the harmony prior (:class:`~melodia.generation.guide.HarmonyGuide`,
-    logits; 0: the model alone)."""
+    ``harmony``: the strength of the harmony prior (logits; 0: the model alone), see
+    :class:`~melodia.generation.guide.HarmonyGuide`."""
     source, score = read_given(song)
     config = dataclasses.replace(config, lineup=config.lineup or "drums,bass")
     checkpoint = load_model(model)
@@ -196,5 +196,5 @@ def accompany(song, lineup: str | Sequence[str | int] = "drums,bass", model="ban
     return accompany_ids(model, song, config, drum_grid, harmony)
 
 
-__all__ = ["Accompaniment", "HARMONY", "accompany", "accompany_ids", "given_setup", "new_parts", "read_given",
-           "require_band", "run_given"]
+__all__ = ["Accompaniment", "HARMONY", "accompany", "accompany_ids", "given_setup",
+           "harmony_guide", "new_parts", "read_given", "require_band", "run_given"]

@@ -27,9 +27,9 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import NOTE_ON, TIME_SHIFT
+from melodia.midi.instruments import DRUMS
 
 DEFAULT_STRENGTH = 10.0  # logits; chosen on the validation files (eval_infill.py: 3, 6, 10)
-DRUMS = 128  # the band encoding's drum kit
 
 
 @dataclass(frozen=True)
@@ -141,18 +141,4 @@ class HarmonyGuide:
         """Nothing to remember (the interface of :class:`BarGuide`)."""
 
 
-class Guides:
-    """Several guides as one: their bonuses add up."""
-
-    def __init__(self, *guides) -> None:
-        self.guides = [g for g in guides if g is not None]
-
-    def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
-        return sum(g.bias(now, instrument) for g in self.guides)
-
-    def update(self, ids, kinds, values, instrument) -> None:
-        for g in self.guides:
-            g.update(ids, kinds, values, instrument)
-
-
-__all__ = ["BarGuide", "DEFAULT_STRENGTH", "Guides", "HarmonyGuide", "Segment", "bar_onsets"]
+__all__ = ["BarGuide", "DEFAULT_STRENGTH", "HarmonyGuide", "Segment", "bar_onsets"]
