@@ -183,18 +183,16 @@ def _run_evaluate_given(args: argparse.Namespace) -> int:
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.evaluate.accompaniment import link_scores
-    from melodia.midi import read_midi
-    from melodia.midi.files import read_file_bytes
+    from melodia.evaluate.music import midi_files
+    from melodia.generation.accompaniment import read_given
 
-    files = [f for path in args.accompaniment for f in
-             (sorted(path.rglob("*.mid")) + sorted(path.rglob("*.midi")) if path.is_dir()
-              else [path])]
+    files = midi_files(args.accompaniment)
     if not files:
         raise MelodiaError("no MIDI files in " + ", ".join(map(str, args.accompaniment)))
     rows, keys = [], ("harmonic", "broken_harmonic", "rhythmic")
     for path in files:
         try:
-            score = read_midi(read_file_bytes(path), name=str(path))
+            _, score = read_given(path)
         except (MelodiaError, OSError) as err:
             _print(f"skipped {path}: {str(err).splitlines()[0]}")
             continue

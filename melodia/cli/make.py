@@ -226,13 +226,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor)
-    name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
-    output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
-    if output.suffix.lower() in (".wav", ".flac", ".ogg"):  # -o x.wav: x.mid and x.wav
-        if args.audio is None:
-            args.audio = output
-        output = output.with_suffix(".mid")
-    midi_output(output)
+    output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]
     not_an_input(outputs, {"the primer": primer if isinstance(primer, Path) else None},
@@ -276,6 +270,18 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _midi_path(args: argparse.Namespace) -> Path:
+    """The MIDI file ``-o`` names (default melodia-MODEL-DATE-TIME.mid); ``-o x.wav`` writes
+    x.mid and renders x.wav, as ``--audio x.wav`` would (``args.audio`` set)."""
+    import time
+
+    name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
+    output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
+    if output.suffix.lower() in (".wav", ".flac", ".ogg"):
+        args.audio, output = args.audio or output, output.with_suffix(".mid")
+    return midi_output(output)
+
+
 def _run_form(args: argparse.Namespace, primer) -> int:
     """``generate --form``: one song in sections (:mod:`melodia.generation.form`)."""
     import time
@@ -291,11 +297,7 @@ def _run_form(args: argparse.Namespace, primer) -> int:
         raise MelodiaError(f"--form plays one song of --bars bars a section; drop "
                            f"{', '.join(refused)}")
     config = _generate_config(args, seconds=10.0)
-    name = Path(str(args.model)).stem if args.model not in ("piano", "band") else args.model
-    output = args.output or Path(f"melodia-{name}-{time.strftime('%Y%m%d-%H%M%S')}.mid")
-    if output.suffix.lower() in (".wav", ".flac", ".ogg"):
-        args.audio, output = args.audio or output, output.with_suffix(".mid")
-    midi_output(output)
+    output = _midi_path(args)
     for path in (output, args.audio, args.plot):
         if path is not None:
             _output(path)

@@ -41,8 +41,8 @@ from melodia.generation.accompaniment import new_parts
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.generator import mark_end
 from melodia.generation.guide import DEFAULT_STRENGTH, BarGuide, Segment, bar_onsets
-from melodia.generation.infill import (fill_band, fill_piano, has_programs, instrument_of,
-                                       prefix_context, save)
+from melodia.generation.infill import (fill_band, fill_piano, filled, has_programs,
+                                       instrument_of, prefix_context, save)
 from melodia.generation.session import open_session
 from melodia.midi import TEMPO_DTYPE, Score, Track
 from melodia.midi.bars import bar_set
@@ -128,20 +128,16 @@ def copy_span(song: Score, a0: float, a1: float, t0: float) -> Score:
 
 def place(song: Score, parts: list[Track], t0: float, t1: float) -> Score:
     """``song`` with ``[t0, t1)`` of every track replaced by ``parts`` (matched by instrument;
-    a part the song lacks becomes a new track; a track no part plays is silent there)."""
+    a part the song lacks becomes a new track; a track no part plays is silent there), by
+    :func:`~melodia.generation.infill.filled`."""
     by_instrument = {instrument_of(p): p for p in parts}
-    tracks = []
-    for track in song.tracks:
-        notes = track.notes
-        before = notes[notes["start_s"] < t0].copy()
-        before["end_s"] = np.minimum(before["end_s"], t0)
-        new = by_instrument.pop(instrument_of(track), None)
-        inside = [new.notes] if new is not None else []
-        merged = np.concatenate([before, *inside, notes[notes["start_s"] >= t1]])
-        tracks.append(dataclasses.replace(track, notes=merged[np.argsort(merged["start_s"],
-                                                                          kind="stable")]))
-    tracks += list(by_instrument.values())
-    return dataclasses.replace(song, tracks=tracks, until_s=max(song.until_s, t1))
+    have = {instrument_of(t) for t in song.tracks}
+    new = [dataclasses.replace(p, notes=p.notes[:0], pedal=p.pedal[:0])
+           for i, p in by_instrument.items() if i not in have]
+    song = dataclasses.replace(song, tracks=[*song.tracks, *new],
+                               until_s=max(song.until_s, t1))
+    return filled(song, {k: by_instrument.get(instrument_of(t))
+                         for k, t in enumerate(song.tracks)}, t0, t1)
 
 
 class _Player:

@@ -46,7 +46,7 @@ from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
 from melodia.live.follow import ClockFollower
-from melodia.live.ports import PortError, input_names, open_input
+from melodia.live.ports import PortError, input_names, open_named_input
 from melodia.live.scheduler import Clock, Player, PlayStats, merge
 from melodia.midi import seconds_for_bars
 from melodia.model.checkpoint import Checkpoint
@@ -81,6 +81,7 @@ class PlayerPart:
         self._down: set[int] = set()
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.notes = 0  # note-ons heard
 
     def __call__(self, message) -> None:
         if message.type not in ("note_on", "note_off"):
@@ -93,6 +94,7 @@ class PlayerPart:
             if not on and message.note not in self._down:
                 return
             (self._down.add if on else self._down.discard)(message.note)
+            self.notes += on
             self._new.append(Heard(now, on, message.note, message.velocity))
             self.first_at = self.first_at if self.first_at is not None or not on else wall
             self.last_at = wall
@@ -241,36 +243,16 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
     """Count in, then play the band with what arrives on ``config.accompany`` into ``port``
     until ``stop``, ``config.seconds``, the player's silence or its port's end."""
     follower = ClockFollower(config.generate.tempo) if config.follow_clock else None
-    part, heard = PlayerPart(follower.now if follower else time.perf_counter), [0]
-    name = config.accompany
-    virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
+    part = PlayerPart(follower.now if follower else time.perf_counter)
 
     def hear(message) -> None:
-        heard[0] += message.type == "note_on" and message.velocity > 0
         part(message)
         if follower is not None:
             follower(message)
 
-    source = open_input(virtual=virtual, port=None if virtual else name, api=config.api,
-                        callback=hear)
-    watch = None if virtual else PortWatch(source.name, config.api, stop)
-    if follower is not None:
-        log.info("waiting for MIDI clock on %s", source.name)
-        if not follower.wait_running(stop, CLOCK_WAIT_S):
-            watch and watch.close()
-            source.close()
-            if stop.is_set():
-                return LiveRun(PlayStats(), None, None, None, heard[0], bool(watch and
-                                                                             watch.vanished))
-            raise PortError(f"no MIDI clock arrived on {source.name} in {CLOCK_WAIT_S:.0f} s: "
-                            "start the sender's transport, or drop --follow-clock")
-        clock = follower
-        config = dataclasses.replace(config, generate=dataclasses.replace(
-            config.generate, tempo=round(follower.qpm, 2)))
-        log.info("following MIDI clock at %.1f BPM", follower.qpm)
-    qpm = float(config.generate.tempo or 120.0)
-    lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
-    player: Player | None = None
+    source = open_named_input(config.accompany, config.api, hear)
+    watch = None if config.accompany.startswith("virtual:") else PortWatch(source.name,
+                                                                            config.api, stop)
     clicks: set[int] = set()
     first: list[float] = []
 
@@ -280,21 +262,42 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
             first.append(time.perf_counter())
         port.send(message)
 
+    qpm, stats = None, PlayStats()
     try:
-        counted = list(count_in(qpm, config.count_in))
-        clicks.update(id(m) for _, m in counted)
-        messages = merge(iter(counted), band_stream(config, part, lambda: player.start_s + lead_s,
-                                                    checkpoint, lead_s))
-        player = Player(send, messages, clock=clock, lookahead_s=config.lookahead_s,
-                        start_delay_s=0.15)
-        until = None if config.seconds is None else lead_s + config.seconds
-        stats = player.run(until_s=until, stop=stop)
+        if follower is not None:
+            clock = follower
+            config = _follow(config, follower, source.name, stop)
+        if not stop.is_set():
+            qpm = float(config.generate.tempo or 120.0)
+            lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
+            counted = list(count_in(qpm, config.count_in))
+            clicks.update(id(m) for _, m in counted)
+            band = band_stream(config, part, lambda: player.start_s + lead_s, checkpoint,
+                               lead_s)  # (player: set below, read once the music starts)
+            player = Player(send, merge(iter(counted), band), clock=clock,
+                            lookahead_s=config.lookahead_s, start_delay_s=0.15)
+            until = None if config.seconds is None else lead_s + config.seconds
+            stats = player.run(until_s=until, stop=stop)
     finally:
         if watch is not None:
             watch.close()
         source.close()
-    return LiveRun(stats, first[0] if first else None, part.first_at, qpm, heard[0],
+    return LiveRun(stats, first[0] if first else None, part.first_at, qpm, part.notes,
                    bool(watch and watch.vanished))
+
+
+def _follow(config, follower: ClockFollower, name: str, stop: threading.Event):
+    """Wait for MIDI clock on the port; ``config`` with the band told the clock's tempo (unless
+    a tempo was asked for). Stopped first: ``config`` as it was."""
+    log.info("waiting for MIDI clock on %s", name)
+    if not follower.wait_running(stop, CLOCK_WAIT_S):
+        if stop.is_set():
+            return config
+        raise PortError(f"no MIDI clock arrived on {name} in {CLOCK_WAIT_S:.0f} s: start the "
+                        "sender's transport, or drop --follow-clock")
+    log.info("following MIDI clock at %.1f BPM", follower.qpm)
+    return dataclasses.replace(config, generate=dataclasses.replace(
+        config.generate, tempo=round(follower.qpm, 2)))
 
 
 class PortWatch:

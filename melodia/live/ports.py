@@ -240,6 +240,13 @@ def open_input(virtual: str | None = None, port: str | None = None, api: str | N
     return _open("input", virtual, port, api, callback=callback)
 
 
+def open_named_input(name: str, api: str | None = None, callback: Callable | None = None):
+    """Open the input a user named on the command line: ``virtual:NAME`` opens a virtual input
+    port called NAME, anything else connects to the existing input port it names."""
+    virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
+    return open_input(virtual=virtual, port=None if virtual else name, api=api, callback=callback)
+
+
 def close_all() -> None:
     """Close every port opened here (registered to run at exit)."""
     while _open_ports:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from melodia.live.ports import open_input
+from melodia.live.ports import open_named_input
 from melodia.live.scheduler import Clock, Player, PlayStats
 from melodia.midi import Score, Track, make_notes, seconds_for_bars
 
@@ -126,10 +126,7 @@ def call_and_response(config, port, stop: threading.Event,
     answers or ``stop``. ``messages(config, primer=phrase)`` gives an answer's timed messages
     (:func:`melodia.live.stream.timed_messages`)."""
     listener = PhraseListener(config.trigger_cc)
-    name = config.listen
-    virtual = name[len("virtual:"):] if name.startswith("virtual:") else None
-    source = open_input(virtual=virtual, port=None if virtual else name, api=config.api,
-                        callback=listener)
+    source = open_named_input(config.listen, config.api, listener)
     silence_s = seconds_for_bars(1, config.qpm)  # a 4/4 bar at the tempo
     rounds: list[Round] = []
     try:

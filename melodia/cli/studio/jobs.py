@@ -111,14 +111,12 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
     song or primer), and the same list as the page shows it (the upload by its own name)."""
     if command not in COMMANDS:
         raise StudioError(f"unknown command {command!r}: choose {', '.join(COMMANDS)}")
-    argv, shown = [command], [command]
+    argv = [command]
     if command in ("accompany", "infill"):
         if upload is None:
             raise StudioError(f"{command} needs a MIDI file: drop one on the page")
         argv.append(str(upload.path))
-        shown.append(upload.name)
-    argv += ["--model", model]
-    shown += ["--model", model]  # a model from --models by its path: the line replays it
+    argv += ["--model", model]  # a model from --models by its path: the line replays it
     for name, value in settings.items():
         if name not in ONLY[command]:
             raise StudioError(f"{command} does not take {name!r}")
@@ -132,10 +130,10 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
         if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
             raise StudioError(f"{name}: at most {MAX_TEXT} printable characters")
         argv += [FIELDS[name], text]
-        shown += [FIELDS[name], text]
     if command == "generate" and upload is not None:
         argv += ["--primer", str(upload.path)]
-        shown += ["--primer", upload.name]
+    kept = None if upload is None else str(upload.path)
+    shown = [upload.name if kept is not None and arg == kept else arg for arg in argv]
     return argv, shown
 
 
