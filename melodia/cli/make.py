@@ -209,6 +209,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     import time
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.generation.decoding import keep_partial
     from melodia.generation.generator import generate_ids
     from melodia.midi import write_midi
 
@@ -234,7 +235,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     for path in outputs:  # before minutes of generation, not after
         _output(path)
     start = time.perf_counter()
-    result = generate_ids(args.model, config, primer)
+    with keep_partial() as stops:  # Ctrl-C (or the studio's cancel) keeps what was made
+        result = generate_ids(args.model, config, primer)
     elapsed = time.perf_counter() - start
     new_events = sum(len(p) - result.primer_events for p in result.pieces)
     if result.band is not None:
@@ -253,7 +255,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     for i, score in enumerate(result.scores()):
         paths.append(write_midi(score, _numbered(output, i, args.num)))
         _print(f"wrote {score.end_s:.1f} s ({score.note_count} notes) to {paths[-1]}")
-    for i, path in enumerate(paths):
+    interrupted = any(isinstance(stop, KeyboardInterrupt) for stop in stops)
+    if stops:
+        _print(f"stopped early ({'interrupted' if interrupted else stops[0]}): the file holds "
+               "what was made so far" + ("; no plot or audio" if interrupted else ""))
+    for i, path in enumerate([] if interrupted else paths):
         if args.plot is not None:
             # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
             from melodia.output.plot import plot_piano_roll
@@ -267,7 +273,7 @@ def _run_generate(args: argparse.Namespace) -> int:
            f"({new_events / max(elapsed, 1e-9):,.0f} events/s)")
     if args.audio is None:
         _print(f"listen: melodia render {_numbered(output, 0, args.num)}")
-    return 0
+    return 130 if interrupted else 0
 
 
 def _midi_path(args: argparse.Namespace) -> Path:

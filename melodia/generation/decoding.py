@@ -127,6 +127,28 @@ def watched(report: Callable[[int, float], None]) -> Iterator[None]:
         _WATCH.reset(token)
 
 
+class Stopped(BaseException):
+    """Raised by a watcher (see :func:`watched`) to end a generation early: a cancel button, a
+    time limit. A BaseException, so no library on the way swallows it."""
+
+
+_KEEP: ContextVar[list[BaseException] | None] = ContextVar("melodia_keep", default=None)
+
+
+@contextmanager
+def keep_partial() -> Iterator[list[BaseException]]:
+    """In this block, a sampled generation that is stopped (:class:`Stopped` from a watcher, or
+    Ctrl-C) returns the events it made so far instead of raising; the list yielded then holds
+    what stopped it (empty: it ran to the end). Beam searches still raise: their best row is
+    only known at the end of an iteration."""
+    stops: list[BaseException] = []
+    token = _KEEP.set(stops)
+    try:
+        yield stops
+    finally:
+        _KEEP.reset(token)
+
+
 def _report(count: int, grammar: Grammar) -> None:
     report = _WATCH.get()
     if report is not None and count % WATCH_EVERY == 0:
@@ -138,16 +160,22 @@ def sample_rows(steps: Iterator[Step], grammar: Grammar, *, max_events: int,
     """Run ``steps`` until every row holds ``max_events`` ids or has reached time ``until_step``."""
     done = np.zeros(grammar.batch, dtype=bool)
     length = np.zeros(grammar.batch, dtype=np.int64)
-    out = []
-    for step in steps:
-        out.append(step.ids)
-        _report(len(out), grammar)
-        length += ~done
-        done |= length >= max_events
-        if until_step is not None:
-            done |= grammar.now >= until_step
-        if done.all():
-            break
+    out: list[np.ndarray] = []
+    try:
+        for step in steps:
+            out.append(step.ids)
+            length += ~done
+            done |= length >= max_events
+            if until_step is not None:
+                done |= grammar.now >= until_step
+            if done.all():
+                break
+            _report(len(out), grammar)
+    except (Stopped, KeyboardInterrupt) as stop:
+        stops = _KEEP.get()
+        if stops is None:
+            raise
+        stops.append(stop)  # `length` counts the steps taken whole: those are kept
     table = np.stack(out, axis=1) if out else np.empty((grammar.batch, 0), np.int64)
     return [table[b, : length[b]] for b in range(grammar.batch)]
 
@@ -186,5 +214,5 @@ def _trace(history: list[Step], row: int) -> np.ndarray:
     return np.array(ids[::-1], dtype=np.int64)
 
 
-__all__ = ["Inputs", "Start", "Step", "Stepper", "WATCH_EVERY", "best_beams", "iter_steps",
-           "sample_rows", "watched"]
+__all__ = ["Inputs", "Start", "Step", "Stepper", "Stopped", "WATCH_EVERY", "best_beams",
+           "iter_steps", "keep_partial", "sample_rows", "watched"]

@@ -29,16 +29,25 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "melodia.cli", "studio", "--no-browser", "--out",
                  str(self.out), *extra], stderr=subprocess.PIPE, stdout=log, text=True)
-        line = self.proc.stderr.readline()
-        assert "melodia studio at http://" in line, line + self.proc.stderr.read()
-        self.url = line.split(" at ")[1].split()[0]
+        self.first_lines = ""  # what it printed up to its address (a warning, say)
+        while "melodia studio at http://" not in (line := self.proc.stderr.readline()):
+            self.first_lines += line
+            assert line, self.first_lines + self.proc.stderr.read()
+        self.url = line.split(" at ")[1].split()[0]  # the address with its token, as printed
+        self.base, _, self.token = self.url.partition("/?token=")
+        assert self.token, line
 
     def call(self, path: str, body=None, method: str | None = None, raw: bytes | None = None,
-             headers: dict | None = None) -> tuple[int, dict]:
+             headers: dict | None = None, token: bool = True) -> tuple[int, dict]:
+        """A request as the studio's page makes it (JSON, with the token) unless told otherwise:
+        ``headers`` replace the page's, ``token=False`` leaves the token out."""
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url.rstrip("/") + path, data=data,
+        sent = {"Content-Type": "application/json"} if data is not None else {}
+        if token:
+            sent["X-Melodia-Token"] = self.token
+        request = urllib.request.Request(self.base + path, data=data,
                                          method=method or ("POST" if data is not None else "GET"),
-                                         headers=headers or {})
+                                         headers={**sent, **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read() or b"null")
@@ -50,7 +59,9 @@ class Server:
                 return err.code, {"text": text.decode(errors="replace")}
 
     def fetch(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=60) as response:
+        request = urllib.request.Request(self.base + path,
+                                         headers={"X-Melodia-Token": self.token})
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.read()
 
     def wait(self, job_id: str, timeout: float = 120.0) -> dict:

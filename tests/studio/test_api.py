@@ -4,6 +4,7 @@ requests refused in one line, nothing written outside --out, files only by job i
 from __future__ import annotations
 
 import io
+import time
 
 import pretty_midi
 
@@ -64,17 +65,18 @@ def test_bad_requests_are_one_line_and_write_nothing_outside_out(server):
                  "/static/..%2Fjobs.py", "/api/jobs/..%2F..", "/api/jobs/9999-generate"):
         code, answer = server.call(path)
         assert code == 404, path
-    code, answer = server.call("/api/upload", raw=b"MThd" + b"\0" * 10,
-                               headers={"X-Filename": "..%2F..%2Fevil.mid"})
+    code, answer = server.call("/api/upload", raw=b"MThd" + b"\0" * 10, headers={
+        "X-Filename": "..%2F..%2Fevil.mid", "Content-Type": "application/octet-stream"})
     assert code == 400 and "error" in answer
-    code, answer = server.call("/api/upload", raw=b"x" * (4 * 2**20 + 1))
+    code, answer = server.call("/api/upload", raw=b"x" * (4 * 2**20 + 1),
+                               headers={"Content-Type": "audio/midi"})
     assert code == 413 and "MiB" in answer["error"]
     assert sorted(p.name for p in server.root.iterdir()) == before  # nothing new beside out/
 
 
 def test_upload_then_accompany_and_infill(server):
-    code, up = server.call("/api/upload", raw=CHORALE.read_bytes(),
-                           headers={"X-Filename": "chorale.mid"})
+    code, up = server.call("/api/upload", raw=CHORALE.read_bytes(), headers={
+        "X-Filename": "chorale.mid", "Content-Type": "application/octet-stream"})
     assert code == 200 and up["notes"] > 50
     assert [p.parent for p in server.out.rglob("*.mid") if p.name.startswith(up["id"])] == [
         server.out / "uploads"]
@@ -97,19 +99,37 @@ def test_upload_then_accompany_and_infill(server):
     assert failed["state"] == "failed" and "past the end" in failed["message"]
 
 
-def test_cancel_stops_a_long_generation(server):
-    code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
-                                          "settings": {"seconds": "3000"}})
-    assert code == 200
-    for _ in range(100):
-        if server.call(f"/api/jobs/{job['id']}")[1]["state"] == "running":
-            break
-        import time
-
+def _running(server, job_id: str, seconds: float = 0.0) -> dict:
+    """Wait until the job runs and has made ``seconds`` of music."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        job = server.call(f"/api/jobs/{job_id}")[1]
+        if job["state"] == "running" and job["seconds_done"] >= seconds:
+            return job
+        assert job["state"] in ("queued", "running"), job
         time.sleep(0.05)
+    raise AssertionError(f"{job_id} never ran")
+
+
+def test_cancel_keeps_what_was_made_as_a_partial_result(server):
+    code, job = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                          "settings": {"seconds": "3000", "seed": 4}})
+    assert code == 200
+    code, waiting = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                              "settings": {"seconds": "5"}})
+    assert server.call(f"/api/jobs/{waiting['id']}")[1]["ahead"] == 0  # it runs next
+    _running(server, job["id"], seconds=3.0)
+    code, gone = server.call(f"/api/jobs/{waiting['id']}/cancel", method="POST", raw=b"")
+    assert code == 200 and gone["state"] == "cancelled"  # at once: it never starts
     server.call(f"/api/jobs/{job['id']}/cancel", method="POST", raw=b"")
     done = server.wait(job["id"], timeout=30)
-    assert done["state"] == "cancelled" and done["midi"] is None
+    assert done["state"] == "cancelled" and done["partial"] and "kept the" in done["message"]
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"])))
+    assert 3.0 <= midi.get_end_time() < 3000 and sum(len(i.notes) for i in midi.instruments)
+    assert abs(done["seconds_done"] - midi.get_end_time()) < 0.5
+    assert server.fetch(done["audio"])[:4] == b"RIFF"
+    assert server.wait(waiting["id"])["midi"] is None
+    assert not (server.out / f"{waiting['id']}.mid").exists()
 
 
 def test_song_form_through_the_page_fields(server):
@@ -150,6 +170,8 @@ def test_a_generation_stops_at_the_time_limit(tmp_path):
                                               "settings": {"seconds": "3000"}})
         done = server.wait(job["id"], timeout=30)
         assert done["state"] == "cancelled" and "time limit of 1 s" in done["message"], done
-        assert done["elapsed"] < 5 and not list(server.out.glob("*.mid"))
+        assert done["elapsed"] < 5 and done["partial"]
+        midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"])))
+        assert 0 < midi.get_end_time() < 3000  # what the second made is kept
     finally:
         assert "Traceback" not in server.stop()

@@ -11,15 +11,20 @@ Routes (every answer JSON unless it is the page, its two files or a result file)
   its cancel, its notes for the piano roll; ``GET /api/history``: every job so far;
 - ``GET /files/ID.mid|.wav``: a result, by the job's id alone (no path from a request is used).
 
+Only the musician's page gets this far: :mod:`melodia.cli.studio.door` checks every request's
+Host, Origin and token first. JSON comes as ``application/json`` and files as
+``application/octet-stream`` or ``audio/midi`` (what a browser sends from another site without
+asking, ``text/plain`` or a form, is refused).
+
 Every refusal is ``{"error": "one line"}`` with status 400 (404 for what is not there); an
 unexpected failure is logged with its traceback and the page gets one line.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
-import re
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -29,7 +34,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from melodia.cli.studio.jobs import MAX_ROLL_NOTES, Studio, StudioError
+from melodia.cli.studio.door import Door, Guard
+from melodia.cli.studio.history import JOB_ID
+from melodia.cli.studio.jobs import MAX_ROLL_NOTES, QueueFull, Studio, StudioError
 from melodia.errors import MelodiaError
 from melodia.midi import instrument_name, read_midi
 from melodia.util.knobs import KNOBS
@@ -40,7 +47,8 @@ MAX_UPLOAD = 4 * 2**20  # bytes of a dropped MIDI file (a long piano piece is ~1
 MAX_JSON = 64 * 1024  # bytes of a request's JSON
 DRAIN = 64 * 2**20  # bytes of a refused body read (and dropped) before the answer
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
-JOB_ID = re.compile(r"^\d{4}-[a-z]+$")
+JSON_TYPES = ("application/json",)
+FILE_TYPES = ("application/octet-stream", "audio/midi", "audio/mid", "audio/x-midi")
 SECURITY = {"Content-Security-Policy": "default-src 'self'; media-src 'self' blob:; "
             "img-src 'self' data:", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer"}
@@ -52,6 +60,17 @@ def _page(name: str) -> bytes:
 
 def _refuse(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
+
+
+def _typed(request: Request, kinds: tuple[str, ...]) -> bool:
+    """Whether the request's Content-Type is one of ``kinds`` (parameters aside)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() in kinds
+
+
+def _with_token(page: bytes, token: str) -> bytes:
+    """The page with its token, for its own requests (it reaches no other page)."""
+    meta = f'<meta name="melodia-token" content="{html.escape(token)}">'.encode()
+    return page.replace(b"<head>", b"<head>\n" + meta, 1)
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
@@ -105,11 +124,12 @@ def roll(path) -> dict[str, Any]:
             "tempo": float(score.tempos["qpm"][0]) if len(score.tempos) else 120.0}
 
 
-def create_app(studio: Studio) -> Starlette:
-    """The studio's ASGI application over ``studio``'s jobs."""
+def create_app(studio: Studio, door: Door):
+    """The studio's ASGI application over ``studio``'s jobs, behind ``door``."""
 
     async def page(request: Request) -> Response:
-        return HTMLResponse(_page("index.html"), headers=SECURITY)
+        return HTMLResponse(_with_token(_page("index.html"), door.token),
+                            headers={**SECURITY, "Cache-Control": "no-store"})
 
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -121,6 +141,9 @@ def create_app(studio: Studio) -> Starlette:
         return JSONResponse(options(studio))
 
     async def upload(request: Request) -> Response:
+        if not _typed(request, FILE_TYPES):
+            await _body(request, 0)
+            return _refuse("send the MIDI file's bytes as application/octet-stream", 415)
         data = await _body(request, MAX_UPLOAD)
         if data is None:
             return _refuse(f"that file is over {MAX_UPLOAD // 2**20} MiB: a MIDI file that "
@@ -134,6 +157,9 @@ def create_app(studio: Studio) -> Starlette:
                              "notes": up.notes})
 
     async def submit(request: Request) -> Response:
+        if not _typed(request, JSON_TYPES):
+            await _body(request, 0)
+            return _refuse("send the job as JSON (Content-Type: application/json)", 415)
         data = await _body(request, MAX_JSON)
         if data is None:
             return _refuse("request too large", 413)
@@ -145,6 +171,8 @@ def create_app(studio: Studio) -> Starlette:
             return _refuse("the request must be a JSON object")
         try:
             return JSONResponse(studio.submit(body).public())
+        except QueueFull as err:
+            return _refuse(str(err), 429)
         except MelodiaError as err:
             return _refuse(str(err))
 
@@ -156,9 +184,10 @@ def create_app(studio: Studio) -> Starlette:
 
     async def status(request: Request) -> Response:
         try:
-            return JSONResponse(_job(request).public())
+            job = _job(request)
         except StudioError as err:
             return _refuse(str(err), 404)
+        return JSONResponse({**job.public(), "ahead": studio.waiting(job)})
 
     async def cancel(request: Request) -> Response:
         try:
@@ -198,7 +227,7 @@ def create_app(studio: Studio) -> Starlette:
                                                       methods=["POST"]),
               Route("/api/jobs/{job}/roll", get_roll), Route("/api/history", history),
               Route("/files/{job}.{kind}", files)]
-    return Starlette(routes=routes, exception_handlers={Exception: _internal})
+    return Guard(Starlette(routes=routes, exception_handlers={Exception: _internal}), door)
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,6 @@ studio makes; nothing a request says is ever used as a path.
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import math
 import secrets
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from melodia.cli.studio import history
 from melodia.errors import MelodiaError, RenderError
 from melodia.midi import read_midi
 
@@ -46,14 +46,15 @@ ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k",
 MAX_TEXT = 200  # characters in one field
 DEFAULT_TIME_LIMIT_S = 300.0
 MAX_ROLL_NOTES = 50_000  # notes sent to the page's piano roll
-
-
-class Cancelled(BaseException):
-    """Raised inside a generation to stop it (a BaseException: no library swallows it)."""
+MAX_WAITING = 8  # jobs queued behind the one running; more are refused
 
 
 class StudioError(MelodiaError):
     """A request the studio refuses: one line for the page."""
+
+
+class QueueFull(StudioError):
+    """The queue holds :data:`MAX_WAITING` jobs already."""
 
 
 class Refusing(argparse.ArgumentParser):
@@ -93,7 +94,11 @@ class Job:
     midi: Path | None = None
     audio: Path | None = None
     seed: int | None = None
+    partial: bool = False  # cancelled or timed out: the files hold what was made until then
+    created: float = field(default_factory=time.time)
+    given: str | None = None  # the name of the file it was given, as the page showed it
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    stopped: str = ""  # why the watch stopped it, set by the watch
 
     def public(self) -> dict[str, Any]:
         """What the page sees (no paths)."""
@@ -102,7 +107,29 @@ class Job:
                 "events": self.events, "seconds_done": round(self.seconds_done, 2),
                 "elapsed": None if self.elapsed is None else round(self.elapsed, 2),
                 "midi": f"/files/{self.id}.mid" if self.midi else None,
-                "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed}
+                "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed,
+                "partial": self.partial, "created": round(self.created, 3),
+                "given": self.given}
+
+    def record(self) -> dict[str, Any]:
+        """What is kept on disk (see :mod:`melodia.cli.studio.history`)."""
+        return {**self.public(), "midi": self.midi is not None, "audio": self.audio is not None,
+                "seconds_done": round(self.seconds_done, 3)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], out: Path) -> "Job":
+        """A job of an earlier run, read back; its files only where they are still on disk,
+        and a job that was cut off by the studio's end marked so."""
+        midi, audio = out / f"{record['id']}.mid", out / f"{record['id']}.wav"
+        job = cls(record["id"], record["command"], record["settings"], [], record["line"],
+                  record["state"], record["message"], record["events"],
+                  float(record["seconds_done"]), None, record["elapsed"],
+                  midi if record["midi"] and midi.is_file() else None,
+                  audio if record["audio"] and audio.is_file() else None, record["seed"],
+                  record["partial"], float(record["created"]), record["given"])
+        if job.state in ("queued", "running"):
+            job.state, job.message = "failed", "the studio stopped before this job finished"
+        return job
 
 
 def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload | None
@@ -142,19 +169,28 @@ Run = Callable[[argparse.Namespace], int]
 
 
 class Studio:
-    """The jobs of one studio session, run one at a time in a worker thread: ``parse`` checks
-    an argument list as the command line does (raising :class:`StudioError`), ``run`` holds
-    each command's own code (``melodia.cli``'s ``_run_<command>``)."""
+    """The jobs of one studio, run one at a time in a worker thread: ``parse`` checks an
+    argument list as the command line does (raising :class:`StudioError`), ``run`` holds each
+    command's own code (``melodia.cli``'s ``_run_<command>``). The history is read back from
+    ``out`` and every job's record kept there (:mod:`melodia.cli.studio.history`)."""
 
     def __init__(self, out: Path, models: dict[str, str], parse: Parse, run: dict[str, Run],
                  time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
         self.parse, self.run = parse, run
         self.out = out.resolve()
         (self.out / "uploads").mkdir(parents=True, exist_ok=True)
+        self._lock_file = history.lock_folder(self.out)
+        history.bound_uploads(self.out / "uploads", keep=0)  # an earlier run's: no job has them
         self.models, self.time_limit_s = models, time_limit_s
         self.jobs: dict[str, Job] = {}
+        self.skipped: list[str] = []  # records not read back, a line each
+        for record in history.read_records(self.out, self.skipped):
+            job = Job.from_record(record, self.out)
+            self.jobs[job.id] = job
+            if job.state != record["state"]:
+                history.save_record(self.out, job.record())
         self.uploads: dict[str, Upload] = {}
-        self._count = itertools.count(1)
+        self._number = history.highest_number(self.out)
         self._lock = threading.Lock()
         self._queue: list[Job] = []
         self._wake = threading.Condition(self._lock)
@@ -164,7 +200,8 @@ class Studio:
     # ---------------------------------------------------------------------------- uploads
 
     def upload(self, data: bytes, name: str) -> Upload:
-        """Keep a dropped MIDI file (checked as ``encode`` reads files) under the output folder."""
+        """Keep a dropped MIDI file (checked as ``encode`` reads files) in ``uploads/`` until a
+        job takes its own copy; the folder keeps the newest :data:`history.MAX_UPLOADS`."""
         shown = Path(name or "upload.mid").name[:MAX_TEXT] or "upload.mid"
         score = read_midi(data, name=shown)  # one clear line for what is not MIDI
         upload_id = uuid.uuid4().hex
@@ -173,13 +210,15 @@ class Studio:
         upload = Upload(upload_id, shown, path, round(score.end_s, 2), score.note_count)
         with self._lock:
             self.uploads[upload_id] = upload
+            for gone in history.bound_uploads(self.out / "uploads"):
+                self.uploads.pop(gone, None)
         return upload
 
     # ------------------------------------------------------------------------------- jobs
 
     def submit(self, request: dict[str, Any]) -> Job:
         """A job for the page's ``request`` (``command``, ``model``, ``settings``, ``upload``),
-        checked as the command line checks it, queued."""
+        checked as the command line checks it, queued (refused when :data:`MAX_WAITING` wait)."""
         command = str(request.get("command") or "generate")
         model = str(request.get("model") or "piano")
         if model not in self.models:
@@ -189,26 +228,43 @@ class Studio:
             raise StudioError("settings must be an object of fields")
         upload = None
         if request.get("upload"):
-            upload = self.uploads.get(str(request["upload"]))
-            if upload is None:
+            with self._lock:
+                upload = self.uploads.get(str(request["upload"]))
+            if upload is None or not upload.path.is_file():
                 raise StudioError("that file is no longer here: drop it again")
         if command in COMMANDS and settings.get("seed") in (None, ""):
             settings = {**settings, "seed": secrets.randbelow(2**31)}  # so the line replays it
         argv, shown = to_argv(command, settings, self.models[model], upload)
         args = self.parse(argv)  # every value checked now, before the job is queued
-        job_id = f"{next(self._count):04d}-{command}"
-        job = Job(job_id, command, {"model": model, **settings}, argv,
-                  "melodia " + shlex.join([*shown, "-o", f"{job_id}.mid"]),
-                  seed=args.seed)
         with self._wake:
+            waiting = len(self._queue)
+            if waiting >= MAX_WAITING:
+                raise QueueFull(f"{waiting} jobs are waiting already: let one finish or "
+                                "cancel one first")
+            self._number += 1
+            job_id = history.job_id(self._number, command)
+            if upload is not None:  # the job's own copy: the upload may go, the job keeps it
+                given = str(history.keep_given(upload.path, self.out, job_id))
+                argv = [given if arg == str(upload.path) else arg for arg in argv]
+            job = Job(job_id, command, {"model": model, **settings}, argv,
+                      "melodia " + shlex.join([*shown, "-o", f"{job_id}.mid"]), seed=args.seed,
+                      given=None if upload is None else upload.name)
+            history.save_record(self.out, job.record())
             self.jobs[job_id] = job
             self._queue.append(job)
             self._wake.notify()
         return job
 
     def cancel(self, job_id: str) -> Job:
+        """Stop a job: a waiting one leaves the queue at once; a running one stops at its
+        next progress report and keeps what it made where its command can (generate)."""
         job = self.get(job_id)
         job.cancel.set()
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+                job.state, job.message = "cancelled", "cancelled before it started"
+                history.save_record(self.out, job.record())
         return job
 
     def get(self, job_id: str) -> Job:
@@ -222,35 +278,48 @@ class Studio:
         with self._lock:
             return [job.public() for job in reversed(list(self.jobs.values()))]
 
+    def waiting(self, job: Job) -> int:
+        """How many jobs are ahead of ``job`` in the queue (0: it runs next, or is not queued)."""
+        with self._lock:
+            return self._queue.index(job) if job in self._queue else 0
+
     def _work(self) -> None:
         while True:
             with self._wake:
                 while not self._queue:
                     self._wake.wait()
                 job = self._queue.pop(0)
+                job.state, job.started = "running", time.perf_counter()
+            history.save_record(self.out, job.record())
             self._run(job)
+            history.save_record(self.out, job.record())
 
     def _run(self, job: Job) -> None:
-        from melodia.generation.decoding import watched  # deferred: torch, in the worker only
+        from melodia.generation.decoding import Stopped, watched  # deferred: torch, worker only
 
-        if job.cancel.is_set():
-            job.state, job.message = "cancelled", "cancelled before it started"
+        if job.cancel.is_set():  # cancelled as the worker took it from the queue
+            job.state, job.message, job.elapsed = "cancelled", "cancelled before it started", 0.0
             return
-        job.state, job.started = "running", time.perf_counter()
         deadline = job.started + self.time_limit_s
 
         def report(events: int, seconds: float) -> None:
             job.events, job.seconds_done = events, seconds
             if job.cancel.is_set():
-                raise Cancelled("cancelled")
-            if time.perf_counter() > deadline:
-                raise Cancelled(f"stopped at the time limit of {self.time_limit_s:g} s")
+                job.stopped = "cancelled"
+            elif time.perf_counter() > deadline:
+                job.stopped = f"stopped at the time limit of {self.time_limit_s:g} s"
+            if job.stopped:
+                raise Stopped(job.stopped)
 
         try:
             with watched(report):
                 self._make(job)
-            job.state = "done"
-        except Cancelled as stop:
+            job.state = "cancelled" if job.stopped else "done"
+            if job.stopped:  # the command kept what was made: a partial result
+                job.partial = True
+                job.message = (f"{job.stopped}: kept the {job.seconds_done:.1f} s made so far"
+                               + (f"; {job.message}" if job.message else ""))
+        except Stopped as stop:
             job.state, job.message = "cancelled", str(stop)
         except (MelodiaError, OSError, ValueError) as err:
             job.state, job.message = "failed", " ".join(str(err).split())[:500]
@@ -267,6 +336,8 @@ class Studio:
         args.output, args.audio, args.force, args.plot = midi, None, False, None
         self.run[job.command](args)
         job.midi = midi
+        if job.stopped:  # the stream time of the last report: the file's own length is truer
+            job.seconds_done = read_midi(midi).end_s
         self._render(job)
 
     def _render(self, job: Job) -> None:
@@ -280,5 +351,5 @@ class Studio:
             job.message = f"no audio: {' '.join(str(err).split())[:300]}"
 
 
-__all__ = ["COMMANDS", "Cancelled", "FIELDS", "Job", "Refusing", "Studio", "StudioError",
-           "Upload", "to_argv"]
+__all__ = ["COMMANDS", "FIELDS", "Job", "MAX_WAITING", "QueueFull", "Refusing", "Studio",
+           "StudioError", "Upload", "to_argv"]

@@ -17,8 +17,11 @@ function say(text, ok = false) {
   $("message").className = ok ? "ok" : "";
 }
 
-async function api(path, init) {
-  const response = await fetch(path, init);
+const TOKEN = (document.querySelector('meta[name="melodia-token"]') || {}).content || "";
+
+async function api(path, init = {}) {
+  const headers = { ...(init.headers || {}), "X-Melodia-Token": TOKEN };
+  const response = await fetch(path, { ...init, headers, credentials: "same-origin" });
   let body = null;
   try { body = await response.json(); } catch (e) { body = { error: `${response.status} ${response.statusText}` }; }
   if (!response.ok) throw new Error(body.error || `${response.status}`);
@@ -63,7 +66,8 @@ async function sendFile(file) {
   $("file-info").textContent = `reading ${file.name}...`;
   try {
     upload = await api("/api/upload", { method: "POST", body: file,
-      headers: { "X-Filename": encodeURIComponent(file.name).slice(0, 200) } });
+      headers: { "X-Filename": encodeURIComponent(file.name).slice(0, 200),
+        "Content-Type": "application/octet-stream" } });
     upload.name = file.name;
     $("file-info").textContent = `${file.name}: ${upload.notes} notes, ${upload.seconds} s`;
   } catch (error) {
@@ -96,11 +100,16 @@ async function poll(id) {
   const asked = job.settings.form ? null : parseFloat(job.settings.seconds || "0");
   $("progress").value = asked ? Math.min(job.seconds_done / asked, 1) : (job.state === "done" ? 1 : 0);
   if (!asked && job.state === "running") $("progress").removeAttribute("value");
-  $("progress-text").textContent = `${job.state}: ${job.events} events, ${job.seconds_done} s of music`;
+  $("progress-text").textContent = job.state === "queued"
+    ? `queued: ${job.ahead ? `${job.ahead} job${job.ahead > 1 ? "s" : ""} ahead` : "next"}`
+    : `${job.state}: ${job.events} events, ${job.seconds_done} s of music`;
   if (job.state === "queued" || job.state === "running") { setTimeout(() => poll(id), 150); return; }
   finish();
   if (job.state === "done") { $("progress").value = 1; await showResult(job); say(job.message || `done in ${job.elapsed} s`, !job.message); }
-  else say(job.message || job.state);
+  else {
+    if (job.partial && job.midi) await showResult(job);  // what was made before the stop
+    say(job.message || job.state);
+  }
   history();
 }
 
@@ -168,7 +177,13 @@ async function history() {
     const item = document.createElement("li");
     const line = document.createElement("code");
     line.textContent = job.line;
-    item.append(`${job.id} ${job.state} `, line, " ");
+    item.append(`${job.id} ${job.state}${job.partial ? " (partial)" : ""} `, line, " ");
+    if (job.midi) {
+      const play = document.createElement("button");
+      play.type = "button"; play.textContent = "Show and play"; play.className = "replay";
+      play.addEventListener("click", () => showResult(job));
+      item.append(play, " ");
+    }
     for (const [kind, href] of [["MIDI", job.midi], ["WAV", job.audio]]) {
       if (!href) continue;
       const link = document.createElement("a");
