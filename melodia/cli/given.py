@@ -63,7 +63,8 @@ def _add_accompany(sub: argparse._SubParsersAction) -> None:
     p.add_argument("song", type=Path, help="the MIDI file to accompany")
     p.add_argument("--harmony", type=argument("lean"), default=None, metavar="X",
                    help="how strongly bass and chords lean on the song's harmony in each beat: "
-                   "a logit bonus for its pitch classes (default 0.5; 0: the model alone)")
+                   "a logit bonus for its pitch classes (default 0.5, and twice that for a "
+                   "bass on the pitch classes that sound; 0: the model alone)")
     p.add_argument("--lineup", default="drums,bass", metavar="INSTRUMENTS",
                    help="the parts to add: drums, GM families (bass, guitar, keys, organ, "
                    "strings, brass...), GM names or programs (default drums,bass); the song's "
@@ -189,7 +190,7 @@ def _run_evaluate_given(args: argparse.Namespace) -> int:
     files = midi_files(args.accompaniment)
     if not files:
         raise MelodiaError("no MIDI files in " + ", ".join(map(str, args.accompaniment)))
-    rows, keys = [], ("harmonic", "broken_harmonic", "rhythmic")
+    rows, keys = [], ("harmonic", "broken_harmonic", "bass", "broken_bass", "rhythmic")
     for path in files:
         try:
             _, score = read_given(path)
@@ -211,12 +212,15 @@ def _run_evaluate_given(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"files": rows, "mean": mean}, indent=1))
         return 0
-    print(f"{'file':40s} {'harmonic':>9s} {'broken':>7s} {'rhythmic':>9s}")
+    print(f"{'file':40s} {'harmonic':>9s} {'broken':>7s} {'bass':>6s} {'broken':>7s} "
+          f"{'rhythmic':>9s}")
     for row in [*rows, {"file": f"mean of {len(rows)}", **mean}]:
         print(f"{Path(row['file']).name[:40]:40s} {row['harmonic']:9.3f} "
-              f"{row['broken_harmonic']:7.3f} {row['rhythmic']:9.3f}")
-    _print("harmonic: the parts' bass and chord notes in the others' harmony; broken: the same "
-           "notes moved 1..11 semitones and half a beat; rhythmic: drum onsets on the 16ths")
+              f"{row['broken_harmonic']:7.3f} {row['bass']:6.3f} {row['broken_bass']:7.3f} "
+              f"{row['rhythmic']:9.3f}")
+    _print("harmonic: the parts' bass and chord notes in the others' harmony; bass: their bass "
+           "notes' pitch classes sounding in the others' beat; broken: the same notes moved "
+           "1..11 semitones and half a beat; rhythmic: drum onsets on the 16ths")
     return 0
 
 

@@ -3,6 +3,9 @@
 - :func:`harmonic_agreement`: the share of the new bass and chord notes whose pitch class sounds
   in the given music within the same beat, or belongs to the triad those pitch classes imply
   (beats where the given music is silent are not counted);
+- :func:`bass_in_beat`: the bass notes alone, and the pitch classes alone: the share of the new
+  bass notes whose pitch class the given music sounds within the beat of its onset (no implied
+  triad; beats where the given music is silent are not counted);
 - :func:`rhythmic_alignment`: the share of the new drum onsets within 30 ms of the given
   music's 16th-note grid (its tempo map);
 - :func:`broken_link`: the same new parts with the link cut (transposed by a random 1..11
@@ -32,6 +35,7 @@ import numpy as np
 from melodia.evaluate.stats import grid_positions, grid_share
 from melodia.midi import Score, Track
 from melodia.midi.bars import bar_set, bar_starts
+from melodia.midi.instruments import family_of
 
 ALIGN_TOLERANCE_S = 0.03
 TRIADS = np.array([[0, 4, 7], [0, 3, 7]])  # major and minor, on each of 12 roots
@@ -85,6 +89,25 @@ def harmonic_agreement(given: Sequence[np.ndarray], new: Sequence[np.ndarray], t
     return float(hits / counted) if counted else math.nan
 
 
+def bass_in_beat(given: Sequence[np.ndarray], bass: Sequence[np.ndarray], tempos) -> float:
+    """Share of the ``bass`` notes whose pitch class sounds in the ``given`` melodic notes
+    within the beat of its onset (beats of the tempo map ``tempos``, ``TEMPO_DTYPE`` or None:
+    120); nan when no bass note falls in a beat where the given music sounds."""
+    bass = [n for n in bass if len(n)]
+    if not bass:
+        return math.nan
+    onsets = np.concatenate([n["start_s"] for n in bass])
+    pcs = np.concatenate([n["pitch"] for n in bass]).astype(np.int64) % 12
+    beat = np.floor(grid_positions(onsets, tempos, 1) + 1e-9).astype(np.int64)
+    profiles = beat_pitch_classes(given, tempos, int(beat.max(initial=0)) + 1)
+    inside = beat >= 0
+    beat, pcs = beat[inside], pcs[inside]
+    counted = profiles[beat].any(axis=1)
+    if not counted.any():
+        return math.nan
+    return float(np.mean(profiles[beat[counted], pcs[counted]] > 0))
+
+
 def rhythmic_alignment(drums: np.ndarray, tempos, tolerance_s: float = ALIGN_TOLERANCE_S) -> float:
     """Share of drum onsets within ``tolerance_s`` of the 16th-note grid of ``tempos``."""
     if not len(drums):
@@ -116,12 +139,15 @@ def _qpm_at(tempos, times_s: np.ndarray) -> np.ndarray:
 
 
 def accompaniment_scores(given: Sequence[Track], new: Sequence[Track], tempos) -> dict[str, float]:
-    """``harmonic`` (new melodic parts vs the given melodic parts) and ``rhythmic`` (new drums on
-    the given music's grid) agreement."""
+    """``harmonic`` (new melodic parts vs the given melodic parts), ``bass`` (the new bass notes'
+    pitch classes in the given music's beat, :func:`bass_in_beat`) and ``rhythmic`` (new drums
+    on the given music's grid) agreement."""
     given_melodic = [t.notes for t in given if not t.is_drum]
     new_melodic = [t.notes for t in new if not t.is_drum]
+    bass = [t.notes for t in new if not t.is_drum and family_of(t.program) == "bass"]
     drums = [t.notes for t in new if t.is_drum]
     return {"harmonic": harmonic_agreement(given_melodic, new_melodic, tempos),
+            "bass": bass_in_beat(given_melodic, bass, tempos),
             "rhythmic": rhythmic_alignment(np.concatenate(drums), tempos) if drums
             else math.nan}
 
@@ -135,7 +161,8 @@ def link_scores(score: Score, new: Sequence[int], seed: int = 0) -> dict[str, fl
     out = accompaniment_scores(given, parts, score.tempos)
     broken = accompaniment_scores(given, broken_link(parts, score.tempos,
                                                      np.random.default_rng(seed)), score.tempos)
-    return {**out, "broken_harmonic": broken["harmonic"], "broken_rhythmic": broken["rhythmic"]}
+    return {**out, "broken_harmonic": broken["harmonic"], "broken_bass": broken["bass"],
+            "broken_rhythmic": broken["rhythmic"]}
 
 
 def jaccard(a: set, b: set) -> float:
@@ -179,5 +206,5 @@ def seam_distances(tracks: Sequence[Track], score: Score, start_s: float, end_s:
 __all__ = ["ALIGN_TOLERANCE_S", "accompaniment_scores", "bar_distance", "bar_neighbours",
            "link_scores",
            "seam_distances",
-           "beat_pitch_classes", "broken_link", "harmonic_agreement", "implied_triad", "jaccard",
+           "bass_in_beat", "beat_pitch_classes", "broken_link", "harmonic_agreement", "implied_triad", "jaccard",
            "rhythmic_alignment"]

@@ -47,6 +47,11 @@ EVENTS_PER_SECOND_CAP = 400  # safety cap on the events of new parts per second 
 # --harmony 0, 0.5, 1, 2: harmonic agreement 0.730, 0.812, 0.872, 0.952; real parts 0.831):
 # the one that plays as consonantly as real bands do, not more
 HARMONY = 0.5
+# the bass's own pull toward the pitch classes that sound in the beat (logits), chosen on the
+# validation files (eval_accompany.py --mma ... --seconds 20 --bass-harmony 0.5, 1, 1.5, 3: bass
+# notes on a sounding pitch class 0.812, 0.870, 0.897, 0.975; real basses 0.841): the least that
+# reaches the real basses; notes per second stay 4.5
+BASS_HARMONY = 1.0
 
 
 @dataclass
@@ -135,10 +140,13 @@ def new_parts(ids: np.ndarray, encoding: PerformanceEncoding, lineup: Sequence[i
 
 
 def harmony_guide(score: Score, encoding: PerformanceEncoding, tempos: np.ndarray, until: int,
-                  strength: float) -> HarmonyGuide | None:
+                  strength: float, bass: float | None = None) -> HarmonyGuide | None:
     """The harmony prior of ``score``'s pitched notes along the tempo map ``tempos``
-    (``[[time_s, qpm], ...]``) for steps ``0..until`` (None at strength 0)."""
-    if strength <= 0:
+    (``[[time_s, qpm], ...]``) for steps ``0..until``: ``strength`` for the chords, ``bass``
+    (default ``strength``) for a bass's pull toward the pitch classes that sound, which keeps
+    at least ``strength`` on the rest of the implied triad (None when both are 0)."""
+    bass = strength if bass is None else bass
+    if strength <= 0 and bass <= 0:
         return None
     tempo_map = np.array([tuple(row) for row in tempos], dtype=TEMPO_DTYPE)
     sps = encoding.config.steps_per_second
@@ -149,16 +157,18 @@ def harmony_guide(score: Score, encoding: PerformanceEncoding, tempos: np.ndarra
     classes = profiles > 0
     for beat in np.flatnonzero(classes.any(axis=1)):
         classes[beat, sorted(implied_triad(profiles[beat]))] = True
-    return HarmonyGuide(encoding, classes, beat_of, strength)
+    bass_weights = np.maximum(classes * strength, (profiles > 0) * bass)
+    return HarmonyGuide(encoding, classes, beat_of, strength, bass_weights)
 
 
 def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
-                  harmony: float = HARMONY) -> Accompaniment:
+                  harmony: float = HARMONY, bass_harmony: float | None = None) -> Accompaniment:
     """Generate ``config.lineup`` (default drums and bass) to play with ``song`` (a MIDI path
     or bytes) for its whole length; ``config.num`` pieces at once. ``drum_grid``: new drum hits
     only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`);
     ``harmony``: the strength of the harmony prior (logits; 0: the model alone), see
-    :class:`~melodia.generation.guide.HarmonyGuide`."""
+    :class:`~melodia.generation.guide.HarmonyGuide`; ``bass_harmony``: the bass's own (default
+    :data:`BASS_HARMONY` times ``harmony / HARMONY``: 0 with the prior off)."""
     source, score = read_given(song)
     config = dataclasses.replace(config, lineup=config.lineup or "drums,bass")
     checkpoint = load_model(model)
@@ -171,7 +181,8 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
         until = int(np.ceil(score.end_s * sps))
         grid = grid_steps(tempos, until, sps) if drum_grid else None
         forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
-        guide = harmony_guide(score, session.encoding, tempos, until, harmony)
+        bass = BASS_HARMONY * harmony / HARMONY if bass_harmony is None else bass_harmony
+        guide = harmony_guide(score, session.encoding, tempos, until, harmony, bass)
         pieces = run_given(session, forcer, until, guide)
     lineup = session.plan["instruments"]
     parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,

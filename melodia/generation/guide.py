@@ -15,7 +15,8 @@ stretch of the stream leans on: an infill's first half on the bar before the spa
 half on the bar after it; a varied repeat on the bar it repeats.
 
 :class:`HarmonyGuide` is the accompanist's prior: a bonus for the pitch classes the given music
-sounds in the current beat (or the triad they imply), for the pitched parts.
+sounds in the current beat (or the triad they imply), for the pitched parts; a bass has its own,
+stronger one for the pitch classes that sound.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import NOTE_ON, TIME_SHIFT
-from melodia.midi.instruments import DRUMS
+from melodia.midi.instruments import DRUMS, FAMILIES
 
 DEFAULT_STRENGTH = 10.0  # logits; chosen on the validation files (eval_infill.py: 3, 6, 10)
 
@@ -117,28 +118,42 @@ class HarmonyGuide:
     pitched part whose pitch class sounds in the given music within the current beat or
     belongs to the triad those pitch classes imply (what a player reading the chart knows: the
     file's future is there to read). ``beat_classes``: ``bool[beats, 12]``; ``beat_of``: the
-    beat of every step. Drums get nothing; where the given music is silent, nothing."""
+    beat of every step. A bass (GM programs 32..39) leans on ``bass_weights`` instead where
+    given (``float[beats, 12]``, logits: its own, stronger pull toward the pitch classes that
+    sound). Drums get nothing; where the given music is silent, nothing."""
 
     def __init__(self, encoding: PerformanceEncoding, beat_classes: np.ndarray,
-                 beat_of: np.ndarray, strength: float) -> None:
+                 beat_of: np.ndarray, strength: float,
+                 bass_weights: np.ndarray | None = None) -> None:
         vocab = encoding.vocab
         note = vocab.range("NOTE_ON")
         self.size, self.strength = vocab.size, float(strength)
         self.first = vocab.offset("NOTE_ON")
         self.classes = np.arange(note.min, note.max + 1) % 12
         self.table = beat_classes[:, self.classes].astype(np.float32) * self.strength
+        self.bass_table = (self.table if bass_weights is None else
+                           bass_weights[:, self.classes].astype(np.float32))
         self.beat_of = beat_of
 
     def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
         """``float32[B, V]``: the bonuses at each row's step ``now`` for its instrument."""
         out = np.zeros((len(now), self.size), dtype=np.float32)
         beats = self.beat_of[np.minimum(now, len(self.beat_of) - 1)]
-        pitched = instrument < DRUMS
-        out[pitched, self.first:self.first + len(self.classes)] = self.table[beats[pitched]]
+        bass = is_bass(instrument)
+        notes = slice(self.first, self.first + len(self.classes))
+        chords = (instrument < DRUMS) & ~bass
+        out[chords, notes] = self.table[beats[chords]]
+        out[bass, notes] = self.bass_table[beats[bass]]
         return torch.from_numpy(out)
 
     def update(self, ids, kinds, values, instrument) -> None:
         """Nothing to remember (the interface of :class:`BarGuide`)."""
 
 
-__all__ = ["BarGuide", "DEFAULT_STRENGTH", "HarmonyGuide", "Segment", "bar_onsets"]
+def is_bass(instrument: np.ndarray) -> np.ndarray:
+    """``bool[B]``: which instruments are basses (the GM bass family, programs 32..39)."""
+    instrument = np.asarray(instrument)
+    return (instrument < DRUMS) & (instrument // 8 == FAMILIES.index("bass"))
+
+
+__all__ = ["BarGuide", "DEFAULT_STRENGTH", "HarmonyGuide", "Segment", "bar_onsets", "is_bass"]

@@ -5,9 +5,9 @@ import math
 import numpy as np
 
 from melodia.evaluate.accompaniment import (accompaniment_scores, bar_distance, bar_neighbours,
-                                            broken_link, harmonic_agreement, implied_triad,
-                                            rhythmic_alignment, seam_distances)
-from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes
+                                            bass_in_beat, broken_link, harmonic_agreement,
+                                            implied_triad, rhythmic_alignment, seam_distances)
+from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, midi_bytes, read_midi
 from melodia.midi.bars import bar_set
 
 
@@ -49,6 +49,27 @@ def test_harmonic_agreement_follows_the_tempo_map():
     assert harmonic_agreement([chord], [bass], tempos) == 1.0
 
 
+def test_bass_in_beat_on_a_written_file_counts_sounding_pitch_classes_alone():
+    # 60 qpm for 2 s (beats 0, 1), then 120 (beats 2.. each 0.5 s): the file's tempo map
+    tempos = np.array([(0.0, 60.0), (2.0, 120.0)], dtype=TEMPO_DTYPE)
+    keys = notes([60, 64, 65, 69], [0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 2.5, 2.5])  # C E | F A
+    bass = notes([36, 43, 41, 37, 38, 40], [0.0, 0.75, 2.0, 2.25, 3.0, 0.5],
+                 [0.5, 0.9, 2.2, 2.4, 3.4, 0.7])
+    # beat 0: C yes, G no (implied, not sounding), E yes; beat 2: F yes, C# no; beat 4: silent
+    guitar = notes([49], [0.0], [0.5])  # a new chord part: not a bass note
+    data = midi_bytes(Score([Track(keys, program=0), Track(bass, program=33),
+                             Track(guitar, program=29)], tempos=tempos))
+    back = read_midi(data)
+    given, new = back.tracks[:1], back.tracks[1:]
+    assert bass_in_beat([given[0].notes], [new[0].notes], back.tempos) == 3 / 5
+    scores = accompaniment_scores(given, new, back.tempos)
+    assert scores["bass"] == 3 / 5 and scores["harmonic"] == 4 / 6  # G counts there, C# not
+    # at 120 qpm throughout 0.75 s is beat 1, where C and E still sound: G misses all the same
+    assert bass_in_beat([keys], [notes([43, 36], [0.75, 0.6], [0.9, 0.7])], None) == 0.5
+    assert math.isnan(bass_in_beat([keys], [notes([38], [3.0], [3.4])], tempos))
+    assert math.isnan(bass_in_beat([keys], [], tempos))
+
+
 def test_rhythmic_alignment_on_and_off_the_grid():
     on = notes([36] * 4, [0.0, 0.125, 0.25, 0.51], [0.05, 0.2, 0.3, 0.6])
     assert rhythmic_alignment(on, None) == 1.0  # 0.51 is 10 ms from a 16th
@@ -70,7 +91,7 @@ def test_accompaniment_scores_of_a_real_like_part():
     bass = Track(notes([48, 43], [0.0, 1.0], [0.9, 1.9]), program=33)
     drums = Track(notes([36, 42], [0.0, 0.25], [0.1, 0.3]), is_drum=True)
     scores = accompaniment_scores(given, [bass, drums], None)
-    assert scores == {"harmonic": 1.0, "rhythmic": 1.0}
+    assert scores == {"harmonic": 1.0, "bass": 1.0, "rhythmic": 1.0}
 
 
 def test_bar_distance_and_neighbours():

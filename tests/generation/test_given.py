@@ -157,3 +157,39 @@ def test_harmony_guide_favours_the_beats_pitch_classes_for_pitched_parts():
     assert bias[0, on + 37] == 0.0 and bias[1].max() == 0.0  # not C#; drums get nothing
     assert bias[2].max() == 0.0  # beat 1: the song is silent
     assert harmony_guide(song, encoding, np.array([[0.0, 120.0]]), 100, 0.0) is None
+
+
+def test_harmony_guide_pulls_a_bass_harder_toward_the_sounding_pitch_classes():
+    from melodia.generation.accompaniment import harmony_guide
+
+    song = Score([Track(make_notes([0.0, 0.0], [0.5, 0.5], [60, 64], [80, 80]))])  # C, E: beat 0
+    guide = harmony_guide(song, ENC, np.array([[0.0, 120.0]]), 100, 0.5, bass=3.0)
+    bias = guide.bias(np.array([10, 10, 10]), np.array([33, 29, 128])).numpy()
+    on = V.offset("NOTE_ON") - V.range("NOTE_ON").min
+    assert bias[0, on + 36] == 3.0 and bias[0, on + 40] == 3.0  # the bass: C and E sound
+    assert bias[0, on + 43] == 0.5 and bias[0, on + 37] == 0.0  # G only implied; C# nothing
+    assert bias[1, on + 48] == 0.5 and bias[1, on + 43] == 0.5  # a guitar: the chord's pull
+    assert bias[2].max() == 0.0  # drums: nothing
+    assert harmony_guide(song, ENC, np.array([[0.0, 120.0]]), 100, 0.0, bass=1.0) is not None
+
+
+def test_accompany_bass_plays_the_sounding_pitch_classes_and_keeps_playing():
+    from melodia.evaluate.accompaniment import bass_in_beat
+    from melodia.midi.instruments import family_of
+
+    given = _given_file(12.0)
+    song = read_midi(given)
+    chords = [t.notes for t in song.tracks if not t.is_drum]
+
+    def bass_figures(**harmony):
+        result = accompany_ids("band", given, GenerateConfig(seed=5, lineup="drums,bass"),
+                               **harmony)
+        back = read_midi(result.midi_bytes()).tracks[len(song.tracks):]  # written, read back
+        bass = [t.notes for t in back if not t.is_drum and family_of(t.program) == "bass"]
+        drums = sum(len(t.notes) for t in back if t.is_drum)
+        return bass_in_beat(chords, bass, song.tempos), sum(map(len, bass)), drums
+
+    alone, alone_notes, _ = bass_figures(harmony=0.0)
+    leaning, notes, drums = bass_figures()
+    assert leaning >= 0.8 and leaning > alone  # on a sounding pitch class, more than alone
+    assert notes >= 0.5 * alone_notes and notes >= 10 and drums >= 10  # both keep playing
