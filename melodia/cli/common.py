@@ -6,7 +6,10 @@ import argparse
 import math
 import os
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, Iterator
 
 from melodia.errors import MelodiaError
 
@@ -17,6 +20,28 @@ MODEL_KINDS = ("lstm", "transformer", "attention-rnn")
 
 def _print(*parts: object) -> None:
     print(*parts, file=sys.stderr)
+
+
+_TOLD: ContextVar[dict[str, Any] | None] = ContextVar("melodia_told", default=None)
+
+
+def tell(**facts: Any) -> None:
+    """Hand facts about what a command made (what was drawn, a form's sections, the bars an
+    infill replaced) to whoever collects them in this thread (the studio); else nothing."""
+    told = _TOLD.get()
+    if told is not None:
+        told.update(facts)
+
+
+@contextmanager
+def collecting() -> Iterator[dict[str, Any]]:
+    """In this block, what commands :func:`tell` lands in the dict yielded."""
+    told: dict[str, Any] = {}
+    token = _TOLD.set(told)
+    try:
+        yield told
+    finally:
+        _TOLD.reset(token)
 
 
 # ------------------------------------------------------------------ argument types and paths

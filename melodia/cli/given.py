@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from melodia.cli.common import _output, _print, midi_output, not_an_input
-from melodia.cli.make import _also_audio, _generate_config
+from melodia.cli.common import _output, _print, midi_output, not_an_input, tell
+from melodia.cli.make import _also_audio, _drawn, _generate_config
 from melodia.errors import GenerateError, MelodiaError
 from melodia.util.knobs import argument
 
@@ -88,6 +88,7 @@ def _run_accompany(args: argparse.Namespace) -> int:
                            **harmony)
     elapsed = time.perf_counter() - start
     band = result.band
+    tell(band=_drawn(band))
     _print(f"band: {band['style'] or 'no style'} at {band['qpm']:.0f} BPM: "
            f"{', '.join(band['names'])} with {args.song.name}")
     path = result.write(output)
@@ -150,6 +151,9 @@ def _run_infill(args: argparse.Namespace) -> int:
     seams = " / ".join("-" if np.isnan(s) else f"{s:.2f}" for s in result.seams[result.chosen])
     _print(f"filled bars {args.bars} ({t0:.1f}-{t1:.1f} s) of {names}: best of "
            f"{len(result.seams)}")
+    tell(infill={"bars": args.bars, "start_s": round(float(t0), 3), "end_s": round(float(t1), 3),
+                 "tracks": names, "candidates": len(result.seams),
+                 "chosen": int(result.chosen) + 1, "seams": seams})
     if len(result.real):
         low, high = np.percentile(result.real, [10, 90])
         _print(f"  seams in / out {seams} (bar distance; these tracks move {low:.2f}-{high:.2f} "

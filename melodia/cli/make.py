@@ -6,7 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
-from melodia.cli.common import _output, _print, fluidsynth_missing, midi_output, not_an_input
+from melodia.cli.common import (_output, _print, fluidsynth_missing, midi_output, not_an_input,
+                                 tell)
 from melodia.errors import MelodiaError, RenderError
 from melodia.util.knobs import argument
 
@@ -241,6 +242,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     new_events = sum(len(p) - result.primer_events for p in result.pieces)
     if result.band is not None:
         b = result.band
+        tell(band=_drawn(b))
         _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: "
                f"{', '.join(b['names']) or 'any instruments'}")
     if primer is not None:
@@ -312,13 +314,20 @@ def _run_form(args: argparse.Namespace, primer) -> int:
     elapsed = time.perf_counter() - start
     if song.band is not None:
         b = song.band
+        tell(band=_drawn(b))
         _print(f"band: {b['style'] or 'no style'} at {b['qpm']:.0f} BPM: {', '.join(b['names'])}")
+    sections = []
     for index, ((letter, bar, t0, t1), varied) in enumerate(zip(song.sections, song.varied)):
         anew = f"bar{'s' if len(varied) > 1 else ''} {', '.join(map(str, varied))} played anew"
         how = ("new" if song.form.index(letter) == index else
                f"{letter} again, {anew}" if varied else f"{letter} again, as it was")
         bars = f"{bar}-{bar + song.bars - 1}"
         _print(f"  {letter}  bars {bars:9s} {t0:7.1f}-{t1:7.1f} s  {how}")
+        sections.append({"letter": letter, "first_bar": int(bar), "bars": int(song.bars),
+                         "start_s": round(float(t0), 3), "end_s": round(float(t1), 3),
+                         "new": song.form.index(letter) == index,
+                         "anew": [int(v) for v in varied]})
+    tell(sections=sections)
     path = song.write(output)
     _print(f"wrote {song.score.end_s:.1f} s ({song.score.note_count} notes) to {path}")
     if args.plot is not None:
@@ -330,6 +339,12 @@ def _run_form(args: argparse.Namespace, primer) -> int:
     _also_audio(path, args.audio)
     _print(f"seed {song.seed}; variation {song.variation:g}; {elapsed:.1f} s")
     return 0
+
+
+def _drawn(band: dict) -> dict:
+    """What a band plan settled (drawn or asked): style, tempo, line-up, for :func:`tell`."""
+    return {"style": band["style"], "qpm": round(float(band["qpm"]), 2),
+            "lineup": list(band["names"])}
 
 
 def _also_audio(midi: Path, audio: Path | None) -> None:

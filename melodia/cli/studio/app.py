@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 4 * 2**20  # bytes of a dropped MIDI file (a long piano piece is ~100 KB)
 MAX_JSON = 64 * 1024  # bytes of a request's JSON
+MAX_BARS = 4000  # bar lines sent to the roll
 DRAIN = 64 * 2**20  # bytes of a refused body read (and dropped) before the answer
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
 JSON_TYPES = ("application/json",)
@@ -121,7 +122,22 @@ def roll(path) -> dict[str, Any]:
                        "notes": [[round(float(n["start_s"]), 4), round(float(n["end_s"]), 4),
                                   int(n["pitch"]), int(n["velocity"])] for n in notes]})
     return {"end_s": round(score.end_s, 3), "tracks": tracks,
-            "tempo": float(score.tempos["qpm"][0]) if len(score.tempos) else 120.0}
+            "tempo": float(score.tempos["qpm"][0]) if len(score.tempos) else 120.0,
+            **bar_lines(score)}
+
+
+def bar_lines(score) -> dict[str, list]:
+    """Where the score's bars start (s) and how many beats each holds (its time signature's
+    numerator), for the roll's time axis; at most :data:`MAX_BARS` bars."""
+    import numpy as np  # deferred: the studio's import stays light
+
+    from melodia.midi.bars import bar_starts
+
+    starts = bar_starts(score, score.end_s)[:MAX_BARS]
+    ts = np.sort(score.time_signatures, order="time_s", kind="stable")
+    at = np.maximum(np.searchsorted(ts["time_s"], starts + 1e-6, "right") - 1, 0)
+    beats = ts["numerator"][at] if len(ts) else np.full(len(starts), 4)
+    return {"bars": [round(float(t), 4) for t in starts], "beats": [int(b) for b in beats]}
 
 
 def create_app(studio: Studio, door: Door):

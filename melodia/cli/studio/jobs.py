@@ -2,7 +2,7 @@
 time in a worker thread with progress, a cancel and a time limit, kept in a history.
 
 Settings are checked exactly as the command line checks them: each field of the page is one
-option of ``melodia generate`` / ``accompany`` / ``infill`` (:data:`FIELDS`), the argument list
+option of ``melodia generate`` / ``accompany`` / ``infill`` (:mod:`~melodia.cli.studio.settings`), the argument list
 is parsed by melodia's own parser, and the command's own code runs it. So a bad value gets the
 command line's one-line message, and every result can be made again from the ``melodia ...``
 line shown beside it. Files are written only under the studio's output folder, under names the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import secrets
 import shlex
 import threading
@@ -23,27 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from melodia.cli.common import collecting
 from melodia.cli.studio import history
+from melodia.cli.studio.settings import (COMMANDS, MAX_TEXT, Upload, length, plain, precheck,
+                                         to_argv)
 from melodia.errors import MelodiaError, RenderError
 from melodia.midi import read_midi
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("generate", "accompany", "infill")
-# page field -> command-line option (a flag without a value where the value is True)
-FIELDS = {
-    "seconds": "--seconds", "bars": "--bars", "seed": "--seed", "temperature": "--temperature",
-    "top_p": "--top-p", "top_k": "--top-k", "sampler": "--sampler", "style": "--style",
-    "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
-    "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
-    "candidates": "--candidates",
-}
-ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
-                     "style", "tempo", "lineup", "randomness", "key", "density", "form"},
-        "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness"},
-        "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
-                   "tracks", "candidates"}}
-MAX_TEXT = 200  # characters in one field
 DEFAULT_TIME_LIMIT_S = 300.0
 MAX_ROLL_NOTES = 50_000  # notes sent to the page's piano roll
 MAX_WAITING = 8  # jobs queued behind the one running; more are refused
@@ -63,17 +50,6 @@ class Refusing(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise StudioError(message)
-
-
-@dataclass
-class Upload:
-    """A MIDI file dropped on the page: kept under the output folder as ``path``."""
-
-    id: str
-    name: str  # the file's own name, for the command line shown
-    path: Path
-    seconds: float
-    notes: int
 
 
 @dataclass
@@ -97,6 +73,9 @@ class Job:
     partial: bool = False  # cancelled or timed out: the files hold what was made until then
     created: float = field(default_factory=time.time)
     given: str | None = None  # the name of the file it was given, as the page showed it
+    info: dict[str, Any] = field(default_factory=dict)  # what the command told (see tell)
+    total_s: float | None = None  # the music's length where it is known before (progress)
+    bars_total: int | None = None  # ... or its bars, timed once the tempo is told
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     stopped: str = ""  # why the watch stopped it, set by the watch
 
@@ -109,12 +88,27 @@ class Job:
                 "midi": f"/files/{self.id}.mid" if self.midi else None,
                 "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed,
                 "partial": self.partial, "created": round(self.created, 3),
-                "given": self.given}
+                "given": self.given, "info": self.info,
+                "progress": self._progress()}
+
+    def _progress(self) -> float | None:
+        """0..1 where the music's length is known (None: it is not)."""
+        if self.state == "done":
+            return 1.0
+        total = self.total_s
+        qpm = (self.info.get("band") or {}).get("qpm")
+        if total is None and self.bars_total and qpm:  # 4/4 bars at the tempo drawn
+            total = self.bars_total * 4 * 60.0 / float(qpm)
+        if not total:
+            return None
+        return round(min(self.seconds_done / total, 1.0), 3)
 
     def record(self) -> dict[str, Any]:
         """What is kept on disk (see :mod:`melodia.cli.studio.history`)."""
-        return {**self.public(), "midi": self.midi is not None, "audio": self.audio is not None,
-                "seconds_done": round(self.seconds_done, 3)}
+        record = {**self.public(), "midi": self.midi is not None,
+                  "audio": self.audio is not None, "seconds_done": round(self.seconds_done, 3)}
+        del record["progress"]
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any], out: Path) -> "Job":
@@ -126,42 +120,11 @@ class Job:
                   float(record["seconds_done"]), None, record["elapsed"],
                   midi if record["midi"] and midi.is_file() else None,
                   audio if record["audio"] and audio.is_file() else None, record["seed"],
-                  record["partial"], float(record["created"]), record["given"])
+                  record["partial"], float(record["created"]), record["given"],
+                  record.get("info") if isinstance(record.get("info"), dict) else {})
         if job.state in ("queued", "running"):
             job.state, job.message = "failed", "the studio stopped before this job finished"
         return job
-
-
-def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload | None
-            ) -> tuple[list[str], list[str]]:
-    """The argument list for ``settings`` (with the model's path or name, and the uploaded
-    song or primer), and the same list as the page shows it (the upload by its own name)."""
-    if command not in COMMANDS:
-        raise StudioError(f"unknown command {command!r}: choose {', '.join(COMMANDS)}")
-    argv = [command]
-    if command in ("accompany", "infill"):
-        if upload is None:
-            raise StudioError(f"{command} needs a MIDI file: drop one on the page")
-        argv.append(str(upload.path))
-    argv += ["--model", model]  # a model from --models by its path: the line replays it
-    for name, value in settings.items():
-        if name not in ONLY[command]:
-            raise StudioError(f"{command} does not take {name!r}")
-        if value is None or value == "" or value is False:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise StudioError(f"{name} takes a number or a word, not {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise StudioError(f"{name} must be a finite number, not {value}")
-        text = str(value).strip()
-        if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
-            raise StudioError(f"{name}: at most {MAX_TEXT} printable characters")
-        argv += [FIELDS[name], text]
-    if command == "generate" and upload is not None:
-        argv += ["--primer", str(upload.path)]
-    kept = None if upload is None else str(upload.path)
-    shown = [upload.name if kept is not None and arg == kept else arg for arg in argv]
-    return argv, shown
 
 
 Parse = Callable[[list[str]], argparse.Namespace]
@@ -235,7 +198,11 @@ class Studio:
         if command in COMMANDS and settings.get("seed") in (None, ""):
             settings = {**settings, "seed": secrets.randbelow(2**31)}  # so the line replays it
         argv, shown = to_argv(command, settings, self.models[model], upload)
-        args = self.parse(argv)  # every value checked now, before the job is queued
+        try:
+            args = self.parse(argv)  # every value checked now, before the job is queued
+            precheck(settings, *self._model_facts(model))
+        except (StudioError, ValueError) as err:
+            raise StudioError(plain(str(err), command)) from None
         with self._wake:
             waiting = len(self._queue)
             if waiting >= MAX_WAITING:
@@ -249,11 +216,20 @@ class Studio:
             job = Job(job_id, command, {"model": model, **settings}, argv,
                       "melodia " + shlex.join([*shown, "-o", f"{job_id}.mid"]), seed=args.seed,
                       given=None if upload is None else upload.name)
+            job.total_s, job.bars_total = length(command, args, upload)
             history.save_record(self.out, job.record())
             self.jobs[job_id] = job
             self._queue.append(job)
             self._wake.notify()
         return job
+
+    def _model_facts(self, model: str) -> tuple[bool, Callable[[], list[str]]]:
+        """Whether ``model`` plays a band, and how to read its styles (for :func:`precheck`)."""
+        from melodia.generation.session import band_styles  # deferred: torch
+        from melodia.model.registry import load_model
+
+        checkpoint = load_model(self.models[model])  # cached: the job loads it again for free
+        return checkpoint.encoding.name == "band", lambda: band_styles(checkpoint)
 
     def cancel(self, job_id: str) -> Job:
         """Stop a job: a waiting one leaves the queue at once; a running one stops at its
@@ -312,7 +288,8 @@ class Studio:
                 raise Stopped(job.stopped)
 
         try:
-            with watched(report):
+            with watched(report), collecting() as told:
+                job.info = told  # filled as the command tells what it settled
                 self._make(job)
             job.state = "cancelled" if job.stopped else "done"
             if job.stopped:  # the command kept what was made: a partial result
@@ -351,5 +328,4 @@ class Studio:
             job.message = f"no audio: {' '.join(str(err).split())[:300]}"
 
 
-__all__ = ["COMMANDS", "FIELDS", "Job", "MAX_WAITING", "QueueFull", "Refusing", "Studio",
-           "StudioError", "Upload", "to_argv"]
+__all__ = ["Job", "MAX_WAITING", "QueueFull", "Refusing", "Studio", "StudioError"]

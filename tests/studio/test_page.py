@@ -1,0 +1,147 @@
+"""What the studio page shows of a result, in a real headless Chromium against a real server:
+bars and beats on the roll's time axis, drum lanes by kit piece, a form's sections and the bars
+an infill replaced marked, what was drawn, zoom and scroll; the knobs each command uses; no
+stale primer; a queued job cancelled; refusals in the musician's words."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.conftest import DATA
+from tests.studio.test_browser import _open, _result, _set
+
+CHORALE = DATA / "chorales" / "bach__bwv10.7.mxl.mid"
+SHOTS = Path(__file__).resolve().parents[2] / "examples"
+LAYOUT = "return (() => { const L = layout(); return {drums: L.drums, width: L.width, " \
+         "height: L.height, pitched: L.pitchedHeight}; })();"
+
+
+def _visible(browser, field: str) -> bool:
+    return browser.find_element(By.ID, field).is_displayed()
+
+
+def test_a_band_form_on_bars_with_drum_lanes_and_sections(browser, server):
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "model")).select_by_value("band")
+    assert _visible(browser, "seconds")
+    _set(browser, "form", "ABA")
+    assert not _visible(browser, "seconds")  # bars rule the length now
+    _set(browser, "bars", "2")
+    _set(browser, "tempo", "120")
+    _set(browser, "lineup", "drums,bass,guitar")
+    _set(browser, "seed", "3")
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    assert [s["letter"] for s in job["info"]["sections"]] == ["A", "B", "A"]
+    assert job["info"]["band"]["qpm"] == 120 and "Drums" in job["info"]["band"]["lineup"]
+    info = browser.find_element(By.ID, "info").text
+    assert "Band: " in info and "120 BPM" in info and "Section B: bars 3-4, new" in info
+    assert "Section A: bars 5-6, A again" in info
+    drawn = browser.execute_script(LAYOUT)
+    kit = {p for t in server.call(f"/api/jobs/{job['id']}/roll")[1]["tracks"] if t["drum"]
+           for p in {n[2] for n in t["notes"]}}
+    assert sorted(drawn["drums"]) == sorted(kit) and kit  # one lane per kit piece played
+    assert drawn["height"] == 34 + drawn["pitched"] + 13 * len(kit)
+    assert browser.execute_script("return view.metered") is True
+    bars = browser.execute_script("return roll.bars")
+    assert [round(t, 2) for t in bars[:7]] == [2.0 * i for i in range(7)]  # 4/4 at 120 BPM
+    width = drawn["width"]
+    browser.find_element(By.ID, "zoom-in").click()
+    browser.find_element(By.ID, "zoom-in").click()
+    assert browser.execute_script(LAYOUT)["width"] == 4 * width
+    box = browser.find_element(By.ID, "roll-box")
+    assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth",
+                                  box)
+    if os.environ.get("MELODIA_STUDIO_SCREENSHOT"):
+        browser.find_element(By.ID, "zoom-fit").click()
+        browser.save_screenshot(str(SHOTS / "studio-form.png"))
+
+
+def test_accompany_takes_a_band_and_a_song_is_no_stale_primer(browser, server):
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "model")).select_by_value("piano")
+    Select(browser.find_element(By.ID, "command")).select_by_value("accompany")
+    assert Select(browser.find_element(By.ID, "model")).first_selected_option.text == "band"
+    assert _visible(browser, "harmony") and _visible(browser, "style")
+    assert not _visible(browser, "seconds") and not _visible(browser, "key")
+    browser.find_element(By.ID, "file").send_keys(str(CHORALE))
+    WebDriverWait(browser, 20).until(
+        lambda d: "notes" in d.find_element(By.ID, "file-info").text)
+    Select(browser.find_element(By.ID, "command")).select_by_value("generate")
+    assert "notes" not in browser.find_element(By.ID, "file-info").text
+    assert not _visible(browser, "harmony")
+    Select(browser.find_element(By.ID, "model")).select_by_value("piano")
+    _set(browser, "seconds", "2")
+    _set(browser, "seed", "1")
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    assert "--primer" not in job["line"] and CHORALE.name not in job["line"]
+
+
+def test_infill_marks_the_bars_it_replaced(browser, server):
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "command")).select_by_value("infill")
+    Select(browser.find_element(By.ID, "model")).select_by_value("band")
+    browser.find_element(By.ID, "file").send_keys(str(CHORALE))
+    WebDriverWait(browser, 20).until(
+        lambda d: "notes" in d.find_element(By.ID, "file-info").text)
+    _set(browser, "span", "3-4")
+    _set(browser, "candidates", "2")
+    _set(browser, "seed", "2")
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    filled = job["info"]["infill"]
+    assert filled["bars"] == "3-4" and filled["candidates"] == 2
+    assert 1 <= filled["chosen"] <= 2 and filled["start_s"] < filled["end_s"]
+    assert f"candidate {filled['chosen']} of 2" in browser.find_element(By.ID, "info").text
+    assert job["progress"] == 1.0
+
+
+def test_a_queued_job_cancelled_frees_the_page(browser, server):
+    code, long = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                           "settings": {"seconds": "3000"}})
+    assert code == 200
+    try:
+        _open(browser, server)
+        Select(browser.find_element(By.ID, "model")).select_by_value("piano")
+        _set(browser, "seconds", "2")
+        browser.find_element(By.ID, "go").click()
+        WebDriverWait(browser, 20).until(
+            lambda d: "queued: " in d.find_element(By.ID, "progress-text").text)
+        assert "1 job ahead" in browser.find_element(By.ID, "progress-text").text \
+            or "next" in browser.find_element(By.ID, "progress-text").text
+        browser.find_element(By.ID, "cancel").click()
+        WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "go").is_enabled())
+        assert "cancelled before it started" in browser.find_element(By.ID, "message").text
+        assert not browser.find_element(By.ID, "cancel").is_enabled()
+    finally:
+        server.call(f"/api/jobs/{long['id']}/cancel", method="POST", raw=b"")
+        server.wait(long["id"])
+
+
+def test_refusals_in_the_musicians_words_and_why_a_job_failed(browser, server):
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "model")).select_by_value("band")
+    Select(browser.find_element(By.ID, "style")).select_by_index(0)
+    _set(browser, "lineup", "drums,kazoo")
+    browser.find_element(By.ID, "go").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "message").text)
+    message = browser.find_element(By.ID, "message").text
+    assert message.startswith("Line-up: ") and "argument" not in message
+    code, job = server.call("/api/jobs", {"command": "infill", "model": "band", "upload": _up(
+        server), "settings": {"span": "200-201"}})
+    assert server.wait(job["id"])["state"] == "failed"
+    browser.refresh()
+    WebDriverWait(browser, 20).until(lambda d: any(
+        "past the end" in li.text for li in d.find_elements(By.CSS_SELECTOR, "#history li")))
+
+
+def _up(server) -> str:
+    code, up = server.call("/api/upload", raw=CHORALE.read_bytes(), headers={
+        "Content-Type": "application/octet-stream", "X-Filename": "chorale.mid"})
+    assert code == 200
+    return up["id"]
