@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import pretty_midi
@@ -42,7 +43,7 @@ def _result(browser, server, timeout: float = 120) -> dict:
         "const a = document.getElementById('audio'); return a.src && !a.paused && "
         "a.currentTime > 0;"))
     href = browser.find_element(By.ID, "download-mid").get_attribute("href")
-    job_id = href.rsplit("/", 1)[1].split(".")[0]
+    job_id = re.match(r"\d{4,}-[a-z]+", href.rsplit("/", 1)[1]).group(0)  # a variation's too
     return server.call(f"/api/jobs/{job_id}")[1]
 
 

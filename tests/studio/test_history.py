@@ -68,7 +68,7 @@ def test_ids_go_on_past_9999_and_bad_or_cut_off_records_are_handled(tmp_path):
     base = {"command": "generate", "settings": {"model": "piano", "seconds": "2"},
             "line": "melodia generate --model piano --seconds 2 -o X.mid", "message": "",
             "events": 10, "seconds_done": 1.0, "elapsed": 1.0, "seed": 5, "partial": False,
-            "created": 1.0, "midi": False, "audio": False, "given": None}
+            "created": 1.0, "midi": False, "audio": False, "given": None, "takes": 1}
     (out / "9998-generate.json").write_text(json.dumps({**base, "id": "9998-generate",
                                                         "state": "done"}))
     (out / "9999-generate.json").write_text(json.dumps({**base, "id": "9999-generate",

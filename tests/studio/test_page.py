@@ -145,3 +145,42 @@ def _up(server) -> str:
         "Content-Type": "application/octet-stream", "X-Filename": "chorale.mid"})
     assert code == 200
     return up["id"]
+
+
+def test_variations_side_by_side_to_hear_compare_and_keep(browser, server):
+    import io
+
+    import pretty_midi
+
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "model")).select_by_value("piano")
+    _set(browser, "seconds", "3")
+    _set(browser, "num", "3")
+    _set(browser, "seed", "8")
+    _set(browser, "form", "AB")
+    assert not _visible(browser, "num")  # a form is one song
+    _set(browser, "form", "")
+    assert _visible(browser, "num")
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    assert "--num 3" in job["line"] and len(job["takes"]) == 3
+    files = [server.fetch(take["midi"]) for take in job["takes"]]
+    assert len(set(files)) == 3  # three different pieces
+    for data in files:
+        assert 2.5 < pretty_midi.PrettyMIDI(io.BytesIO(data)).get_end_time() <= 3.6
+    assert server.fetch(job["takes"][1]["audio"])[:4] == b"RIFF"
+    assert server.call(f"/files/{job['id']}-4.mid")[0] == 404
+    cards = browser.find_elements(By.CSS_SELECTOR, "#takes .take")
+    assert len(cards) == 3 and "shown" in cards[0].get_attribute("class")
+    cards[1].find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "const a = document.getElementById('audio'); return a.src.endsWith("
+        f"'/files/{job['id']}-2.wav') && !a.paused && a.currentTime > 0;"))
+    assert "shown" in browser.find_elements(By.CSS_SELECTOR, "#takes .take")[1] \
+        .get_attribute("class")
+    keep = cards[1].find_element(By.TAG_NAME, "a").get_attribute("href")
+    assert keep.endswith(f"/files/{job['id']}-2.mid")
+    assert browser.find_element(By.ID, "download-mid").get_attribute("href") == keep
+    code, answer = server.call("/api/jobs", {"command": "generate", "model": "piano",
+                                             "settings": {"num": "9"}})
+    assert code == 400 and answer["error"].startswith("Variations: at most 4")

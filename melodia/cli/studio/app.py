@@ -9,7 +9,8 @@ Routes (every answer JSON unless it is the page, its two files or a result file)
 - ``POST /api/jobs`` (``{"command", "model", "settings", "upload"}``): queue a generation;
 - ``GET /api/jobs/ID``, ``POST /api/jobs/ID/cancel``, ``GET /api/jobs/ID/roll``: its progress,
   its cancel, its notes for the piano roll; ``GET /api/history``: every job so far;
-- ``GET /files/ID.mid|.wav``: a result, by the job's id alone (no path from a request is used).
+- ``GET /files/ID.mid|.wav`` (``ID-K.mid``: variation K): a result, by the job's id alone (no
+  path from a request is used).
 
 Only the musician's page gets this far: :mod:`melodia.cli.studio.door` checks every request's
 Host, Origin and token first. JSON comes as ``application/json`` and files as
@@ -25,6 +26,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 4 * 2**20  # bytes of a dropped MIDI file (a long piano piece is ~100 KB)
 MAX_JSON = 64 * 1024  # bytes of a request's JSON
+TAKE = re.compile(r"^(\d{4,}-[a-z]+)(?:-(\d{1,2}))?$")  # a job's file, or one variation's
 MAX_BARS = 4000  # bar lines sent to the roll
 DRAIN = 64 * 2**20  # bytes of a refused body read (and dropped) before the answer
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
@@ -217,24 +220,28 @@ def create_app(studio: Studio, door: Door):
             job = _job(request)
         except StudioError as err:
             return _refuse(str(err), 404)
-        if job.midi is None:
+        take = request.query_params.get("take", "1")
+        midi = job.file("mid", int(take)) if take.isdigit() and len(take) < 4 else None
+        if midi is None:
             return _refuse("nothing written yet", 404)
-        return JSONResponse(roll(job.midi))
+        return JSONResponse(roll(midi))
 
     async def history(request: Request) -> Response:
         return JSONResponse(studio.history())
 
     async def files(request: Request) -> Response:
-        job_id, kind = request.path_params["job"], request.path_params["kind"]
+        name, kind = request.path_params["job"], request.path_params["kind"]
+        match = TAKE.match(name)
         try:
-            job = studio.get(job_id) if JOB_ID.match(job_id) else None
+            job = studio.get(match.group(1)) if match else None
         except StudioError:
             job = None
-        path = None if job is None else {"mid": job.midi, "wav": job.audio}.get(kind)
-        if path is None:
+        take = int(match.group(2)) if match and match.group(2) else None
+        path = None if job is None else job.file(kind, take)
+        if path is None or not path.is_file():
             return _refuse("no such file", 404)
         media = "audio/midi" if kind == "mid" else "audio/wav"
-        return FileResponse(path, media_type=media, filename=f"melodia-{job.id}.{kind}")
+        return FileResponse(path, media_type=media, filename=f"melodia-{name}.{kind}")
 
     routes = [Route("/", page), Route("/static/{name}", static),
               Route("/api/options", get_options), Route("/api/upload", upload, methods=["POST"]),

@@ -32,7 +32,7 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "command": str, "settings": dict, "line": str, "state": str, "message": str,
     "events": int, "seconds_done": (int, float), "elapsed": (int, float, type(None)),
     "seed": (int, type(None)), "partial": bool, "created": (int, float),
-    "midi": bool, "audio": bool, "given": (str, type(None)),
+    "midi": bool, "audio": bool, "given": (str, type(None)), "takes": int,
 }
 
 

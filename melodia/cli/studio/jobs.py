@@ -74,6 +74,7 @@ class Job:
     created: float = field(default_factory=time.time)
     given: str | None = None  # the name of the file it was given, as the page showed it
     info: dict[str, Any] = field(default_factory=dict)  # what the command told (see tell)
+    takes: int = 1  # variations made at once (generate --num): ID-1.mid, ID-2.mid, ...
     total_s: float | None = None  # the music's length where it is known before (progress)
     bars_total: int | None = None  # ... or its bars, timed once the tempo is told
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -88,8 +89,17 @@ class Job:
                 "midi": f"/files/{self.id}.mid" if self.midi else None,
                 "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed,
                 "partial": self.partial, "created": round(self.created, 3),
-                "given": self.given, "info": self.info,
-                "progress": self._progress()}
+                "given": self.given, "info": self.info, "progress": self._progress(),
+                "takes": [{"midi": f"/files/{self.id}-{k}.mid" if self.midi else None,
+                           "audio": f"/files/{self.id}-{k}.wav" if self.audio else None}
+                          for k in range(1, self.takes + 1)] if self.takes > 1 else []}
+
+    def file(self, kind: str, take: int | None = None) -> Path | None:
+        """The job's ``mid`` or ``wav`` file (of variation ``take``, counted from 1)."""
+        first = {"mid": self.midi, "wav": self.audio}.get(kind)
+        if first is None or take is not None and not 1 <= take <= self.takes:
+            return None
+        return first if take in (None, 1) else first.with_name(f"{self.id}-{take}.{kind}")
 
     def _progress(self) -> float | None:
         """0..1 where the music's length is known (None: it is not)."""
@@ -106,7 +116,8 @@ class Job:
     def record(self) -> dict[str, Any]:
         """What is kept on disk (see :mod:`melodia.cli.studio.history`)."""
         record = {**self.public(), "midi": self.midi is not None,
-                  "audio": self.audio is not None, "seconds_done": round(self.seconds_done, 3)}
+                  "audio": self.audio is not None, "seconds_done": round(self.seconds_done, 3),
+                  "takes": self.takes}
         del record["progress"]
         return record
 
@@ -114,14 +125,16 @@ class Job:
     def from_record(cls, record: dict[str, Any], out: Path) -> "Job":
         """A job of an earlier run, read back; its files only where they are still on disk,
         and a job that was cut off by the studio's end marked so."""
-        midi, audio = out / f"{record['id']}.mid", out / f"{record['id']}.wav"
+        stem = record["id"] if record["takes"] == 1 else f"{record['id']}-1"
+        midi, audio = out / f"{stem}.mid", out / f"{stem}.wav"
         job = cls(record["id"], record["command"], record["settings"], [], record["line"],
                   record["state"], record["message"], record["events"],
                   float(record["seconds_done"]), None, record["elapsed"],
                   midi if record["midi"] and midi.is_file() else None,
                   audio if record["audio"] and audio.is_file() else None, record["seed"],
                   record["partial"], float(record["created"]), record["given"],
-                  record.get("info") if isinstance(record.get("info"), dict) else {})
+                  record.get("info") if isinstance(record.get("info"), dict) else {},
+                  record["takes"])
         if job.state in ("queued", "running"):
             job.state, job.message = "failed", "the studio stopped before this job finished"
         return job
@@ -309,21 +322,24 @@ class Studio:
     def _make(self, job: Job) -> None:
         """Run the job's command with its outputs in the studio's folder; then its audio."""
         args = self.parse(job.argv)
-        midi = self.out / f"{job.id}.mid"
-        args.output, args.audio, args.force, args.plot = midi, None, False, None
+        takes = getattr(args, "num", 1) or 1  # generate --num K writes ID-1.mid .. ID-K.mid
+        args.output, args.audio, args.force, args.plot = (self.out / f"{job.id}.mid", None,
+                                                          False, None)
         self.run[job.command](args)
-        job.midi = midi
+        job.takes = takes
+        job.midi = self.out / (f"{job.id}.mid" if takes == 1 else f"{job.id}-1.mid")
         if job.stopped:  # the stream time of the last report: the file's own length is truer
-            job.seconds_done = read_midi(midi).end_s
+            job.seconds_done = read_midi(job.midi).end_s
         self._render(job)
 
     def _render(self, job: Job) -> None:
         from melodia.output.audio import render  # deferred: FluidSynth, in the worker only
 
-        wav = self.out / f"{job.id}.wav"
         try:
-            render(job.midi, wav)
-            job.audio = wav
+            for take in range(1, job.takes + 1):
+                midi = job.file("mid", take)
+                render(midi, midi.with_suffix(".wav"))
+            job.audio = job.midi.with_suffix(".wav")
         except (RenderError, ImportError) as err:
             job.message = f"no audio: {' '.join(str(err).split())[:300]}"
 

@@ -29,15 +29,16 @@ FIELDS = {
     "top_p": "--top-p", "top_k": "--top-k", "sampler": "--sampler", "style": "--style",
     "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
     "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
-    "candidates": "--candidates", "harmony": "--harmony",
+    "candidates": "--candidates", "harmony": "--harmony", "num": "--num",
 }
 ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
-                     "style", "tempo", "lineup", "randomness", "key", "density", "form"},
+                     "style", "tempo", "lineup", "randomness", "key", "density", "form", "num"},
         "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness",
                       "harmony"},
         "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
                    "tracks", "candidates"}}
 MAX_TEXT = 200  # characters in one field
+MAX_TAKES = 4  # variations of one job, side by side on the page
 
 
 class SettingsError(MelodiaError):
@@ -153,6 +154,9 @@ def precheck(settings: dict[str, Any], band: bool, styles: Callable[[], list[str
             raise ValueError(f"Style: this model knows no style {style!r}"
                              f"{_did_you_mean(str(style), known)}; it knows "
                              f"{', '.join(known) or 'none'}")
+    num = str(settings.get("num") or "1").strip()
+    if num.isdigit() and int(num) > MAX_TAKES:
+        raise ValueError(f"Variations: at most {MAX_TAKES} at once, not {num}")
     checks = {"key": _key, "lineup": _lineup, "form": _form}
     for name, check in checks.items():
         if settings.get(name):

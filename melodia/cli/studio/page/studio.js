@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["seconds", "bars", "form", "span", "tracks", "candidates", "seed", "temperature",
-  "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony"];
+  "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony", "num"];
 // far apart in hue and lightness; drums have their own grey
 const COLOURS = ["#4dabf7", "#ff922b", "#f06595", "#ffe066", "#9775fa", "#51cf66", "#e8590c",
   "#22b8cf", "#d6336c", "#94d82d"];
@@ -50,7 +50,8 @@ function show() {
   for (const label of document.querySelectorAll("label[data-for]")) {
     const wanted = label.dataset.for.split(" ").includes(command)
       && !(label.hasAttribute("data-band") && !band) && !(label.hasAttribute("data-piano") && band)
-      && !(label.hasAttribute("data-free") && inBars);
+      && !(label.hasAttribute("data-free") && inBars)
+      && !(label.hasAttribute("data-noform") && $("form").value.trim() !== "");
     label.hidden = !wanted;
   }
   $("drop-role").textContent = command === "generate" ? "(a primer to continue, optional)"
@@ -154,22 +155,64 @@ function finish() {
   $("cancel").disabled = true;
 }
 
-async function showResult(job) {
+async function showResult(job, take = 1) {
+  const files = job.takes.length ? job.takes[take - 1] : job;
   $("result").hidden = false;
   $("line").textContent = job.line;
-  $("download-mid").href = job.midi;
-  $("download-wav").hidden = !job.audio;
-  if (job.audio) $("download-wav").href = job.audio;
-  roll = await api(`/api/jobs/${job.id}/roll`);
-  view = { job, metered: metered(job, roll) };
+  $("download-mid").href = files.midi;
+  $("download-wav").hidden = !files.audio;
+  if (files.audio) $("download-wav").href = files.audio;
+  roll = await api(`/api/jobs/${job.id}/roll?take=${take}`);
+  view = { job, take, metered: metered(job, roll) };
   describe(job);
+  await takes(job, take);
   zoom = 1;
   draw(0);
   const audio = $("audio");
-  if (job.audio) {
-    audio.src = job.audio;
+  if (files.audio) {
+    audio.src = files.audio;
     audio.play().catch(() => {});
   } else audio.removeAttribute("src");
+}
+
+async function takes(job, shown) {
+  // variations side by side: a small roll each, to hear, compare and keep one
+  const box = $("takes");
+  box.hidden = job.takes.length < 2;
+  if (box.hidden) return box.replaceChildren();
+  if (box.dataset.job === job.id) {
+    box.querySelectorAll(".take").forEach((card, i) => card.classList.toggle("shown", i + 1 === shown));
+    return;
+  }
+  box.dataset.job = job.id;
+  const cards = await Promise.all(job.takes.map(async (files, i) => {
+    const card = document.createElement("div");
+    card.className = `take${i + 1 === shown ? " shown" : ""}`;
+    const canvas = document.createElement("canvas");
+    canvas.width = 240; canvas.height = 60;
+    mini(canvas, await api(`/api/jobs/${job.id}/roll?take=${i + 1}`));
+    const play = document.createElement("button");
+    play.type = "button"; play.textContent = `Play variation ${i + 1}`;
+    play.addEventListener("click", () => showResult(job, i + 1));
+    const keep = document.createElement("a");
+    keep.href = files.midi; keep.download = ""; keep.textContent = `Keep variation ${i + 1} (MIDI)`;
+    card.append(canvas, play, keep);
+    return card;
+  }));
+  box.replaceChildren(...cards);
+}
+
+function mini(canvas, notes) {
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#111"; g.fillRect(0, 0, canvas.width, canvas.height);
+  const span = Math.max(notes.end_s, 0.1);
+  notes.tracks.forEach((t, i) => {
+    g.fillStyle = t.drum ? DRUM_COLOUR : COLOURS[i % COLOURS.length];
+    for (const n of t.notes) {
+      const y = canvas.height - ((t.drum ? 20 : n[2]) / 128) * canvas.height;
+      g.fillRect((n[0] / span) * canvas.width, y, Math.max(((n[1] - n[0]) / span) * canvas.width, 1), 2);
+    }
+  });
 }
 
 function metered(job, roll) {
@@ -326,7 +369,7 @@ async function history() {
     if (job.midi) {
       const play = document.createElement("button");
       play.type = "button"; play.textContent = "Show and play"; play.className = "replay";
-      play.addEventListener("click", () => showResult(job));
+      play.addEventListener("click", () => showResult(job, 1));
       item.append(play, " ");
     }
     for (const [kind, href] of [["MIDI", job.midi], ["WAV", job.audio]]) {
@@ -374,7 +417,7 @@ async function init() {
   });
   $("command").addEventListener("change", commandChanged);
   $("model").addEventListener("change", show);
-  for (const id of ["bars", "form"]) $(id).addEventListener("input", show);
+  for (const id of ["bars", "form"]) for (const kind of ["input", "change"]) $(id).addEventListener(kind, show);
   $("zoom-in").addEventListener("click", () => setZoom(2));
   $("zoom-out").addEventListener("click", () => setZoom(0.5));
   $("zoom-fit").addEventListener("click", () => setZoom(0));
