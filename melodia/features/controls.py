@@ -26,6 +26,7 @@ No torch here.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -217,6 +218,17 @@ def note_state(ids: Sequence[int] | np.ndarray, encoding, start: int = 0) -> np.
     return out
 
 
+def recency_table(steps_per_second: int) -> np.ndarray:
+    """The note-state recency of every age in steps, ``float32[A]``: entry ``k`` is what
+    :func:`note_state` gives a note struck ``k`` steps ago (the same float32 product and exp),
+    up to the first age where it is 0; every older note has 0 too (use ``table[min(k, A - 1)]``).
+    A lookup in it gives those exact floats on any device (torch's exp differs in the last bit)."""
+    scale = np.float32(-1.0 / (steps_per_second * NOTE_AGE_TAU_S))
+    ages = np.arange(math.ceil(110 * steps_per_second * NOTE_AGE_TAU_S) + 1)  # e^-110 < 2^-149
+    table = np.exp(ages.astype(np.float32) * scale)
+    return table[: int(np.argmax(table == 0)) + 1]
+
+
 def ramp(lengths: np.ndarray) -> np.ndarray:
     """``0..l-1`` for every ``l`` in ``lengths``, concatenated."""
     total = int(lengths.sum())
@@ -309,5 +321,5 @@ def sounding_index(sequences: Sequence[np.ndarray], encoding,
 
 __all__ = ["CONTROL_DIM", "DENSITY_BINS", "DENSITY_BIN_EDGES", "NOTE_STATE_DIM", "compute_controls",
            "constant_controls", "control_prior", "density_bin", "drop_controls",
-           "model_inputs", "note_state", "ramp", "soft_density", "sounding_index", "step_inputs",
-           "until_next"]
+           "model_inputs", "note_state", "ramp", "recency_table", "soft_density",
+           "sounding_index", "step_inputs", "until_next"]

@@ -80,13 +80,11 @@ class _Tables:
     program: np.ndarray  # instrument of a PROGRAM (band), else -1
 
 
-_TABLES: dict[str, _Tables] = {}
+_TABLES: dict[tuple, _Tables] = {}
 
 
 def _tables(encoding) -> _Tables:
-    import json
-
-    key = json.dumps(encoding.to_dict(), sort_keys=True, default=str)
+    key = tuple(encoding.vocab.ranges)  # the tables follow from the ranges alone (a cheap key)
     if key not in _TABLES:
         vocab, size = encoding.vocab, encoding.vocab_size
         columns = {"TIME_SHIFT": np.zeros(size, np.int32)}
@@ -167,11 +165,13 @@ def _stretch(ids, starts, lens, seg, factor, prefix, encoding):
     counts[rs] = n_shifts
     out = np.repeat(ids, counts)
     cum = np.cumsum(counts)
-    if (n_shifts > 1).any():  # long gaps: full shifts, then the rest
-        out[np.repeat(shift, counts)] = s0 + most - 1
+    many = n_shifts > 1
+    if many.any():  # long gaps: full shifts (the first n - 1 of the run), then the rest
+        full = n_shifts[many] - 1
+        out[np.repeat(cum[rs[many]] - n_shifts[many], full) + ramp(full)] = s0 + most - 1
     written = n_shifts > 0
     out[cum[rs[written]] - 1] = s0 + gap[written] - (n_shifts[written] - 1) * most - 1
-    begin = (cum - counts)[starts]
+    begin = cum[starts] - counts[starts]
     events = np.append(np.flatnonzero(~shift), len(ids))  # + a sentinel past the end
     last = events[np.maximum(np.searchsorted(events, starts + prefix) - 1, 0)]
     has = (last >= starts) & (last < starts + prefix)  # the prefix's last event, if any
@@ -276,7 +276,7 @@ def _controls(times, on_pitch, seg, starts, lens, at, rseg, valid, drop, B, L, s
     classes[np.arange(1, len(on_keys) + 1), on_pitch[is_on] % PITCH_CLASSES] = 1
     np.cumsum(classes, axis=0, dtype=np.int16, out=classes)
     hist = np.take(classes, end, axis=0) - np.take(classes, ons_so_far[at], axis=0)
-    hist *= valid[:, None]
+    hist[~valid] = 0
     return {"density": bins.reshape(B, L), "histogram": hist.reshape(B, L, PITCH_CLASSES),
             "histogram_dropped": drop[:, 1].copy()}
 

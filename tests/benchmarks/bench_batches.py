@@ -15,20 +15,29 @@ temporary folder with each encoding) and the trainer's default augmentation (tra
   process spends receiving each batch (on a GPU that is the trainer's share; it overlaps the
   step, which the loop does not wait for);
 - ``expand``: :func:`melodia.training.loader.expand_inputs` on ``--device`` (the trainer runs it where the
-  model is).
+  model is);
+- ``finished``: compact batches expanded into the dense inputs on the CPU, in this process (one
+  core builds what a CPU step takes), with the crops' note state and without (the same crops
+  otherwise), and with the note state expanded as before issue 32 (:func:`expand_before`).
 
 Events/s count ``batch x seq_len`` predicted events. The issue's bar: >= 3M events/s of finished
-batches on a 2-core machine, so the pipeline cannot hold back a GPU step at ~2M events/s.
+batches on a 2-core machine, so the pipeline cannot hold back a GPU step at ~2M events/s; issue
+32's: >= 1.5M events/s per core of finished piano batches of 256 x 512 with the note state
+(``--data PIANO_DATASET --batch-size 256 --workers``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -57,18 +66,74 @@ def rate(fn, batch_events: int, seconds: float) -> tuple[float, int, float]:
     return n * batch_events / (time.perf_counter() - t0), n, cpu
 
 
+def expand_before(batch: dict, dims) -> "torch.Tensor":
+    """:func:`melodia.training.loader.expand_inputs` as it was before issue 32 (the note state
+    in a buffer of its own, recency by ``torch.exp``), for the before/after figure."""
+    import torch
+
+    from melodia.features.band import METER_SPANS
+    from melodia.features.controls import (DENSITY_BINS, HISTOGRAM_PRIOR, NOTE_AGE_TAU_S,
+                                           NOTE_STATE_PITCHES)
+
+    B, L = batch["inputs"].shape
+    out = torch.zeros(B, L, dims.total)
+    valid = torch.arange(L)[None, :] < batch["lengths"][:, None]
+    at = 0
+    if dims.controls:
+        density, counts = batch["density"].long(), batch["histogram"].float()
+        onehot = torch.zeros(*density.shape, DENSITY_BINS)
+        onehot.scatter_(2, density.clamp(min=0)[..., None], (density >= 0)[..., None].float())
+        hist = counts + HISTOGRAM_PRIOR
+        keep = valid & ~batch["histogram_dropped"][:, None]
+        hist = torch.where(keep[..., None], hist / hist.sum(dim=2, keepdim=True), 0.0)
+        out[..., : dims.controls] = torch.cat([onehot, hist], dim=2)
+    at += dims.controls
+    if dims.band:
+        out[..., at : at + dims.band] = batch["band"][:, None, :] * valid[..., None]
+    at += dims.band
+    if dims.state:
+        notes, time_ = batch["state_notes"].long(), batch["state_time"]
+        P = NOTE_STATE_PITCHES
+        state = torch.zeros(B * L, 2 * P)
+        first, rows = notes[:, 0], notes[:, 1]
+        total = int(batch["state_cells"])
+        ends = torch.cumsum(rows, 0)
+        cell = (torch.repeat_interleave(first - (ends - rows), rows, output_size=total)
+                + torch.arange(total))
+        pitch = torch.repeat_interleave(notes[:, 2], rows, output_size=total)
+        age = time_.reshape(-1)[cell] - torch.repeat_interleave(notes[:, 3], rows,
+                                                                output_size=total)
+        scale = float(np.float32(-1.0 / (dims.steps_per_second * NOTE_AGE_TAU_S)))
+        state[cell, pitch] = 1.0
+        state[cell, pitch + P] = torch.exp(age.float() * scale)
+        out[..., at : at + dims.state] = state.view(B, L, 2 * P)
+    at += dims.state
+    if dims.instrument:
+        current = batch["instrument"].long()
+        onehot = torch.zeros(B, L, dims.instrument)
+        onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
+        out[..., at : at + dims.instrument] = onehot
+    if dims.meter:
+        spans = torch.tensor(METER_SPANS, dtype=torch.float64)
+        phase = 2 * math.pi * batch["beats"].double()[..., None] / spans
+        meter = torch.cat([torch.sin(phase), torch.cos(phase)], dim=2).float()
+        out[..., -dims.meter :] = meter * valid[..., None]
+    return out
+
+
 def bench(data: str, args: argparse.Namespace) -> None:
     import torch
 
     from melodia.training.batches import compact_batch, input_dims
     from melodia.training.config import TrainConfig
     from melodia.training.data import training_data
-    from melodia.training.loader import batch_loader, expand_inputs, to_tensors
+    from melodia.training.loader import batch_loader, expand_inputs, to_device, to_tensors
 
     torch.set_num_threads(1)
     B, L = args.batch_size, args.seq_len
     config = TrainConfig(data=data, batch_size=B, seq_len=L)
     _, train_seqs, _, crops, _, band = training_data(config)
+    plain = training_data(replace(config, note_state=False))[3]  # the same crops, no note state
     dims = input_dims(crops)
     print(f"\n{data}: {len(train_seqs)} files, {sum(map(len, train_seqs)):,} events, "
           f"{crops.encoding.name} encoding, {dims.total} input floats per step; "
@@ -87,6 +152,20 @@ def bench(data: str, args: argparse.Namespace) -> None:
 
     kinds = ([] if args.skip_reference else [("per-crop (reference)", lambda: per_crop)])
     kinds += [("compact, this process", lambda: compact)]
+
+    def finished(source, expand):  # what one core builds for a step on the CPU
+        source_dims = input_dims(source)
+
+        def build():
+            first = next(step) * B
+            batch = to_device(to_tensors(compact_batch(source, range(first, first + B))), "cpu")
+            return expand(batch, source_dims)
+        return lambda: build
+
+    if crops.note_state:
+        kinds += [("finished, note state", finished(crops, expand_inputs)),
+                  ("finished, note state, before #32", finished(crops, expand_before)),
+                  ("finished, no note state", finished(plain, expand_inputs))]
     for workers in args.workers:
         def from_loader(workers=workers):
             loader = batch_loader(crops, range(next(step) * 10**4, 10**9), B, workers=workers)
@@ -98,13 +177,11 @@ def bench(data: str, args: argparse.Namespace) -> None:
         for name, make in kinds:
             rate_r, n, cpu = rate(make(), events, args.seconds)
             best[name] = max(best.get(name, 0.0), rate_r)
-            print(f"  round {r + 1} {name:>24}: {rate_r:>12,.0f} events/s  ({n} batches; "
+            print(f"  round {r + 1} {name:>32}: {rate_r:>12,.0f} events/s  ({n} batches; "
                   f"this process {1000 * cpu:.2f} ms CPU per batch)", flush=True)
     print(f"  best of {args.rounds} rounds:")
     for name, _ in kinds:
         print(f"  {name:>32}: {best[name]:>12,.0f} events/s")
-    from melodia.training.loader import to_device
-
     device = torch.device(args.device)
     compact_t = to_device(to_tensors(compact_batch(crops, range(B))), device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

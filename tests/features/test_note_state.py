@@ -11,8 +11,8 @@ import torch
 from melodia.encoding import get_encoding
 from melodia.errors import MelodiaError
 from melodia.features.controls import (CONTROL_DIM, DENSITY_SLICE, HISTOGRAM_SLICE, NOTE_AGE_TAU_S,
-                                       NOTE_STATE_DIM, control_prior, note_state, soft_density,
-                                       step_inputs)
+                                       NOTE_STATE_DIM, control_prior, note_state, recency_table,
+                                       soft_density, step_inputs)
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
 from melodia.generation.grammar import Grammar, GrammarConfig
@@ -53,6 +53,20 @@ def test_note_state_by_hand():
     assert recency[3, 64] == pytest.approx(np.exp(-0.25 / NOTE_AGE_TAU_S))
     assert recency[5, 64] == pytest.approx(1.0)  # a re-strike restarts the age
     assert recency[4, 60] == 0.0
+
+
+def test_recency_table_holds_the_note_states_own_floats():
+    """Looking a recency up (as the batch expansion does) gives note_state's floats bit for bit,
+    for every age a held note reaches, past the table's end too (0 there)."""
+    table = recency_table(PIANO.config.steps_per_second)
+    assert table[0] == 1.0 and table[-1] == 0.0 and (table[:-1] > 0).all()
+    assert (np.diff(table) <= 0).all()
+    steps = np.random.default_rng(3).integers(1, 101, 260)  # ~130 s of shifts: ages past the end
+    ids = np.concatenate([[ON + 60], SHIFT + steps])
+    recency = note_state(ids, PIANO)[:, 128 + 60]
+    ages = np.concatenate([[0], np.cumsum(steps)])
+    assert ages[-1] >= len(table)
+    assert np.array_equal(recency, table[np.minimum(ages, len(table) - 1)])
 
 
 def test_grammar_tracks_the_same_note_state_as_the_stream():
