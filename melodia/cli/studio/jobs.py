@@ -89,7 +89,7 @@ class Job:
                 "midi": f"/files/{self.id}.mid" if self.midi else None,
                 "audio": f"/files/{self.id}.wav" if self.audio else None, "seed": self.seed,
                 "partial": self.partial, "created": round(self.created, 3),
-                "given": self.given, "info": self.info, "progress": self._progress(),
+                "given": self.given, "info": dict(self.info), "progress": self._progress(),
                 "takes": [{"midi": f"/files/{self.id}-{k}.mid" if self.midi else None,
                            "audio": f"/files/{self.id}-{k}.wav" if self.audio else None}
                           for k in range(1, self.takes + 1)] if self.takes > 1 else []}
@@ -302,7 +302,7 @@ class Studio:
 
         try:
             with watched(report), collecting() as told:
-                job.info = told  # filled as the command tells what it settled
+                job.info = told  # filled as the command tells (public() reads a copy)
                 self._make(job)
             job.state = "cancelled" if job.stopped else "done"
             if job.stopped:  # the command kept what was made: a partial result
