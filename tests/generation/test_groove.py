@@ -98,5 +98,5 @@ def _measure(tmp_path, **knobs) -> tuple[float, float, float]:
 def test_grooving_band_returns_more_and_sits_on_the_grid(tmp_path):
     free_drums, _, free_grid = _measure(tmp_path, repeat=0.0, drum_grid=False)
     drums, _, grid = _measure(tmp_path, repeat=0.8)
-    assert grid >= 0.9 > free_grid - 0.1  # 16ths and triplets; the 16th share counts here
+    assert grid >= 0.85 and grid > free_grid  # on 16ths or triplets; 16ths are counted
     assert drums >= free_drums + 0.2
