@@ -29,7 +29,7 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import NOTE_ON, TIME_SHIFT
-from melodia.features.groove import TABLE_PATH, GrooveTable
+from melodia.features.groove import LAGS, TABLE_PATH, GrooveTable
 from melodia.generation.config import GenerateConfig
 from melodia.generation.given import GIVEN_DTYPE, Forcer, on_grid
 from melodia.midi.instruments import DRUMS, group_of
@@ -73,7 +73,8 @@ class GrooveGuide:
         self.prog0 = vocab.offset("PROGRAM")
         self.shift0 = vocab.offset("TIME_SHIFT") - vocab.range("TIME_SHIFT").min
         self.max_shift = vocab.range("TIME_SHIFT").max
-        self.ons = slice(vocab.offset("NOTE_ON"), vocab.offset("NOTE_ON") + vocab.range("NOTE_ON").size)
+        self.ons = slice(vocab.offset("NOTE_ON"),
+                         vocab.offset("NOTE_ON") + vocab.range("NOTE_ON").size)
         self.offs = slice(vocab.offset("NOTE_OFF"),
                           vocab.offset("NOTE_OFF") + vocab.range("NOTE_OFF").size)
         self.now = np.array(now, dtype=np.int64)
@@ -95,6 +96,8 @@ class GrooveGuide:
         instruments whose plan returns there."""
         if self.targets[b][0] == bar:
             return self.targets[b][1]
+        oldest = bar - max(LAGS)  # nothing further back is ever leaned on: forget it
+        self.played[b] = [n for n in self.played[b] if self.bar_of(n[0]) >= oldest]
         out: dict[int, set[tuple[int, int]]] = {}
         planned = set()
         for instrument, plan in self.plans[b].items():
