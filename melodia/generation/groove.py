@@ -93,7 +93,7 @@ class GrooveGuide:
 
     def _targets(self, b: int, bar: int) -> tuple[dict[int, set[tuple[int, int]]], set[int]]:
         """Row ``b``'s planned onsets in ``bar`` (``{step: {(instrument, pitch)}}``) and the
-        instruments whose plan returns there."""
+        instruments whose plan returns there to a bar they played in."""
         if self.targets[b][0] == bar:
             return self.targets[b][1]
         oldest = bar - max(LAGS)  # nothing further back is ever leaned on: forget it
@@ -104,11 +104,11 @@ class GrooveGuide:
             k = plan[bar] if 0 <= bar < len(plan) else 0
             if not k:
                 continue
-            planned.add(instrument)
             shift = int(round(k * self.bar_steps))
             for step, i, pitch in self.played[b]:
                 if i == instrument and self.bar_of(step) == bar - k:
                     out.setdefault(step + shift, set()).add((i, pitch))
+                    planned.add(instrument)  # a silent source bar leaves the part free
         self.targets[b] = (bar, (out, planned))
         return out, planned
 
