@@ -64,13 +64,14 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
     g = p.add_argument_group("groove (--model band)")
-    g.add_argument("--repeat", type=_unit, default=None, metavar="R",
+    g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
                    help="0..1, the share of bars that return to an earlier bar of their part "
                    "(1, 2, 4 or 8 bars back, as a plan learned from the style's music draws "
-                   "them): 0 = as free as the model alone; default: as the style's music does")
-    g.add_argument("--free-drums", action="store_true",
-                   help="drum hits anywhere (default: only on the 16ths and eighth-note "
-                   "triplets of the tempo)")
+                   "them); corpus: as the style's music does; default 0: as free as the model "
+                   "alone")
+    g.add_argument("--drum-grid", action="store_true",
+                   help="new drum hits only on the 16ths and eighth-note triplets of the tempo "
+                   "(default: anywhere)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -160,12 +161,14 @@ def _generate_config(args: argparse.Namespace, **length):
         raise MelodiaError(str(err)) from None
 
 
-def _unit(text: str) -> float:
-    """A number in 0..1 (``--repeat``)."""
+def _unit(text: str) -> float | None:
+    """A number in 0..1, or ``corpus`` (None: as the style's music does) (``--repeat``)."""
+    if text.strip().lower() == "corpus":
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a number in 0..1, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a number in 0..1 or corpus, not {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a number in 0..1, not {text}")
     return value
@@ -246,7 +249,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor,
-                              repeat=args.repeat, drum_grid=not args.free_drums)
+                              repeat=args.repeat, drum_grid=args.drum_grid)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

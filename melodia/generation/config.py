@@ -114,10 +114,11 @@ class GenerateConfig:
     # ("drums=0.3,guitar=0.7" / {128: 0.3})
     randomness: float | str | dict | None = None
     # band: 0..1, the share of bars that return to an earlier bar of their part (1, 2, 4 or 8
-    # bars back; melodia.generation.groove); 0: as free as the model alone; None: as the
+    # bars back; melodia.generation.groove); 0 (for now the default, until the groove is a net
+    # gain on the style classifier: issue 33): as free as the model alone; None: as the
     # style's training music does
-    repeat: float | None = None
-    drum_grid: bool = True  # band: new drum hits only on the 16ths and triplets of the tempo
+    repeat: float | None = 0.0
+    drum_grid: bool = False  # band: new drum hits only on the 16ths and triplets of the tempo
     # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
     instrument_temperature: str | dict | None = None
     # band: keep each instrument in the pitch range its training music plays, and basses (any

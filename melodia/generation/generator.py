@@ -166,7 +166,7 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
              style: str | None = None, tempo: float | None = None,
              lineup: str | Sequence[str | int] | None = None,
              randomness: float | str | dict | None = None, bars: int | None = None,
-             repeat: float | None = None, drum_grid: bool = True):
+             repeat: float | None = 0.0, drum_grid: bool = False):
     """Generate a piece and return it as a ``pretty_midi.PrettyMIDI`` (``num > 1``: a list).
 
     Parameters
@@ -190,8 +190,8 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     style, tempo, lineup, randomness : the band model's knobs (see :class:`GenerateConfig`);
         ``tempo`` also sets the file's tempo for any model.
     repeat, drum_grid : the band's groove (:mod:`melodia.generation.groove`): the share of bars
-        that return to an earlier bar of their part (0: none; None: as the style's music does),
-        and drum hits only on the 16ths and triplets of the tempo.
+        that return to an earlier bar of their part (0, the default: none; None: as the style's
+        music does), and drum hits only on the 16ths and triplets of the tempo (default off).
 
     See :class:`GenerateConfig` and :func:`generate_ids` for more options (grammar, batches).
     """

@@ -94,8 +94,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--randomness", type=float, default=None, help="as melodia generate")
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repeat", type=float, default=None, help="as melodia generate")
-    p.add_argument("--free-drums", action="store_true", help="as melodia generate")
+    p.add_argument("--repeat", type=lambda t: None if t == "corpus" else float(t), default=0.0,
+                   help="as melodia generate (a number, or corpus)")
+    p.add_argument("--drum-grid", action="store_true", help="as melodia generate")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--reference-split", default="test", choices=("test", "validation"),
                    help="held-out files to compare with: validation while developing, test "
@@ -113,7 +114,7 @@ def main() -> None:
     for style in styles:
         (args.out / style).mkdir(parents=True, exist_ok=True)
         knobs = {"randomness": args.randomness, "top_p": args.top_p, "repeat": args.repeat,
-                 "drum_grid": not args.free_drums}
+                 "drum_grid": args.drum_grid}
         jobs += [(args.model, style, seed, args.seconds, args.sampler,
                   args.out / style / f"{style}-{seed}.mid", knobs)
                  for seed in range(args.per_style)]

@@ -4,7 +4,8 @@
         [--variant NAME:KNOB=VALUE,...]... [--real FOLDER]... [--workers 2] [--json OUT.json]
 
 Two sets of pieces, generated with each variant's knobs (``GenerateConfig`` fields, e.g.
-``today:repeat=0,drum_grid=0`` or ``groove:`` for the package defaults):
+``today:repeat=0,drum_grid=0``, ``groove:repeat=corpus,drum_grid=1``, or ``default:`` for the
+package defaults):
 
 - **LnH**: ``--style heavy-metal --tempo 160 --randomness 0.2 --lineup
   drums,bass,guitar,guitar --seconds 30``, seeds 1..``--seeds``: bass and drum notes per seed;
@@ -41,7 +42,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
     out: dict = {}
     for item in filter(None, knobs.split(",")):
         key, value = item.split("=", 1)
-        out[key] = bool(int(value)) if key == "drum_grid" else float(value)
+        out[key] = (bool(int(value)) if key == "drum_grid" else
+                    None if value == "corpus" else float(value))
     return name, out
 
 

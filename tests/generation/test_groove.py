@@ -71,7 +71,7 @@ def test_plans_are_drawn_by_seed_and_row():
 def test_repeat_knob_is_checked():
     with pytest.raises(KnobError):
         GenerateConfig(repeat=1.5)
-    assert GenerateConfig().repeat is None and GenerateConfig().drum_grid
+    assert GenerateConfig().repeat == 0 and not GenerateConfig().drum_grid  # opt-in for now
 
 
 def test_both_levers_off_leave_the_model_alone():
@@ -79,7 +79,7 @@ def test_both_levers_off_leave_the_model_alone():
     plan = {"qpm": 160.0, "instruments": [128, 33], "style": "metal"}
     assert groove_for(get_encoding("band"), config, plan, np.zeros(1, np.int64), 1000, 1) == \
         (None, None)
-    assert groove_for(get_encoding("band"), GenerateConfig(), None, np.zeros(1, np.int64),
+    assert groove_for(get_encoding("band"), GenerateConfig(repeat=None), None, np.zeros(1, np.int64),
                       1000, 1) == (None, None)
 
 
@@ -97,6 +97,6 @@ def _measure(tmp_path, **knobs) -> tuple[float, float, float]:
 
 def test_grooving_band_returns_more_and_sits_on_the_grid(tmp_path):
     free_drums, _, free_grid = _measure(tmp_path, repeat=0.0, drum_grid=False)
-    drums, _, grid = _measure(tmp_path, repeat=0.8)
+    drums, _, grid = _measure(tmp_path, repeat=0.8, drum_grid=True)
     assert grid >= 0.85 and grid > free_grid  # on 16ths or triplets; 16ths are counted
     assert drums >= free_drums + 0.2
