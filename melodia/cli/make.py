@@ -64,6 +64,15 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "a returning letter replays its first section with round(R x bars) bars "
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
+    g = p.add_argument_group("groove (--model band)")
+    g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
+                   help="0..1, the share of bars that return to an earlier bar of their part "
+                   "(1, 2, 4 or 8 bars back, as a plan learned from the style's music draws "
+                   "them); corpus: as the style's music does; default 0: as free as the model "
+                   "alone")
+    g.add_argument("--drum-grid", action="store_true",
+                   help="new drum hits only on the 16ths and eighth-note triplets of the tempo "
+                   "(default: anywhere)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -153,6 +162,19 @@ def _generate_config(args: argparse.Namespace, **length):
         raise MelodiaError(str(err)) from None
 
 
+def _unit(text: str) -> float | None:
+    """A number in 0..1, or ``corpus`` (None: as the style's music does) (``--repeat``)."""
+    if text.strip().lower() == "corpus":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number in 0..1 or corpus, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a number in 0..1, not {text}")
+    return value
+
+
 def _number_or_table(value: str | None, flag: str) -> tuple[float | None, str | None]:
     """``"0.8"`` -> (0.8, None); ``"drums=0.8,guitar=1.1"`` -> (None or 1.0, the table)."""
     if value is None:
@@ -227,7 +249,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         return _run_form(args, primer)
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
-                              beam=args.beam, branch_factor=args.branch_factor)
+                              beam=args.beam, branch_factor=args.branch_factor,
+                              repeat=args.repeat, drum_grid=args.drum_grid)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

@@ -113,6 +113,12 @@ class GenerateConfig:
     # embedding sampler: noise x 2 r, so 0.5 is the model's own); a float or per instrument
     # ("drums=0.3,guitar=0.7" / {128: 0.3})
     randomness: float | str | dict | None = None
+    # band: 0..1, the share of bars that return to an earlier bar of their part (1, 2, 4 or 8
+    # bars back; melodia.generation.groove); 0 (for now the default, until the groove is a net
+    # gain on the style classifier: issue 33): as free as the model alone; None: as the
+    # style's training music does
+    repeat: float | None = 0.0
+    drum_grid: bool = False  # band: new drum hits only on the 16ths and triplets of the tempo
     # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
     instrument_temperature: str | dict | None = None
     # band: keep each instrument in the pitch range its training music plays, and basses (any
@@ -150,6 +156,9 @@ class GenerateConfig:
                                 f"{length:.0f} s; the most is {MAX_SECONDS:.0f} s (a day)")
         if not isinstance(self.randomness, (str, dict, type(None))):  # a number: 0..1
             self.randomness = check("randomness", self.randomness)
+        if self.repeat is not None and not (isinstance(self.repeat, (int, float))
+                                            and 0 <= self.repeat <= 1):
+            raise KnobError(f"repeat must be in 0..1, not {self.repeat!r}")
         self.threads = check_optional("threads", self.threads)
 
     def to_dict(self) -> dict[str, Any]:

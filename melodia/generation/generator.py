@@ -32,9 +32,12 @@ import torch
 
 from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import event_times
+from melodia.features.groove import GrooveTable
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import best_beams, iter_steps, sample_rows
+from melodia.generation.given import iter_given
 from melodia.generation.grammar import Grammar, GrammarConfig
+from melodia.generation.groove import groove_for
 from melodia.generation.session import open_session
 from melodia.midi import PEDAL_DTYPE, TEMPO_DTYPE, Score, seconds_for_bars, to_pretty_midi
 from melodia.model.checkpoint import Checkpoint
@@ -113,15 +116,22 @@ def _limits(config: GenerateConfig, grammar: Grammar, encoding,
 
 
 def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfig | None = None,
-                 primer=None) -> Generated:
-    """Generate ``config.num`` pieces as event ids (each: primer, then new events)."""
+                 primer=None, groove: GrooveTable | None = None) -> Generated:
+    """Generate ``config.num`` pieces as event ids (each: primer, then new events); a band's
+    plans of what returns are drawn from ``groove`` (default: the shipped table)."""
     config = config or GenerateConfig()
     with threads(config.threads):
         session = open_session(model, config, primer, config.num)
         grammar = session.start.grammar
         max_events, until = _limits(config, grammar, session.encoding, session.qpm)
         generator = torch.Generator().manual_seed(session.seed)
-        steps = iter_steps(session.stepper, session.start, session.sampler, generator)
+        guide, forcer = groove_for(session.encoding, config, session.plan, grammar.now.copy(),
+                                   until, session.seed, groove)
+        if forcer is not None:
+            steps = iter_given(session.stepper, session.start, session.sampler, generator,
+                               forcer, guide)
+        else:
+            steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide)
         if session.sampler.beam_size > 1:
             pieces = best_beams(steps, grammar, session.sampler, max_events=max_events,
                                 until_step=until)
@@ -155,7 +165,8 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
              key: str | None = None, precision: str = "fp32", num: int = 1,
              style: str | None = None, tempo: float | None = None,
              lineup: str | Sequence[str | int] | None = None,
-             randomness: float | str | dict | None = None, bars: int | None = None):
+             randomness: float | str | dict | None = None, bars: int | None = None,
+             repeat: float | None = 0.0, drum_grid: bool = False):
     """Generate a piece and return it as a ``pretty_midi.PrettyMIDI`` (``num > 1``: a list).
 
     Parameters
@@ -178,13 +189,17 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     num : pieces generated together (one batch).
     style, tempo, lineup, randomness : the band model's knobs (see :class:`GenerateConfig`);
         ``tempo`` also sets the file's tempo for any model.
+    repeat, drum_grid : the band's groove (:mod:`melodia.generation.groove`): the share of bars
+        that return to an earlier bar of their part (0, the default: none; None: as the style's
+        music does), and drum hits only on the 16ths and triplets of the tempo (default off).
 
     See :class:`GenerateConfig` and :func:`generate_ids` for more options (grammar, batches).
     """
     config = _config(seconds, events, num, seed, temperature, top_k, top_p, beam, branch_factor,
                      sampler, noise, noise_kind, primer_seconds, density, key, precision)
     config = dataclasses.replace(config, style=style, tempo=tempo, lineup=lineup,
-                                 randomness=randomness, bars=bars)
+                                 randomness=randomness, bars=bars, repeat=repeat,
+                                 drum_grid=drum_grid)
     pieces = generate_ids(model, config, primer).pretty_midi()
     return pieces[0] if num == 1 else pieces
 

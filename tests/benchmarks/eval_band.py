@@ -41,6 +41,7 @@ def _generate(job: tuple[str, str, int, float, str, Path]) -> dict:
     start = time.perf_counter()
     result = generate_ids(model, GenerateConfig(
         seconds=seconds, seed=seed, style=style, randomness=knobs["randomness"],
+        repeat=knobs["repeat"], drum_grid=knobs["drum_grid"],
         sampler=SamplerConfig(sampler=sampler, top_p=knobs["top_p"])))
     elapsed = time.perf_counter() - start
     score = result.scores()[0]
@@ -93,6 +94,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--randomness", type=float, default=None, help="as melodia generate")
     p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--repeat", type=lambda t: None if t == "corpus" else float(t), default=0.0,
+                   help="as melodia generate (a number, or corpus)")
+    p.add_argument("--drum-grid", action="store_true", help="as melodia generate")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--reference-split", default="test", choices=("test", "validation"),
                    help="held-out files to compare with: validation while developing, test "
@@ -109,7 +113,8 @@ def main() -> None:
     jobs = []
     for style in styles:
         (args.out / style).mkdir(parents=True, exist_ok=True)
-        knobs = {"randomness": args.randomness, "top_p": args.top_p}
+        knobs = {"randomness": args.randomness, "top_p": args.top_p, "repeat": args.repeat,
+                 "drum_grid": args.drum_grid}
         jobs += [(args.model, style, seed, args.seconds, args.sampler,
                   args.out / style / f"{style}-{seed}.mid", knobs)
                  for seed in range(args.per_style)]
