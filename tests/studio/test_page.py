@@ -184,3 +184,32 @@ def test_variations_side_by_side_to_hear_compare_and_keep(browser, server):
     code, answer = server.call("/api/jobs", {"command": "generate", "model": "piano",
                                              "settings": {"num": "9"}})
     assert code == 400 and answer["error"].startswith("Variations: at most 4")
+
+
+def test_the_band_groove_knobs(browser, server):
+    import io
+
+    import pretty_midi
+
+    from melodia.generation.given import GRID_TOLERANCE_S
+
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "model")).select_by_value("band")
+    assert _visible(browser, "repeat") and _visible(browser, "drum_grid")
+    _set(browser, "seconds", "6")
+    _set(browser, "tempo", "120")
+    _set(browser, "lineup", "drums,bass")
+    _set(browser, "repeat", "0.8")
+    _set(browser, "seed", "2")
+    browser.find_element(By.ID, "drum_grid").click()
+    browser.find_element(By.ID, "go").click()
+    job = _result(browser, server)
+    assert "--repeat 0.8 --drum-grid" in job["line"] or \
+        ("--repeat 0.8" in job["line"] and "--drum-grid" in job["line"])
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(job["midi"])))
+    onsets = sorted({n.start for i in midi.instruments if i.is_drum for n in i.notes})
+    near = GRID_TOLERANCE_S + 0.001  # the grid's humanisation, and a tick's rounding
+    assert onsets and all(min(abs(t - round(t * 8) / 8), abs(t - round(t * 6) / 6)) <= near
+                          for t in onsets)  # 16ths (1/8 s) or eighth triplets (1/6 s) at 120
+    Select(browser.find_element(By.ID, "model")).select_by_value("piano")
+    assert not _visible(browser, "repeat") and not _visible(browser, "drum_grid")

@@ -29,10 +29,13 @@ FIELDS = {
     "top_p": "--top-p", "top_k": "--top-k", "sampler": "--sampler", "style": "--style",
     "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
     "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
-    "candidates": "--candidates", "harmony": "--harmony", "num": "--num",
+    "candidates": "--candidates", "harmony": "--harmony", "num": "--num", "repeat": "--repeat",
+    "drum_grid": "--drum-grid",
 }
+FLAGS = {"drum_grid"}  # fields that are a flag: on (true) or left out
 ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
-                     "style", "tempo", "lineup", "randomness", "key", "density", "form", "num"},
+                     "style", "tempo", "lineup", "randomness", "key", "density", "form", "num",
+                     "repeat", "drum_grid"},
         "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness",
                       "harmony"},
         "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
@@ -72,6 +75,11 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
         if name not in ONLY[command]:
             raise SettingsError(f"{command} does not take {name!r}")
         if value is None or value == "" or value is False:
+            continue
+        if name in FLAGS:
+            if value is not True:
+                raise SettingsError(f"{name} is on (true) or off (false), not {value!r}")
+            argv.append(FIELDS[name])
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise SettingsError(f"{name} takes a number or a word, not {value!r}")
@@ -119,6 +127,7 @@ LABELS = {
     "--tempo": "Tempo", "--lineup": "Line-up", "--randomness": "Randomness", "--key": "Key",
     "--density": "Density", "--form": "Form", "--tracks": "Tracks",
     "--candidates": "Candidates", "--harmony": "Harmony", "--num": "Variations",
+    "--repeat": "Repeat",
 }
 _ARGUMENT = re.compile(r"^argument (--[a-z-]+)(?:/-\w)?: ")
 

@@ -3,7 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["seconds", "bars", "form", "span", "tracks", "candidates", "seed", "temperature",
-  "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony", "num"];
+  "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony", "num",
+  "repeat", "drum_grid"];
 // far apart in hue and lightness; drums have their own grey
 const COLOURS = ["#4dabf7", "#ff922b", "#f06595", "#ffe066", "#9775fa", "#51cf66", "#e8590c",
   "#22b8cf", "#d6336c", "#94d82d"];
@@ -82,6 +83,7 @@ function settings() {
     const element = $(name);
     const label = element.closest("label");
     if (label && label.hidden) continue;
+    if (element.type === "checkbox") { if (element.checked) out[name] = true; continue; }
     const value = element.value.trim();
     if (value !== "") out[name] = value;
   }
