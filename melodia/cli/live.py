@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 
 from melodia.cli.common import _print, positive_float
 from melodia.cli.make import _add_music_options, _generate_config, _list_styles
@@ -102,11 +103,38 @@ def _player_instrument(spec: str) -> int:
 
 def _run_stream(args: argparse.Namespace) -> int:
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.live.stream import StreamConfig, stream
-    from melodia.midi import seconds_for_bars
+    from melodia.live.ports import PortError, open_output
+    from melodia.live.start import Preload, stop_on_signals
 
     if args.list_styles:
         return _list_styles(args.model)
+    stop = threading.Event()
+    with stop_on_signals(stop):  # from the moment the port may appear: a stop ends it cleanly
+        port, port_error = None, None
+        try:
+            # the port needs no torch: it opens while torch imports (melodia.live.start)
+            with Preload("melodia.live.stream"):
+                try:
+                    port = open_output(virtual=None if args.port else args.virtual or "melodia",
+                                       port=args.port, api=args.api)
+                except PortError as err:  # the options' own errors are said first, as ever
+                    port_error = err
+            config = _stream_config(args)
+            if port_error is not None:
+                raise port_error
+        except BaseException:
+            if port is not None:
+                port.close()
+            raise
+        return _stream(args, config, stop, port)
+
+
+def _stream_config(args: argparse.Namespace):
+    """The StreamConfig of ``melodia stream``'s options (torch imported by now)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.live.stream import StreamConfig
+    from melodia.midi import seconds_for_bars
+
     generate = _generate_config(args, seconds=1.0)
     if args.bars is not None:  # 4/4 bars at the tempo
         if args.seconds is not None:
@@ -129,13 +157,21 @@ def _run_stream(args: argparse.Namespace) -> int:
         raise MelodiaError(str(err)) from None
     if args.accompany and args.model == "piano":
         raise MelodiaError("--accompany plays a band: add --model band (and --lineup)")
+    return config
+
+
+def _stream(args: argparse.Namespace, config, stop: threading.Event, port) -> int:
+    """Play into the open ``port`` (closed at the end) and report."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.live.stream import stream
+
     where = args.port or f"virtual port '{config.virtual}'"
     _print(f"streaming {args.model} into {where}" + (f", answering {args.listen}"
                                                      if args.listen else "")
            + (f", playing with {args.accompany} after a {args.count_in}-bar count-in"
               if args.accompany else "")
            + ("; Ctrl-C stops" if args.seconds is None else f" for {args.seconds:g} s"))
-    result = stream(config)
+    result = stream(config, stop=stop, output=port, own_output=True)
     if hasattr(result, "entry_s"):  # live accompaniment
         return _report_live(result)
     if isinstance(result, list):

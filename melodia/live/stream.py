@@ -23,27 +23,28 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import signal
-import socket
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import iter_events
-from melodia.live.accompany import accompany_live
 from melodia.live.decode import stream_messages
 from melodia.live.ports import open_output
 from melodia.live.respond import call_and_response
 from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
+from melodia.live.start import stop_on_signals
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.registry import load_model
 
 log = logging.getLogger(__name__)
 
-START_DELAY_S = 0.15  # a head start for the producer: a band's opening chord is ~15 events
+# the opening, up to this long after the first note, is made before the clock starts
+# (_from_first_note): the producer's head start is then START_DELAY_S + OPENING_S, as it was
+# (0.15 s), but making 0.1 s of music takes a fraction of that, so the first note comes sooner
+OPENING_S = 0.1
+START_DELAY_S = 0.05
 # rtmidi's JACK output queues messages for the server's next cycles: closing the port at once
 # could drop the final note-offs
 DRAIN_S = 0.1
@@ -107,83 +108,49 @@ def timed_messages(config: StreamConfig, primer=None,
     return music
 
 
-def _from_first_note(music: Iterator[tuple]) -> Iterator[tuple]:
+def _from_first_note(music: Iterator[tuple], opening_s: float = OPENING_S) -> Iterator[tuple]:
     """``music`` moved earlier so that its first note sounds at time 0: a stream starts playing,
     not with the model's opening rest (what precedes the first note, program changes, comes at
-    0 too)."""
-    head = []
+    0 too). The opening, up to ``opening_s`` after the first note, is made here at once, before
+    a player's clock starts."""
+    head: list[tuple] = []
+    first = None  # the time of the first note
     for t, message in music:
+        if first is not None and t > first + opening_s:
+            return _shifted(head, itertools.chain([(t, message)], music), first)
         head.append((t, message))
-        if message.type == "note_on" and message.velocity:
-            break
-    offset = head[-1][0] if head else 0.0
+        if first is None and message.type == "note_on" and message.velocity:
+            first = t
+    return _shifted(head, music, first if first is not None else 0.0)
+
+
+def _shifted(head: list[tuple], rest: Iterator[tuple], offset: float) -> Iterator[tuple]:
     for t, message in head:
         yield max(0.0, t - offset), message
-    for t, message in music:
+    for t, message in rest:
         yield t - offset, message
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event):
-    """SIGINT (Ctrl-C), SIGTERM and SIGHUP set ``stop``: the player ends its notes and returns,
-    even while the model is still loading. A second Ctrl-C raises KeyboardInterrupt, which the
-    player also survives cleanly.
-
-    The handler itself takes no lock: a handler runs in the main thread between two bytecodes,
-    possibly while that thread holds ``stop``'s own lock (inside ``stop.wait``), and
-    ``stop.set()`` there waits for ever. So the signal wakes a watcher thread (through
-    :func:`signal.set_wakeup_fd`), and the watcher sets ``stop``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    wake, woken = socket.socketpair()
-    wake.setblocking(False)
-    interrupts: list[int] = []  # appended by the handler: no lock
-
-    def handler(signum, _frame) -> None:
-        if signum == signal.SIGINT:
-            interrupts.append(signum)
-            if len(interrupts) > 1:
-                raise KeyboardInterrupt
-
-    def watch() -> None:
-        while woken.recv(64) and not done:
-            stop.set()
-
-    done = False
-    watcher = threading.Thread(target=watch, name="melodia-signals", daemon=True)
-    watcher.start()
-    previous = {}
-    old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
-    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        signal.set_wakeup_fd(old_fd)
-        done = True
-        wake.send(b"\0")
-        watcher.join(1.0)
-        wake.close()
-        woken.close()
-
-
 def stream(config: StreamConfig, stop: threading.Event | None = None,
-           clock: Clock | None = None, output=None) -> PlayStats | list[PlayStats]:
+           clock: Clock | None = None, output=None,
+           own_output: bool = False) -> PlayStats | list[PlayStats]:
     """Play ``config.model`` into a port until ``config.seconds`` pass or ``stop`` is set; with
     ``config.listen``, answer phrases instead (a list of each answer's stats). ``output``: an
-    open mido output port to use instead of opening one."""
+    open mido output port to use instead of opening one; ``own_output``: close it at the end as
+    a port opened here (the command line opens its port while torch imports,
+    :mod:`melodia.live.start`)."""
 
     stop = stop or threading.Event()
     port = output or open_output(virtual=config.virtual if config.port is None else None,
                                  port=config.port, api=config.api)
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             checkpoint = load_model(config.model)  # resolved and loaded once for every round
             if config.accompany is not None:
+                # deferred: the live band's modules (and the evaluation they lean on) would
+                # slow every stream's first note
+                from melodia.live.accompany import accompany_live
+
                 return accompany_live(config, port, stop, checkpoint, clock)
             if config.listen is not None:
                 messages = functools.partial(timed_messages, checkpoint=checkpoint)
@@ -192,7 +159,7 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
                             lookahead_s=config.lookahead_s, start_delay_s=START_DELAY_S)
             return player.run(until_s=config.seconds, stop=stop)
     finally:
-        if output is None:
+        if output is None or own_output:
             time.sleep(DRAIN_S)  # let the backend hand on the last note-offs before closing
             port.close()
 

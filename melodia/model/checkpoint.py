@@ -15,14 +15,16 @@ it, so a crash at any moment leaves either the old or the new checkpoint, never 
 (``model.safetensors``, ``config.json``, a model card; ``melodia export``).
 
 ``load_checkpoint`` reads either form and checks what it reads (types, weight names and shapes,
-a parameter budget) before it builds a model, so a crafted file fails with one
-:class:`CheckpointError` line.
+a parameter budget) before it builds a model, and that every stored number is finite (weights,
+optimizer state, and the metadata generation reads: a NaN in the control prior makes silence), so
+a crafted or diverged file fails with one :class:`CheckpointError` line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 import re
 import zipfile
@@ -36,7 +38,7 @@ from torch import nn
 from melodia.encoding import PerformanceEncoding, encoding_from_dict
 from melodia.errors import MelodiaError
 from melodia.model.config import ModelConfig
-from melodia.model.families import MAX_PARAMETERS, build_model
+from melodia.model.families import MAX_PARAMETERS, build_model, finite
 from melodia.util.atomic import atomic_write
 from melodia.util.portable import strip_paths
 
@@ -226,9 +228,43 @@ def _build(payload: dict[str, Any], weights_of: Any, path: Path, map_location,
     if encoding.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{path}: its encoding has {encoding.vocab_size} ids, its model "
                               f"{model.config.vocab_size}")
+    _refuse_non_finite(path, {"model_config": model_data, "encoding": encoding_data,
+                              "metrics": metrics, "train_config": train_config, "extra": extra,
+                              "optimizer": state.get("optimizer_state"),
+                              "rng": state.get("rng_state")})
     return Checkpoint(model=model.to(map_location).eval(), encoding=encoding, step=step,
                       model_config=model.config, metrics=metrics, train_config=train_config,
                       extra=extra, path=path, **state)
+
+
+def _refuse_non_finite(path: Path, stored: dict[str, Any]) -> None:
+    """One line naming the first NaN or infinity in ``stored`` (JSON values, tensors, in dicts,
+    lists and tuples), e.g. ``extra.control_prior[2][5]``: such a checkpoint generates silence."""
+    where = _non_finite(stored)
+    if where is not None:
+        name = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in where)
+        raise CheckpointError(f"{path}: its {name.lstrip('.')} holds a NaN or infinite value: a "
+                              f"diverged training run or a damaged file? Refusing to load it")
+
+
+def _non_finite(value: Any) -> list | None:
+    """The keys that lead to the first NaN or infinity in ``value`` (``[]``: ``value`` itself),
+    or None where every number is finite."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else []
+    if isinstance(value, torch.Tensor):
+        return None if not value.is_floating_point() or finite(value) else []
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item)
+        if found is not None:
+            return [key, *found]
+    return None
 
 
 def _load_export(path: Path, map_location) -> Checkpoint:

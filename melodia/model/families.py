@@ -9,6 +9,8 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import init
+from torch.overrides import TorchFunctionMode
 
 from melodia.model.attention_rnn import AttentionRNN, AttentionStepper
 from melodia.model.attention_rnn import parameter_count as attention_parameters
@@ -85,11 +87,38 @@ def _check_tensors(weights: Any, size: int) -> None:
     if size > 2 * numbers + 1_000_000:
         raise ValueError(f"its weights hold {numbers:,} numbers but its model_config implies "
                          f"{size:,} parameters")
-    broken = [k for k, v in weights.items() if not v.isfinite().all()]
+    broken = [k for k, v in weights.items() if not finite(v)]
     if broken:  # a diverged run: it would "generate" silence without a word
         more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
         raise ValueError(f"its weights hold NaN or infinite values ({broken[0]}{more}): a "
                          f"diverged training run? Refusing to load it")
+
+
+def finite(tensor: torch.Tensor) -> bool:
+    """Whether every number in a float tensor is finite. Its sum in float64 is finite exactly
+    then (a NaN or an infinity carries through; finite float32 values cannot add up to float64's
+    range), and summing is 3x faster than ``isfinite().all()`` on the CPU."""
+    if tensor.dtype == torch.float64:
+        return bool(tensor.isfinite().all())
+    return bool(tensor.sum(dtype=torch.float64).isfinite())
+
+
+class _SkipInit(TorchFunctionMode):
+    """In this thread only: the random initialisers do nothing. A model about to receive all its
+    weights (names checked) need not draw random ones first: for the shipped piano, a tenth of
+    loading it. (A meta-device build would do as well but costs a second: its initialisers
+    import torch's compiler.)"""
+
+    SKIPPED = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_, init.uniform_,
+                         init.normal_, init.trunc_normal_, init.kaiming_uniform_,
+                         init.kaiming_normal_, init.xavier_uniform_, init.xavier_normal_,
+                         init.orthogonal_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.SKIPPED:
+            return args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+        return func(*args, **kwargs)
 
 
 def build_model(config: ModelConfig, weights_of: Callable[[], Any],
@@ -103,8 +132,8 @@ def build_model(config: ModelConfig, weights_of: Callable[[], Any],
                          f"refusing to build it")
     weights = weights_of()
     _check_tensors(weights, size)
-    model = make_model(config)  # as large as the weights at hand, no more (a meta-device build
-    # would be free of memory but costs a second: its initializers import torch's compiler)
+    with _SkipInit():  # as large as the weights at hand, no more; they replace every value
+        model = make_model(config)
     _check_weights(weights, {k: tuple(v.shape) for k, v in model.state_dict().items()})
     model.load_state_dict(weights)
     return model

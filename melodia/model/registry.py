@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from melodia.errors import GenerateError
-from melodia.model.checkpoint import Checkpoint, load_checkpoint
+from melodia.model.checkpoint import EXPORT_FILES, RUN_FILES, Checkpoint, load_checkpoint
 from melodia.model.families import make_stepper
 from melodia.model.stepper import FastStepper
 
@@ -51,8 +51,17 @@ def _checkpoint_file(model: str | Path) -> Path:
     return resolve_model(model).resolve()
 
 
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What moves when the model at ``path`` changes: its time stamp and, for a folder, those of
+    the files in it that make a model (an exported folder's config.json may be edited in place,
+    which leaves the folder's own time stamp as it was)."""
+    files = [path, *(path / name for name in (*RUN_FILES, *EXPORT_FILES))] if path.is_dir() \
+        else [path]
+    return tuple(f.stat().st_mtime_ns for f in files if f.exists())
+
+
 @lru_cache(maxsize=4)
-def _cached_checkpoint(path: str, mtime_ns: int) -> Checkpoint:
+def _cached_checkpoint(path: str, stamp: tuple[int, ...]) -> Checkpoint:
     return load_checkpoint(path)
 
 
@@ -61,7 +70,7 @@ def load_model(model: str | Path | Checkpoint = "piano") -> Checkpoint:
     if isinstance(model, Checkpoint):
         return model
     path = _checkpoint_file(model)
-    return _cached_checkpoint(str(path), path.stat().st_mtime_ns)
+    return _cached_checkpoint(str(path), _stamp(path))
 
 
 def load_stepper(model: str | Path | Checkpoint = "piano", precision: str = "fp32"

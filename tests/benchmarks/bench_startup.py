@@ -78,13 +78,15 @@ def profile() -> dict[str, float]:
         "        s = time.perf_counter(); out = fn(*a, **k)\n"
         "        spent[name] = spent.get(name, 0) + time.perf_counter() - s; return out\n"
         "    return run\n"
-        "g.load_stepper = timed('load model', g.load_stepper)\n"
-        "g._start = timed('set-up (plan, controls, prime)', g._start)\n"
+        "import melodia.generation.session as s\n"
+        "s.load_stepper = timed('load model', s.load_stepper)\n"
+        "g.open_session = timed('session', g.open_session)\n"
         "g.sample_rows = timed('sampling', g.sample_rows)\n"
         "import melodia.midi as m; from melodia.cli import make\n"
         "import tempfile, os; out = os.path.join(tempfile.mkdtemp(), 'p.mid')\n"
         "melodia.cli.main(['generate', '--seconds', '1', '-o', out, '--seed', '1'])\n"
         "t2 = time.perf_counter()\n"
+        "spent['set-up (plan, controls, prime)'] = spent.pop('session') - spent['load model']\n"
         "import json, sys; print(json.dumps({'imports': t1 - t0, **spent,"
         " 'whole command': t2 - t1}))\n")
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
@@ -101,23 +103,34 @@ def mark(what):
 mark("python started")
 import melodia.cli
 mark("command line imported")
+import melodia.live.ports as ports
 import melodia.live.scheduler as scheduler
-import melodia.live.stream as stream
-mark("stream imported (torch)")
+import melodia.live.start as start
+def timed(name, fn):
+    def run(*a, **k):
+        out = fn(*a, **k); mark(name); return out
+    return run
+ports.open_output = timed("port open", ports.open_output)
+wait = start.Preload.wait
+def imported(self):  # the CLI imports torch in a thread while the port opens
+    wait(self)
+    mark("stream imported (torch)")
+    import melodia.live.stream as stream
+    stream.load_model = timed("model loaded", stream.load_model)
+start.Preload.wait = imported
+run = scheduler.Player.run
+def playing(self, *a, **k):
+    mark("primed, opening made")
+    return run(self, *a, **k)
+scheduler.Player.run = playing
 send = scheduler.Player._send
 def first_note(self, m):
     if m.type == "note_on":
         mark("first note sent")
     return send(self, m)
 scheduler.Player._send = first_note
-def timed(name, fn):
-    def run(*a, **k):
-        out = fn(*a, **k); mark(name); return out
-    return run
-stream.open_output = timed("port open", stream.open_output)
-stream.load_model = timed("model loaded", stream.load_model)
 melodia.cli.main(sys.argv[1:])
-import json; print(json.dumps(marks))
+import json; print(json.dumps(dict(sorted(marks.items(), key=lambda kv: kv[1]))))
 """
 
 

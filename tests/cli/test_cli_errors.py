@@ -267,3 +267,19 @@ def test_a_file_whose_notes_cannot_be_read_says_so(tmp_path, capsys):
     mid.save(path)
     line = one_error_line(["encode", path, "-o", tmp_path / "t.json"], capsys, "encode")
     assert "strikes 2 notes but none could be read" in line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--primer", MIDI], "stream takes no --primer; use --listen to answer a player"),
+    (["--accompany", "Keystation"], "--accompany plays a band: add --model band (and --lineup)"),
+    (["--seconds", "2", "--bars", "2"], "give --seconds or --bars, not both"),
+    ([], "no JACK server is running: start one (jackd -d dummy"),
+])
+def test_stream_says_what_is_wrong_with_its_options_before_the_port(argv, message, capsys,
+                                                                    monkeypatch):
+    """``stream`` opens its port while torch imports (melodia.live.start), before it reads its
+    options into a config; a mistake in the options is still what it says, and the port's own
+    error only when the options are fine."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "melodia-no-such-server")
+    line = one_error_line(["stream", "--api", "jack", *argv], capsys, "stream")
+    assert message in line, line

@@ -6,9 +6,9 @@ with melodia's count-in.
 
 Opens a virtual JACK output NAME (the port melodia's ``--accompany`` connects to) and prints
 ``ready``; connects an input to the port whose name contains PORT (melodia's output) and waits
-for the count-in's first, accented click; plays the file's highest line (one note at a time,
-``--transpose`` semitones up) from the downbeat ``--count-in`` bars later, on channel 1, for
-``--seconds``. Then it quits, closing its port (the player's port vanishing), or with
+(up to a minute) for the count-in's first, accented click, then prints ``counting``; plays the
+file's highest line (one note at a time, ``--transpose`` semitones up) from the downbeat
+``--count-in`` bars later, on channel 1, for ``--seconds``. Then it quits, closing its port (the player's port vanishing), or with
 ``--hold`` keeps the port open until SIGTERM. ``--clock``: MIDI beat clock at ``--tempo`` on
 the same port, from the start. Writes ``{"first_note_at": perf_counter,
 "notes": [[pitch, on_at, off_at], ...]}``.
@@ -103,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     index = next(i for i, name in enumerate(listen.get_ports()) if args.listen in name)
     listen.open_port(index, "ears")
+    deadline = time.perf_counter() + 60
     while not clicked:
-        if done.wait(0.001):
+        if time.perf_counter() > deadline or done.wait(0.001):
             return 1
+    print("counting", flush=True)  # for a test that times a stop from the music's start
     downbeat = clicked[0] + args.count_in * 240.0 / args.tempo
     events = sorted([(s, 1, p) for s, e, p in melody(args.file, args.seconds, args.transpose)]
                     + [(e, 0, p) for s, e, p in melody(args.file, args.seconds, args.transpose)])

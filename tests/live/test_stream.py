@@ -18,8 +18,9 @@ import mido
 import pytest
 
 from melodia.generation.config import GenerateConfig
+from melodia.live import ports
 from melodia.live.ports import open_output
-from melodia.live.stream import DRAIN_S, StreamConfig, stream
+from melodia.live.stream import DRAIN_S, StreamConfig, _from_first_note, stream
 from tests.live.stress import unended
 from tests.training.test_train import dataset  # noqa: F401  (the module fixture)
 
@@ -215,9 +216,9 @@ def test_a_signal_while_the_stop_event_is_locked_still_stops(tmp_path: Path):
     lock (inside ``stop.wait``); setting the event there waited for ever (seen once in CI:
     a stream that no SIGINT or SIGTERM could end). Holding the lock on purpose shows it."""
     script = ("import os, signal, threading, time\n"
-              "from melodia.live.stream import _stop_on_signals\n"
+              "from melodia.live.start import stop_on_signals\n"
               "stop = threading.Event()\n"
-              "with _stop_on_signals(stop):\n"
+              "with stop_on_signals(stop):\n"
               "    with stop._cond:\n"
               "        os.kill(os.getpid(), signal.SIGTERM)\n"
               "        time.sleep(0.2)  # the handler runs in here\n"
@@ -234,3 +235,45 @@ def test_a_signal_while_the_stop_event_is_locked_still_stops(tmp_path: Path):
                          timeout=30, cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0 and run.stdout.split() == ["second", "ctrl-c", "stopped"], \
         run.stderr
+
+
+def test_an_options_error_closes_the_port_opened_while_torch_imported(monkeypatch, capsys):
+    from melodia.cli import main
+
+    opened = []
+
+    def open_output(*args, **kwargs):
+        opened.append(ports_open(*args, **kwargs))
+        return opened[-1]
+
+    ports_open = ports.open_output
+    monkeypatch.setattr(ports, "open_output", open_output)
+    name = f"melodia-e{os.getpid()}"
+    assert main(["stream", "--api", "jack", "--virtual", name, "--primer", "x.mid"]) == 2
+    assert "stream takes no --primer" in capsys.readouterr().err
+    assert len(opened) == 1 and opened[0].closed  # it was open, and is closed again
+    assert not any(name in port for port in ports.list_ports("jack")["inputs"])
+
+
+def test_the_opening_is_made_before_the_clock_starts():
+    """Up to the first note and ``opening_s`` after it, the music is pulled at once (the player
+    then needs only a short head start); the rest as the player asks, all moved earlier by the
+    first note's time."""
+    def note(kind: str, pitch: int) -> mido.Message:
+        return mido.Message(kind, note=pitch, velocity=64 if kind == "note_on" else 0)
+
+    music = [(0.0, mido.Message("program_change", program=3)), (0.5, note("note_on", 60)),
+             (0.5, note("note_on", 64)), (0.55, note("note_off", 60)),
+             (0.6, note("note_off", 64)), (0.61, note("note_on", 67)), (2.0, note("note_off", 67))]
+    pulled = []
+
+    def source():
+        for item in music:
+            pulled.append(item)
+            yield item
+
+    shifted = _from_first_note(source(), opening_s=0.1)
+    assert pulled == music[:6]  # through 0.6 s, and the first message past it
+    got = list(shifted)
+    assert [m for _, m in got] == [m for _, m in music]
+    assert [round(t, 6) for t, _ in got] == [0.0, 0.0, 0.0, 0.05, 0.1, 0.11, 1.5]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,92 @@ def test_a_checkpoint_written_before_the_layout_loads_and_plays_the_same():
     assert ckpt.encoding.name == "piano"
     result = generate_ids(ckpt, GenerateConfig(events=64, seed=3))
     assert result.pieces[0].tolist() == OLD_IDS
+
+
+# ------------------------------------------------------------ non-finite numbers in stored data
+
+PRIOR = [[0.25] * 20, [0.5] * 20]  # a control prior, as training keeps one (rows of 20 controls)
+
+
+def _poisoned(tmp_path: Path, case: str) -> Path:
+    """A real checkpoint (save_checkpoint of a trained model) with one NaN or infinity in its
+    stored data; ``case`` "clean": none."""
+    model, opt = trained_pair()
+    extra = {"control_prior": [row[:] for row in PRIOR], "best_nll": 2.5,
+             "band": {"tempo": {"mean": 110.0, "range": [60.0, 180.0]}}}
+    metrics, train_config = {"nll": 2.5, "bits": 3.6}, {"lr": 2e-3, "steps": 9}
+    if case == "NaN in the metadata prior":
+        extra["control_prior"][1][3] = float("nan")
+    elif case == "inf in a nested float":
+        extra["band"]["tempo"]["range"][1] = float("inf")
+    elif case == "NaN metric":
+        metrics["nll"] = float("nan")
+    elif case == "-inf in the training config":
+        train_config["lr"] = float("-inf")
+    elif case == "NaN in the optimizer state":
+        next(iter(opt.state.values()))["exp_avg"].view(-1)[0] = float("nan")
+    return save_checkpoint(tmp_path / f"{case}.pt", model, ENC, step=3, optimizer=opt,
+                           metrics=metrics, extra=extra, train_config=train_config)
+
+
+NON_FINITE = {  # case -> the field the error names
+    "NaN in the metadata prior": "extra.control_prior[1][3]",
+    "inf in a nested float": "extra.band.tempo.range[1]",
+    "NaN metric": "metrics.nll",
+    "-inf in the training config": "train_config.lr",
+    "NaN in the optimizer state": "optimizer.state[0].exp_avg",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NON_FINITE))
+def test_a_nan_or_infinity_anywhere_in_a_checkpoint_is_refused_in_one_line(case, tmp_path):
+    clean = load_checkpoint(_poisoned(tmp_path, "clean"))
+    assert clean.extra["control_prior"] == PRIOR and clean.metrics["nll"] == 2.5
+    path = _poisoned(tmp_path, case)
+    expected = (f"{path}: its {NON_FINITE[case]} holds a NaN or infinite value: a diverged "
+                f"training run or a damaged file? Refusing to load it")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == expected
+    with pytest.raises(CheckpointError, match=re.escape(NON_FINITE[case])):
+        melodia.load(path)  # the public API
+    with pytest.raises(CheckpointError, match=re.escape(NON_FINITE[case])):
+        melodia.generate(str(path), seconds=1.0, seed=1)
+
+
+@pytest.mark.parametrize("case", ["NaN in the metadata prior", "inf in a nested float"])
+def test_generate_refuses_a_checkpoint_with_a_non_finite_number_in_one_line(case, tmp_path):
+    from melodia.cli import main
+
+    good = tmp_path / "good.mid"  # the same model, all finite, generates
+    assert main(["generate", "--model", str(_poisoned(tmp_path, "clean")), "--seconds", "1",
+                 "-o", str(good), "--seed", "1"]) == 0 and good.stat().st_size > 0
+    path, out = _poisoned(tmp_path, case), tmp_path / "out.mid"
+    run = subprocess.run([sys.executable, "-m", "melodia", "generate", "--model", str(path),
+                          "--seconds", "1", "-o", str(out), "--seed", "1"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 2 and not out.exists()
+    line = (f"melodia generate: error: {path}: its {NON_FINITE[case]} holds a NaN or infinite "
+            f"value: a diverged training run or a damaged file? Refusing to load it")
+    assert run.stderr.splitlines() == [line], run.stderr
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_finite_sees_every_nan_and_infinity_and_nothing_else(dtype):
+    from melodia.model.families import finite
+
+    big = torch.finfo(dtype).max
+    assert finite(torch.full((1000, 100), big, dtype=dtype))  # finite, however large their sum
+    assert finite(torch.full((7,), -big, dtype=dtype)) and finite(torch.zeros(0, dtype=dtype))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        tensor = torch.randn(64, 33).to(dtype)
+        tensor[17, 5] = bad
+        assert not finite(tensor)
+
+
+def test_a_model_built_after_a_load_is_still_initialised_at_random(tmp_path):
+    load_checkpoint(_poisoned(tmp_path, "clean"))  # builds its model without random draws
+    config = ModelConfig(embed_dim=8, hidden_size=12, num_layers=2, control_dim=20)
+    one, two = PerformanceRNN(config), PerformanceRNN(config)
+    assert not torch.equal(one.lstm.weight_hh_l0, two.lstm.weight_hh_l0)
+    assert one.lstm.weight_hh_l0.abs().max() > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -85,6 +86,46 @@ def test_export_files_and_round_trip(tmp_path: Path, monkeypatch):
     config = GenerateConfig(events=40, seed=5)
     a, b = generate_ids(original, config).pieces[0], generate_ids(out, config).pieces[0]
     np.testing.assert_array_equal(a, b)
+
+
+def _nan_prior(out: Path) -> str:
+    config = json.loads((out / "config.json").read_text())
+    config["extra"]["control_prior"][0][2] = float("nan")
+    (out / "config.json").write_text(json.dumps(config))  # NaN, as json.dumps writes it
+    return "extra.control_prior[0][2] holds a NaN or infinite value"
+
+
+def _inf_metric(out: Path) -> str:
+    config = json.loads((out / "config.json").read_text())
+    config["metrics"] = {"by_type": {"NOTE_ON": {"nll": float("-inf")}}}
+    (out / "config.json").write_text(json.dumps(config))
+    return "metrics.by_type.NOTE_ON.nll holds a NaN or infinite value"
+
+
+def _inf_weight(out: Path) -> str:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(out / "model.safetensors")
+    weights["bias"][7] = float("inf")
+    save_file(weights, out / "model.safetensors")
+    return "its weights hold NaN or infinite values (bias)"
+
+
+@pytest.mark.parametrize("poison", [_nan_prior, _inf_metric, _inf_weight])
+def test_an_export_with_a_non_finite_number_is_refused_in_one_line(poison, tmp_path, monkeypatch,
+                                                                   capsys):
+    out = export_model(tiny_run(tmp_path), tmp_path / "exp")
+    assert melodia.load(out).extra["control_prior"] == EXTRA["control_prior"]  # fine as written
+    message = poison(out)
+    no_pickle(monkeypatch)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as info:
+        load_checkpoint(out)
+    assert "\n" not in str(info.value)
+    assert cli.main(["generate", "--model", str(out), "--seconds", "1", "-o",
+                     str(tmp_path / "x.mid")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "melodia generate: error:" in err
+    assert not (tmp_path / "x.mid").exists()
 
 
 def test_fp16_by_default_and_cli(tmp_path: Path, capsys):
