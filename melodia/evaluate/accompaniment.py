@@ -69,17 +69,27 @@ def implied_triad(profile: np.ndarray) -> set[int]:
     return chosen
 
 
+def _in_beats(given: Sequence[np.ndarray], notes: Sequence[np.ndarray], tempos
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The beat of each of ``notes``' onsets, their pitch classes, and the pitch classes the
+    ``given`` notes sound in every beat up to the last (None: no notes)."""
+    notes = [n for n in notes if len(n)]
+    if not notes:
+        return None
+    onsets = np.concatenate([n["start_s"] for n in notes])
+    pcs = np.concatenate([n["pitch"] for n in notes]).astype(np.int64) % 12
+    beat = np.floor(grid_positions(onsets, tempos, 1) + 1e-9).astype(np.int64)
+    return beat, pcs, beat_pitch_classes(given, tempos, int(beat.max(initial=0)) + 1)
+
+
 def harmonic_agreement(given: Sequence[np.ndarray], new: Sequence[np.ndarray], tempos) -> float:
     """Share of the ``new`` melodic notes whose pitch class sounds in the ``given`` melodic
     notes within the beat of its onset, or is in the triad they imply; nan when no new note
     falls in a beat where the given music sounds. ``tempos``: ``TEMPO_DTYPE`` or None (120)."""
-    new = [n for n in new if len(n)]
-    if not new:
+    found = _in_beats(given, new, tempos)
+    if found is None:
         return math.nan
-    onsets = np.concatenate([n["start_s"] for n in new])
-    pcs = np.concatenate([n["pitch"] for n in new]).astype(np.int64) % 12
-    beat = np.floor(grid_positions(onsets, tempos, 1) + 1e-9).astype(np.int64)
-    profiles = beat_pitch_classes(given, tempos, int(beat.max(initial=0)) + 1)
+    beat, pcs, profiles = found
     hits = counted = 0
     for b, p in zip(beat.tolist(), pcs.tolist()):
         if b < 0 or not profiles[b].any():
@@ -93,13 +103,10 @@ def bass_in_beat(given: Sequence[np.ndarray], bass: Sequence[np.ndarray], tempos
     """Share of the ``bass`` notes whose pitch class sounds in the ``given`` melodic notes
     within the beat of its onset (beats of the tempo map ``tempos``, ``TEMPO_DTYPE`` or None:
     120); nan when no bass note falls in a beat where the given music sounds."""
-    bass = [n for n in bass if len(n)]
-    if not bass:
+    found = _in_beats(given, bass, tempos)
+    if found is None:
         return math.nan
-    onsets = np.concatenate([n["start_s"] for n in bass])
-    pcs = np.concatenate([n["pitch"] for n in bass]).astype(np.int64) % 12
-    beat = np.floor(grid_positions(onsets, tempos, 1) + 1e-9).astype(np.int64)
-    profiles = beat_pitch_classes(given, tempos, int(beat.max(initial=0)) + 1)
+    beat, pcs, profiles = found
     inside = beat >= 0
     beat, pcs = beat[inside], pcs[inside]
     counted = profiles[beat].any(axis=1)
