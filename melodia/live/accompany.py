@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -46,7 +47,8 @@ from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
 from melodia.live.follow import ClockFollower
-from melodia.live.ports import PortError, input_names, open_named_input
+from melodia.live.ports import PortError, input_names
+from melodia.live.timed import open_timed_input
 from melodia.live.scheduler import Clock, Player, PlayStats, merge
 from melodia.midi import seconds_for_bars
 from melodia.model.checkpoint import Checkpoint
@@ -71,11 +73,14 @@ class Heard:
 
 
 class PlayerPart:
-    """A mido input callback that keeps the player's note events for the band, in arrival
-    order (a re-struck key is ended first), and when the first and the last one came."""
+    """An input callback that keeps the player's note events for the band, in arrival order (a
+    re-struck key is ended first), and when the first and the last one came (``perf_counter``).
+    ``at``: a message's arrival on the input's time axis; ``to_clock`` and ``to_wall`` turn it
+    into the player's clock (a followed clock's music time) and into ``perf_counter`` time."""
 
-    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
-        self._now = now  # the time a note arrives at: the player's clock (a followed clock's)
+    def __init__(self, to_clock: Callable[[float], float] = float,
+                 to_wall: Callable[[float], float] = float) -> None:
+        self._to_clock, self._to_wall = to_clock, to_wall
         self._lock = threading.Lock()
         self._new: collections.deque[Heard] = collections.deque()
         self._down: set[int] = set()
@@ -83,10 +88,11 @@ class PlayerPart:
         self.last_at: float | None = None
         self.notes = 0  # note-ons heard
 
-    def __call__(self, message) -> None:
+    def __call__(self, message, at: float | None = None) -> None:
         if message.type not in ("note_on", "note_off"):
             return
-        now, wall = self._now(), time.perf_counter()
+        at = time.perf_counter() if at is None else at
+        now, wall = self._to_clock(at), self._to_wall(at)
         on = message.type == "note_on" and message.velocity > 0
         with self._lock:
             if on and message.note in self._down:
@@ -133,11 +139,13 @@ def heard_events(heard: list[Heard], origin: float, sps: int, instrument: int, b
     return out
 
 
-def band_ids(checkpoint: Checkpoint, config, part: PlayerPart, origin: Callable[[], float],
+def band_ids(checkpoint: Checkpoint, config, part: PlayerPart,
+             origin: Callable[[], float | None],
              instrument: int, rest_s: float | None) -> Iterator[tuple[int, bool]]:
     """The band's stream as ``(id, given)``: the model's own events, and the player's notes
     forced in as they arrive; ends once the player has been silent ``rest_s`` seconds of the
-    stream (None: never). ``origin()``: the ``perf_counter`` time of the stream's time 0."""
+    stream (None: never). ``origin()``: the player's clock time of the stream's time 0 (None
+    until the music has started)."""
     encoding = checkpoint.encoding
     require_band(encoding)
     qpm = float(config.tempo or 120.0)
@@ -151,10 +159,11 @@ def band_ids(checkpoint: Checkpoint, config, part: PlayerPart, origin: Callable[
     generator = torch.Generator().manual_seed(session.seed)
     pitches = (encoding.config.min_pitch, encoding.config.max_pitch)
     bins, entered, shifts = encoding.config.velocity_bins, False, forcer.shift0
-    last_heard, start = 0.0, origin()
+    last_heard, start = 0.0, None
     while True:
         now_s = float(grammar.now[0]) / sps
-        heard = part.take()
+        start = origin() if start is None else start
+        heard = part.take() if start is not None else []  # (kept until the music has started)
         if heard:
             forcer.add(heard_events(heard, start, sps, instrument, bins, pitches))
             last_heard = now_s
@@ -205,7 +214,7 @@ def count_in(qpm: float, bars: int) -> Iterator[Timed]:
         yield k * beat + CLICK_S, mido.Message("note_off", channel=DRUM_CHANNEL, note=CLICK)
 
 
-def band_stream(config, part: PlayerPart, origin: Callable[[], float],
+def band_stream(config, part: PlayerPart, origin: Callable[[], float | None],
                 checkpoint: Checkpoint, lead_s: float) -> Iterator[Timed]:
     """The band's timed messages from ``lead_s`` on (after the count-in), made lazily in the
     player's producer thread."""
@@ -243,14 +252,18 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
     """Count in, then play the band with what arrives on ``config.accompany`` into ``port``
     until ``stop``, ``config.seconds``, the player's silence or its port's end."""
     follower = ClockFollower(config.generate.tempo) if config.follow_clock else None
-    part = PlayerPart(follower.now if follower else time.perf_counter)
+    part: PlayerPart | None = None
 
-    def hear(message) -> None:
-        part(message)
+    def hear(message, at: float) -> None:
         if follower is not None:
-            follower(message)
+            follower(message, at)
+        if part is not None:
+            part(message, at)
 
-    source = open_named_input(config.accompany, config.api, hear)
+    source = open_timed_input(config.accompany, config.api, hear)
+    if follower is not None:
+        follower.clock = source.clock
+    part = PlayerPart(follower.at if follower else source.wall, source.wall)
     watch = None if config.accompany.startswith("virtual:") else PortWatch(source.name,
                                                                             config.api, stop)
     clicks: set[int] = set()
@@ -272,8 +285,13 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
             lead_s = seconds_for_bars(config.count_in, qpm) if config.count_in else 0.0
             counted = list(count_in(qpm, config.count_in))
             clicks.update(id(m) for _, m in counted)
-            band = band_stream(config, part, lambda: player.start_s + lead_s, checkpoint,
-                               lead_s)  # (player: set below, read once the music starts)
+            player: Player | None = None
+
+            def origin() -> float | None:  # the band's time 0 on the player's clock, once set
+                started = None if player is None else player.start_s
+                return None if started is None else started + lead_s
+
+            band = _primed(band_stream(config, part, origin, checkpoint, lead_s))
             player = Player(send, merge(iter(counted), band), clock=clock,
                             lookahead_s=config.lookahead_s, start_delay_s=0.15)
             until = None if config.seconds is None else lead_s + config.seconds
@@ -284,6 +302,14 @@ def accompany_live(config, port, stop: threading.Event, checkpoint: Checkpoint,
         source.close()
     return LiveRun(stats, first[0] if first else None, part.first_at, qpm, part.notes,
                    bool(watch and watch.vanished))
+
+
+def _primed(messages: Iterator[Timed]) -> Iterator[Timed]:
+    """``messages`` with the first one made now: the band's session opens and its first note is
+    ready before the count-in's clock starts (the count-in is merged with the band, and a merge
+    waits for each stream's first message; on a slow machine the first clicks came late)."""
+    first = next(messages, None)
+    return messages if first is None else itertools.chain([first], messages)
 
 
 def _follow(config, follower: ClockFollower, name: str, stop: threading.Event):

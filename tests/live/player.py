@@ -47,14 +47,21 @@ def melody(path: str, seconds: float, transpose: int) -> list[tuple[float, float
     return out
 
 
+def _sleep_until(t: float, done: threading.Event) -> bool:
+    """Sleep (not spin: the band being tested shares the CPU) until ``perf_counter`` reaches
+    ``t``; False if ``done`` was set first."""
+    while (left := t - time.perf_counter()) > 0:
+        if done.wait(left):
+            return False
+    return not done.is_set()
+
+
 def _clock(send, qpm: float, done: threading.Event) -> None:
     """MIDI beat clock: start, then a tick every 1/24 beat, on time (no drift), until done."""
     tick_s, start = 60.0 / (qpm * 24), time.perf_counter()
     send([0xFA])
     k = 0
-    while not done.is_set():
-        while time.perf_counter() < start + k * tick_s:
-            time.sleep(0.0003)
+    while _sleep_until(start + k * tick_s, done):
         send([0xF8])
         k += 1
 
@@ -114,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     played: dict[int, list] = {}
     notes = []
     for t, on, pitch in events:
-        while time.perf_counter() < downbeat + t:
-            if done.is_set():
-                break
-            time.sleep(0.0005)
-        if done.is_set():
+        if not _sleep_until(downbeat + t, done):
             break
         now = time.perf_counter()
         send([0x90 if on else 0x80, pitch, 90 if on else 0])

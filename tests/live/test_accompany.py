@@ -20,16 +20,15 @@ from melodia.model.registry import load_model
 
 
 def test_player_part_keeps_arrivals_and_ends_a_restruck_key():
-    times = iter([1.0, 1.2, 1.5, 1.6])
-    part = PlayerPart(lambda: next(times))
-    part(mido.Message("note_on", note=60, velocity=90))
-    part(mido.Message("note_on", note=60, velocity=70))  # struck again while down
-    part(mido.Message("note_off", note=61))  # never down: ignored
-    part(mido.Message("note_off", note=60))
-    part(mido.Message("clock"))
-    got = [(h.at, h.on, h.pitch) for h in part.take()]
-    assert got == [(1.0, True, 60), (1.2, False, 60), (1.2, True, 60), (1.6, False, 60)]
-    assert part.take() == [] and part.first_at is not None
+    part = PlayerPart(lambda at: at - 1.0, lambda at: at + 100.0)  # the player's clock, wall
+    part(mido.Message("note_on", note=60, velocity=90), 1.0)
+    part(mido.Message("note_on", note=60, velocity=70), 1.2)  # struck again while down
+    part(mido.Message("note_off", note=61), 1.5)  # never down: ignored
+    part(mido.Message("note_off", note=60), 1.6)
+    part(mido.Message("clock"), 1.7)
+    got = [(round(h.at, 6), h.on, h.pitch) for h in part.take()]
+    assert got == [(0.0, True, 60), (0.2, False, 60), (0.2, True, 60), (0.6, False, 60)]
+    assert part.take() == [] and part.first_at == 101.0 and part.last_at == 101.6
 
 
 def test_heard_events_land_on_their_steps_in_order():
@@ -90,6 +89,23 @@ def test_clock_follower_measures_the_tempo_and_runs_with_it():
     held = follower.now()
     time.sleep(0.05)
     assert follower.now() == pytest.approx(held, abs=tick * 60 / 90.0 * 2)
+
+
+def test_clock_follower_keeps_stamped_ticks_spacing_however_late_they_are_handed_over():
+    """Ticks stamped on arrival (as :mod:`melodia.live.timed` stamps them) but handed over in
+    one late burst, as a busy interpreter does: the tempo and the music's time come from the
+    stamps, not from when the ticks were handed over."""
+    t0 = 1000.0
+    now = [t0]
+    follower = ClockFollower(clock=lambda: now[0])
+    tick = 60.0 / (100.0 * 24)
+    follower(mido.Message("start"), t0)
+    for k in range(60):  # all handed over at once, 0.7 s after they began
+        follower(mido.Message("clock"), t0 + k * tick)
+    now[0] = t0 + 59 * tick + 0.01
+    assert follower.qpm == pytest.approx(100.0, rel=1e-6)
+    assert follower.now() == pytest.approx((59 * tick + 0.01) * 100 / 100, abs=1e-6)
+    assert follower.at(t0 + 24 * tick) == pytest.approx(0.6, abs=1e-9)  # a beat at 100 BPM
 
 
 def test_a_named_tempo_is_kept_and_time_follows_the_sender():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import DATA
@@ -94,7 +95,7 @@ def test_the_band_plays_with_the_player_and_stops_clean(how: str, tmp_path: Path
 @pytest.mark.parametrize("told", [None, 120])
 def test_the_band_follows_midi_clock(told, tmp_path: Path):
     """The player's port also sends beat clock at 100 BPM. Told no tempo, melodia measures it
-    and its drums land on the 100 BPM grid from the player's downbeat; told 120, it still
+    and its drums land on the 100 BPM grid its count-in set (as received); told 120, it still
     plays on the sender's beats: the count-in's clicks 0.6 s apart, and 4 + 12 beats of music
     (a bar of count-in, then 6 s at 120) lasting 9.6 s, not 8."""
     tag = f"{os.getpid()}-clock{told}"
@@ -127,7 +128,9 @@ def test_the_band_follows_midi_clock(told, tmp_path: Path):
     assert len(clicks) == 4 and all(abs(b - a - 0.6) < 0.03 for a, b in zip(clicks, clicks[1:]))
     if told:  # (its drums' 20 ms grid tolerance is 24 ms of the sender's time: not checked)
         assert abs(raw[-1]["time_s"] - clicks[0] - 9.6) < 0.3  # 16 beats at 100, with release
-    else:  # drums on the measured grid
+    else:  # drums on the measured grid, phased by the count-in's four clicks as they came
+        assert abs(clicks[0] + 2.4 - downbeat) < 0.05  # (the player heard the first one too)
+        downbeat = float(np.mean([c - 0.6 * i for i, c in enumerate(clicks)])) + 2.4
         grids = (60.0 / 100.0 / 4, 60.0 / 100.0 / 3)  # 16ths and eighth-note triplets
         drums = [m["time_s"] - downbeat for m in raw
                  if m["bytes"][0] == 0x99 and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.05]

@@ -1,0 +1,78 @@
+"""melodia.live.timed on a real JACK server: a sender process plays beat clock into a timed
+input while this process holds Python's lock; the arrival times keep the ticks' spacing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from melodia.live.ports import PortError
+from melodia.live.timed import open_timed_input
+
+pytestmark = pytest.mark.usefixtures("jack_server")
+
+SENDER = """
+import sys, time, rtmidi
+out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="melodia-tick-sender")
+ports = out.get_ports()
+out.open_port(next(i for i, p in enumerate(ports) if sys.argv[1] in p))
+time.sleep(0.2)
+start = time.perf_counter()
+for k in range(80):
+    while time.perf_counter() < start + k * 0.02:
+        time.sleep(0.0005)
+    out.send_message([0xF8] if k % 10 else [0x90, 60, 100])
+time.sleep(0.2)
+out.close_port()
+"""
+
+
+def test_arrival_times_keep_their_spacing_while_python_is_busy():
+    name = f"melodia-timed-{time.perf_counter_ns()}"
+    got: list[tuple[str, float, float]] = []
+    source = open_timed_input(f"virtual:{name}", "jack", lambda m, at: got.append(
+        (m.type, at, time.perf_counter())))
+    try:
+        sender = subprocess.Popen([sys.executable, "-c", SENDER, name])
+        while not got:  # the sender's first message, then hold the lock for 0.5 s of its ticks
+            time.sleep(0.001)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)  # nothing else in this process runs until this loop ends
+        try:
+            busy = time.perf_counter()
+            while time.perf_counter() < busy + 0.5:
+                pass
+        finally:
+            sys.setswitchinterval(switch)
+        assert sender.wait(30) == 0
+        time.sleep(0.1)
+    finally:
+        source.close()
+    assert [kind for kind, _, _ in got] == (["note_on"] + ["clock"] * 9) * 8
+    stamps = np.array([at for _, at, _ in got])
+    handed = np.array([when for _, _, when in got])
+    assert np.diff(handed).max() > 0.3  # the stall happened: ticks were handed over late...
+    slope, intercept = np.polyfit(np.arange(len(stamps)), stamps, 1)
+    assert slope == pytest.approx(0.02, rel=0.02)  # ...but their times keep the 20 ms spacing
+    assert np.abs(stamps - (intercept + slope * np.arange(len(stamps)))).max() < 0.012
+    walls = np.array([source.wall(at) for at in stamps])
+    assert (walls <= handed + 1e-6).all() and np.median(handed - walls) < 0.3
+
+
+def test_an_unknown_input_is_one_line_naming_the_ports():
+    with pytest.raises(PortError, match="no MIDI input matching 'no-such-port-here'"):
+        open_timed_input("no-such-port-here", "jack", lambda m, at: None)
+
+
+def test_close_is_clean_and_idempotent():
+    source = open_timed_input(f"virtual:melodia-close-{time.perf_counter_ns()}", "jack",
+                              lambda m, at: None)
+    reader = next(t for t in threading.enumerate() if t.name == "melodia-timed-input")
+    source.close()
+    source.close()
+    assert source.closed and not reader.is_alive()
