@@ -64,6 +64,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "a returning letter replays its first section with round(R x bars) bars "
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
+    p.add_argument("--memory", type=_fraction, default=0.0, metavar="M",
+                   help="0..1, how much the piece's own past pulls: a short-term model of the "
+                   "piece, mixed in where it is sure (as listeners expect a theme to return); "
+                   "0 (default for now): the model alone; 1: as fitted on training music")
     g = p.add_argument_group("groove (--model band)")
     g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
                    help="0..1, the share of bars that return to an earlier bar of their part "
@@ -162,6 +166,14 @@ def _generate_config(args: argparse.Namespace, **length):
         raise MelodiaError(str(err)) from None
 
 
+def _fraction(text: str) -> float:
+    """A number in 0..1 (``--memory``)."""
+    value = _unit(text)
+    if value is None:
+        raise argparse.ArgumentTypeError("a number in 0..1")
+    return value
+
+
 def _unit(text: str) -> float | None:
     """A number in 0..1, or ``corpus`` (None: as the style's music does) (``--repeat``)."""
     if text.strip().lower() == "corpus":
@@ -250,7 +262,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor,
-                              repeat=args.repeat, drum_grid=args.drum_grid)
+                              repeat=args.repeat, drum_grid=args.drum_grid,
+                              memory=args.memory)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

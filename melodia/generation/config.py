@@ -119,6 +119,9 @@ class GenerateConfig:
     # style's training music does
     repeat: float | None = 0.0
     drum_grid: bool = False  # band: new drum hits only on the 16ths and triplets of the tempo
+    # 0..1: how much the piece's own past pulls (melodia.generation.recall: a short-term model
+    # of the piece, mixed in by a gate fitted on training files); 0: the model alone
+    memory: float = 0.0
     # band: a temperature per instrument, "drums=0.8,guitar=1.1" (families cover the line-up's)
     instrument_temperature: str | dict | None = None
     # band: keep each instrument in the pitch range its training music plays, and basses (any
@@ -160,6 +163,8 @@ class GenerateConfig:
                                             and 0 <= self.repeat <= 1):
             raise KnobError(f"repeat must be in 0..1, not {self.repeat!r}")
         self.threads = check_optional("threads", self.threads)
+        if not (isinstance(self.memory, (int, float)) and 0 <= self.memory <= 1):
+            raise KnobError(f"memory must be in 0..1, not {self.memory!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -68,14 +68,15 @@ class Step(NamedTuple):
 
 
 def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
-               generator: torch.Generator, guide=None) -> Iterator[Step]:
+               generator: torch.Generator, guide=None, recall=None) -> Iterator[Step]:
     """Yield each step of ``start``'s rows (``beam_size > 1``: of their beams), without end;
     sampled rows lean on ``guide``'s bonuses where one is given (a
-    :class:`~melodia.generation.guide.BarGuide`)."""
+    :class:`~melodia.generation.guide.BarGuide`) and on their own past through ``recall`` (a
+    :class:`~melodia.generation.recall.Recall`)."""
     grammar, mask, logits, features, state, inputs = start
     beam, kept, scores = sampler.beam_size > 1, None, None
-    if beam and guide is not None:
-        raise ValueError("a guide leans sampled rows; beam search takes none")
+    if beam and (guide is not None or recall is not None):
+        raise ValueError("a guide or the memory leans sampled rows; beam search takes neither")
     instrument = grammar.instrument
     if beam:  # every context becomes `width` rows, all alike until the first events
         pieces, width = grammar.batch, sampler.beam_size * sampler.branch_factor
@@ -89,6 +90,8 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
     for n in itertools.count(1):
         if guide is not None:
             logits = logits + guide.bias(grammar.now, instrument).to(logits.dtype)
+        if recall is not None:
+            logits = recall.adjust(logits)
         ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds,
                      instrument)
         if beam:
@@ -97,6 +100,8 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
         chosen = ids.numpy()
         if guide is not None:
             guide.update(chosen, grammar.kinds, grammar.values, instrument)
+        if recall is not None:
+            recall.update(chosen)
         mask = grammar.advance(chosen, kept)
         yield Step(chosen, kept, scores)  # before the model's step: a live player waits less
         logits, features, state = stepper.step(ids, state, inputs and inputs(grammar))

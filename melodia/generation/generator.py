@@ -35,6 +35,7 @@ from melodia.encoding.events import event_times
 from melodia.features.groove import GrooveTable
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import best_beams, iter_steps, sample_rows
+from melodia.generation.recall import recall_for
 from melodia.generation.given import iter_given
 from melodia.generation.grammar import Grammar, GrammarConfig
 from melodia.generation.groove import groove_for
@@ -131,7 +132,10 @@ def generate_ids(model: str | Path | Checkpoint = "piano", config: GenerateConfi
             steps = iter_given(session.stepper, session.start, session.sampler, generator,
                                forcer, guide)
         else:
-            steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide)
+            recall = recall_for(session.checkpoint, config.memory,
+                                [session.context] * grammar.batch)
+            steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide,
+                               recall)
         if session.sampler.beam_size > 1:
             pieces = best_beams(steps, grammar, session.sampler, max_events=max_events,
                                 until_step=until)
@@ -166,7 +170,7 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
              style: str | None = None, tempo: float | None = None,
              lineup: str | Sequence[str | int] | None = None,
              randomness: float | str | dict | None = None, bars: int | None = None,
-             repeat: float | None = 0.0, drum_grid: bool = False):
+             repeat: float | None = 0.0, drum_grid: bool = False, memory: float = 0.0):
     """Generate a piece and return it as a ``pretty_midi.PrettyMIDI`` (``num > 1``: a list).
 
     Parameters
@@ -192,6 +196,8 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
     repeat, drum_grid : the band's groove (:mod:`melodia.generation.groove`): the share of bars
         that return to an earlier bar of their part (0, the default: none; None: as the style's
         music does), and drum hits only on the 16ths and triplets of the tempo (default off).
+    memory : 0..1, how much the piece's own past pulls (:mod:`melodia.generation.recall`; the
+        probability sampler; 0, the default for now: the model alone).
 
     See :class:`GenerateConfig` and :func:`generate_ids` for more options (grammar, batches).
     """
@@ -199,7 +205,7 @@ def generate(model: str | Path | Checkpoint = "piano", *, seconds: float | None 
                      sampler, noise, noise_kind, primer_seconds, density, key, precision)
     config = dataclasses.replace(config, style=style, tempo=tempo, lineup=lineup,
                                  randomness=randomness, bars=bars, repeat=repeat,
-                                 drum_grid=drum_grid)
+                                 drum_grid=drum_grid, memory=memory)
     pieces = generate_ids(model, config, primer).pretty_midi()
     return pieces[0] if num == 1 else pieces
 

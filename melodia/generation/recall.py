@@ -1,0 +1,91 @@
+"""The piece's own past while sampling: each row's short-term model (:mod:`melodia.model.memory`)
+mixed into the model's next-event distribution before the sampler chooses.
+
+``memory`` (``GenerateConfig.memory``, ``--memory``) scales the gate: 0 is the model alone, 1
+the gate as fitted on training files (the model's own, else the piano's shipped one,
+``melodia/weights/piano_memory.json``). Each row's model starts from the row's context (a
+primer), sees every event the row plays, and fades while a long run of events has been copied
+(``Gate.run_cap``), so a piece returns to its material without locking into a loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import torch
+
+from melodia.model.memory import Gate, ShortTermModel, Views, mix
+
+SHIPPED_GATES = {"piano": "piano_memory.json"}  # the encoding's name -> a gate fitted for it
+
+
+@lru_cache(maxsize=None)
+def _shipped(name: str) -> dict | None:
+    file = SHIPPED_GATES.get(name)
+    if file is None:
+        return None
+    path = resources.files("melodia.weights").joinpath(file)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def gate_for(checkpoint, memory: float) -> Gate:
+    """The gate of ``checkpoint`` (its metadata's ``memory``, else the shipped one for its
+    encoding, else the default), at ``memory``."""
+    info = (checkpoint.extra or {}).get("memory") or _shipped(checkpoint.encoding.name)
+    return Gate.from_dict(info, memory)
+
+
+class Recall:
+    """Short-term models for a batch of rows: :meth:`adjust` the model's logits before the
+    sampler chooses, :meth:`update` with the events chosen."""
+
+    def __init__(self, encoding, gate: Gate, contexts: list[np.ndarray]) -> None:
+        views = _views(encoding)
+        self.gate = gate
+        self.models = [ShortTermModel(views) for _ in contexts]
+        for model, context in zip(self.models, contexts):
+            for event in context:
+                model.observe(int(event))
+        self.shares = np.zeros(len(contexts))  # each row's gate share at the last step
+
+    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log((1 - g) p + g q)`` per row (rows where nothing matched keep their logits)."""
+        probs = torch.softmax(logits.double(), -1).numpy()
+        out = logits.clone()
+        for row, model in enumerate(self.models):
+            found, features = model.predict()
+            mixed, g = mix(probs[row], found, features, self.gate, model.run, sampling=True)
+            self.shares[row] = g
+            if g > 0.0:
+                with np.errstate(divide="ignore"):
+                    out[row] = torch.from_numpy(np.log(mixed)).to(logits.dtype)
+        return out
+
+    def update(self, chosen: np.ndarray) -> None:
+        for model, event in zip(self.models, chosen):
+            model.observe(int(event))
+
+
+@lru_cache(maxsize=8)
+def _views_cached(key: tuple, encoding) -> Views:
+    return Views.of(encoding)
+
+
+def _views(encoding) -> Views:
+    return _views_cached(tuple(encoding.vocab.ranges), encoding)
+
+
+def recall_for(checkpoint, memory: float | None, contexts: list[np.ndarray]) -> Recall | None:
+    """A :class:`Recall` for ``contexts`` (one per row) at ``memory`` (None or 0: none)."""
+    if not memory:
+        return None
+    if not math.isfinite(memory):
+        raise ValueError(f"memory must be in 0..1, not {memory}")
+    return Recall(checkpoint.encoding, gate_for(checkpoint, memory), contexts)
+
+
+__all__ = ["Recall", "gate_for", "recall_for"]
