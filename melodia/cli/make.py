@@ -64,10 +64,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "a returning letter replays its first section with round(R x bars) bars "
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
-    p.add_argument("--memory", type=_fraction, default=0.0, metavar="M",
-                   help="0..1, how much the piece's own past pulls: a short-term model of the "
-                   "piece, mixed in where it is sure (as listeners expect a theme to return); "
-                   "0 (default for now): the model alone; 1: as fitted on training music")
+    p.add_argument("--memory", type=argument("memory"), default=0.0, metavar="M",
+                   help="0..1, how much the piece's own past pulls (a short-term model of the "
+                   "piece, mixed in where it is sure); default 0: the model alone")
     g = p.add_argument_group("groove (--model band)")
     g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
                    help="0..1, the share of bars that return to an earlier bar of their part "
@@ -164,14 +163,6 @@ def _generate_config(args: argparse.Namespace, **length):
                                   noise_kind=args.noise_kind, **beam))
     except ValueError as err:
         raise MelodiaError(str(err)) from None
-
-
-def _fraction(text: str) -> float:
-    """A number in 0..1 (``--memory``)."""
-    value = _unit(text)
-    if value is None:
-        raise argparse.ArgumentTypeError("a number in 0..1")
-    return value
 
 
 def _unit(text: str) -> float | None:

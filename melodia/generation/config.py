@@ -163,8 +163,7 @@ class GenerateConfig:
                                             and 0 <= self.repeat <= 1):
             raise KnobError(f"repeat must be in 0..1, not {self.repeat!r}")
         self.threads = check_optional("threads", self.threads)
-        if not (isinstance(self.memory, (int, float)) and 0 <= self.memory <= 1):
-            raise KnobError(f"memory must be in 0..1, not {self.memory!r}")
+        self.memory = check("memory", self.memory)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -75,6 +75,7 @@ KNOBS: dict[str, Knob] = {
     "steps_per_iteration": Knob(int, 1, 10_000),
     "randomness": Knob(float, 0.0, 1.0),
     "threads": Knob(int, 1, 1024),
+    "memory": Knob(float, 0.0, 1.0),
     # live
     "channel": Knob(int, 1, 16, what="MIDI channel"),
     "rounds": Knob(int, 1, 100_000, what="answers"),

@@ -82,4 +82,4 @@ def test_cli_memory(tmp_path):
     assert ok.returncode == 0 and out.stat().st_size > 0, ok.stderr
     bad = subprocess.run([sys.executable, "-m", "melodia.cli", "generate", "--memory", "2"],
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "0..1" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "from 0 to 1" in bad.stderr and "Traceback" not in bad.stderr
