@@ -82,16 +82,9 @@ def score_file(checkpoint, ids: np.ndarray, views: Views, tempos=None) -> Scored
     return Scored(views.kinds[ids[1:]], logp, entropy, memory_p, features)
 
 
-def gate_shares(features: np.ndarray, gate: Gate) -> np.ndarray:
-    """The gate's share at each event (0 where nothing matched), as :meth:`Gate.weight`."""
-    z = features @ np.asarray(gate.weights) + gate.bias
-    g = gate.memory / (1.0 + np.exp(-np.clip(z, -30, 30)))
-    return np.where(features[:, 1] > 0, g, 0.0)
-
-
 def mixed_nll(scored: Scored, gate: Gate) -> np.ndarray:
     """NLL (nats) of each event under ``(1 - g) p_model + g q_memory``."""
-    g = gate_shares(scored.features, gate)
+    g = gate.shares(scored.features)
     return -np.log((1.0 - g) * np.exp(scored.model_logp) + g * scored.memory_p)
 
 
@@ -138,5 +131,5 @@ def format_table(table: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Scored", "fit_gate", "format_table", "gate_shares", "memory_scores",
+__all__ = ["Scored", "fit_gate", "format_table", "memory_scores",
            "mixed_nll", "model_scores", "nll_table", "score_file"]

@@ -11,7 +11,6 @@ primer), sees every event the row plays, and fades while a long run of events ha
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from importlib import resources
 
@@ -44,13 +43,12 @@ class Recall:
     sampler chooses, :meth:`update` with the events chosen."""
 
     def __init__(self, encoding, gate: Gate, contexts: list[np.ndarray]) -> None:
-        views = _views(encoding)
+        views = Views.of(encoding)
         self.gate = gate
         self.models = [ShortTermModel(views) for _ in contexts]
         for model, context in zip(self.models, contexts):
             for event in context:
                 model.observe(int(event))
-        self.shares = np.zeros(len(contexts))  # each row's gate share at the last step
 
     def adjust(self, logits: torch.Tensor) -> torch.Tensor:
         """``log((1 - g) p + g q)`` per row (rows where nothing matched keep their logits)."""
@@ -59,7 +57,6 @@ class Recall:
         for row, model in enumerate(self.models):
             found, features = model.predict()
             mixed, g = mix(probs[row], found, features, self.gate, model.run, sampling=True)
-            self.shares[row] = g
             if g > 0.0:
                 with np.errstate(divide="ignore"):
                     out[row] = torch.from_numpy(np.log(mixed)).to(logits.dtype)
@@ -70,21 +67,11 @@ class Recall:
             model.observe(int(event))
 
 
-@lru_cache(maxsize=8)
-def _views_cached(key: tuple, encoding) -> Views:
-    return Views.of(encoding)
-
-
-def _views(encoding) -> Views:
-    return _views_cached(tuple(encoding.vocab.ranges), encoding)
-
-
-def recall_for(checkpoint, memory: float | None, contexts: list[np.ndarray]) -> Recall | None:
-    """A :class:`Recall` for ``contexts`` (one per row) at ``memory`` (None or 0: none)."""
+def recall_for(checkpoint, memory: float, contexts: list[np.ndarray]) -> Recall | None:
+    """A :class:`Recall` for ``contexts`` (one per row) at ``memory`` (checked by
+    ``GenerateConfig``; 0: none)."""
     if not memory:
         return None
-    if not math.isfinite(memory):
-        raise ValueError(f"memory must be in 0..1, not {memory}")
     return Recall(checkpoint.encoding, gate_for(checkpoint, memory), contexts)
 
 

@@ -41,7 +41,6 @@ class ClockFollower:
         self._lock = threading.Lock()
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._ticks = 0  # ticks since the last start
-        self._last = 0.0  # perf_counter of the last tick
         self._stopped = False
         self._line = (0.0, 1.0)  # time of tick 1 and seconds per tick, on the fitted line
         self._now = 0.0  # the latest time given out
@@ -64,7 +63,6 @@ class ClockFollower:
             elif message.type == "clock" and not self._stopped:
                 self._ticks += 1
                 self._times.append(now)
-                self._last = now
                 if len(self._times) >= 3:  # the line through the ticks: where tick 1 fell
                     slope, at = self._fit()
                     self._line = (at - (self._ticks - len(self._times)) * slope, slope)

@@ -55,12 +55,18 @@ class Gate:
         if not all(math.isfinite(v) for v in (*self.weights, self.bias)):
             raise ValueError("a gate's weights must be finite")
 
+    def shares(self, features: np.ndarray) -> np.ndarray:
+        """The short-term model's share for each row of ``features`` (``[N, 6]``; 0 where
+        nothing matched)."""
+        z = np.clip(features @ np.asarray(self.weights) + self.bias, -30.0, 30.0)
+        return np.where(features[:, 1] > 0, self.memory / (1.0 + np.exp(-z)), 0.0)
+
     def weight(self, features: np.ndarray, run: int = 0, sampling: bool = False) -> float:
-        """The short-term model's share for one event's ``features``."""
-        if self.memory == 0.0 or features[1] == 0.0:  # nothing matched: the model alone
+        """The short-term model's share for one event's ``features``; while ``sampling``, a
+        copied ``run`` past ``run_cap`` fades it."""
+        if self.memory == 0.0:
             return 0.0
-        z = float(np.dot(self.weights, features)) + self.bias
-        g = self.memory / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+        g = float(self.shares(features[None])[0])
         if sampling and run > self.run_cap:
             g *= math.exp(-(run - self.run_cap) / self.run_cap)
         return g
@@ -142,19 +148,17 @@ class ShortTermModel:
         self.views, self.orders, self.relative = views, tuple(sorted(orders)), relative
         self._tables: list[dict[tuple, list]] = [{} for _ in self.orders]
         self._history: list[int] = []  # context symbols, newest last (only the longest kept)
+        self._now: list[tuple | None] = [None] * len(self.orders)  # the contexts at this point
         self.ref: int | None = None  # pitch of the last note struck
         self.run = 0  # events in a row the prediction's likeliest event was what came
         self._guess = -1  # the likeliest event of the last prediction
         self.events = 0
 
-    def _contexts(self) -> list[tuple | None]:
-        h = self._history
-        return [tuple(h[-k:]) if len(h) >= k else None for k in self.orders]
 
     def observe(self, event: int) -> None:
         """Add ``event`` to the piece: counted after each context that preceded it."""
         symbol = self.views.symbol(event, self.ref if self.relative else None)
-        for table, context in zip(self._tables, self._contexts()):
+        for table, context in zip(self._tables, self._now):
             if context is None:
                 break
             entry = table.get(context)
@@ -167,6 +171,8 @@ class ShortTermModel:
         self._history.append(int(self.views.context[symbol]))
         if len(self._history) > 2 * self.orders[-1]:
             del self._history[: -self.orders[-1]]
+        h = self._history  # the contexts the next event follows, made once for both uses
+        self._now = [tuple(h[-k:]) if len(h) >= k else None for k in self.orders]
         if self.views.kinds[event] == NOTE_ON:
             self.ref = int(self.views.values[event])
         self.events += 1
@@ -179,8 +185,7 @@ class ShortTermModel:
         the last is replaced by the model's entropy in :meth:`mix`."""
         found: dict[int, float] = {}
         rest, longest, count = 1.0, 0, 0
-        for k, table, context in reversed(list(zip(self.orders, self._tables,
-                                                   self._contexts()))):
+        for k, table, context in reversed(list(zip(self.orders, self._tables, self._now))):
             entry = None if context is None else table.get(context)
             if entry is None:
                 continue
