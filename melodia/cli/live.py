@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 
 from melodia.cli.common import _print, positive_float
 from melodia.cli.make import _add_music_options, _generate_config, _list_styles
@@ -108,6 +109,9 @@ def _run_stream(args: argparse.Namespace) -> int:
 
     if args.list_styles:
         return _list_styles(args.model)
+    key = _headstart_key(args)
+    if key is not None:
+        return _stream_apart(args, key)
     stop = threading.Event()
     with stop_on_signals(stop):  # from the moment the port may appear: a stop ends it cleanly
         port, port_error = None, None
@@ -129,22 +133,84 @@ def _run_stream(args: argparse.Namespace) -> int:
         return _stream(args, config, stop, port)
 
 
+def _headstart_key(args: argparse.Namespace) -> str | None:
+    """The name under which this stream's first seconds are kept (melodia.live.headstart);
+    None for a stream that waits on a player (accompany, call and response)."""
+    if args.listen or args.accompany:
+        return None
+    from melodia.live.headstart import settings_key
+
+    return settings_key(args.model, vars(args))
+
+
+def _stream_apart(args: argparse.Namespace, key: str) -> int:
+    """A stream that waits on no player: the model in a child process (melodia.cli.worker),
+    the port and the player here, with no torch; the kept first seconds of the same stream
+    (melodia.live.headstart), if any, play at once."""
+    import itertools
+
+    from melodia.cli.worker import start_worker
+    from melodia.live.headstart import read_headstart
+    from melodia.live.ports import PortError, open_output
+    from melodia.live.scheduler import Player
+    from melodia.live.start import DRAIN_S, START_DELAY_S, stop_on_signals
+
+    seconds = _stream_seconds(args)
+    head = read_headstart(key, args.seed)
+    worker = start_worker(args, key, head)
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            made = worker.messages()
+            try:
+                port = open_output(virtual=None if args.port else args.virtual or "melodia",
+                                   port=args.port, api=args.api)
+            except PortError:
+                if head is None:  # the options' own errors are said first, as ever
+                    next(made, None)
+                raise
+            try:
+                if head is None:  # the model primed before the clock starts, as in stream()
+                    first = next(made, None)
+                    messages = made if first is None else itertools.chain([first], made)
+                else:
+                    messages = itertools.chain(head.messages, made)
+                _say_streaming(args, args.virtual or "melodia",
+                               "" if head is None else f" (seed {head.seed})")
+                player = Player(port.send, messages, lookahead_s=args.lookahead or 0.5,
+                                start_delay_s=START_DELAY_S)
+                result = player.run(until_s=seconds, stop=stop)
+            finally:
+                time.sleep(DRAIN_S)  # let the backend hand on the last note-offs
+                port.close()
+    finally:
+        worker.close()
+    return _report(result)
+
+
+def _stream_seconds(args: argparse.Namespace) -> float | None:
+    """--seconds, or --bars of 4/4 at the tempo."""
+    from melodia.midi import seconds_for_bars
+
+    if args.bars is not None:
+        if args.seconds is not None:
+            raise MelodiaError("give --seconds or --bars, not both")
+        return seconds_for_bars(args.bars, args.tempo or 120.0)
+    return args.seconds
+
+
 def _stream_config(args: argparse.Namespace):
     """The StreamConfig of ``melodia stream``'s options (torch imported by now)."""
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.live.stream import StreamConfig
-    from melodia.midi import seconds_for_bars
 
     generate = _generate_config(args, seconds=1.0)
-    if args.bars is not None:  # 4/4 bars at the tempo
-        if args.seconds is not None:
-            raise MelodiaError("give --seconds or --bars, not both")
-        args.seconds = seconds_for_bars(args.bars, args.tempo or 120.0)
+    seconds = _stream_seconds(args)
     if args.primer is not None:
         raise MelodiaError("stream takes no --primer; use --listen to answer a player")
     try:
         config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
-                              port=args.port, api=args.api, seconds=args.seconds,
+                              port=args.port, api=args.api, seconds=seconds,
                               channel=args.channel - 1, clock_out=args.clock_out,
                               lookahead_s=args.lookahead or (0.25 if args.accompany else 0.5),
                               listen=args.listen, accompany=args.accompany,
@@ -165,13 +231,22 @@ def _stream(args: argparse.Namespace, config, stop: threading.Event, port) -> in
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.live.stream import stream
 
-    where = args.port or f"virtual port '{config.virtual}'"
-    _print(f"streaming {args.model} into {where}" + (f", answering {args.listen}"
-                                                     if args.listen else "")
+    _say_streaming(args, config.virtual)
+    return _report(stream(config, stop=stop, output=port, own_output=True))
+
+
+def _say_streaming(args: argparse.Namespace, virtual: str, extra: str = "") -> None:
+    where = args.port or f"virtual port '{virtual}'"
+    seconds = _stream_seconds(args)
+    _print(f"streaming {args.model} into {where}{extra}" + (f", answering {args.listen}"
+                                                            if args.listen else "")
            + (f", playing with {args.accompany} after a {args.count_in}-bar count-in"
               if args.accompany else "")
-           + ("; Ctrl-C stops" if args.seconds is None else f" for {args.seconds:g} s"))
-    result = stream(config, stop=stop, output=port, own_output=True)
+           + ("; Ctrl-C stops" if seconds is None else f" for {seconds:g} s"))
+
+
+def _report(result) -> int:
+    """Say how a stream went: its play statistics, each answer's, or the live band's."""
     if hasattr(result, "entry_s"):  # live accompaniment
         return _report_live(result)
     if isinstance(result, list):

@@ -29,6 +29,12 @@ from typing import Self
 
 log = logging.getLogger(__name__)
 
+# the music starts this long after a player is started: the producer's head start
+START_DELAY_S = 0.05
+# rtmidi's JACK output queues messages for the server's next cycles: closing the port at once
+# could drop the final note-offs
+DRAIN_S = 0.1
+
 
 class Preload:
     """Import ``modules`` in a background thread while the ``with`` body runs; leaving the block
@@ -120,4 +126,4 @@ def stop_on_signals(stop: threading.Event):
         woken.close()
 
 
-__all__ = ["Preload", "stop_on_signals"]
+__all__ = ["DRAIN_S", "Preload", "START_DELAY_S", "stop_on_signals"]

@@ -20,6 +20,7 @@ after round (see :mod:`melodia.live.respond`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -31,10 +32,11 @@ from typing import Iterator
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import iter_events
 from melodia.live.decode import stream_messages
+from melodia.live.headstart import HeadStart, after_head, head_of
 from melodia.live.ports import open_output
 from melodia.live.respond import call_and_response
 from melodia.live.scheduler import Clock, Player, PlayStats, clock_messages, merge
-from melodia.live.start import stop_on_signals
+from melodia.live.start import DRAIN_S, START_DELAY_S, stop_on_signals
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.registry import load_model
 
@@ -44,10 +46,6 @@ log = logging.getLogger(__name__)
 # (_from_first_note): the producer's head start is then START_DELAY_S + OPENING_S, as it was
 # (0.15 s), but making 0.1 s of music takes a fraction of that, so the first note comes sooner
 OPENING_S = 0.1
-START_DELAY_S = 0.05
-# rtmidi's JACK output queues messages for the server's next cycles: closing the port at once
-# could drop the final note-offs
-DRAIN_S = 0.1
 
 
 @dataclass
@@ -108,6 +106,22 @@ def timed_messages(config: StreamConfig, primer=None,
     return music
 
 
+def seeded(config: StreamConfig, seed: int) -> StreamConfig:
+    """``config`` with its generation's seed set."""
+    return dataclasses.replace(config, generate=dataclasses.replace(config.generate, seed=seed))
+
+
+def headstart(config: StreamConfig, seed: int,
+              checkpoint: Checkpoint | None = None) -> HeadStart:
+    """The first seconds of the stream of ``seed`` (:mod:`melodia.live.headstart`), to keep."""
+    return head_of(timed_messages(seeded(config, seed), checkpoint=checkpoint), seed)
+
+
+def after_headstart(config: StreamConfig, head: HeadStart, key: str) -> Iterator[tuple]:
+    """The stream of ``head``'s seed past ``head`` (made again by the model and checked)."""
+    return after_head(timed_messages(seeded(config, head.seed)), head, key)
+
+
 def _from_first_note(music: Iterator[tuple], opening_s: float = OPENING_S) -> Iterator[tuple]:
     """``music`` moved earlier so that its first note sounds at time 0: a stream starts playing,
     not with the model's opening rest (what precedes the first note, program changes, comes at
@@ -164,4 +178,5 @@ def stream(config: StreamConfig, stop: threading.Event | None = None,
             port.close()
 
 
-__all__ = ["StreamConfig", "stream", "timed_messages"]
+__all__ = ["StreamConfig", "after_headstart", "headstart", "seeded", "stream",
+           "timed_messages"]

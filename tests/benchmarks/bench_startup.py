@@ -10,11 +10,15 @@ compare like with like on this machine's load:
 - ``generate``: ``melodia generate --seconds 1 -o X.mid --seed 1`` (goal <= 1.3x the bare import);
 - ``stream first note``: from launching ``melodia stream --api jack --port NAME`` to the first
   note-on that NAME, a separate JACK client's input port (tests/live/receiver.py, standing in for
-  a synth), receives (goal <= 1.5 s). Needs a JACK server (``jackd -d dummy``).
+  a synth), receives (goal <= 1.5 s), with the command's send jitter p99, three ways: the first
+  stream with these settings (an empty cache: the model in its own process must import torch
+  and load first), ``--seed 1`` again (its first seconds kept, melodia.live.headstart), and
+  streams without a seed (each starts from the spare the one before kept). Needs a JACK server
+  (``jackd -d dummy``).
 
 ``--profile`` adds one run of ``generate`` split into imports, model loading, set-up and sampling,
-and one of ``stream`` with the time after launch at which each stage was done (imports, the
-port, the model, the first note), from timers around the library's calls.
+and one of ``stream`` with the time after launch at which each stage was done (the command line,
+the port, the player's start, the first note), from timers around the library's calls.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,27 +47,42 @@ def wall(argv: list[str], runs: int) -> list[float]:
     return times
 
 
-def first_note(runs: int) -> list[float]:
-    """Seconds from launching ``melodia stream`` to the first note-on at another JACK client."""
-    times = []
-    for i in range(runs):
-        name = f"melodia-start-{os.getpid()}-{i}"
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "got.json"
-            receiver = subprocess.Popen(  # a synth's input port, as a musician plays into
-                [sys.executable, str(ROOT / "tests/live/receiver.py"), "--virtual", name, "--out",
-                 str(out), "--seconds", "20", "--count", "1"], stdout=subprocess.PIPE, text=True)
-            assert receiver.stdout.readline().strip() == "ready"
-            start = time.perf_counter()
-            stream = subprocess.Popen([*MELODIA, "stream", "--api", "jack", "--port", name,
-                                       "--seconds", "3", "--seed", "1"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            receiver.wait(40)
-            stream.wait(40)
-            got = json.loads(out.read_text())["messages"]
-            notes = [m["time_s"] for m in got if m["bytes"][0] & 0xF0 == 0x90 and m["bytes"][2]]
-            times.append(notes[0] - start if notes else float("nan"))
-    return times
+def first_note(runs: int, warm: bool, seed: str | None = "1") -> tuple[list[float], list[float]]:
+    """Seconds from launching ``melodia stream`` to the first note-on at another JACK client,
+    and each run's send jitter p99 (ms, as the command reports it). ``warm``: all runs share
+    one cache of kept stream starts, filled by a run before them (melodia.live.headstart);
+    else each run has an empty one (the first stream ever with these settings)."""
+    times, jitter = [], []
+    with tempfile.TemporaryDirectory() as shared:
+        env = dict(os.environ, XDG_CACHE_HOME=shared)
+        for i in range(-1 if warm else 0, runs):
+            name = f"melodia-start-{os.getpid()}-{int(warm)}-{i}"
+            with tempfile.TemporaryDirectory() as tmp:
+                if not warm:
+                    env["XDG_CACHE_HOME"] = tmp
+                out = Path(tmp) / "got.json"
+                receiver = subprocess.Popen(  # a synth's input port, as a musician plays into
+                    [sys.executable, str(ROOT / "tests/live/receiver.py"), "--virtual", name,
+                     "--out", str(out), "--seconds", "20", "--count", "1"],
+                    stdout=subprocess.PIPE, text=True)
+                assert receiver.stdout.readline().strip() == "ready"
+                start = time.perf_counter()
+                stream = subprocess.Popen(
+                    [*MELODIA, "stream", "--api", "jack", "--port", name, "--seconds", "3",
+                     *(["--seed", seed] if seed else [])],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                receiver.wait(40)
+                said = stream.communicate(timeout=60)[1]
+                time.sleep(2.0)  # the model's process keeps the next start as it ends
+                if i < 0:
+                    continue
+                got = json.loads(out.read_text())["messages"]
+                notes = [m["time_s"] for m in got
+                         if m["bytes"][0] & 0xF0 == 0x90 and m["bytes"][2]]
+                times.append(notes[0] - start if notes else float("nan"))
+                found = re.search(r"jitter p99 ([0-9.]+) ms", said)
+                jitter.append(float(found.group(1)) if found else float("nan"))
+    return times, jitter
 
 
 def profile() -> dict[str, float]:
@@ -105,22 +125,14 @@ import melodia.cli
 mark("command line imported")
 import melodia.live.ports as ports
 import melodia.live.scheduler as scheduler
-import melodia.live.start as start
 def timed(name, fn):
     def run(*a, **k):
         out = fn(*a, **k); mark(name); return out
     return run
 ports.open_output = timed("port open", ports.open_output)
-wait = start.Preload.wait
-def imported(self):  # the CLI imports torch in a thread while the port opens
-    wait(self)
-    mark("stream imported (torch)")
-    import melodia.live.stream as stream
-    stream.load_model = timed("model loaded", stream.load_model)
-start.Preload.wait = imported
 run = scheduler.Player.run
 def playing(self, *a, **k):
-    mark("primed, opening made")
+    mark("player started (first message made or kept)")
     return run(self, *a, **k)
 scheduler.Player.run = playing
 send = scheduler.Player._send
@@ -163,10 +175,15 @@ def main(argv: list[str] | None = None) -> int:
           f"({min(gen):.2f}-{max(gen):.2f}) = {ratio:.2f}x the bare import (goal <= 1.3x)")
     figures["generate_ratio"] = ratio
     if not args.no_stream:
-        notes = first_note(args.runs)
-        figures["stream_first_note_s"] = notes
-        print(f"melodia stream, launch to first note:   {statistics.median(notes):.2f} s "
-              f"({min(notes):.2f}-{max(notes):.2f}; goal <= 1.5 s)")
+        for warm, what in ((False, "first stream with these settings"),
+                           (True, "--seed 1, its start kept"), (True, "no --seed, a spare kept")):
+            notes, jitter = first_note(args.runs, warm, "1" if "seed 1" in what or not warm
+                                       else None)
+            figures[f"stream_first_note_s ({what})"] = notes
+            figures[f"stream_jitter_p99_ms ({what})"] = jitter
+            print(f"melodia stream, launch to first note, {what}: {statistics.median(notes):.2f} s "
+                  f"({min(notes):.2f}-{max(notes):.2f}; goal <= 1.5 s); send jitter p99 median "
+                  f"{statistics.median(jitter):.2f} ms (max {max(jitter):.2f})")
     if args.profile:
         figures["profile_s"] = profile()
         print("generate --seconds 1, in one process:")

@@ -61,6 +61,16 @@ def _unended(messages: list[mido.Message]) -> Counter:
     return +sounding
 
 
+def _first_out_of_order(sent: list, got: list) -> int | None:
+    """The index of the first of ``got`` that does not follow in ``sent`` (None: ``got`` is a
+    subsequence of ``sent``)."""
+    rest = iter(sent)
+    for i, message in enumerate(got):
+        if not any(message == s for s in rest):
+            return i
+    return None
+
+
 def test_stream_arrives_in_order_and_every_note_ends(tmp_path: Path):
     name = f"melodia-t{os.getpid()}"
     port = open_output(virtual=name, api="jack")
@@ -89,8 +99,9 @@ def test_stream_arrives_in_order_and_every_note_ends(tmp_path: Path):
     # bench_late_listener.py), about one run in fifteen here. No note may stay on for it: every
     # note-off goes out twice, 50 ms apart.
     sent_bytes, got_bytes = [m.bytes() for m in sent], [m.bytes() for m in got]
-    rest = iter(sent_bytes)
-    assert all(any(b == s for s in rest) for b in got_bytes)  # a subsequence: nothing reordered
+    assert _first_out_of_order(sent_bytes, got_bytes) is None, (  # a subsequence: in order
+        f"received message {_first_out_of_order(sent_bytes, got_bytes)} of {len(got_bytes)} is "
+        f"not next in what was sent; received {got_bytes}; sent {sent_bytes}")
     assert len(sent_bytes) - len(got_bytes) <= max(4, len(sent_bytes) // 20)
     assert not _unended(got) and unended(got_bytes) == []  # each by its own note-off, too
     assert any(m.type == "note_on" and m.channel == 9 for m in got)  # drums on channel 10
