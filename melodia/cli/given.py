@@ -36,6 +36,9 @@ def _add_band_knobs(p: argparse.ArgumentParser, model: str) -> None:
                    help="random seed (default: a fresh one, printed)")
     b.add_argument("--free-drums", action="store_true",
                    help="let new drums fall off the song's grid of 16ths and triplets")
+    b.add_argument("--memory", type=argument("memory"), default=0.0, metavar="M",
+                   help="0..1, how much the piece's own past pulls on the new parts (a "
+                   "short-term model of the piece, given parts included); default 0")
     o = p.add_argument_group("output")
     o.add_argument("-o", "--output", type=Path, default=None,
                    help="MIDI file to write (default SONG-accompanied.mid / SONG-infill.mid "

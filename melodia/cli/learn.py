@@ -221,17 +221,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help="piano or band (the shipped models), a checkpoint, or a run directory "
                    "(uses best.pt)")
-    p.add_argument("data", type=Path, nargs="?", default=None,
-                   help="dataset directory from `melodia prepare`")
+    p.add_argument("data", type=Path, nargs="?", help="dataset directory from `melodia prepare`")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     n = p.add_argument_group("model NLL (MODEL DATA)")
     n.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    n.add_argument("--no-memory", action="store_true", help="skip the rows of whole files "
+                   "without and with the piece's short-term model (generate's --memory)")
     n.add_argument("--baselines", default="1,3,4,5", metavar="N,N,...",
                    help="n-gram orders to compare with, 1 = unigram, '' = none (default 1,3,4,5)")
     n.add_argument("--segment-events", type=argument("segment_events"), default=2048,
                    help="events per scored segment, 0 = whole files (default 2048)")
-    n.add_argument("--max-events", type=argument("max_events"), default=None,
-                   help="score at most this many events")
+    n.add_argument("--max-events", type=argument("max_events"), help="score at most N events")
     n.add_argument("--batch-size", type=argument("batch_size"), default=8,
                    help="segments per forward pass (default 8)")
     n.add_argument("--device", default="auto",
@@ -290,7 +290,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         orders = [int(n) for n in args.baselines.split(",") if n.strip()]
@@ -298,7 +297,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise MelodiaError(f"--baselines needs comma-separated integers, not {args.baselines!r}")
     report = evaluate(resolve_model(args.model), args.data, args.split, baselines=orders,
                       segment_events=args.segment_events or None, max_events=args.max_events,
-                      batch_size=args.batch_size, device=device, progress=not args.quiet)
+                      batch_size=args.batch_size, device=device, progress=not args.quiet,
+                      memory=not args.no_memory)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.table())
     return 0
 

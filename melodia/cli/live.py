@@ -7,8 +7,8 @@ import threading
 import time
 
 from melodia.cli.common import _print, positive_float
-from melodia.cli.make import _add_music_options, _generate_config, _list_styles
-from melodia.errors import MelodiaError
+from melodia.cli.make import _add_music_options, _list_styles
+from melodia.cli.worker import _stream_config, _stream_seconds
 from melodia.util.knobs import argument
 
 
@@ -19,7 +19,11 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
         description="Play endless music into a MIDI port: pick 'melodia' as a MIDI input in your "
         "DAW (Ableton, Logic, Reaper, Bitwig) or synth and hear it. Generation runs a little "
         "ahead of playback; Ctrl-C (or SIGTERM, or --seconds) stops it, and every note that "
-        "sounds gets its note-off. With --listen, melodia waits for a phrase on an input port, "
+        "sounds gets its note-off. The model runs in a process of its own, so nothing it "
+        "does delays a note; each stream keeps the first seconds of the next one with the same "
+        "model and options (~/.cache/melodia/headstarts), which then starts at once, the same "
+        "music note for note (without --seed, it says the seed it drew). "
+        "With --listen, melodia waits for a phrase on an input port, "
         "answers it when you stop for a bar, and listens again. Ports: ALSA on Linux desktops, "
         "JACK where there is no ALSA sequencer, CoreMIDI on macOS; on Windows, create a "
         "loopMIDI port and pass --port (list them with `melodia ports`).",
@@ -89,17 +93,6 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                    "tempo measured over the clock's first two beats)")
     _add_music_options(p)
 
-
-def _player_instrument(spec: str) -> int:
-    """``--player``: one GM instrument (drums: 128)."""
-    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.midi.instruments import LineupError, part_instruments
-
-    try:
-        instruments = part_instruments(spec)
-    except LineupError as err:
-        raise MelodiaError(f"--player: {err}") from None
-    return min(instruments)
 
 
 def _run_stream(args: argparse.Namespace) -> int:
@@ -187,43 +180,6 @@ def _stream_apart(args: argparse.Namespace, key: str) -> int:
         worker.close()
     return _report(result)
 
-
-def _stream_seconds(args: argparse.Namespace) -> float | None:
-    """--seconds, or --bars of 4/4 at the tempo."""
-    from melodia.midi import seconds_for_bars
-
-    if args.bars is not None:
-        if args.seconds is not None:
-            raise MelodiaError("give --seconds or --bars, not both")
-        return seconds_for_bars(args.bars, args.tempo or 120.0)
-    return args.seconds
-
-
-def _stream_config(args: argparse.Namespace):
-    """The StreamConfig of ``melodia stream``'s options (torch imported by now)."""
-    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
-    from melodia.live.stream import StreamConfig
-
-    generate = _generate_config(args, seconds=1.0)
-    seconds = _stream_seconds(args)
-    if args.primer is not None:
-        raise MelodiaError("stream takes no --primer; use --listen to answer a player")
-    try:
-        config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
-                              port=args.port, api=args.api, seconds=seconds,
-                              channel=args.channel - 1, clock_out=args.clock_out,
-                              lookahead_s=args.lookahead or (0.25 if args.accompany else 0.5),
-                              listen=args.listen, accompany=args.accompany,
-                              player_instrument=_player_instrument(args.player),
-                              count_in=args.count_in, rest_bars=args.rest_bars,
-                              follow_clock=args.follow_clock,
-                              respond_seconds=args.respond_seconds, rounds=args.rounds,
-                              trigger_cc=args.trigger_cc, generate=generate)
-    except ValueError as err:
-        raise MelodiaError(str(err)) from None
-    if args.accompany and args.model == "piano":
-        raise MelodiaError("--accompany plays a band: add --model band (and --lineup)")
-    return config
 
 
 def _stream(args: argparse.Namespace, config, stop: threading.Event, port) -> int:

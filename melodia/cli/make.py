@@ -64,9 +64,6 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "a returning letter replays its first section with round(R x bars) bars "
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
-    p.add_argument("--memory", type=argument("memory"), default=0.0, metavar="M",
-                   help="0..1, how much the piece's own past pulls (a short-term model of the "
-                   "piece, mixed in where it is sure); default 0: the model alone")
     g = p.add_argument_group("groove (--model band)")
     g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
                    help="0..1, the share of bars that return to an earlier bar of their part "
@@ -89,6 +86,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 def _add_music_options(p: argparse.ArgumentParser) -> None:
     """Sampling, context, controls and band options: shared by generate and stream."""
+    p.add_argument("--memory", type=argument("memory"), default=0.0, metavar="M",
+                   help="0..1, how much the piece's own past pulls (a short-term model of the "
+                   "piece, mixed in where it is sure); default 0: the model alone")
     s = p.add_argument_group("sampling")
     s.add_argument("--sampler", choices=("probability", "embedding"), default="probability",
                    help="pick events from the softmax, or by perturbing the predicted embedding "
@@ -157,7 +157,7 @@ def _generate_config(args: argparse.Namespace, **length):
             density=args.density, key=args.key, precision=args.precision,
             corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
             lineup=args.lineup, randomness=random_by if random_by is not None else randomness,
-            instrument_temperature=by_instrument,
+            instrument_temperature=by_instrument, memory=args.memory,
             sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
                                   top_k=args.top_k, top_p=args.top_p, noise=args.noise,
                                   noise_kind=args.noise_kind, **beam))
@@ -253,8 +253,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor,
-                              repeat=args.repeat, drum_grid=args.drum_grid,
-                              memory=args.memory)
+                              repeat=args.repeat, drum_grid=args.drum_grid)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

@@ -31,6 +31,7 @@ from typing import IO, Any, Iterator
 
 import mido
 
+from melodia.cli.make import _generate_config
 from melodia.errors import MelodiaError
 from melodia.live.headstart import HEAD_S, HeadStart, Timed, has_headstart, write_headstart
 
@@ -80,11 +81,64 @@ class Worker:
             log.debug("the model's process ends on its own (keeping the next stream's start)")
 
 
+# ------------------------------------------------------------------- the stream's settings
+
+
+def _stream_seconds(args: argparse.Namespace) -> float | None:
+    """--seconds, or --bars of 4/4 at the tempo."""
+    from melodia.midi import seconds_for_bars
+
+    if args.bars is not None:
+        if args.seconds is not None:
+            raise MelodiaError("give --seconds or --bars, not both")
+        return seconds_for_bars(args.bars, args.tempo or 120.0)
+    return args.seconds
+
+
+
+def _player_instrument(spec: str) -> int:
+    """``--player``: one GM instrument (drums: 128)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.midi.instruments import LineupError, part_instruments
+
+    try:
+        instruments = part_instruments(spec)
+    except LineupError as err:
+        raise MelodiaError(f"--player: {err}") from None
+    return min(instruments)
+
+
+def _stream_config(args: argparse.Namespace):
+    """The StreamConfig of ``melodia stream``'s options (torch imported by now)."""
+    # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
+    from melodia.live.stream import StreamConfig
+
+    generate = _generate_config(args, seconds=1.0)
+    seconds = _stream_seconds(args)
+    if args.primer is not None:
+        raise MelodiaError("stream takes no --primer; use --listen to answer a player")
+    try:
+        config = StreamConfig(model=args.model, virtual=args.virtual or "melodia",
+                              port=args.port, api=args.api, seconds=seconds,
+                              channel=args.channel - 1, clock_out=args.clock_out,
+                              lookahead_s=args.lookahead or (0.25 if args.accompany else 0.5),
+                              listen=args.listen, accompany=args.accompany,
+                              player_instrument=_player_instrument(args.player),
+                              count_in=args.count_in, rest_bars=args.rest_bars,
+                              follow_clock=args.follow_clock,
+                              respond_seconds=args.respond_seconds, rounds=args.rounds,
+                              trigger_cc=args.trigger_cc, generate=generate)
+    except ValueError as err:
+        raise MelodiaError(str(err)) from None
+    if args.accompany and args.model == "piano":
+        raise MelodiaError("--accompany plays a band: add --model band (and --lineup)")
+    return config
+
+
 # ------------------------------------------------------------------------ the child's side
 
 
 def _serve(request: dict[str, Any], out: IO[bytes]) -> None:
-    from melodia.cli.live import _stream_config
     from melodia.live.stream import after_headstart, headstart, timed_messages
 
     args = argparse.Namespace(**request["options"])

@@ -16,9 +16,9 @@ from __future__ import annotations
 from melodia.evaluate.band import BandEvalConfig, BandReport, compare_by_group
 from melodia.evaluate.music import (STAT_NAMES, Excerpt, ExcerptSet, MusicEvalConfig, excerpt_stats,
                                     file_excerpts, measure_files)
-from melodia.evaluate.nll import (EvalReport, EvalResult, NGram, Totals, evaluate, event_types,
-                                  model_totals, ngram_totals, segments)
+from melodia.evaluate.nll import EvalReport, NGram, evaluate, model_totals, ngram_totals, segments
 from melodia.evaluate.report import MusicReport, StatComparison, compare
+from melodia.evaluate.scores import EvalResult, Totals, event_types
 from melodia.evaluate.styles import style_accuracy
 
 __all__ = ["BandEvalConfig", "BandReport", "EvalReport", "EvalResult", "Excerpt", "ExcerptSet",

@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from melodia.model.memory import N_FEATURES, Gate, ShortTermModel, Views
+from melodia.evaluate.scores import Totals, event_types
+from melodia.model.memory import N_FEATURES, Gate, ShortTermModel, Views, gate_for
 
 SEGMENT = 1024  # events per model call while scoring a file (the state carries over)
 
@@ -34,15 +35,17 @@ class Scored:
     features: np.ndarray
 
 
-def model_scores(checkpoint, ids: np.ndarray, tempos=None) -> tuple[np.ndarray, np.ndarray]:
-    """Log-probability of each event after the first, and the model's entropy there."""
+def model_scores(checkpoint, ids: np.ndarray, tempos=None,
+                 band: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Log-probability of each event after the first, and the model's entropy there (``band``:
+    a band model's conditions of the file)."""
     import torch
 
     from melodia.features.controls import model_inputs
 
     model = checkpoint.model
     config = model.config
-    controls = model_inputs(ids, checkpoint.encoding, config, tempos=tempos) \
+    controls = model_inputs(ids, checkpoint.encoding, config, band=band, tempos=tempos) \
         if config.input_dim > 0 else None
     logp, entropy, state = [], [], None
     model.eval()
@@ -75,8 +78,9 @@ def memory_scores(views: Views, ids: np.ndarray, relative: bool = True
     return p, features
 
 
-def score_file(checkpoint, ids: np.ndarray, views: Views, tempos=None) -> Scored:
-    logp, entropy = model_scores(checkpoint, ids, tempos)
+def score_file(checkpoint, ids: np.ndarray, views: Views, tempos=None,
+               band: np.ndarray | None = None) -> Scored:
+    logp, entropy = model_scores(checkpoint, ids, tempos, band)
     memory_p, features = memory_scores(views, ids)
     features[:, 5] = np.where(features[:, 1] > 0, entropy / 4.0, 0.0)
     return Scored(views.kinds[ids[1:]], logp, entropy, memory_p, features)
@@ -86,6 +90,34 @@ def mixed_nll(scored: Scored, gate: Gate) -> np.ndarray:
     """NLL (nats) of each event under ``(1 - g) p_model + g q_memory``."""
     g = gate.shares(scored.features)
     return -np.log((1.0 - g) * np.exp(scored.model_logp) + g * scored.memory_p)
+
+
+def memory_results(checkpoint, sequences: Sequence[np.ndarray], tempos=None,
+                   conditions=None, max_events: int | None = None,
+                   progress: bool = False) -> list:
+    """Two rows for :func:`melodia.evaluate.nll.evaluate`'s report: ``whole files``, the model
+    on each file from its start (its state carried: every event predicted from all before it,
+    as the short-term model predicts), and ``+memory``, the same mixed with the short-term
+    model by the checkpoint's gate (:func:`~melodia.model.memory.gate_for`). No accuracy: the
+    mixture's most likely event is not computed."""
+    from tqdm.auto import tqdm
+
+    types, type_of = event_types(checkpoint.encoding)
+    views, gate = Views.of(checkpoint.encoding), gate_for(checkpoint)
+    alone, mixed = Totals(types), Totals(types)
+    left = math.inf if max_events is None else max_events
+    for f in tqdm(range(len(sequences)), desc="with the memory", unit="file",
+                  disable=not progress, leave=False):
+        ids = np.asarray(sequences[f], np.int64)[: int(min(left, 2**62)) + 1]
+        if len(ids) < 2 or left <= 0:
+            continue
+        left -= len(ids) - 1
+        scored = score_file(checkpoint, ids, views, None if tempos is None else tempos[f],
+                            None if conditions is None else conditions[f])
+        kind, unknown = type_of[ids[1:]], np.full(len(ids) - 1, np.nan)
+        alone.add(kind, -scored.model_logp, unknown)
+        mixed.add(kind, mixed_nll(scored, gate), unknown)
+    return [alone.result("whole files"), mixed.result("+memory")]
 
 
 def fit_gate(scored: Sequence[Scored], steps: int = 400, run_cap: int = Gate.run_cap) -> Gate:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from melodia.corpus.shards import TokenDataset
 from melodia.errors import DatasetError
+from melodia.evaluate.scores import EvalResult, Totals, event_types
 from melodia.features.band import EVENT_GROUPS, event_groups, record_conditions
 from melodia.features.controls import model_inputs
 from melodia.features.plan import BandLayout
@@ -30,82 +31,9 @@ from melodia.features.plan import BandLayout
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------- results
-
-
-@dataclass
-class EvalResult:
-    """Scores of one predictor on one set of events; NLL in nats per event."""
-
-    name: str
-    events: int
-    nll: float
-    accuracy: float
-    by_type: dict[str, dict[str, float]] = field(default_factory=dict)
-    # band encoding: the same per instrument group (melodia.features.band.EVENT_GROUPS)
-    by_group: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def bits(self) -> float:
-        return self.nll / math.log(2)
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(min(self.nll, 700.0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "bits": self.bits, "perplexity": self.perplexity}
-
-
-class Totals:
-    """Running sums (nll, correct, count) per event type, and per group when ``groups`` are
-    given (band: per instrument group): one flat vector, easy to all-reduce."""
-
-    def __init__(self, types: Sequence[str], values: np.ndarray | None = None,
-                 groups: Sequence[str] = ()) -> None:
-        self.types, self.groups = list(types), list(groups)
-        size = 3 * (len(self.types) + len(self.groups))
-        self.values = np.zeros(size) if values is None else np.asarray(values, float)
-
-    def add(self, type_index: np.ndarray, nll: np.ndarray, correct: np.ndarray,
-            group_index: np.ndarray | None = None) -> None:
-        self._add(0, len(self.types), type_index, nll, correct)
-        if self.groups and group_index is not None:
-            self._add(3 * len(self.types), len(self.groups), group_index, nll, correct)
-
-    def _add(self, at: int, k: int, index: np.ndarray, nll: np.ndarray,
-             correct: np.ndarray) -> None:
-        v = self.values[at : at + 3 * k]
-        v[:k] += np.bincount(index, weights=nll, minlength=k)
-        v[k : 2 * k] += np.bincount(index, weights=correct, minlength=k)
-        v[2 * k :] += np.bincount(index, minlength=k)
-
-    @staticmethod
-    def _table(names: list[str], v: np.ndarray) -> dict[str, dict[str, float]]:
-        k = len(names)
-        nll, count = v[:k], v[2 * k : 3 * k]
-        total = max(count.sum(), 1.0)
-        return {t: {"events": int(count[i]), "share": float(count[i] / total),
-                    "nll": float(nll[i] / count[i]) if count[i] else None}
-                for i, t in enumerate(names)}
-
-    def result(self, name: str) -> EvalResult:
-        k = len(self.types)
-        v = self.values
-        nll, correct, count = v[:k], v[k : 2 * k], v[2 * k : 3 * k]
-        total = max(count.sum(), 1.0)
-        by_group = (self._table(self.groups, v[3 * k :]) if self.groups else {})
-        return EvalResult(name=name, events=int(count.sum()), nll=float(nll.sum() / total),
-                          accuracy=float(correct.sum() / total),
-                          by_type=self._table(self.types, v[: 3 * k]), by_group=by_group)
-
-
 def _groups(encoding) -> list[str]:
     """Per-event groups for the band encoding (instrument groups and time), else none."""
-    if not any(r.type == "PROGRAM" for r in encoding.vocab.ranges):
-        return []
-
-    return list(EVENT_GROUPS)
+    return list(EVENT_GROUPS) if any(r.type == "PROGRAM" for r in encoding.vocab.ranges) else []
 
 
 def _group_indices(sequences: Sequence[np.ndarray], files, encoding,
@@ -113,15 +41,8 @@ def _group_indices(sequences: Sequence[np.ndarray], files, encoding,
     """Per file of ``files``, each event's group index (none without groups)."""
     if not groups:
         return {}
-
     return {f: event_groups(np.asarray(sequences[f], dtype=np.int64), encoding)
             for f in sorted(set(files))}
-
-
-def event_types(encoding) -> tuple[list[str], np.ndarray]:
-    """Event-type names and, per id, the index of its type."""
-    ranges = encoding.vocab.ranges
-    return [r.type for r in ranges], np.repeat(np.arange(len(ranges)), [r.size for r in ranges])
 
 
 def segments(sequences: Sequence[np.ndarray], segment_events: int | None,
@@ -327,8 +248,9 @@ class EvalReport:
                 + "".join(f"{t.lower()[:10]:>11}" for t in types))
         lines = [f"{self.split} split of {self.dataset}; NLL by type in nats/event", head]
         for r in self.results:
+            accuracy = "-" if math.isnan(r.accuracy) else f"{r.accuracy:.3f}"
             lines.append(f"{r.name:<12}{r.events:>9}{r.nll:>9.3f}{r.bits:>9.3f}{r.perplexity:>8.2f}"
-                         f"{r.accuracy:>7.3f}  "
+                         f"{accuracy:>7}  "
                          + "".join(f"{_num(r.by_type[t]['nll']):>11}" for t in types))
         groups = [g for g in (self.results[0].by_group if self.results else {})
                   if self.results[0].by_group[g]["events"]]
@@ -351,7 +273,6 @@ def _num(x: float | None) -> str:
 def _band_conditions(ckpt, records, sequences) -> list[np.ndarray] | None:
     if not ckpt.model.config.band_dim:
         return None
-
     return record_conditions(records, sequences, ckpt.encoding,
                              BandLayout.from_info(ckpt.extra.get("band") or {}))
 
@@ -359,8 +280,10 @@ def _band_conditions(ckpt, records, sequences) -> list[np.ndarray] | None:
 def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test", *,
              baselines: Sequence[int] = (1, 3, 4, 5), segment_events: int | None = 2048,
              max_events: int | None = None, batch_size: int = 8, device: str = "cpu",
-             progress: bool = True) -> EvalReport:
-    """Score a checkpoint (file or run directory) and n-gram baselines on ``split`` of a dataset."""
+             progress: bool = True, memory: bool = True) -> EvalReport:
+    """Score a checkpoint (file or run directory) and n-gram baselines on ``split`` of a dataset;
+    ``memory``: also whole files without and with the piece's short-term model (rows ``whole
+    files`` and ``+memory``, :func:`melodia.evaluate.memory.memory_results`)."""
     # deferred: torch; music statistics (evaluate --generated) run without it
     from melodia.model.checkpoint import load_checkpoint
 
@@ -376,10 +299,13 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
     log.info("scoring the model on %d file(s) of the %s split", len(sequences), split)
     segment_events = scoring_segment(ckpt.model_config, segment_events)
     kw = {"segment_events": segment_events, "max_events": max_events}
+    band, tempos = _band_conditions(ckpt, records, sequences), [r.get("tempos") for r in records]
     results = [model_totals(ckpt.model, sequences, data.encoding, batch_size=batch_size,
-                            progress=progress,
-                            conditions=_band_conditions(ckpt, records, sequences),
-                            tempos=[r.get("tempos") for r in records], **kw).result("model")]
+                            progress=progress, conditions=band, tempos=tempos, **kw
+                            ).result("model")]
+    if memory:  # deferred: the short-term model is only needed here
+        from melodia.evaluate.memory import memory_results
+        results += memory_results(ckpt, sequences, tempos, band, max_events, progress)
     train = data.sequences("train")
     if baselines and not train:
         log.warning("no train split in %s: skipping the n-gram baselines", dataset_dir)
@@ -391,5 +317,4 @@ def evaluate(model_path: str | Path, dataset_dir: str | Path, split: str = "test
                       checkpoint=str(ckpt.path), segment_events=segment_events)
 
 
-__all__ = ["EvalReport", "EvalResult", "NGram", "Totals", "evaluate", "model_totals",
-           "ngram_totals", "segments"]
+__all__ = ["EvalReport", "NGram", "evaluate", "model_totals", "ngram_totals", "segments"]

@@ -34,6 +34,7 @@ from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import sample_rows
 from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
 from melodia.generation.guide import HarmonyGuide
+from melodia.generation.recall import recall_for
 from melodia.generation.session import Frame, Session, open_session, tempo_ids
 from melodia.midi import TEMPO_DTYPE, Score, Track, read_midi
 from melodia.midi.files import read_file_bytes
@@ -106,15 +107,18 @@ def given_setup(score: Score, encoding: PerformanceEncoding, tempo: float | None
 
 
 def run_given(session: Session, forcer: Forcer, until: int, guide=None,
-              draw: int | None = None) -> list[np.ndarray]:
+              draw: int | None = None, memory: float = 0.0) -> list[np.ndarray]:
     """Decode every row of ``session`` around ``forcer``'s given events until step ``until``
-    (leaning on ``guide``'s reference bars, :mod:`melodia.generation.guide`, if given);
-    ``draw``: the sampling seed (default the session's)."""
+    (leaning on ``guide``'s reference bars, :mod:`melodia.generation.guide`, if given, and on
+    the piece's own past at ``memory``, :mod:`melodia.generation.recall`); ``draw``: the
+    sampling seed (default the session's)."""
     generator = torch.Generator().manual_seed(session.seed if draw is None else draw)
     if session.sampler.beam_size > 1:
         raise GenerateError("beam search does not play with given music; use --beam 1")
+    recall = recall_for(session.checkpoint, memory,
+                        [session.context] * session.start.grammar.batch)
     steps = iter_given(session.stepper, session.start, session.sampler, generator, forcer,
-                       guide)
+                       guide, recall)
     sps = session.encoding.config.steps_per_second
     cap = int(until / sps * EVENTS_PER_SECOND_CAP) + 3 * len(forcer.events) + 100
     return sample_rows(steps, session.start.grammar, max_events=cap, until_step=until)
@@ -183,7 +187,7 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
         forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
         bass = BASS_HARMONY * harmony / HARMONY if bass_harmony is None else bass_harmony
         guide = harmony_guide(score, session.encoding, tempos, until, harmony, bass)
-        pieces = run_given(session, forcer, until, guide)
+        pieces = run_given(session, forcer, until, guide, memory=config.memory)
     lineup = session.plan["instruments"]
     parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,
                        score.end_s) for p in pieces]

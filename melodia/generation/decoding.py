@@ -88,12 +88,9 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
         mask, instrument = mask[kept], instrument[kept]
         scores = torch.zeros(len(kept), dtype=torch.float64)
     for n in itertools.count(1):
-        if guide is not None:
-            logits = logits + guide.bias(grammar.now, instrument).to(logits.dtype)
-        if recall is not None:
-            logits = recall.adjust(logits)
+        logits, bonus = leaned(logits, grammar, instrument, guide, recall)
         ids = choose(logits, features, mask, stepper, sampler, generator, grammar.kinds,
-                     instrument)
+                     instrument, bonus)
         if beam:
             masked = logits.float().masked_fill(~torch.from_numpy(mask), -math.inf)
             scores = scores + torch.log_softmax(masked, -1).gather(1, ids[:, None])[:, 0].double()
@@ -113,6 +110,21 @@ def iter_steps(stepper: Stepper, start: Start, sampler: SamplerConfig,
             kept = rows.numpy()
             logits, features, state = logits[rows], features[rows], stepper.select(state, rows)
             scores, mask, instrument = scores[rows], mask[kept], instrument[kept]
+
+
+def leaned(logits: torch.Tensor, grammar: Grammar, instrument: np.ndarray, guide=None,
+           recall=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``logits`` with ``guide``'s bonuses and ``recall``'s mixture in, and what they added (for
+    the embedding sampler, which scores tokens at a perturbed point instead of by the logits;
+    None when neither is given)."""
+    if guide is None and recall is None:
+        return logits, None
+    base = logits
+    if guide is not None:
+        logits = logits + guide.bias(grammar.now, instrument).to(logits.dtype)
+    if recall is not None:
+        logits = recall.adjust(logits)
+    return logits, logits - base
 
 
 WATCH_EVERY = 50  # steps between progress reports
@@ -220,4 +232,4 @@ def _trace(history: list[Step], row: int) -> np.ndarray:
 
 
 __all__ = ["Inputs", "Start", "Step", "Stepper", "Stopped", "WATCH_EVERY", "best_beams",
-           "iter_steps", "keep_partial", "sample_rows", "watched"]
+           "iter_steps", "keep_partial", "leaned", "sample_rows", "watched"]

@@ -238,7 +238,8 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
         session = open_session(model, config, primer)
         generator = torch.Generator().manual_seed(session.seed)
         sampler = dataclasses.replace(session.sampler, beam_size=1)  # one stream, no beams
-        steps = iter_steps(session.stepper, session.start, sampler, generator)
+        recall = recall_for(session.checkpoint, config.memory, [session.context])
+        steps = iter_steps(session.stepper, session.start, sampler, generator, recall=recall)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were
             step = next(steps)

@@ -30,7 +30,7 @@ from melodia.encoding import PerformanceEncoding
 from melodia.encoding.events import VELOCITY
 from melodia.features.band import beat_map, beats_at
 from melodia.generation.config import SamplerConfig
-from melodia.generation.decoding import Start, Step, Stepper
+from melodia.generation.decoding import Start, Step, Stepper, leaned
 from melodia.generation.grammar import Grammar
 from melodia.generation.pick import choose
 
@@ -158,24 +158,28 @@ class Forcer:
 
 
 def iter_given(stepper: Stepper, start: Start, sampler: SamplerConfig,
-               generator: torch.Generator, forcer: Forcer, guide=None) -> Iterator[Step]:
+               generator: torch.Generator, forcer: Forcer, guide=None,
+               recall=None) -> Iterator[Step]:
     """Yield each step of ``start``'s rows without end: the given events where they are due,
     the model's own choices (never past the next given event) everywhere else, leaning on
-    ``guide``'s reference bars (a :class:`~melodia.generation.guide.BarGuide`) where one is given."""
+    ``guide``'s reference bars (a :class:`~melodia.generation.guide.BarGuide`) where one is given
+    and on the piece's own past through ``recall`` (a
+    :class:`~melodia.generation.recall.Recall`, which hears the given events too)."""
     grammar, mask, logits, features, state, inputs = start
     while True:
         forced = forcer.forced(grammar)
         free = forced == FREE
         if free.any():
-            if guide is not None:
-                logits = logits + guide.bias(grammar.now, grammar.instrument).to(logits.dtype)
+            logits, bonus = leaned(logits, grammar, grammar.instrument, guide, recall)
             ids = choose(logits, features, forcer.restrict(mask, grammar), stepper, sampler,
-                         generator, grammar.kinds, grammar.instrument).numpy()
+                         generator, grammar.kinds, grammar.instrument, bonus).numpy()
             ids = np.where(free, ids, forced)
         else:
             ids = forced
         if guide is not None:
             guide.update(ids, grammar.kinds, grammar.values, grammar.instrument)
+        if recall is not None:
+            recall.update(ids)
         forcer.update(ids, grammar.kinds, grammar.values)
         mask = grammar.advance(ids)
         yield Step(ids)

@@ -41,6 +41,7 @@ from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import iter_steps, sample_rows
 from melodia.generation.given import Forcer, given_events, grid_steps
 from melodia.generation.guide import DEFAULT_STRENGTH, BarGuide, Segment, bar_onsets
+from melodia.generation.recall import recall_for
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.midi import PEDAL_DTYPE, Score, Track, write_midi
 from melodia.midi.bars import bar_span, bar_starts
@@ -336,7 +337,7 @@ def fill_band(checkpoint, config: GenerateConfig, score: Score, context: np.ndar
                            None, config.num, frame)
     grid = grid_steps(tempos, step1, sps) if drum_grid and DRUMS in lineup else None
     forcer = Forcer(encoding, given_events(q), config.num, last_velocity(context, encoding), grid)
-    return [*run_given(session, forcer, step1, guide, draw), session.seed]
+    return [*run_given(session, forcer, step1, guide, draw, config.memory), session.seed]
 
 
 def fill_piano(checkpoint, config: GenerateConfig, context: np.ndarray, step1: int,
@@ -348,7 +349,8 @@ def fill_piano(checkpoint, config: GenerateConfig, context: np.ndarray, step1: i
     if session.sampler.beam_size > 1:
         raise GenerateError("infill samples; use --beam 1")
     generator = torch.Generator().manual_seed(session.seed if draw is None else draw)
-    steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide)
+    recall = recall_for(checkpoint, config.memory, [session.context] * config.num)
+    steps = iter_steps(session.stepper, session.start, session.sampler, generator, guide, recall)
     grammar, sps = session.start.grammar, session.encoding.config.steps_per_second
     cap = int((step1 - int(grammar.now[0])) / sps * EVENTS_PER_SECOND_CAP) + 100
     return [*sample_rows(steps, grammar, max_events=cap, until_step=step1), session.seed]

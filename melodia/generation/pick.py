@@ -182,14 +182,16 @@ def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.T
                      generator: torch.Generator, *, scale: float | np.ndarray = 0.5,
                      kind: str = "gaussian", metric: str = "logit",
                      mask: torch.Tensor | None = None,
-                     offset: np.ndarray | None = None) -> torch.Tensor:
+                     offset: np.ndarray | None = None,
+                     bonus: torch.Tensor | None = None) -> torch.Tensor:
     """Ids ``[B]``: the tokens nearest to the perturbed predicted embeddings ``features [B, E]``.
 
     ``weight [V, E]`` and ``bias [V]`` are the output layer (``logits = features @ weight.T +
     bias``); see the module docstring for the exact definition. ``scale`` may also be one scale
     per token (``[V]``, e.g. per event type): tokens sharing a scale are scored from one
     perturbed point, each group from its own independent draw. ``offset [V]`` is added to the
-    scores before the nearest token is taken (per-type offsets from calibration).
+    scores before the nearest token is taken (per-type offsets from calibration); ``bonus
+    [B, V]`` too (a guide's or the memory's, per row).
     """
     norm = features.norm(dim=-1, keepdim=True)
     u = features / norm.clamp_min(1e-12)
@@ -207,6 +209,8 @@ def sample_embedding(features: torch.Tensor, weight: torch.Tensor, bias: torch.T
                                               metric)
     if offset is not None:
         scores = scores + torch.from_numpy(np.asarray(offset, dtype=np.float32))
+    if bonus is not None:
+        scores = scores + bonus.to(scores.dtype)
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
     return scores.argmax(-1)
@@ -234,10 +238,13 @@ def token_scales(sampler: SamplerConfig, kinds: np.ndarray) -> np.ndarray:
 
 def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepper: Output,
            sampler: SamplerConfig, generator: torch.Generator,
-           kinds: np.ndarray | None = None, instrument: np.ndarray | None = None) -> torch.Tensor:
+           kinds: np.ndarray | None = None, instrument: np.ndarray | None = None,
+           bonus: torch.Tensor | None = None) -> torch.Tensor:
     """The next id of each row under ``sampler``, among the events ``mask`` allows (``kinds``:
     the event type of every id, for per-type embedding noise; ``instrument``: each row's current
-    instrument, for per-instrument temperatures and noise)."""
+    instrument, for per-instrument temperatures and noise). ``bonus`` (``[B, V]``): what a guide
+    or the memory added to ``logits``, added to the embedding sampler's scores too (in logit
+    units: exact for its default ``logit`` metric)."""
     allowed = torch.from_numpy(mask)
     if sampler.sampler == "embedding":
         scale, offset = effective_noise(sampler), None
@@ -249,7 +256,8 @@ def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepp
         if factors is None:
             return sample_embedding(features, stepper.output_weight, stepper.output_bias,
                                     generator, scale=scale, kind=sampler.noise_kind,
-                                    metric=sampler.metric, mask=allowed, offset=offset)
+                                    metric=sampler.metric, mask=allowed, offset=offset,
+                                    bonus=bonus)
         out = torch.empty(len(factors), dtype=torch.long)
         for factor in np.unique(factors):  # rows sharing a factor are drawn together
             rows = torch.from_numpy(np.flatnonzero(factors == factor))
@@ -257,7 +265,8 @@ def choose(logits: torch.Tensor, features: torch.Tensor, mask: np.ndarray, stepp
                                          stepper.output_bias, generator,
                                          scale=np.asarray(scale) * factor,
                                          kind=sampler.noise_kind, metric=sampler.metric,
-                                         mask=allowed[rows], offset=offset)
+                                         mask=allowed[rows], offset=offset,
+                                         bonus=None if bonus is None else bonus[rows])
         return out
     temperature = sampler.temperature
     per_row = _per_row(sampler.temperature_by_instrument, instrument, temperature)

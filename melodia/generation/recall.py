@@ -10,32 +10,10 @@ primer), sees every event the row plays, and fades while a long run of events ha
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
-
 import numpy as np
 import torch
 
-from melodia.model.memory import Gate, ShortTermModel, Views, mix
-
-SHIPPED_GATES = {"piano": "piano_memory.json"}  # the encoding's name -> a gate fitted for it
-
-
-@lru_cache(maxsize=None)
-def _shipped(name: str) -> dict | None:
-    file = SHIPPED_GATES.get(name)
-    if file is None:
-        return None
-    path = resources.files("melodia.weights").joinpath(file)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def gate_for(checkpoint, memory: float) -> Gate:
-    """The gate of ``checkpoint`` (its metadata's ``memory``, else the shipped one for its
-    encoding, else the default), at ``memory``."""
-    info = (checkpoint.extra or {}).get("memory") or _shipped(checkpoint.encoding.name)
-    return Gate.from_dict(info, memory)
+from melodia.model.memory import Gate, ShortTermModel, Views, gate_for, mix
 
 
 class Recall:
@@ -75,4 +53,4 @@ def recall_for(checkpoint, memory: float, contexts: list[np.ndarray]) -> Recall 
     return Recall(checkpoint.encoding, gate_for(checkpoint, memory), contexts)
 
 
-__all__ = ["Recall", "gate_for", "recall_for"]
+__all__ = ["Recall", "recall_for"]

@@ -25,8 +25,11 @@ Mixing is linear in probabilities, ``p = (1 - g) p_model + g q_memory``, as cach
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 
@@ -234,4 +237,23 @@ def mix(p_model: np.ndarray, probs: dict[int, float], features: np.ndarray, gate
     return out, g
 
 
-__all__ = ["Gate", "N_FEATURES", "ORDERS", "ShortTermModel", "Views", "mix"]
+SHIPPED_GATES = {"piano": "piano_memory.json"}  # the encoding's name -> a gate fitted for it
+
+
+@lru_cache(maxsize=None)
+def _shipped(name: str) -> dict | None:
+    file = SHIPPED_GATES.get(name)
+    if file is None:
+        return None
+    path = resources.files("melodia.weights").joinpath(file)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def gate_for(checkpoint, memory: float = 1.0) -> Gate:
+    """The gate of ``checkpoint`` (its metadata's ``memory``, else the shipped one for its
+    encoding, else the default), at ``memory``."""
+    info = (checkpoint.extra or {}).get("memory") or _shipped(checkpoint.encoding.name)
+    return Gate.from_dict(info, memory)
+
+
+__all__ = ["Gate", "N_FEATURES", "ORDERS", "ShortTermModel", "Views", "gate_for", "mix"]

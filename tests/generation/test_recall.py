@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from melodia.generation.config import GenerateConfig, SamplerConfig
-from melodia.generation.generator import generate_ids
-from melodia.generation.recall import gate_for
-from melodia.model.memory import ShortTermModel, Views
+from melodia.generation.generator import generate_ids, iter_events
+from melodia.model.memory import ShortTermModel, Views, gate_for
 from melodia.model.registry import load_model
 from tests.conftest import DATA
 
@@ -51,6 +50,55 @@ def test_memory_brings_back_what_the_primer_played():
             recalled.append(_recalled(made.pieces[0], made.primer_events, views))
         gains.append(recalled[1] - recalled[0])
     assert all(g > 0 for g in gains) and np.mean(gains) > 0.03, gains
+
+
+def _leaning(model: str = "piano"):
+    """The shipped model with a gate that leans hard, named in its metadata."""
+    shipped = load_model(model)
+    strong = {**gate_for(shipped, 1.0).to_dict(), "bias": -1.0}
+    return dataclasses.replace(shipped, extra={**shipped.extra, "memory": strong})
+
+
+def test_the_embedding_sampler_and_a_live_stream_hear_the_memory_too():
+    """The embedding sampler scores tokens at a perturbed point, not by the logits: the memory
+    reaches it as a per-token bonus (before, it was silently ignored). ``iter_events``, what
+    ``melodia stream`` plays, takes it too."""
+    piano = _leaning()
+    views = Views.of(piano.encoding)
+    embedding, live = [], []
+    for seed in (1, 2, 3):
+        recalled = []
+        for memory in (0.0, 1.0):
+            config = GenerateConfig(events=300, seed=seed, memory=memory, primer_seconds=20.0,
+                                    sampler=SamplerConfig(sampler="embedding"))
+            made = generate_ids(piano, config, primer=CHORALE)
+            recalled.append(_recalled(made.pieces[0], made.primer_events, views))
+        embedding.append(recalled[1] - recalled[0])
+        recalled = []
+        for memory in (0.0, 1.0):
+            config = GenerateConfig(seed=seed, memory=memory, primer_seconds=20.0)
+            primer = generate_ids(piano, dataclasses.replace(config, events=1),
+                                  primer=CHORALE).pieces[0][:-1]
+            events = iter_events(piano, config=config, primer=CHORALE)
+            ids = np.concatenate([primer, [next(events) for _ in range(300)]])
+            recalled.append(_recalled(ids, len(primer), views))
+        live.append(recalled[1] - recalled[0])
+    assert all(g > 0 for g in embedding) and np.mean(embedding) > 0.03, embedding
+    assert all(g > 0 for g in live) and np.mean(live) > 0.03, live
+
+
+def test_accompany_and_infill_take_the_memory():
+    """The parts a band adds around given music hear the piece's past (given parts included)."""
+    from melodia.generation.accompaniment import accompany_ids
+    from tests.generation.test_given import _given_file
+
+    band = _leaning("band")
+    given = _given_file(6.0)
+    made = {m: accompany_ids(band, given, GenerateConfig(seed=3, lineup="drums,bass", memory=m))
+            for m in (0.0, 1.0)}
+    again = accompany_ids(band, given, GenerateConfig(seed=3, lineup="drums,bass", memory=1.0))
+    assert made[0.0].midi_bytes() != made[1.0].midi_bytes()
+    assert again.midi_bytes() == made[1.0].midi_bytes()
 
 
 def test_memory_zero_is_the_model_alone_and_the_gate_is_the_shipped_one():

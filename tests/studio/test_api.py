@@ -184,3 +184,18 @@ def test_a_generation_stops_at_the_time_limit(tmp_path):
         assert 0 < midi.get_end_time() < 3000  # what the second made is kept
     finally:
         assert "Traceback" not in server.stop()
+
+
+def test_memory_is_offered_to_every_command_in_the_musicians_words():
+    from melodia.cli.studio.settings import plain, to_argv
+
+    argv, _ = to_argv("generate", {"memory": "0.6", "seconds": 5}, "piano", None)
+    assert argv[argv.index("--memory") + 1] == "0.6"
+    from melodia.cli import build_parser
+
+    for command in ("generate", "accompany", "infill"):  # the parser of each takes it
+        extra = {"generate": [], "accompany": ["song.mid"],
+                 "infill": ["song.mid", "--bars", "2-3"]}[command]
+        args = build_parser().parse_args([command, *extra, "--memory", "0.6"])
+        assert args.memory == 0.6
+    assert plain("argument --memory: must be from 0 to 1") == "Memory: must be from 0 to 1"

@@ -260,7 +260,8 @@ def test_cli_train_then_evaluate(dataset: Path, tmp_path: Path, capsys):
     assert main(["evaluate", str(run), str(dataset), "--split", "validation", "--json",
                  "--baselines", "1,3", "--max-events", "200", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in report["results"]] == ["model", "unigram", "3-gram"]
+    assert [r["name"] for r in report["results"]] == ["model", "whole files", "+memory",
+                                                     "unigram", "3-gram"]
     assert main(["evaluate", str(run), str(dataset), "--split", "test"]) == 2  # no test files
 
 

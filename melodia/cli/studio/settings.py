@@ -30,16 +30,16 @@ FIELDS = {
     "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
     "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
     "candidates": "--candidates", "harmony": "--harmony", "num": "--num", "repeat": "--repeat",
-    "drum_grid": "--drum-grid",
+    "drum_grid": "--drum-grid", "memory": "--memory",
 }
 FLAGS = {"drum_grid"}  # fields that are a flag: on (true) or left out
 ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
                      "style", "tempo", "lineup", "randomness", "key", "density", "form", "num",
-                     "repeat", "drum_grid"},
+                     "repeat", "drum_grid", "memory"},
         "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness",
-                      "harmony"},
+                      "harmony", "memory"},
         "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
-                   "tracks", "candidates"}}
+                   "tracks", "candidates", "memory"}}
 MAX_TEXT = 200  # characters in one field
 MAX_TAKES = 4  # variations of one job, side by side on the page
 
@@ -127,7 +127,7 @@ LABELS = {
     "--tempo": "Tempo", "--lineup": "Line-up", "--randomness": "Randomness", "--key": "Key",
     "--density": "Density", "--form": "Form", "--tracks": "Tracks",
     "--candidates": "Candidates", "--harmony": "Harmony", "--num": "Variations",
-    "--repeat": "Repeat",
+    "--repeat": "Repeat", "--memory": "Memory",
 }
 _ARGUMENT = re.compile(r"^argument (--[a-z-]+)(?:/-\w)?: ")
 

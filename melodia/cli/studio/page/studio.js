@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["seconds", "bars", "form", "span", "tracks", "candidates", "seed", "temperature",
   "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony", "num",
-  "repeat", "drum_grid"];
+  "repeat", "drum_grid", "memory"];
 // far apart in hue and lightness; drums have their own grey
 const COLOURS = ["#4dabf7", "#ff922b", "#f06595", "#ffe066", "#9775fa", "#51cf66", "#e8590c",
   "#22b8cf", "#d6336c", "#94d82d"];
