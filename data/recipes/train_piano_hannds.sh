@@ -2,7 +2,7 @@
 # The piano model retrained with the hannds performances (issue 34's lever "six times more real
 # playing"): same architecture and budget as train_piano_default.sh (2x512 LSTM + note state +
 # controls, 1,600 steps x 64 x 256), data 13.4 h of hannds beside the default mix.
-# Runs on a 2-core CPU in about 1.5 h; safe to stop: run it again and it resumes exactly from
+# Runs on a 2-core CPU in about 2 h (4.6 s per step at 2 threads); safe to stop: run it again and it resumes exactly from
 # WORK_DIR/run/last.pt. See data/recipes/piano_default.md for the model card.
 #
 # Usage: bash data/recipes/train_piano_hannds.sh [WORK_DIR]   (default: runs/piano-hannds)
