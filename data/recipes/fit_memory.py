@@ -15,6 +15,7 @@ on and the validation figures).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -43,6 +44,12 @@ def main() -> int:
     p.add_argument("--train-files", type=int, default=40)
     p.add_argument("--valid-files", type=int, default=11)
     p.add_argument("--out", type=Path, default=None, help="write the fitted gate here (JSON)")
+    p.add_argument("--lean", type=float, default=3.5,
+                   help="sampling: logits added to the gate at --memory 1 (chosen on the "
+                   "validation files by tests/benchmarks/eval_memory.py: the spread of motif "
+                   "recurrence; the NLL fit does not see it)")
+    p.add_argument("--run-cap", type=int, default=16,
+                   help="sampling: events copied in a row before the memory fades (as --lean)")
     args = p.parse_args()
     checkpoint = load_model(args.model)
     encoding, views = checkpoint.encoding, Views.of(checkpoint.encoding)
@@ -63,7 +70,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     fitted_on = scored(train)
-    gate = fit_gate(fitted_on)
+    gate = dataclasses.replace(fit_gate(fitted_on, run_cap=args.run_cap), lean=args.lean)
     held = scored(valid)
     names = {NOTE_ON: "NOTE_ON", NOTE_OFF: "NOTE_OFF", TIME_SHIFT: "TIME_SHIFT",
              VELOCITY: "VELOCITY"}

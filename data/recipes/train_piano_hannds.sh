@@ -39,6 +39,10 @@ fi
 prepare() { local out="$1"; shift
   [ -f "$out/manifest.json" ] || melodia prepare "$@" -o "$out" --workers 2 --quiet; }
 prepare "$work/hannds_set" "$work/hannds"
+{ echo "midi_filename,split"  # the 12 held-out files: a test set, for the figures only
+  ls "$work/hannds_test" | grep '\.mid$' | LC_ALL=C sort | awk '{ print "\"" $0 "\",test" }'
+} > "$work/hannds_test/splits.csv"
+prepare "$work/hannds_test_set" "$work/hannds_test"
 prepare "$work/maestro6" "$work/maestro"
 prepare "$work/chorales" "$root/data/midi/chorales" --valid-fraction 0 --test-fraction 0
 prepare "$work/folk" music21:all --max-files 300

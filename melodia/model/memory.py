@@ -43,46 +43,54 @@ N_FEATURES = 6  # the gate's inputs (see ShortTermModel.features)
 @dataclass(frozen=True)
 class Gate:
     """``g = memory x sigmoid(w . features + b)``; ``memory`` scales it (0: the model alone).
-    The defaults are a cautious start; fitted weights live in a model's metadata."""
+    While sampling, ``lean x memory`` is added to the logit: a sampled piece hears its own past
+    more than the gate that predicts real playing best (fitted at ``lean`` 0) would have it,
+    and a copied run longer than ``run_cap`` events fades it (the guard against a loop). The
+    defaults are a cautious start; fitted and tuned values live in a model's metadata."""
 
     weights: tuple[float, ...] = (1.5, 2.0, 1.0, 0.0, -0.2, 0.5)
     bias: float = -4.0
     memory: float = 1.0
     run_cap: int = 96  # sampling: events copied in a row before the gate fades
+    lean: float = 0.0  # sampling: logits added at memory 1
 
     def __post_init__(self) -> None:
         if len(self.weights) != N_FEATURES:
             raise ValueError(f"a gate has {N_FEATURES} weights, got {len(self.weights)}")
         if not 0.0 <= self.memory <= 1.0:
             raise ValueError(f"memory must be in 0..1, got {self.memory}")
-        if not all(math.isfinite(v) for v in (*self.weights, self.bias)):
+        if not all(math.isfinite(v) for v in (*self.weights, self.bias, self.lean)):
             raise ValueError("a gate's weights must be finite")
+        if not 1 <= self.run_cap <= 100_000:
+            raise ValueError(f"a gate's run_cap must be 1..100000, got {self.run_cap}")
 
-    def shares(self, features: np.ndarray) -> np.ndarray:
+    def shares(self, features: np.ndarray, sampling: bool = False) -> np.ndarray:
         """The short-term model's share for each row of ``features`` (``[N, 6]``; 0 where
         nothing matched)."""
-        z = np.clip(features @ np.asarray(self.weights) + self.bias, -30.0, 30.0)
+        lean = self.lean * self.memory if sampling else 0.0
+        z = np.clip(features @ np.asarray(self.weights) + self.bias + lean, -30.0, 30.0)
         return np.where(features[:, 1] > 0, self.memory / (1.0 + np.exp(-z)), 0.0)
 
     def weight(self, features: np.ndarray, run: int = 0, sampling: bool = False) -> float:
-        """The short-term model's share for one event's ``features``; while ``sampling``, a
-        copied ``run`` past ``run_cap`` fades it."""
+        """The short-term model's share for one event's ``features``; while ``sampling``,
+        leaning and faded by a copied ``run`` past ``run_cap``."""
         if self.memory == 0.0:
             return 0.0
-        g = float(self.shares(features[None])[0])
+        g = float(self.shares(features[None], sampling)[0])
         if sampling and run > self.run_cap:
             g *= math.exp(-(run - self.run_cap) / self.run_cap)
         return g
 
     def to_dict(self) -> dict:
-        return {"weights": list(self.weights), "bias": self.bias, "run_cap": self.run_cap}
+        return {"weights": list(self.weights), "bias": self.bias, "run_cap": self.run_cap,
+                "lean": self.lean}
 
     @classmethod
     def from_dict(cls, info: dict | None, memory: float = 1.0) -> "Gate":
         if not info:
             return cls(memory=memory)
         return cls(tuple(float(w) for w in info["weights"]), float(info["bias"]), memory,
-                   int(info.get("run_cap", cls.run_cap)))
+                   int(info.get("run_cap", cls.run_cap)), float(info.get("lean", cls.lean)))
 
 
 @dataclass

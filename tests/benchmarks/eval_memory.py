@@ -48,19 +48,38 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--reference", type=Path, default=ROOT.parent / "shared/corpus/piano/hannds")
     p.add_argument("--reference-files", type=int, default=11)
+    p.add_argument("--lean", type=float, nargs="+", default=[None],
+                   help="the gate's sampling lean (logits added at memory 1, times the memory; "
+                   "default the shipped gate's)")
+    p.add_argument("--run-cap", type=int, nargs="+", default=[None],
+                   help="the loop guard: events copied in a row before the memory fades "
+                   "(default the shipped gate's)")
     args = p.parse_args()
+    import dataclasses
+
+    from melodia.model.memory import gate_for
+    from melodia.model.registry import load_model
+
+    shipped = load_model("piano")
     print(f"{'':14s} {'n':>4s} {'motif mean ± sd':>15s} {'>0.6':>5s} {'=0':>5s} "
           f"{'rhythm':>7s} {'notes/s':>7s} {'events/s':>9s}")
-    for memory in args.memory:
+    settings = [(m, lean, cap) for m in args.memory for lean in args.lean for cap in args.run_cap]
+    for memory, lean, cap in settings:
+        gate = gate_for(shipped).to_dict()
+        gate.update(lean=gate["lean"] if lean is None else lean,
+                    run_cap=cap or gate["run_cap"])
+        piano = dataclasses.replace(shipped, extra={**shipped.extra, "memory": gate})
         stats, events, seconds = [], 0, 0.0
         for seed in range(1, args.pieces + 1):
             config = GenerateConfig(seconds=args.seconds, seed=seed, memory=memory)
             t0 = time.perf_counter()
-            made = generate_ids("piano", config)
+            made = generate_ids(piano, config)
             seconds += time.perf_counter() - t0
-            events += sum(len(piece) for piece in made.pieces) - made.primer_events * len(made.pieces)
+            events += sum(len(piece) - made.primer_events for piece in made.pieces)
             stats.append(excerpt_stats(score_notes(made.scores()[0]), args.seconds))
-        print(row(f"memory {memory:g}", stats, events / seconds), flush=True)
+        label = (f"m {memory:g}" + ("" if lean is None else f" lean {lean:g}")
+                 + (f" cap {cap}" if cap else ""))
+        print(row(label, stats, events / seconds), flush=True)
     _, valid = split(sorted(args.reference.glob("*.mid")))
     reference = [excerpt_stats(ex) for path in valid[: args.reference_files]
                  for ex in file_excerpts(path, excerpt_s=30.0)]

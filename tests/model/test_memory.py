@@ -97,8 +97,22 @@ def test_a_long_copied_run_fades_the_gate_while_sampling():
     assert gate.weight(features, run=40) == gate.weight(features, run=5)  # scoring: no fade
 
 
+def test_the_lean_raises_the_share_while_sampling_only_and_scales_with_memory():
+    features = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+    fitted = Gate(bias=-6.0)
+    leaning = Gate(bias=-6.0, lean=4.0)
+    assert leaning.weight(features) == fitted.weight(features)  # scoring: the fitted gate
+    assert leaning.weight(features, sampling=True) > 4 * fitted.weight(features, sampling=True)
+    half = Gate(bias=-6.0, lean=4.0, memory=0.5)
+    assert fitted.weight(features, sampling=True) < half.weight(features, sampling=True) < \
+        leaning.weight(features, sampling=True)
+    assert Gate(bias=-6.0, lean=4.0, memory=0.0).weight(features, sampling=True) == 0.0
+    assert Gate.from_dict(leaning.to_dict()) == leaning
+
+
 @pytest.mark.parametrize("bad", [{"memory": 1.5}, {"weights": (1.0,)},
-                                 {"bias": float("nan")}])
+                                 {"bias": float("nan")}, {"lean": float("inf")},
+                                 {"run_cap": 0}])
 def test_gate_refuses_bad_settings(bad):
     with pytest.raises(ValueError):
         Gate(**bad)
