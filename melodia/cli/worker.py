@@ -33,7 +33,9 @@ import mido
 
 from melodia.cli.make import _generate_config
 from melodia.errors import MelodiaError
-from melodia.live.headstart import HEAD_S, HeadStart, Timed, has_headstart, write_headstart
+from melodia.live.decode import Timed
+from melodia.live.headstart import (HEAD_S, HeadStart, has_headstart, plain_options,
+                                   write_headstart)
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +227,8 @@ def main() -> int:
 
 def start_worker(args: argparse.Namespace, key: str | None, head: HeadStart | None) -> Worker:
     """A child making the stream of ``melodia stream``'s ``args`` (after ``head``, if given)."""
-    options = {k: v for k, v in vars(args).items()
-               if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
-    return Worker(options, key, head, verbose=bool(getattr(args, "verbose", False)))
+    return Worker(plain_options(vars(args)), key, head,
+                  verbose=bool(getattr(args, "verbose", False)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ model file replaced under the same name and time stamp), the kept file is droppe
 goes on with the model's continuation (logged). Live accompaniment and call and response wait
 on a player, so they keep nothing.
 
-This module imports no torch or numpy.
+This module imports no torch.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, Iterator, Mapping
 
 import mido
 
+from melodia.live.decode import Timed
 from melodia.util.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ MAX_BYTES = 4 << 20  # a kept head larger than this is not one of ours: ignored
 # options that do not change what a stream plays (where it goes, for how long, how it is told)
 _NOT_MUSIC = {"port", "virtual", "api", "seconds", "bars", "seed", "lookahead", "quiet",
               "verbose", "list_styles", "command"}
-
-Timed = tuple[float, mido.Message]
-
 
 @dataclass(frozen=True)
 class HeadStart:
@@ -61,11 +59,16 @@ def headstart_dir() -> Path:
     return Path(base) / "melodia" / "headstarts"
 
 
+def plain_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that are plain values (what JSON carries; not the command's function)."""
+    return {k: v for k, v in options.items()
+            if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+
+
 def settings_key(model: str, options: Mapping[str, Any]) -> str:
     """A name for what a stream plays, but its seed: the model (and the size and time of its
     files) and every option that changes the music (plain values of ``options``)."""
-    plain = {k: v for k, v in sorted(options.items()) if k not in _NOT_MUSIC
-             and isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+    plain = {k: v for k, v in sorted(plain_options(options).items()) if k not in _NOT_MUSIC}
     text = json.dumps([VERSION, model, _stamp(model), plain], default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
@@ -165,4 +168,5 @@ def _ending(messages: list[Timed], at: float) -> list[Timed]:
 
 
 __all__ = ["HEAD_S", "HeadStart", "after_head", "has_headstart", "head_of",
-           "headstart_dir", "read_headstart", "settings_key", "write_headstart"]
+           "headstart_dir", "plain_options", "read_headstart", "settings_key",
+           "write_headstart"]
