@@ -33,6 +33,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "accompany": ("melodia.generation.accompaniment", "accompany"),
     "infill": ("melodia.generation.infill", "infill"),
     "form": ("melodia.generation.form", "form"),
+    "restyle": ("melodia.generation.restyle", "restyle"),
 }
 
 
@@ -50,4 +51,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["__version__", "accompany", "decode", "encode", "form", "generate", "infill",
-           "iter_events", "load", "plot", "render"]
+           "iter_events", "load", "plot", "render", "restyle"]

@@ -3,7 +3,7 @@
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its arguments and
 ``_run_<name>(args)`` calls the library, in one module per command group: ``data`` (encode,
 decode, prepare), ``audio`` (render, plot), ``learn`` (train, evaluate, export), ``make``
-(generate), ``given`` (accompany, infill), ``live`` (stream, ports), ``studio`` (the web
+(generate), ``given`` (accompany, infill), ``restyle``, ``live`` (stream, ports), ``studio`` (the web
 page, a package: its server, jobs and page). Only this package prints
 for humans; the library logs.
 """
@@ -15,18 +15,18 @@ import logging
 import os
 import sys
 
-from melodia.cli import audio, data, given, learn, live, make, studio
+from melodia.cli import audio, data, given, learn, live, make, restyle, studio
 from melodia.cli.common import _print
 from melodia.errors import MelodiaError
 
 _MODULES = {"encode": data, "decode": data, "prepare": data, "render": audio, "plot": audio,
             "train": learn, "evaluate": learn, "export": learn, "generate": make,
-            "accompany": given, "infill": given, "ports": live, "stream": live,
+            "accompany": given, "infill": given, "restyle": restyle, "ports": live, "stream": live,
             "studio": studio}
 
 
 _COMMANDS = ["encode", "decode", "prepare", "render", "plot", "train", "evaluate", "generate",
-             "accompany", "infill", "ports", "stream", "studio", "export"]
+             "accompany", "infill", "restyle", "ports", "stream", "studio", "export"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ _UNASKED = dict(primer_seconds=5.0, density=None, key=None, precision="fp32",
                 corpus_controls=True, top_k=0, top_p=1.0, noise=None, noise_kind="gaussian")
 
 
-def _add_band_knobs(p: argparse.ArgumentParser, model: str) -> None:
+def _add_band_knobs(p: argparse.ArgumentParser, model: str, tempo: bool = True) -> None:
     b = p.add_argument_group("the band")
     b.add_argument("--model", default=model,
                    help=f"band (the shipped band model), a checkpoint or a run directory of a "
@@ -24,8 +24,9 @@ def _add_band_knobs(p: argparse.ArgumentParser, model: str) -> None:
     b.add_argument("--style", default=None,
                    help="a style the model knows: metal, rock, funk, swing, bossa, latin, "
                    "country, or a name for one ('heavy metal', jazz, salsa...)")
-    b.add_argument("--tempo", type=argument("tempo"), default=None, metavar="BPM",
-                   help="the beat the band plays to (default: the file's own tempo map)")
+    if tempo:
+        b.add_argument("--tempo", type=argument("tempo"), default=None, metavar="BPM",
+                       help="the beat the band plays to (default: the file's own tempo map)")
     b.add_argument("--randomness", default=None, metavar="R|INSTRUMENT=R,...",
                    help="0..1, how adventurous; or per instrument, e.g. drums=0.2,bass=0.5")
     b.add_argument("--temperature", default="1.0", metavar="T|INSTRUMENT=T,...",

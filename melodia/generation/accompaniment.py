@@ -166,13 +166,16 @@ def harmony_guide(score: Score, encoding: PerformanceEncoding, tempos: np.ndarra
 
 
 def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
-                  harmony: float = HARMONY, bass_harmony: float | None = None) -> Accompaniment:
+                  harmony: float = HARMONY, bass_harmony: float | None = None,
+                  harmony_from: Score | None = None) -> Accompaniment:
     """Generate ``config.lineup`` (default drums and bass) to play with ``song`` (a MIDI path
     or bytes) for its whole length; ``config.num`` pieces at once. ``drum_grid``: new drum hits
     only on the song's 16ths and eighth-note triplets (:func:`~melodia.generation.given.grid_steps`);
     ``harmony``: the strength of the harmony prior (logits; 0: the model alone), see
     :class:`~melodia.generation.guide.HarmonyGuide`; ``bass_harmony``: the bass's own (default
-    :data:`BASS_HARMONY` times ``harmony / HARMONY``: 0 with the prior off)."""
+    :data:`BASS_HARMONY` times ``harmony / HARMONY``: 0 with the prior off); ``harmony_from``:
+    the score whose harmony the parts lean on (default the song's; restyle gives the whole
+    original while only its melody is played)."""
     source, score = read_given(song)
     config = dataclasses.replace(config, lineup=config.lineup or "drums,bass")
     checkpoint = load_model(model)
@@ -186,7 +189,8 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
         grid = grid_steps(tempos, until, sps) if drum_grid else None
         forcer = Forcer(session.encoding, given_events(q), config.num, grid=grid)
         bass = BASS_HARMONY * harmony / HARMONY if bass_harmony is None else bass_harmony
-        guide = harmony_guide(score, session.encoding, tempos, until, harmony, bass)
+        guide = harmony_guide(score if harmony_from is None else harmony_from,
+                              session.encoding, tempos, until, harmony, bass)
         pieces = run_given(session, forcer, until, guide, memory=config.memory)
     lineup = session.plan["instruments"]
     parts = [new_parts(np.concatenate([frame.context, p]), session.encoding, lineup, 0.0,
