@@ -46,6 +46,8 @@ def test_bad_requests_are_one_line_and_write_nothing_outside_out(server):
         ({"command": "generate", "model": "piano", "settings": {"seconds": [1]}},
          "takes a number"),
         ({"command": "accompany", "model": "band"}, "needs a MIDI file"),
+        ({"command": "restyle", "model": "band", "settings": {"style": "swing"}},
+         "needs a MIDI file"),
         # refused before a job is queued, in the page's words
         ({"command": "generate", "model": "piano", "settings": {"style": "metal"}},
          "Style: the piano model plays no band"),
@@ -106,6 +108,30 @@ def test_upload_then_accompany_and_infill(server):
     assert code == 200
     failed = server.wait(job["id"])
     assert failed["state"] == "failed" and "past the end" in failed["message"]
+
+
+def test_upload_then_restyle(server):
+    code, up = server.call("/api/upload", raw=CHORALE.read_bytes(), headers={
+        "X-Filename": "chorale.mid", "Content-Type": "application/octet-stream"})
+    assert code == 200
+    for settings, said in (({}, "Style: restyle needs one"),
+                           ({"style": "swing", "feel": "shuffle"}, "Feel: invalid choice"),
+                           ({"style": "swing", "lineup": "drums,kazoo"}, "Line-up: ")):
+        code, answer = server.call("/api/jobs", {"command": "restyle", "model": "band",
+                                                 "upload": up["id"], "settings": settings})
+        assert code == 400 and said in answer["error"], answer
+    code, job = server.call("/api/jobs", {"command": "restyle", "model": "band",
+                                          "upload": up["id"], "settings": {
+                                              "style": "swing", "lineup": "drums,bass",
+                                              "lead": "auto", "seed": 5}})
+    assert code == 200 and job["line"].startswith(
+        "melodia restyle chorale.mid --model band --style swing --lineup drums,bass --lead auto")
+    done = server.wait(job["id"])
+    assert done["state"] == "done", done
+    assert done["info"]["restyle"]["melody"] == ["Soprano (Acoustic Grand Piano)"]
+    tracks = pretty_midi.PrettyMIDI(io.BytesIO(server.fetch(done["midi"]))).instruments
+    assert [t.program for t in tracks if not t.is_drum][0] == 65  # the melody, on alto sax
+    assert len(tracks) == 3 and any(t.is_drum for t in tracks)  # the chorale's voices are gone
 
 
 def _running(server, job_id: str, seconds: float = 0.0) -> dict:

@@ -68,6 +68,12 @@ def test_accompany_takes_a_band_and_a_song_is_no_stale_primer(browser, server):
     assert Select(browser.find_element(By.ID, "model")).first_selected_option.text == "band"
     assert _visible(browser, "harmony") and _visible(browser, "style")
     assert not _visible(browser, "seconds") and not _visible(browser, "key")
+    Select(browser.find_element(By.ID, "command")).select_by_value("restyle")  # its own knobs
+    assert all(_visible(browser, k) for k in ("keep", "feel", "lead", "style", "lineup", "harmony"))
+    assert not _visible(browser, "tempo") and not _visible(browser, "seconds")
+    assert browser.find_element(By.ID, "go").text == "Restyle"
+    Select(browser.find_element(By.ID, "command")).select_by_value("accompany")
+    assert not _visible(browser, "keep") and _visible(browser, "tempo")
     browser.find_element(By.ID, "file").send_keys(str(CHORALE))
     WebDriverWait(browser, 20).until(
         lambda d: "notes" in d.find_element(By.ID, "file-info").text)

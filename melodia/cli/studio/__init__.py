@@ -16,6 +16,7 @@ from pathlib import Path
 
 from melodia.cli.common import _print, positive_float
 from melodia.cli.given import _run_accompany, _run_infill
+from melodia.cli.restyle import _run_restyle
 from melodia.cli.make import _run_generate
 from melodia.errors import MelodiaError
 
@@ -24,7 +25,7 @@ def _add_studio(sub: argparse._SubParsersAction) -> None:
         "studio",
         help="a web page on this computer to generate, hear, see and keep music",
         description="Start a local web server and open its page: knobs for generate (and "
-        "accompany, infill, song form), progress with a cancel button, a piano roll with a play "
+        "accompany, infill, restyle, song form), progress with a cancel button, a piano roll with a play "
         "head, the audio rendered by FluidSynth, Web MIDI output where the browser has it, and a "
         "history of what was made with the melodia command line that makes it again. Files are "
         "written only under --out, where the history is kept: a restart shows everything made "
@@ -96,7 +97,8 @@ def _run_studio(args: argparse.Namespace) -> int:
                "files under --out")
     from melodia.cli import build_parser  # deferred: melodia.cli imports this command
 
-    commands = {"generate": _run_generate, "accompany": _run_accompany, "infill": _run_infill}
+    commands = {"generate": _run_generate, "accompany": _run_accompany, "infill": _run_infill,
+                "restyle": _run_restyle}
     studio = Studio(args.out, found_models(args.models),
                     lambda argv: build_parser(Refusing).parse_args(argv), commands,
                     args.time_limit)

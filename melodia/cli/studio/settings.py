@@ -1,6 +1,7 @@
 """The page's settings as a command line, in the musician's words.
 
-Each field of the page is one option of ``melodia generate`` / ``accompany`` / ``infill``
+Each field of the page is one option of ``melodia generate`` / ``accompany`` / ``infill`` /
+``restyle``
 (:data:`FIELDS`), so a page's request becomes an argument list (:func:`to_argv`) that melodia's
 own parser checks. Where the command line says ``argument --seconds: must be > 0, not -3``, the
 page says ``Seconds: must be > 0, not -3`` (:func:`plain`), naming the knob the musician sees. A
@@ -22,7 +23,8 @@ from typing import Any, Callable
 from melodia.errors import MelodiaError
 from melodia.midi import read_midi
 
-COMMANDS = ("generate", "accompany", "infill")
+COMMANDS = ("generate", "accompany", "infill", "restyle")
+NEEDS_SONG = ("accompany", "infill", "restyle")  # commands that play with a dropped file
 # page field -> command-line option (a flag without a value where the value is True)
 FIELDS = {
     "seconds": "--seconds", "bars": "--bars", "seed": "--seed", "temperature": "--temperature",
@@ -30,7 +32,8 @@ FIELDS = {
     "tempo": "--tempo", "lineup": "--lineup", "randomness": "--randomness", "key": "--key",
     "density": "--density", "form": "--form", "span": "--bars", "tracks": "--tracks",
     "candidates": "--candidates", "harmony": "--harmony", "num": "--num", "repeat": "--repeat",
-    "drum_grid": "--drum-grid", "memory": "--memory",
+    "drum_grid": "--drum-grid", "memory": "--memory", "keep": "--keep", "feel": "--feel",
+    "lead": "--lead",
 }
 FLAGS = {"drum_grid"}  # fields that are a flag: on (true) or left out
 ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k", "sampler",
@@ -39,7 +42,9 @@ ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k",
         "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness",
                       "harmony", "memory"},
         "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
-                   "tracks", "candidates", "memory"}}
+                   "tracks", "candidates", "memory"},
+        "restyle": {"seed", "temperature", "sampler", "style", "lineup", "randomness",
+                    "harmony", "memory", "keep", "feel", "lead"}}
 MAX_TEXT = 200  # characters in one field
 MAX_TAKES = 4  # variations of one job, side by side on the page
 
@@ -66,10 +71,13 @@ def to_argv(command: str, settings: dict[str, Any], model: str, upload: Upload |
     if command not in COMMANDS:
         raise SettingsError(f"unknown command {command!r}: choose {', '.join(COMMANDS)}")
     argv = [command]
-    if command in ("accompany", "infill"):
+    if command in NEEDS_SONG:
         if upload is None:
             raise SettingsError(f"{command} needs a MIDI file: drop one on the page")
         argv.append(str(upload.path))
+    if command == "restyle" and not settings.get("style"):
+        raise SettingsError("Style: restyle needs one, the band that plays the song (swing, "
+                            "metal, bossa...)")
     argv += ["--model", model]  # a model from --models by its path: the line replays it
     for name, value in settings.items():
         if name not in ONLY[command]:
@@ -101,7 +109,7 @@ def length(command: str, args: argparse.Namespace, upload: Upload | None
     """How long the music will be, in seconds where known now, else in 4/4 bars (for the
     progress bar): generate's --seconds, or its bars (times the sections of a form) at
     --tempo; an accompanied song's length; the end of an infill's span."""
-    if command == "accompany" and upload is not None:
+    if command in ("accompany", "restyle") and upload is not None:
         return upload.seconds, None
     if command == "infill" and upload is not None:
         from melodia.midi.bars import bar_span  # deferred: numpy
@@ -127,7 +135,8 @@ LABELS = {
     "--tempo": "Tempo", "--lineup": "Line-up", "--randomness": "Randomness", "--key": "Key",
     "--density": "Density", "--form": "Form", "--tracks": "Tracks",
     "--candidates": "Candidates", "--harmony": "Harmony", "--num": "Variations",
-    "--repeat": "Repeat", "--memory": "Memory",
+    "--repeat": "Repeat", "--memory": "Memory", "--keep": "Keep", "--feel": "Feel",
+    "--lead": "Lead",
 }
 _ARGUMENT = re.compile(r"^argument (--[a-z-]+)(?:/-\w)?: ")
 
@@ -193,5 +202,5 @@ def _form(text: str) -> None:
     parse_form(text)
 
 
-__all__ = ["COMMANDS", "FIELDS", "LABELS", "MAX_TEXT", "ONLY", "SettingsError", "Upload", "length",
+__all__ = ["COMMANDS", "FIELDS", "LABELS", "MAX_TEXT", "NEEDS_SONG", "ONLY", "SettingsError", "Upload", "length",
            "plain", "precheck", "to_argv"]

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["seconds", "bars", "form", "span", "tracks", "candidates", "seed", "temperature",
   "sampler", "randomness", "style", "tempo", "lineup", "key", "density", "harmony", "num",
-  "repeat", "drum_grid", "memory"];
+  "repeat", "drum_grid", "memory", "keep", "feel", "lead"];
 // far apart in hue and lightness; drums have their own grey
 const COLOURS = ["#4dabf7", "#ff922b", "#f06595", "#ffe066", "#9775fa", "#51cf66", "#e8590c",
   "#22b8cf", "#d6336c", "#94d82d"];
@@ -56,14 +56,16 @@ function show() {
     label.hidden = !wanted;
   }
   $("drop-role").textContent = command === "generate" ? "(a primer to continue, optional)"
-    : command === "accompany" ? "(the song the band plays with)" : "(the song to fill in)";
-  $("go").textContent = command === "generate" ? "Generate" : command === "accompany" ? "Accompany" : "Fill in";
+    : command === "accompany" ? "(the song the band plays with)"
+    : command === "restyle" ? "(the song whose melody the new band plays)" : "(the song to fill in)";
+  $("go").textContent = { generate: "Generate", accompany: "Accompany", infill: "Fill in",
+    restyle: "Restyle" }[command];
 }
 
 function commandChanged() {
   const command = $("command").value;
-  // a band plays along: accompany needs a band model
-  if (command === "accompany" && $("model").value === "piano"
+  // a band plays along: accompany and restyle need a band model
+  if ((command === "accompany" || command === "restyle") && $("model").value === "piano"
       && [...$("model").options].some((o) => o.value === "band")) $("model").value = "band";
   // a file dropped for one command is not silently the next one's primer or song
   if (upload && upload.command !== command) forget();
@@ -88,7 +90,8 @@ function settings() {
     if (value !== "") out[name] = value;
   }
   if (command !== "generate") { delete out.key; delete out.density; }
-  if (command !== "accompany") delete out.harmony;
+  if (command !== "accompany" && command !== "restyle") delete out.harmony;
+  if (out.feel === "auto") delete out.feel;  // the default: a shorter line
   if (out.bars || out.form) delete out.seconds;  // a length in bars (or sections) instead
   if (out.sampler === "probability") delete out.sampler;  // the default: a shorter line
   return out;
@@ -230,6 +233,7 @@ function describe(job) {
     const how = s.new ? "new" : s.anew.length ? `${s.letter} again, bar${s.anew.length > 1 ? "s" : ""} ${s.anew.join(", ")} played anew` : `${s.letter} again, as it was`;
     rows.push(`Section ${s.letter}: bars ${s.first_bar}-${s.first_bar + s.bars - 1}, ${how}`);
   }
+  if (info.restyle) rows.push(`Kept ${info.restyle.melody.join(", ")} (${info.restyle.feel} feel: ${info.restyle.moved} notes moved)`);
   if (info.infill) rows.push(`Filled bars ${info.infill.bars} of ${info.infill.tracks}: candidate ${info.infill.chosen} of ${info.infill.candidates} (seams ${info.infill.seams})`);
   if (job.partial) rows.push(`Partial: ${job.message}`);
   $("info").replaceChildren(...rows.map((text) => { const li = document.createElement("li"); li.textContent = text; return li; }));
