@@ -30,9 +30,10 @@ def _add_restyle(sub: argparse._SubParsersAction) -> None:
         "  melodia restyle song.mid --style funk --keep '#2' --randomness 0.3 --seed 7",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("song", type=Path, help="the MIDI file to restyle")
-    p.add_argument("--lineup", default="drums,bass,piano", metavar="INSTRUMENTS",
+    p.add_argument("--lineup", default=None, metavar="INSTRUMENTS",
                    help="the new band: drums, GM families (bass, guitar, keys, organ, brass...), "
-                   "GM names or programs; at least one pitched part (default drums,bass,piano)")
+                   "GM names or programs; at least one pitched part (default: a line-up the "
+                   "style's training music played, drawn by --seed)")
     p.add_argument("--keep", default=None, metavar="TRACKS",
                    help="the tracks that stay, instead of the melody found: a track's name, a "
                    "GM family, name or program, or #N (the Nth track with notes), comma-separated")

@@ -24,6 +24,7 @@ Three steps, each a function of its own:
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,7 +50,8 @@ FEEL_WINDOW = 0.06  # beats: an onset this near an off-beat eighth is one (16ths
 MONOPHONIC = 0.7  # a melody plays one note at a time at least this share of its notes
 PRESENT = 0.5  # and sounds in at least this share of the song's bars
 MAX_SONG_S = 15 * 60.0  # longer files are refused before any work
-DEFAULT_LINEUP = "drums,bass,piano"
+DEFAULT_LINEUP = "drums,bass,piano"  # for a model that records no line-ups of its styles
+MAX_PARTS = 5  # a drawn line-up keeps at most this many parts (drums and bass first)
 # the style's usual lead instrument (GM program) for --lead auto
 STYLE_LEADS = {"swing": 65, "metal": 30, "rock": 29, "funk": 62, "bossa": 73, "latin": 56,
                "country": 110}
@@ -216,6 +218,21 @@ def melody_score(score: Score, tracks: Sequence[int], feel: str, program: int | 
                  time_signatures=score.time_signatures.copy(), until_s=score.end_s), moved
 
 
+def style_lineup(info: dict, style: str, seed: int, taken: Sequence[int]) -> str:
+    """A line-up the band model's training files of ``style`` played (drawn by ``seed``), less
+    the kept melody's instruments ``taken``; :data:`DEFAULT_LINEUP` where none has drums and a
+    pitched part."""
+    heard = [row["instruments"] for row in info.get("lineups") or ()
+             if row.get("style") == style]
+    rng = np.random.default_rng(seed)
+    for k in rng.permutation(len(heard)):
+        parts = sorted({int(i) for i in heard[k]} - set(taken),
+                       key=lambda i: (i != DRUMS, not 32 <= i < 40, i))  # drums, bass, the rest
+        if DRUMS in parts and len(parts) > 1:
+            return ",".join("drums" if i == DRUMS else str(i) for i in parts[:MAX_PARTS])
+    return DEFAULT_LINEUP
+
+
 def _check_lineup(lineup: str | Sequence[str | int]) -> None:
     try:
         instruments = parse_lineup(lineup)
@@ -230,7 +247,8 @@ def restyle_ids(model, song, config: GenerateConfig, keep: str | None = None,
                 feel: str = "auto", lead: str | int | None = None, drum_grid: bool = True,
                 harmony: float = HARMONY) -> Restyled:
     """Restyle ``song`` (a MIDI path or bytes) as the module's text says, with ``config``'s
-    style (required), line-up (default :data:`DEFAULT_LINEUP`), randomness and seed."""
+    style (required), line-up (default: one the style's training files played,
+    :func:`style_lineup`), randomness and seed."""
     source, score = read_given(song)
     if score.end_s > MAX_SONG_S:
         raise GenerateError(f"the song lasts {score.end_s / 60:.0f} min: restyle takes songs up "
@@ -238,8 +256,8 @@ def restyle_ids(model, song, config: GenerateConfig, keep: str | None = None,
     if not config.style:
         raise GenerateError("restyle needs a --style: the band to play the song (e.g. swing, "
                             "metal, bossa; --list-styles shows them)")
-    config = dataclasses.replace(config, lineup=config.lineup or DEFAULT_LINEUP)
-    _check_lineup(config.lineup)
+    if config.lineup:
+        _check_lineup(config.lineup)
     checkpoint = load_model(model)
     require_band(checkpoint.encoding)
     info = (checkpoint.extra or {}).get("band") or {}
@@ -247,12 +265,17 @@ def restyle_ids(model, song, config: GenerateConfig, keep: str | None = None,
     tracks = find_melody(score, keep)
     feel = feel_for(style, feel)
     kept, moved = melody_score(score, tracks, feel, lead_program(lead, style))
+    if config.seed is None:  # drawn now: the line-up it draws is replayed by the printed seed
+        config = dataclasses.replace(config, seed=secrets.randbelow(2**31))
+    if not config.lineup:
+        config = dataclasses.replace(config, lineup=style_lineup(
+            info, style, config.seed, [t.program for t in kept.tracks]))
     result = accompany_ids(checkpoint, midi_bytes(kept), config, drum_grid, harmony,
                            harmony_from=score)
     return Restyled(result, tracks, [describe(score.tracks[i]) for i in tracks], feel, moved)
 
 
-def restyle(song, style: str, lineup: str | Sequence[str | int] = DEFAULT_LINEUP,
+def restyle(song, style: str, lineup: str | Sequence[str | int] | None = None,
             model="band", *, keep: str | None = None, feel: str = "auto",
             lead: str | int | None = None,
             randomness: float | str | dict | None = None, seed: int | None = None,
@@ -260,7 +283,7 @@ def restyle(song, style: str, lineup: str | Sequence[str | int] = DEFAULT_LINEUP
     """``song`` (a MIDI path or bytes) played by a band in ``style``: its melody kept (found,
     or the tracks ``keep`` names), re-timed to ``feel`` (auto: the style's), optionally played
     by ``lead`` (a GM program or name, or ``auto``: the style's usual lead), with ``lineup``
-    playing the original's harmony; ``.write(path)`` saves it."""
+    (default: a line-up of the style's, drawn by ``seed``) playing the original's harmony; ``.write(path)`` saves it."""
     config = GenerateConfig(seed=seed, num=num, style=style, lineup=lineup,
                             randomness=randomness,
                             sampler=SamplerConfig(temperature=temperature))
@@ -269,4 +292,4 @@ def restyle(song, style: str, lineup: str | Sequence[str | int] = DEFAULT_LINEUP
 
 __all__ = ["DEFAULT_LINEUP", "FEELS", "Restyled", "apply_feel", "feel_for", "find_melody",
            "keep_tracks", "lead_program", "melodic_tracks", "melody_score", "restyle",
-           "restyle_ids"]
+           "restyle_ids", "style_lineup"]

@@ -12,7 +12,9 @@ from melodia.evaluate.stats import grid_positions
 from melodia.generation.accompaniment import accompany_ids
 from melodia.generation.config import GenerateConfig
 from melodia.generation.restyle import (apply_feel, feel_for, find_melody, lead_program,
-                                        restyle_ids)
+                                        restyle_ids, style_lineup)
+from melodia.midi.instruments import parse_lineup
+from melodia.model.registry import load_model
 from melodia.midi import TEMPO_DTYPE, Score, Track, make_notes, midi_bytes, read_midi
 from tests.conftest import DATA
 
@@ -169,3 +171,14 @@ def test_restyle_refuses_in_one_clear_line():
     long = Score([Track(make_notes([0.0, 1000.0], [1.0, 1001.0], [60, 62], [80, 80]))])
     with pytest.raises(GenerateError, match="up to 15 min"):
         restyle_ids("band", midi_bytes(long), GenerateConfig(seed=1, style="rock"))
+
+
+def test_the_default_line_up_is_one_the_style_played_less_the_melody():
+    info = load_model("band").extra["band"]
+    for style in info["styles"]:
+        played = [set(row["instruments"]) for row in info["lineups"] if row["style"] == style]
+        for seed in range(3):
+            lineup = set(parse_lineup(style_lineup(info, style, seed, [26])))
+            assert 128 in lineup and len(lineup) > 1 and 26 not in lineup, (style, lineup)
+            assert any(lineup <= row for row in played), (style, lineup)
+    assert style_lineup({}, "swing", 1, []) == "drums,bass,piano"
