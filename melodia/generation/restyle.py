@@ -10,7 +10,7 @@ Three steps, each a function of its own:
 
 1. **What stays** (:func:`find_melody`): a track named like a melody (melody, vocal, lead...),
    else the most melodic part: of the pitched tracks that play one note at a time most of the
-   time and sound through most of the song, the highest. ``keep`` names tracks instead (a
+   time and sound through most of the song, the highest (a bass line is never one). ``keep`` names tracks instead (a
    track's name, a GM family, name or program, or ``#N``: the Nth track with notes).
 2. **The feel** (:func:`apply_feel`): the kept melody re-timed, its onsets (and the ends that
    meet them) moved only between a straight off-beat eighth (half-way through the beat) and a
@@ -49,6 +49,7 @@ STRAIGHT, SWUNG = 0.5, 2.0 / 3.0  # where the off-beat eighth falls in the beat
 FEEL_WINDOW = 0.06  # beats: an onset this near an off-beat eighth is one (16ths are 0.25 off)
 MONOPHONIC = 0.7  # a melody plays one note at a time at least this share of its notes
 PRESENT = 0.5  # and sounds in at least this share of the song's bars
+LOWEST = 55  # and is not a bass line: its median pitch at least G3, its program not a bass
 MAX_SONG_S = 15 * 60.0  # longer files are refused before any work
 DEFAULT_LINEUP = "drums,bass,piano"  # for a model that records no line-ups of its styles
 MAX_PARTS = 5  # a drawn line-up keeps at most this many parts (drums and bass first)
@@ -137,7 +138,8 @@ def find_melody(score: Score, keep: str | None = None) -> list[int]:
              if any(word in score.tracks[c[0]].name.lower() for word in MELODY_NAMES)]
     if named:  # the most melodic of the tracks named like a melody
         return [max(named, key=lambda c: (c[1] >= MONOPHONIC, c[2], c[3]))[0]]
-    shaped = [c for c in candidates if c[1] >= MONOPHONIC and c[2] >= PRESENT]
+    shaped = [c for c in candidates if c[1] >= MONOPHONIC and c[2] >= PRESENT
+              and c[3] >= LOWEST and not 32 <= score.tracks[c[0]].program < 40]
     if not shaped:
         have = ", ".join(f"#{n + 1} {describe(score.tracks[i])}" for n, i in
                          enumerate(i for i, t in enumerate(score.tracks) if len(t.notes)))
