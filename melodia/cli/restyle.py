@@ -15,7 +15,7 @@ def _add_restyle(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "restyle",
         help="play a song's melody with a new band in another style (swing, metal, bossa...)",
-        description="Keep SONG's melody (a track named melody, vocal or lead; else the most "
+        description="Keep SONG's melody (a track named melody, vocal, lead or solo; else the most "
         "melodic part: one note at a time, through the song, the highest; or the tracks --keep "
         "names) with every pitch in its order, drop the rest, and let a band in --style play "
         "--lineup along the song's tempo map and bars, leaning on the harmony of the whole "

@@ -42,7 +42,7 @@ from melodia.midi import Score, Track, midi_bytes
 from melodia.midi.instruments import DRUMS, LineupError, parse_lineup, part_instruments
 from melodia.model.registry import load_model
 
-MELODY_NAMES = ("melody", "vocal", "voice", "lead", "sing", "tune", "theme", "melodie")
+MELODY_NAMES = ("melody", "vocal", "voice", "lead", "solo", "sing", "tune", "theme", "melodie")
 FEELS = ("auto", "swing", "straight")
 SWING_STYLES = frozenset({"swing"})  # the model styles played with swung eighths
 STRAIGHT, SWUNG = 0.5, 2.0 / 3.0  # where the off-beat eighth falls in the beat
@@ -143,7 +143,7 @@ def find_melody(score: Score, keep: str | None = None) -> list[int]:
     if not shaped:
         have = ", ".join(f"#{n + 1} {describe(score.tracks[i])}" for n, i in
                          enumerate(i for i, t in enumerate(score.tracks) if len(t.notes)))
-        raise GenerateError("no melodic track found (none is named melody, vocal or lead, and "
+        raise GenerateError("no melodic track found (none is named melody, vocal, lead or solo, and "
                             "none plays one note at a time through the song): name one with "
                             f"--keep, e.g. --keep '#1' or --keep flute; the song has: "
                             f"{have or 'no notes'}")
@@ -178,8 +178,10 @@ def apply_feel(notes: np.ndarray, tempos: np.ndarray, feel: str) -> tuple[np.nda
     source, target = (STRAIGHT, SWUNG) if feel == "swing" else (SWUNG, STRAIGHT)
     out = np.sort(notes, order="start_s", kind="stable").copy()
     start = _move(out["start_s"], tempos, source, target)
-    after = np.append(out["start_s"][1:], np.inf)  # the next note's onset, as it was
-    before = np.insert(out["start_s"][:-1], 0, -np.inf)
+    onsets = np.unique(out["start_s"])  # a chord's notes share one onset, and move together
+    at = np.searchsorted(onsets, out["start_s"])
+    after = np.append(onsets, np.inf)[at + 1]  # the next onset, as it was
+    before = np.insert(onsets, 0, -np.inf)[at]
     keep = (start >= after) | (start <= before)
     start[keep] = out["start_s"][keep]
     end = _move(out["end_s"], tempos, source, target)

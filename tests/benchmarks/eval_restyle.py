@@ -87,16 +87,20 @@ def harmony_figures(original, melody: list[int], new) -> dict[str, float]:
             "original": float(np.average(theirs, weights=weights)) if theirs else math.nan}
 
 
+def _in_order(notes: np.ndarray) -> np.ndarray:
+    """``notes`` by onset (to the millisecond), then pitch: a chord's notes in one order."""
+    return notes[np.lexsort((notes["pitch"], np.round(notes["start_s"], 3)))]
+
+
 def melody_figures(original, melody: list[int], restyled) -> dict[str, float]:
     from melodia.evaluate.stats import grid_positions
 
-    kept = [np.sort(original.tracks[i].notes, order="start_s", kind="stable") for i in melody]
-    back = restyled.tracks[:len(melody)]
-    same = all(list(a["pitch"]) == list(np.sort(b.notes, order="start_s", kind="stable")["pitch"])
-               for a, b in zip(kept, back))
-    moves = [np.abs(grid_positions(np.sort(b.notes["start_s"]), original.tempos, 1)
+    kept = [_in_order(original.tracks[i].notes) for i in melody]
+    back = [_in_order(t.notes) for t in restyled.tracks[:len(melody)]]
+    same = all(list(a["pitch"]) == list(b["pitch"]) for a, b in zip(kept, back))
+    moves = [np.abs(grid_positions(b["start_s"], original.tempos, 1)
                     - grid_positions(a["start_s"], original.tempos, 1)).max(initial=0.0)
-             for a, b in zip(kept, back) if len(a) == len(b.notes)]
+             for a, b in zip(kept, back) if len(a) == len(b)]
     return {"pitches_in_order": float(same), "max_move_beats": float(max(moves, default=0.0))}
 
 

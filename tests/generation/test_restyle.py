@@ -94,6 +94,15 @@ def test_swing_moves_only_the_off_beat_eighths_two_thirds_into_the_beat():
     np.testing.assert_allclose(swung["end_s"][:-1], swung["start_s"][1:])  # legato
 
 
+def test_a_chord_on_an_off_beat_moves_as_one():
+    tempos = np.array([(0.0, 120.0)], dtype=TEMPO_DTYPE)
+    notes = make_notes([0.0, 0.25, 0.25, 0.25, 0.5], [0.25, 0.5, 0.5, 0.5, 0.75],
+                       [60, 64, 67, 72, 62], [80] * 5)
+    swung, moved = apply_feel(notes, tempos, "swing")
+    assert moved == 3 and list(swung["pitch"]) == [60, 64, 67, 72, 62]
+    np.testing.assert_allclose(swung["start_s"], [0.0, 1 / 3, 1 / 3, 1 / 3, 0.5])
+
+
 def test_straight_takes_swung_eighths_back_and_leaves_straight_music_alone():
     tempos = np.array([(0.0, 100.0)], dtype=TEMPO_DTYPE)
     straight, moved = apply_feel(_eighths(tempos, 8, swung=True), tempos, "straight")
