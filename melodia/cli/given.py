@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from melodia.cli.common import _output, _print, midi_output, not_an_input, tell
-from melodia.cli.make import _also_audio, _drawn, _generate_config
+from melodia.cli.make import _also_audio, _drawn, _generate_config, _unit
 from melodia.errors import GenerateError, MelodiaError
 from melodia.util.knobs import argument
 
@@ -74,6 +75,15 @@ def _add_accompany(sub: argparse._SubParsersAction) -> None:
                    "strings, brass...), GM names or programs (default drums,bass); the song's "
                    "own instruments are taken, so 'keys' beside a piano gets another keyboard")
     _add_band_knobs(p, "band")
+    _add_repeat(p, 0.0)
+
+
+def _add_repeat(p: argparse.ArgumentParser, default: float | None) -> None:
+    shown = "corpus" if default is None else f"{default:g}"
+    p.add_argument("--repeat", type=_unit, default=default, metavar="R|corpus",
+                   help="0..1, the share of each new part's bars that return to a bar it "
+                   "played 1, 2, 4 or 8 bars before, as a plan learned from the style's music "
+                   f"draws them; corpus: as often as that music does; 0: free (default {shown})")
 
 
 def _run_accompany(args: argparse.Namespace) -> int:
@@ -85,7 +95,7 @@ def _run_accompany(args: argparse.Namespace) -> int:
     output = midi_output(args.output or Path(f"{args.song.stem}-accompanied.mid"))
     not_an_input([output, args.audio], {"the song": args.song}, args.force)
     _output(output)
-    config = _generate_config(args, seconds=10.0)
+    config = dataclasses.replace(_generate_config(args, seconds=10.0), repeat=args.repeat)
     start = time.perf_counter()
     harmony = {} if args.harmony is None else {"harmony": args.harmony}
     result = accompany_ids(args.model, args.song, config, drum_grid=not args.free_drums,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from melodia.cli.common import _output, _print, midi_output, not_an_input, tell
-from melodia.cli.given import _add_band_knobs
+from melodia.cli.given import _add_band_knobs, _add_repeat
 from melodia.cli.make import _also_audio, _drawn, _generate_config
 from melodia.util.knobs import argument
 
@@ -48,6 +49,7 @@ def _add_restyle(sub: argparse._SubParsersAction) -> None:
                    help="how strongly the new parts lean on the original's harmony in each "
                    "beat (default 0.5; 0: the melody and the model alone)")
     _add_band_knobs(p, "band", tempo=False)
+    _add_repeat(p, 0.0)
     p.set_defaults(tempo=None)
 
 
@@ -60,7 +62,7 @@ def _run_restyle(args: argparse.Namespace) -> int:
     output = midi_output(args.output or Path(f"{args.song.stem}-restyled.mid"))
     not_an_input([output, args.audio], {"the song": args.song}, args.force)
     _output(output)
-    config = _generate_config(args, seconds=10.0)
+    config = dataclasses.replace(_generate_config(args, seconds=10.0), repeat=args.repeat)
     start = time.perf_counter()
     harmony = {} if args.harmony is None else {"harmony": args.harmony}
     result = restyle_ids(args.model, args.song, config, args.keep, args.feel, args.lead,

@@ -150,10 +150,35 @@ class HarmonyGuide:
         """Nothing to remember (the interface of :class:`BarGuide`)."""
 
 
+class Guides:
+    """Several guides as one (their bonuses added, each told every event): accompany's harmony
+    prior with the groove's bar plan."""
+
+    def __init__(self, *guides) -> None:
+        self.guides = [g for g in guides if g is not None]
+
+    def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
+        out = self.guides[0].bias(now, instrument)
+        for guide in self.guides[1:]:
+            out = out + guide.bias(now, instrument)
+        return out
+
+    def update(self, ids, kinds, values, instrument) -> None:
+        for guide in self.guides:
+            guide.update(ids, kinds, values, instrument)
+
+
+def combined(*guides):
+    """One guide for ``guides`` (None where every one is None)."""
+    kept = [g for g in guides if g is not None]
+    return None if not kept else kept[0] if len(kept) == 1 else Guides(*kept)
+
+
 def is_bass(instrument: np.ndarray) -> np.ndarray:
     """``bool[B]``: which instruments are basses (the GM bass family, programs 32..39)."""
     instrument = np.asarray(instrument)
     return (instrument < DRUMS) & (instrument // 8 == FAMILIES.index("bass"))
 
 
-__all__ = ["BarGuide", "DEFAULT_STRENGTH", "HarmonyGuide", "Segment", "bar_onsets", "is_bass"]
+__all__ = ["BarGuide", "DEFAULT_STRENGTH", "Guides", "HarmonyGuide", "Segment", "bar_onsets",
+           "combined", "is_bass"]

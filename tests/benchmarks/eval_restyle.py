@@ -125,6 +125,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--styles", default=None, help="comma-separated (default: the model's)")
+    p.add_argument("--repeat", default="0", help="0..1 or corpus (restyle's --repeat)")
     p.add_argument("--out", type=Path, default=ROOT / "runs/restyle-eval")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -147,7 +148,9 @@ def main() -> int:
         song_returns = returns(score.tracks, score.tempos)
         for style in styles:
             start = time.perf_counter()
-            result = restyle_ids(args.model, given, GenerateConfig(seed=args.seed, style=style))
+            repeat = None if args.repeat == "corpus" else float(args.repeat)
+            result = restyle_ids(args.model, given, GenerateConfig(seed=args.seed, style=style,
+                                                                   repeat=repeat))
             work = time.perf_counter() - start
             out = args.out / style / f"{name}.mid"
             result.write(out)

@@ -191,3 +191,18 @@ def test_the_default_line_up_is_one_the_style_played_less_the_melody():
             assert 128 in lineup and len(lineup) > 1 and 26 not in lineup, (style, lineup)
             assert any(lineup <= row for row in played), (style, lineup)
     assert style_lineup({}, "swing", 1, []) == "drums,bass,piano"
+
+
+def test_repeat_brings_the_new_drums_back_to_their_bars():
+    """With the groove plan (repeat as the style's music does) the drums of the chord song's
+    8 bars return to earlier bars; without it, none does (same seed)."""
+    from melodia.evaluate.structure import bar_return
+
+    song = _chord_song()
+    got = {}
+    for repeat in (0.0, None):
+        config = GenerateConfig(seed=3, style="rock", lineup="drums,bass", repeat=repeat)
+        drums = next(t for t in restyle_ids("band", midi_bytes(song), config).result.parts[0]
+                     if t.is_drum)
+        got[repeat] = bar_return(drums.notes, song.tempos)
+    assert got[None] >= 0.5 and got[0.0] <= 0.2, got
