@@ -46,7 +46,7 @@ def songs(which: str, mma: Path | None, count: int, seconds: float) -> list[tupl
     Freedoom and MMA."""
     from melodia.errors import GenerateError
     from melodia.generation.restyle import find_melody
-    from melodia.midi import read_midi
+    from melodia.midi import midi_bytes, read_midi
 
     pool = files(which, mma)
     by_source = [[p for p, s in pool if s == "metal"], [p for p, s in pool if s is None]]
@@ -54,7 +54,7 @@ def songs(which: str, mma: Path | None, count: int, seconds: float) -> list[tupl
     order += [p for p in by_source[0] + by_source[1] if p not in order]
     out = []
     for path in order:
-        score = crop(read_midi(path), seconds)
+        score = read_midi(midi_bytes(crop(read_midi(path), seconds)))  # as restyle reads it
         try:
             find_melody(score)
         except GenerateError:
