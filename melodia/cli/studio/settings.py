@@ -40,11 +40,11 @@ ONLY = {"generate": {"seconds", "bars", "seed", "temperature", "top_p", "top_k",
                      "style", "tempo", "lineup", "randomness", "key", "density", "form", "num",
                      "repeat", "drum_grid", "memory"},
         "accompany": {"seed", "temperature", "sampler", "style", "tempo", "lineup", "randomness",
-                      "harmony", "memory"},
+                      "harmony", "memory", "repeat"},
         "infill": {"seed", "temperature", "sampler", "style", "tempo", "randomness", "span",
                    "tracks", "candidates", "memory"},
         "restyle": {"seed", "temperature", "sampler", "style", "lineup", "randomness",
-                    "harmony", "memory", "keep", "feel", "lead"}}
+                    "harmony", "memory", "keep", "feel", "lead", "repeat"}}
 MAX_TEXT = 200  # characters in one field
 MAX_TAKES = 4  # variations of one job, side by side on the page
 
