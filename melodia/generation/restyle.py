@@ -10,8 +10,9 @@ Three steps, each a function of its own:
 
 1. **What stays** (:func:`find_melody`): a track named like a melody (melody, vocal, lead...),
    else the most melodic part: of the pitched tracks that play one note at a time most of the
-   time and sound through most of the song, the highest (a bass line is never one). ``keep`` names tracks instead (a
-   track's name, a GM family, name or program, or ``#N``: the Nth track with notes).
+   time and sound through most of the song, the highest (a bass line is never one). ``keep``
+   names tracks instead (a track's name, a GM family, name or program, or ``#N``: the Nth
+   track with notes).
 2. **The feel** (:func:`apply_feel`): the kept melody re-timed, its onsets (and the ends that
    meet them) moved only between a straight off-beat eighth (half-way through the beat) and a
    swung one (two thirds through); every pitch stays, in its order.
@@ -38,7 +39,7 @@ from melodia.generation.accompaniment import (HARMONY, Accompaniment, accompany_
                                               read_given, require_band)
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.infill import describe, select_tracks
-from melodia.midi import Score, Track, midi_bytes
+from melodia.midi import Score, midi_bytes
 from melodia.midi.instruments import DRUMS, LineupError, parse_lineup, part_instruments
 from melodia.model.registry import load_model
 
@@ -143,8 +144,8 @@ def find_melody(score: Score, keep: str | None = None) -> list[int]:
     if not shaped:
         have = ", ".join(f"#{n + 1} {describe(score.tracks[i])}" for n, i in
                          enumerate(i for i, t in enumerate(score.tracks) if len(t.notes)))
-        raise GenerateError("no melodic track found (none is named melody, vocal, lead or solo, and "
-                            "none plays one note at a time through the song): name one with "
+        raise GenerateError("no melodic track found (none is named melody, vocal, lead or solo, "
+                            "and none plays one note at a time through the song): name one with "
                             f"--keep, e.g. --keep '#1' or --keep flute; the song has: "
                             f"{have or 'no notes'}")
     return [max(shaped, key=lambda c: c[3])[0]]
@@ -287,7 +288,8 @@ def restyle(song, style: str, lineup: str | Sequence[str | int] | None = None,
     """``song`` (a MIDI path or bytes) played by a band in ``style``: its melody kept (found,
     or the tracks ``keep`` names), re-timed to ``feel`` (auto: the style's), optionally played
     by ``lead`` (a GM program or name, or ``auto``: the style's usual lead), with ``lineup``
-    (default: a line-up of the style's, drawn by ``seed``) playing the original's harmony; ``.write(path)`` saves it."""
+    (default: a line-up of the style's, drawn by ``seed``) playing the original's harmony;
+    ``.write(path)`` saves it."""
     config = GenerateConfig(seed=seed, num=num, style=style, lineup=lineup,
                             randomness=randomness,
                             sampler=SamplerConfig(temperature=temperature))
