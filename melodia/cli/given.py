@@ -86,18 +86,24 @@ def _add_repeat(p: argparse.ArgumentParser, default: float | None) -> None:
                    f"draws them; corpus: as often as that music does; 0: free (default {shown})")
 
 
+def _band_job(args: argparse.Namespace, suffix: str) -> tuple[Path, object, dict]:
+    """The output file (checked: not the song, its folder made), the generation's config and the
+    harmony option of a band playing with ``args.song`` (accompany, restyle)."""
+    output = midi_output(args.output or Path(f"{args.song.stem}-{suffix}.mid"))
+    not_an_input([output, args.audio], {"the song": args.song}, args.force)
+    _output(output)
+    config = dataclasses.replace(_generate_config(args, seconds=10.0), repeat=args.repeat)
+    return output, config, {} if args.harmony is None else {"harmony": args.harmony}
+
+
 def _run_accompany(args: argparse.Namespace) -> int:
     import time
 
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.generation.accompaniment import accompany_ids
 
-    output = midi_output(args.output or Path(f"{args.song.stem}-accompanied.mid"))
-    not_an_input([output, args.audio], {"the song": args.song}, args.force)
-    _output(output)
-    config = dataclasses.replace(_generate_config(args, seconds=10.0), repeat=args.repeat)
+    output, config, harmony = _band_job(args, "accompanied")
     start = time.perf_counter()
-    harmony = {} if args.harmony is None else {"harmony": args.harmony}
     result = accompany_ids(args.model, args.song, config, drum_grid=not args.free_drums,
                            **harmony)
     elapsed = time.perf_counter() - start

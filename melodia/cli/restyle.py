@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from melodia.cli.common import _output, _print, midi_output, not_an_input, tell
-from melodia.cli.given import _add_band_knobs, _add_repeat
-from melodia.cli.make import _also_audio, _drawn, _generate_config
+from melodia.cli.common import _print, tell
+from melodia.cli.given import _add_band_knobs, _add_repeat, _band_job
+from melodia.cli.make import _also_audio, _drawn
 from melodia.util.knobs import argument
 
 
@@ -59,12 +58,8 @@ def _run_restyle(args: argparse.Namespace) -> int:
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.generation.restyle import restyle_ids
 
-    output = midi_output(args.output or Path(f"{args.song.stem}-restyled.mid"))
-    not_an_input([output, args.audio], {"the song": args.song}, args.force)
-    _output(output)
-    config = dataclasses.replace(_generate_config(args, seconds=10.0), repeat=args.repeat)
+    output, config, harmony = _band_job(args, "restyled")
     start = time.perf_counter()
-    harmony = {} if args.harmony is None else {"harmony": args.harmony}
     result = restyle_ids(args.model, args.song, config, args.keep, args.feel, args.lead,
                          drum_grid=not args.free_drums, **harmony)
     elapsed = time.perf_counter() - start
