@@ -161,13 +161,13 @@ def feel_for(style: str | None, feel: str = "auto") -> str:
 
 
 def _move(times: np.ndarray, tempos: np.ndarray, source: float, target: float) -> np.ndarray:
-    """``times`` whose place in the beat is within :data:`FEEL_WINDOW` of ``source`` moved to
-    ``target`` (both fractions of a beat), along the tempo map; the others as they were."""
+    """``times`` whose place in the beat is within :data:`FEEL_WINDOW` of ``source`` moved by
+    ``target - source`` (fractions of a beat) along the tempo map: a note played a little early
+    or late stays as early or late; the others as they were."""
     beats = grid_positions(times, tempos, 1)
-    whole = np.floor(beats)
-    near = np.abs(beats - whole - source) <= FEEL_WINDOW
+    near = np.abs(beats - np.floor(beats) - source) <= FEEL_WINDOW
     moved = times.copy()
-    moved[near] = grid_times(whole[near] + target, tempos, 1)
+    moved[near] = grid_times(beats[near] + (target - source), tempos, 1)
     return moved
 
 

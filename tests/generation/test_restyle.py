@@ -94,6 +94,14 @@ def test_swing_moves_only_the_off_beat_eighths_two_thirds_into_the_beat():
     np.testing.assert_allclose(swung["end_s"][:-1], swung["start_s"][1:])  # legato
 
 
+def test_the_feel_moves_a_note_played_early_by_a_sixth_of_a_beat_and_keeps_it_early():
+    tempos = np.array([(0.0, 120.0)], dtype=TEMPO_DTYPE)
+    notes = make_notes([0.0, 0.23, 0.5], [0.23, 0.5, 0.75], [60, 62, 64], [80] * 3)
+    swung, moved = apply_feel(notes, tempos, "swing")  # 0.23 s: 0.04 beat before the off-beat
+    assert moved == 1
+    np.testing.assert_allclose(swung["start_s"], [0.0, 0.23 + 0.5 / 6, 0.5])
+
+
 def test_a_chord_on_an_off_beat_moves_as_one():
     tempos = np.array([(0.0, 120.0)], dtype=TEMPO_DTYPE)
     notes = make_notes([0.0, 0.25, 0.25, 0.25, 0.5], [0.25, 0.5, 0.5, 0.5, 0.75],
