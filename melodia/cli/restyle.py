@@ -46,7 +46,8 @@ def _add_restyle(sub: argparse._SubParsersAction) -> None:
                    "default: its own")
     p.add_argument("--harmony", type=argument("lean"), default=None, metavar="X",
                    help="how strongly the new parts lean on the original's harmony in each "
-                   "beat (default 0.5; 0: the melody and the model alone)")
+                   "beat (default 1.5: about as close as the song's own accompaniment; 0: the "
+                   "melody and the model alone)")
     _add_band_knobs(p, "band", tempo=False)
     _add_repeat(p, 0.0)
     p.set_defaults(tempo=None)

@@ -126,6 +126,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--styles", default=None, help="comma-separated (default: the model's)")
     p.add_argument("--repeat", default="0", help="0..1 or corpus (restyle's --repeat)")
+    p.add_argument("--harmony", type=float, default=None, help="restyle's --harmony")
+    p.add_argument("--no-classifier", action="store_true", help="skip the style classifier")
     p.add_argument("--out", type=Path, default=ROOT / "runs/restyle-eval")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -149,8 +151,9 @@ def main() -> int:
         for style in styles:
             start = time.perf_counter()
             repeat = None if args.repeat == "corpus" else float(args.repeat)
+            harmony = {} if args.harmony is None else {"harmony": args.harmony}
             result = restyle_ids(args.model, given, GenerateConfig(seed=args.seed, style=style,
-                                                                   repeat=repeat))
+                                                                   repeat=repeat), **harmony)
             work = time.perf_counter() - start
             out = args.out / style / f"{name}.mid"
             result.write(out)
@@ -196,6 +199,8 @@ def main() -> int:
           f"{summary['song_return_bass']:.2f})")
     print(f"speed: {per_minute:.1f} s of work per minute of song, one thread "
           f"(a 3-minute song: {3 * per_minute:.0f} s; goal < 60 s)")
+    if args.no_classifier:
+        return 0
     real = defaultdict(list)
     with open(args.corpus / "splits.csv") as f:
         for record in csv.DictReader(f):
