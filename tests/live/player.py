@@ -94,28 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.clock:
         threading.Thread(target=_clock, args=(send, args.tempo, done), daemon=True).start()
     print("ready", flush=True)
+    # read from Python, not in JACK's process thread: a callback there waits for Python's lock
+    # and a listener late for its JACK cycle loses that cycle's MIDI (see receiver.py)
     listen = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-test-ears")
-    clicked: list[float] = []
-
-    def hear(event, _data) -> None:
-        data, _ = event
-        if not clicked and len(data) == 3 and data[0] == 0x99 and data[1] == CLICK and \
-                data[2] >= 100:
-            clicked.append(time.perf_counter())
-
-    listen.set_callback(hear)
     deadline = time.perf_counter() + 60
     while not any(args.listen in name for name in listen.get_ports()):
         if time.perf_counter() > deadline or done.wait(0.02):
             return 1
     index = next(i for i, name in enumerate(listen.get_ports()) if args.listen in name)
     listen.open_port(index, "ears")
-    deadline = time.perf_counter() + 60
-    while not clicked:
-        if time.perf_counter() > deadline or done.wait(0.001):
-            return 1
+    deadline, clicked = time.perf_counter() + 60, None
+    while clicked is None:
+        got = listen.get_message()
+        if got is None:
+            if time.perf_counter() > deadline or done.wait(0.001):
+                return 1
+        elif len(got[0]) == 3 and got[0][0] == 0x99 and got[0][1] == CLICK and got[0][2] >= 100:
+            clicked = time.perf_counter()
     print("counting", flush=True)  # for a test that times a stop from the music's start
-    downbeat = clicked[0] + args.count_in * 240.0 / args.tempo
+    downbeat = clicked + args.count_in * 240.0 / args.tempo
     events = sorted([(s, 1, p) for s, e, p in melody(args.file, args.seconds, args.transpose)]
                     + [(e, 0, p) for s, e, p in melody(args.file, args.seconds, args.transpose)])
     played: dict[int, list] = {}

@@ -9,11 +9,19 @@ stdout, then records every message until ``--seconds`` have passed, ``--count`` 
 or SIGTERM/SIGINT. On exit it writes JSON::
 
     {"port": full port name, "messages": [{"bytes": [...], "time_s": perf_counter, "delta_s": rtmidi delta}]}
+
+It reads rtmidi's queue from Python, never from JACK's process thread: a Python callback there
+waits for the interpreter's lock, and a listener that misses its JACK cycle on a busy machine
+never gets that cycle's MIDI (tests/benchmarks/bench_late_listener.py, which asks for exactly
+that with ``--stall-every``). JACK's thread stamps each message (rtmidi's delta times); a
+message's ``time_s`` is its stamp put on ``perf_counter``'s axis by the smallest lag seen between
+a stamp and the moment Python read it (a read can be late, never early).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import sys
@@ -21,6 +29,9 @@ import threading
 import time
 
 import rtmidi
+
+POLL_S = 0.001  # how often the queue is read when empty
+QUEUE = 8192  # rtmidi's queue: what it holds while Python is busy
 
 
 def find_port(midi_in: rtmidi.MidiIn, name: str, wait_s: float) -> int | None:
@@ -32,6 +43,16 @@ def find_port(midi_in: rtmidi.MidiIn, name: str, wait_s: float) -> int | None:
         if time.perf_counter() > deadline:
             return None
         time.sleep(0.05)
+
+
+def arrivals(raw: list[tuple[list[int], float, float]]) -> list[float]:
+    """Each message's arrival on ``perf_counter``'s axis: its JACK stamp (the running sum of
+    rtmidi's deltas) plus the smallest read-minus-stamp lag of all."""
+    if not raw:
+        return []
+    stamps = list(itertools.accumulate((delta for _, delta, _ in raw[1:]), initial=0.0))
+    lag = min(read - stamp for (_, _, read), stamp in zip(raw, stamps))
+    return [stamp + lag for stamp in stamps]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-every", type=int, default=0, metavar="N",
                         help="a late listener: every Nth message blocks JACK's process thread")
     parser.add_argument("--stall-s", type=float, default=0.02, help="for this long")
+    parser.add_argument("--stall-in", choices=("jack", "python"), default="jack",
+                        help="where a stall happens: in a callback on JACK's process thread (a "
+                        "late listener), or in the Python loop that reads the queue")
     args = parser.parse_args(argv)
 
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    midi_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-receiver")
+    midi_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-receiver",
+                           queue_size_limit=QUEUE)
     midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
     if args.virtual is None:
         index = find_port(midi_in, args.port, args.wait)
@@ -62,25 +87,40 @@ def main(argv: list[str] | None = None) -> int:
         port = midi_in.get_ports()[index]
     else:
         port = args.virtual
-    messages = []
+    raw: list[tuple[list[int], float, float]] = []  # bytes, rtmidi delta, read at
 
-    def record(event, _data) -> None:
-        data, delta_s = event
-        messages.append({"bytes": list(data), "time_s": time.perf_counter(), "delta_s": delta_s})
-        if args.count is not None and len(messages) >= args.count:
-            done.set()
-        if args.stall_every and len(messages) % args.stall_every == 0:
+    def record(event, _data) -> None:  # --stall-in jack only: a late listener, on purpose
+        raw.append((list(event[0]), event[1], time.perf_counter()))
+        if len(raw) % args.stall_every == 0:
             time.sleep(args.stall_s)  # the callback runs in JACK's process thread: cycles missed
 
-    midi_in.set_callback(record)
+    in_jack = bool(args.stall_every) and args.stall_in == "jack"
+    if in_jack:
+        midi_in.set_callback(record)
     if args.virtual is None:
         midi_in.open_port(index, "in")
     else:
         midi_in.open_virtual_port(args.virtual)
     print("ready", flush=True)
-    done.wait(args.seconds)
-    midi_in.cancel_callback()
+    deadline = None if args.seconds is None else time.perf_counter() + args.seconds
+    def wanted() -> bool:
+        return args.count is None or len(raw) < args.count
+
+    while wanted() and not done.is_set() and (deadline is None or time.perf_counter() < deadline):
+        got = None if in_jack else midi_in.get_message()
+        if got is None:
+            done.wait(POLL_S)
+            continue
+        raw.append((list(got[0]), got[1], time.perf_counter()))
+        if args.stall_every and len(raw) % args.stall_every == 0:
+            time.sleep(args.stall_s)  # Python busy elsewhere: the queue keeps what comes
+    while wanted() and not in_jack and (got := midi_in.get_message()) is not None:
+        raw.append((list(got[0]), got[1], time.perf_counter()))  # what came before the stop
+    if in_jack:
+        midi_in.cancel_callback()
     midi_in.close_port()
+    messages = [{"bytes": data, "time_s": at, "delta_s": delta}
+                for (data, delta, _), at in zip(raw, arrivals(raw))]
     with open(args.out, "w") as f:
         json.dump({"port": port, "messages": messages}, f)
     return 0
