@@ -133,7 +133,7 @@ def test_a_transformer_streams_and_every_note_ends(dataset: Path, tmp_path: Path
     assert not _unended(got)
 
 
-@pytest.mark.parametrize("run", range(20))
+@pytest.mark.parametrize("run", range(8))  # tests/live/test_stress.py stops many more, starved
 def test_no_stuck_note_whatever_stops_the_stream(run: int, tmp_path: Path):
     rng = random.Random(run)
     name = f"melodia-k{os.getpid()}-{run}"
@@ -142,7 +142,7 @@ def test_no_stuck_note_whatever_stops_the_stream(run: int, tmp_path: Path):
                             stderr=subprocess.PIPE, text=True)
     out = tmp_path / "got.json"
     receiver = _receiver(name, out)
-    playing = run < 10  # runs 0-9 stop it while it plays, 10-19 at any moment, loading included
+    playing = run < 4  # runs 0-3 stop it while it plays, 4-7 at any moment, loading included
     time.sleep(rng.uniform(3.0, 5.0) if playing else rng.uniform(0.3, 3.0))
     proc.send_signal(signal.SIGINT if run % 2 else signal.SIGTERM)
     assert proc.wait(20) in (0, 130), proc.stderr.read()
