@@ -2,9 +2,14 @@
 embedding noise, provenance. Step 4 of data/recipes/train_piano_default.sh.
 
     python data/recipes/export_piano.py RUN/best.pt DATASET OUT.pt --data-sha1 FILE --sources FILE
+        [--prior-data DATASET ...] [--memory GATE.json] [--recipe SCRIPT] [--held-out TEXT]
+        [--licence "CORPUS=LICENCE" ...]
 
 DATASET is the MAESTRO dataset of the run (its train split gives the corpus controls, its
 validation split calibrates the embedding sampler; the test split is never touched here).
+``--prior-data`` adds more datasets' train splits to the corpus controls; ``--memory`` stores a
+short-term-model gate (data/recipes/fit_memory.py) in the checkpoint, so the model carries the
+gate fitted for it.
 """
 
 from __future__ import annotations
@@ -36,21 +41,35 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--data-sha1", default=None, help="sha1sum listing of the MAESTRO files")
     p.add_argument("--sources", default=None, help="text describing the other corpora")
+    p.add_argument("--prior-data", nargs="*", default=[],
+                   help="more datasets whose train splits join the corpus controls")
+    p.add_argument("--memory", type=Path, default=None,
+                   help="the short-term model's gate fitted for this model (JSON)")
+    p.add_argument("--recipe", default="data/recipes/train_piano_default.sh")
+    p.add_argument("--held-out", default="maestro_8 (validation: model selection, sampler "
+                   "calibration), maestro_5 (test: reported figures only)")
+    p.add_argument("--licence", action="append", default=[], metavar="CORPUS=LICENCE",
+                   help="a further corpus behind the weights and its licence")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     best = load_checkpoint(args.checkpoint)
     data = TokenDataset(args.dataset)
     model = best.model.float()
-    prior = control_prior(data.sequences("train"), best.encoding, seed=0).round(5).tolist()
+    sequences = list(data.sequences("train"))
+    for more in args.prior_data:
+        sequences += list(TokenDataset(more).sequences("train"))
+    prior = control_prior(sequences, best.encoding, seed=0).round(5).tolist()
     noise = calibrate_embedding_noise(model, data.sequences("validation"), best.encoding)
     extra = {
-        "recipe": "data/recipes/train_piano_default.sh", "weights": "float16",
-        "control_prior": prior, "embedding_noise": noise, "licences": LICENCES,
+        "recipe": args.recipe, "weights": "float16",
+        "control_prior": prior, "embedding_noise": noise,
+        "licences": {**LICENCES, **dict(x.split("=", 1) for x in args.licence)},
         "data": Path(args.data_sha1).read_text() if args.data_sha1 else "",
         "sources": Path(args.sources).read_text() if args.sources else "",
-        "held_out": "maestro_8 (validation: model selection, sampler calibration), "
-                    "maestro_5 (test: reported figures only)",
+        "held_out": args.held_out,
     }
+    if args.memory:
+        extra["memory"] = json.loads(args.memory.read_text())
     save_checkpoint(args.out, model.half(), best.encoding, best.step, metrics=best.metrics,
                     train_config=best.train_config, extra=extra, portable=True)
     shipped = load_checkpoint(args.out)

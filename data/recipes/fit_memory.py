@@ -44,7 +44,7 @@ def main() -> int:
     p.add_argument("--train-files", type=int, default=40)
     p.add_argument("--valid-files", type=int, default=11)
     p.add_argument("--out", type=Path, default=None, help="write the fitted gate here (JSON)")
-    p.add_argument("--lean", type=float, default=3.5,
+    p.add_argument("--lean", type=float, default=4.5,
                    help="sampling: logits added to the gate at --memory 1 (chosen on the "
                    "validation files by tests/benchmarks/eval_memory.py: the spread of motif "
                    "recurrence; the NLL fit does not see it)")

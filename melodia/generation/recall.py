@@ -5,7 +5,10 @@ mixed into the model's next-event distribution before the sampler chooses.
 the gate as fitted on training files (the model's own, else the piano's shipped one,
 ``melodia/weights/piano_memory.json``). Each row's model starts from the row's context (a
 primer), sees every event the row plays, and fades while a long run of events has been copied
-(``Gate.run_cap``), so a piece returns to its material without locking into a loop.
+(``Gate.run_cap``), so a piece returns to its material without locking into a loop. A copy
+the model itself finds implausible (below :data:`PLAUSIBLE`, such as a note-off for a key not
+held) is not offered (at memory 1 it takes 8% off the notes per
+second: tests/benchmarks/eval_memory.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import numpy as np
 import torch
 
 from melodia.model.memory import Gate, ShortTermModel, Views, gate_for, mix
+
+PLAUSIBLE = 1e-3  # a copy the model gives less probability than this is not offered
 
 
 class Recall:
@@ -34,6 +39,7 @@ class Recall:
         out = logits.clone()
         for row, model in enumerate(self.models):
             found, features = model.predict()
+            found = plausible(found, probs[row])
             mixed, g = mix(probs[row], found, features, self.gate, model.run, sampling=True)
             if g > 0.0:
                 with np.errstate(divide="ignore"):
@@ -43,6 +49,14 @@ class Recall:
     def update(self, chosen: np.ndarray) -> None:
         for model, event in zip(self.models, chosen):
             model.observe(int(event))
+
+
+def plausible(found: dict[int, float], p_model: np.ndarray) -> dict[int, float]:
+    """``found`` without the events ``p_model`` gives less than :data:`PLAUSIBLE`, renormalised
+    (empty if none is left)."""
+    kept = {event: p for event, p in found.items() if p_model[event] >= PLAUSIBLE}
+    total = sum(kept.values())
+    return {event: p / total for event, p in kept.items()} if total > 0.0 else {}
 
 
 def recall_for(checkpoint, memory: float, contexts: list[np.ndarray]) -> Recall | None:

@@ -1,7 +1,7 @@
 """Does the piano's memory bring its themes back? Structure of generated pieces per --memory.
 
-    python tests/benchmarks/eval_memory.py [--memory 0 0.5 1] [--pieces 24] [--seconds 30]
-        [--reference ../shared/corpus/piano/hannds --reference-files 11]
+    python tests/benchmarks/eval_memory.py [--model piano] [--memory 0 0.5 1] [--pieces 24]
+        [--seconds 30] [--reference ../shared/corpus/piano/hannds --reference-files 11]
 
 For each memory level, ``--pieces`` pieces of ``--seconds`` from the shipped piano model
 (package defaults otherwise, seeds 1..N), and 30 s excerpts of the reference files (by default
@@ -43,6 +43,7 @@ def main() -> int:
     from melodia.generation.generator import generate_ids
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="piano", help="a shipped name or a checkpoint")
     p.add_argument("--memory", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     p.add_argument("--pieces", type=int, default=24)
     p.add_argument("--seconds", type=float, default=30.0)
@@ -60,7 +61,7 @@ def main() -> int:
     from melodia.model.memory import gate_for
     from melodia.model.registry import load_model
 
-    shipped = load_model("piano")
+    shipped = load_model(args.model)
     print(f"{'':14s} {'n':>4s} {'motif mean ± sd':>15s} {'>0.6':>5s} {'=0':>5s} "
           f"{'rhythm':>7s} {'notes/s':>7s} {'events/s':>9s}")
     settings = [(m, lean, cap) for m in args.memory for lean in args.lean for cap in args.run_cap]

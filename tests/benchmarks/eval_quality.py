@@ -40,7 +40,8 @@ def generate_set(model, out: Path, num: int, seconds: float, seed: int, **option
         "sampler", "temperature", "top_k", "top_p", "noise", "noise_kind", "metric")})
     config = GenerateConfig(seconds=seconds, num=num, seed=seed, sampler=sampler,
                             density=options.get("density"), key=options.get("key"),
-                            corpus_controls=options.get("corpus_controls", True))
+                            corpus_controls=options.get("corpus_controls", True),
+                            **{k: options[k] for k in ("memory",) if k in options})
     out.mkdir(parents=True, exist_ok=True)
     result = generate_ids(model, config)
     paths = []
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", type=float, default=None)
     p.add_argument("--noise-kind", default="gaussian")
     p.add_argument("--no-corpus-controls", action="store_true")
+    p.add_argument("--memory", type=float, default=None,
+                   help="the short-term model's pull, 0..1 (default: the package default)")
     p.add_argument("--density-check", default="", help="comma-separated notes/s, e.g. 4,8,12")
     p.add_argument("--key-check", default="", help="comma-separated keys, e.g. C,G,Am,Dm")
     p.add_argument("--data", default=None, help="dataset for held-out NLL")
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(sampler=args.sampler, temperature=args.temperature, top_p=args.top_p,
                    top_k=args.top_k, noise=args.noise, noise_kind=args.noise_kind,
                    corpus_controls=not args.no_corpus_controls)
+    if args.memory is not None:
+        options["memory"] = args.memory
     figures: dict = {"model": args.model, "options": options, "num": args.num,
                      "seconds": args.seconds}
     t0 = time.perf_counter()

@@ -101,6 +101,16 @@ def test_accompany_and_infill_take_the_memory():
     assert again.midi_bytes() == made[1.0].midi_bytes()
 
 
+def test_a_copy_the_model_finds_implausible_is_not_offered():
+    from melodia.generation.recall import PLAUSIBLE, plausible
+
+    p_model = np.full(10, 0.1)
+    p_model[3], p_model[4] = PLAUSIBLE / 2, 0.2 - PLAUSIBLE / 2
+    kept = plausible({3: 0.6, 4: 0.3, 5: 0.1}, p_model)
+    assert kept == pytest.approx({4: 0.75, 5: 0.25})
+    assert plausible({3: 1.0}, p_model) == {}
+
+
 def test_memory_zero_is_the_model_alone_and_the_gate_is_the_shipped_one():
     piano = load_model("piano")
     a = generate_ids(piano, GenerateConfig(events=80, seed=4))
