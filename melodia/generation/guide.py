@@ -152,10 +152,10 @@ class HarmonyGuide:
 
 class Guides:
     """Several guides as one (their bonuses added, each told every event): accompany's harmony
-    prior with the groove's bar plan."""
+    prior with the groove's bar plan. Make one with :func:`combined`."""
 
     def __init__(self, *guides) -> None:
-        self.guides = [g for g in guides if g is not None]
+        self.guides = list(guides)
 
     def bias(self, now: np.ndarray, instrument: np.ndarray) -> torch.Tensor:
         out = self.guides[0].bias(now, instrument)
