@@ -74,8 +74,7 @@ def corpus_files(shared: bool = False) -> list[tuple[str, Path, str]]:
     return found
 
 
-def codec_hashes(files: list[tuple[str, Path, str]]) -> dict[str, str]:
-    """encode -> tokens.json -> decode -> MIDI, both outputs hashed, for each file."""
+def _codec_part(files: list[tuple[str, Path, str]]) -> dict[str, str]:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, path, encoding in files:
@@ -85,6 +84,18 @@ def codec_hashes(files: list[tuple[str, Path, str]]) -> dict[str, str]:
             out[f"encode/{key}"] = _sha(tokens)
             out[f"decode/{key}"] = _sha(midi)
     return out
+
+
+def codec_hashes(files: list[tuple[str, Path, str]], workers: int = 2) -> dict[str, str]:
+    """encode -> tokens.json -> decode -> MIDI, both outputs hashed, for each file (the files
+    shared among ``workers`` fresh processes: each runs the real command line)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [files[k::workers] for k in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        found = list(pool.map(_codec_part, parts))
+    return {key: value for part in found for key, value in part.items()}
 
 
 def evaluate_hash() -> dict[str, str]:

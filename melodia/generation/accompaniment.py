@@ -33,11 +33,12 @@ from melodia.evaluate.stats import grid_positions
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import sample_rows
 from melodia.generation.given import Forcer, given_events, grid_steps, iter_given
-from melodia.generation.groove import groove_for
+from melodia.generation.groove import BarLines, groove_for
 from melodia.generation.guide import HarmonyGuide, combined
 from melodia.generation.recall import recall_for
 from melodia.generation.session import Frame, Session, open_session, tempo_ids
 from melodia.midi import TEMPO_DTYPE, Score, Track, read_midi
+from melodia.midi.bars import bar_starts
 from melodia.midi.files import read_file_bytes
 from melodia.midi.instruments import DRUMS
 from melodia.midi.merge import add_tracks
@@ -193,10 +194,11 @@ def accompany_ids(model, song, config: GenerateConfig, drum_grid: bool = True,
         guide = harmony_guide(score if harmony_from is None else harmony_from,
                               session.encoding, tempos, until, harmony, bass)
         groove = None
-        if config.repeat != 0:  # bars that return, at the song's first tempo, 4/4 from its start
+        if config.repeat != 0:  # bars that return, on the song's own bars
+            lines = BarLines(np.unique(bar_starts(score, score.end_s)) * sps)
             groove = groove_for(session.encoding, dataclasses.replace(config, drum_grid=False),
                                 session.plan, np.zeros(config.num, np.int64), until,
-                                session.seed)[0]
+                                session.seed, lines=lines)[0]
         guide = combined(guide, groove)
         pieces = run_given(session, forcer, until, guide, memory=config.memory)
     lineup = session.plan["instruments"]

@@ -41,6 +41,51 @@ MAX_PLANNED_BARS = 512  # bars planned when the length is a number of events
 Plan = dict[int, list[int]]  # instrument -> bars back each bar returns to (0: free)
 
 
+class BarLines:
+    """Where each bar starts, in steps (floats: bar lines fall between steps), bar 0 first; past
+    the last line given, bars as long as ``tail`` (default: the last bar given). A song's own
+    bars (:func:`melodia.midi.bars.bar_starts`), or :meth:`even` ones."""
+
+    def __init__(self, starts, tail: float | None = None) -> None:
+        self.starts = np.asarray(starts, dtype=np.float64)
+        if tail is None:
+            tail = self.starts[-1] - self.starts[-2] if len(self.starts) > 1 else 0.0
+        if not len(self.starts) or tail <= 0 or np.any(np.diff(self.starts) <= 0):
+            raise ValueError("bar lines must rise, and the last bar must have a length")
+        self.tail = float(tail)
+        lengths = np.diff(self.starts, append=self.starts[-1] + self.tail)
+        self._early = self.starts - lengths / 32  # half a 16th before each line
+
+    @classmethod
+    def even(cls, origin: float, length: float) -> "BarLines":
+        return cls([origin], length)
+
+    def start(self, bar: int) -> float:
+        last = len(self.starts) - 1
+        if bar < 0:  # before the first line: bars as long as the first
+            return float(self.starts[0] + bar * self.length(0))
+        if bar <= last:
+            return float(self.starts[bar])
+        return float(self.starts[-1] + (bar - last) * self.tail)
+
+    def length(self, bar: int) -> float:
+        bar = max(bar, 0)
+        return self.start(bar + 1) - self.start(bar)
+
+    def bar_of(self, step: float) -> int:
+        """The bar a step counts in: a hit up to half a 16th before a bar line is that bar's
+        downbeat, as the evaluation's 16th grid hears it."""
+        if step >= self._early[-1]:
+            return len(self.starts) - 1 + math.floor((step - self.starts[-1]) / self.tail + 1 / 32)
+        return int(np.searchsorted(self._early, step, side="right")) - 1
+
+    def moved(self, step: int, source: int, bar: int) -> int:
+        """``step`` of bar ``source`` at the same place in bar ``bar`` (by its share of the bar:
+        the same beat when the tempo changed between them)."""
+        share = (step - self.start(source)) / self.length(source)
+        return int(round(self.start(bar) + share * self.length(bar)))
+
+
 @lru_cache(maxsize=1)
 def groove_table() -> GrooveTable:
     """The shipped table of bar relations (learned from the band corpus's training files)."""
@@ -58,16 +103,15 @@ def draw_plans(table: GrooveTable, style: str | None, instruments: list[int], ba
 class GrooveGuide:
     """Logit bonuses toward what each part played ``k`` bars back, where its plan says so.
 
-    ``plans``: one per row; ``bar_steps``: the length of a bar in steps (a float: bars fall
-    between steps at most tempos), bar 0 starting at step ``origin``; ``now``: each row's step
-    at the start; ``strengths``: the bonus per instrument.
+    ``plans``: one per row; ``lines``: where the bars start (:class:`BarLines`); ``now``: each
+    row's step at the start; ``strengths``: the bonus per instrument.
     """
 
-    def __init__(self, encoding: PerformanceEncoding, plans: list[Plan], bar_steps: float,
-                 origin: int, now: np.ndarray, strengths: dict[int, float],
+    def __init__(self, encoding: PerformanceEncoding, plans: list[Plan], lines: BarLines,
+                 now: np.ndarray, strengths: dict[int, float],
                  present: dict[int, float] | None = None) -> None:
         vocab = encoding.vocab
-        self.plans, self.bar_steps, self.origin = plans, float(bar_steps), int(origin)
+        self.plans, self.lines = plans, lines
         self.strengths, self.size = strengths, vocab.size
         self.on0 = vocab.offset("NOTE_ON") - vocab.range("NOTE_ON").min
         self.prog0 = vocab.offset("PROGRAM")
@@ -87,9 +131,8 @@ class GrooveGuide:
             (-1, ({}, set())) for _ in range(batch)]
 
     def bar_of(self, step: int) -> int:
-        """The bar a step counts in (bar 0 starts at ``origin``): a hit up to half a 16th before
-        a bar line is that bar's downbeat, as the evaluation's 16th grid hears it."""
-        return math.floor((step - self.origin) / self.bar_steps + 1 / 32)
+        """The bar a step counts in (:meth:`BarLines.bar_of`)."""
+        return self.lines.bar_of(step)
 
     def _targets(self, b: int, bar: int) -> tuple[dict[int, set[tuple[int, int]]], set[int]]:
         """Row ``b``'s planned onsets in ``bar`` (``{step: {(instrument, pitch)}}``) and the
@@ -104,10 +147,9 @@ class GrooveGuide:
             k = plan[bar] if 0 <= bar < len(plan) else 0
             if not k:
                 continue
-            shift = int(round(k * self.bar_steps))
             for step, i, pitch in self.played[b]:
                 if i == instrument and self.bar_of(step) == bar - k:
-                    out.setdefault(step + shift, set()).add((i, pitch))
+                    out.setdefault(self.lines.moved(step, bar - k, bar), set()).add((i, pitch))
                     planned.add(instrument)  # a silent source bar leaves the part free
         self.targets[b] = (bar, (out, planned))
         return out, planned
@@ -140,7 +182,7 @@ class GrooveGuide:
         """``+bonus`` toward a part the style plays in most bars (``present``) that has been
         silent for half a bar: its PROGRAM, or all its NOTE_ONs once it is selected."""
         for i, bonus in self.present.items():
-            if at - self.last[b].get(i, -10**9) > self.bar_steps / 2:
+            if at - self.last[b].get(i, -10**9) > self.lines.length(self.bar_of(at)) / 2:
                 if i == current:
                     row[self.ons] += bonus
                 else:
@@ -168,9 +210,11 @@ class GrooveGuide:
 
 def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict | None,
                now: np.ndarray, until: int | None, seed: int,
-               table: GrooveTable | None = None) -> tuple[GrooveGuide | None, Forcer | None]:
+               table: GrooveTable | None = None, lines: BarLines | None = None
+               ) -> tuple[GrooveGuide | None, Forcer | None]:
     """The guide and drum-grid forcer of a band generation (None, None: not a band, or a beam
-    search, or both levers off); 4/4 bars at the plan's tempo from the stream's start."""
+    search, or both levers off); bars: ``lines`` (a song's), else 4/4 at the plan's tempo from
+    the stream's start."""
     if plan is None or not plan.get("qpm") or config.sampler.beam_size > 1:
         return None, None
     sps = encoding.config.steps_per_second
@@ -183,14 +227,19 @@ def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict
     if config.repeat == 0:
         return None, forcer
     table = table or groove_table()
-    bar_steps = 240.0 / qpm * sps
-    bars = math.ceil((until - origin) / bar_steps) + 1 if until else MAX_PLANNED_BARS
+    if lines is None:
+        bar_steps = 240.0 / qpm * sps
+        lines = BarLines.even(origin, bar_steps)
+        bars = math.ceil((until - origin) / bar_steps) + 1 if until else MAX_PLANNED_BARS
+    else:
+        bars = lines.bar_of(until) + 2 if until else MAX_PLANNED_BARS
     plans = draw_plans(table, plan.get("style"), instruments, bars, len(now), seed,
                        config.repeat)
     strengths = {i: table.strength.get(group_of(i), DEFAULT_STRENGTH) for i in instruments}
     present = {i: PRESENCE for i in instruments
                if table.presence_share(plan.get("style"), group_of(i)) >= PRESENT_SHARE}
-    return GrooveGuide(encoding, plans, bar_steps, origin, now, strengths, present), forcer
+    return GrooveGuide(encoding, plans, lines, now, strengths, present), forcer
 
 
-__all__ = ["DEFAULT_STRENGTH", "GrooveGuide", "Plan", "draw_plans", "groove_for", "groove_table"]
+__all__ = ["BarLines", "DEFAULT_STRENGTH", "GrooveGuide", "Plan", "draw_plans", "groove_for",
+           "groove_table"]

@@ -11,7 +11,7 @@ from melodia.evaluate.structure import bar_return
 from melodia.features.groove import GrooveTable
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
-from melodia.generation.groove import GrooveGuide, draw_plans, groove_for
+from melodia.generation.groove import BarLines, GrooveGuide, draw_plans, groove_for
 from melodia.midi import read_midi, write_midi
 from melodia.util.knobs import KnobError
 
@@ -24,7 +24,7 @@ def test_guide_leans_on_the_bar_before_at_the_same_place():
     vocab = encoding.vocab
     kinds, values = lookup_tables(vocab)
     plans = [{128: [0, 1, 0]}]  # bar 1 repeats bar 0; bar 2 is free
-    guide = GrooveGuide(encoding, plans, bar_steps=100.0, origin=0, now=np.zeros(1, np.int64),
+    guide = GrooveGuide(encoding, plans, BarLines.even(0, 100.0), now=np.zeros(1, np.int64),
                         strengths={128: 5.0})
     kick = vocab.encode_event("NOTE_ON", 36)
     drums = np.array([128])
@@ -43,11 +43,36 @@ def test_guide_leans_on_the_bar_before_at_the_same_place():
     assert not guide.bias(np.array([220]), drums).any()  # bar 2 is free
 
 
+def test_a_song_s_own_bars_carry_a_returning_bar_to_the_same_beat_across_a_tempo_change():
+    lines = BarLines([0, 100, 200, 250], tail=50)  # bars of 100 steps, then twice as fast
+    assert [lines.bar_of(s) for s in (0, 96, 97, 198, 199, 248, 249, 299, 330, 351)] == \
+        [0, 0, 1, 1, 2, 2, 3, 4, 4, 5]  # half a 16th (of the bar it starts) early: next bar
+    assert lines.moved(20, 0, 1) == 120 and lines.moved(120, 1, 3) == 260  # 20% into the bar
+    assert lines.start(5) == 350 and lines.length(3) == 50
+    encoding = get_encoding("band")
+    vocab = encoding.vocab
+    kinds, values = lookup_tables(vocab)
+    guide = GrooveGuide(encoding, [{128: [0, 0, 0, 2]}], lines, now=np.zeros(1, np.int64),
+                        strengths={128: 5.0})  # bar 3 returns to bar 1
+    kick, drums = vocab.encode_event("NOTE_ON", 36), np.array([128])
+    guide.update(np.array([vocab.encode_event("TIME_SHIFT", 100)]), kinds, values, drums)
+    guide.update(np.array([vocab.encode_event("TIME_SHIFT", 20)]), kinds, values, drums)
+    guide.update(np.array([kick]), kinds, values, drums)  # step 120: 20% into bar 1
+    for shift in (100, 30):
+        guide.update(np.array([vocab.encode_event("TIME_SHIFT", shift)]), kinds, values, drums)
+    assert guide.bias(np.array([250]), drums)[0, vocab.encode_event("TIME_SHIFT", 10)] == 5.0
+    guide.update(np.array([vocab.encode_event("TIME_SHIFT", 10)]), kinds, values, drums)
+    assert guide.bias(np.array([260]), drums)[0, kick] == 5.0
+    for bad in (([0, 0, 100], None), ([0], None), ([0, 100], -1.0)):
+        with pytest.raises(ValueError):
+            BarLines(*bad)
+
+
 def test_a_silent_part_the_style_plays_is_called_back():
     encoding = get_encoding("band")
     vocab = encoding.vocab
     kinds, values = lookup_tables(vocab)
-    guide = GrooveGuide(encoding, [{33: [0, 0]}], bar_steps=100.0, origin=0,
+    guide = GrooveGuide(encoding, [{33: [0, 0]}], BarLines.even(0, 100.0),
                         now=np.zeros(1, np.int64), strengths={}, present={33: 3.0})
     program = vocab.offset("PROGRAM") + 33
     assert guide.bias(np.array([60]), np.array([128]))[0, program] == 3.0
