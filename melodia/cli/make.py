@@ -73,6 +73,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--drum-grid", action="store_true",
                    help="new drum hits only on the 16ths and eighth-note triplets of the tempo "
                    "(default: anywhere)")
+    g.add_argument("--keep-playing", action="store_true",
+                   help="a part the style plays in most bars (a metal bass, a funk drummer) is "
+                   "called back after half a bar of silence, also at --repeat 0 (default: "
+                   "parts may drop out)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -253,7 +257,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor,
-                              repeat=args.repeat, drum_grid=args.drum_grid)
+                              repeat=args.repeat, drum_grid=args.drum_grid,
+                              keep_playing=args.keep_playing)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

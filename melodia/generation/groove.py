@@ -224,7 +224,7 @@ def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict
     if config.drum_grid and DRUMS in instruments:
         forcer = Forcer(encoding, np.zeros(0, dtype=GIVEN_DTYPE), len(now),
                         grid=lambda steps: on_grid(steps, [[0.0, qpm]], sps))
-    if config.repeat == 0:
+    if config.repeat == 0 and not config.keep_playing:
         return None, forcer
     table = table or groove_table()
     if lines is None:
@@ -233,11 +233,16 @@ def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict
         bars = math.ceil((until - origin) / bar_steps) + 1 if until else MAX_PLANNED_BARS
     else:
         bars = lines.bar_of(until) + 2 if until else MAX_PLANNED_BARS
-    plans = draw_plans(table, plan.get("style"), instruments, bars, len(now), seed,
-                       config.repeat)
-    strengths = {i: table.strength.get(group_of(i), DEFAULT_STRENGTH) for i in instruments}
     present = {i: PRESENCE for i in instruments
                if table.presence_share(plan.get("style"), group_of(i)) >= PRESENT_SHARE}
+    if config.repeat == 0:  # keep_playing alone: every bar free, the parts called back
+        if not present:
+            return None, forcer
+        plans = [{i: [0] * bars for i in instruments} for _ in range(len(now))]
+    else:
+        plans = draw_plans(table, plan.get("style"), instruments, bars, len(now), seed,
+                           config.repeat)
+    strengths = {i: table.strength.get(group_of(i), DEFAULT_STRENGTH) for i in instruments}
     return GrooveGuide(encoding, plans, lines, now, strengths, present), forcer
 
 

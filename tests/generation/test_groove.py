@@ -11,7 +11,9 @@ from melodia.evaluate.structure import bar_return
 from melodia.features.groove import GrooveTable
 from melodia.generation.config import GenerateConfig
 from melodia.generation.generator import generate_ids
-from melodia.generation.groove import BarLines, GrooveGuide, draw_plans, groove_for
+from melodia.generation.groove import (PRESENT_SHARE, BarLines, GrooveGuide, draw_plans,
+                                      groove_for)
+from melodia.midi.instruments import group_of
 from melodia.midi import read_midi, write_midi
 from melodia.util.knobs import KnobError
 
@@ -106,6 +108,17 @@ def test_both_levers_off_leave_the_model_alone():
         (None, None)
     assert groove_for(get_encoding("band"), GenerateConfig(repeat=None), None, np.zeros(1, np.int64),
                       1000, 1) == (None, None)
+
+
+def test_keep_playing_alone_calls_back_the_style_s_steady_parts_with_every_bar_free():
+    plan = {"qpm": 160.0, "instruments": [128, 33, 30], "style": "heavy-metal"}
+    guide, _ = groove_for(get_encoding("band"), GenerateConfig(keep_playing=True), plan,
+                          np.zeros(2, np.int64), 1000, 1)
+    table = GrooveTable.load()
+    steady = {i for i in plan["instruments"]
+              if table.presence_share("heavy-metal", group_of(i)) >= PRESENT_SHARE}
+    assert steady and set(guide.present) == steady  # what the style plays in most bars
+    assert all(k == 0 for row in guide.plans for bars in row.values() for k in bars)
 
 
 def _measure(tmp_path, **knobs) -> tuple[float, float, float]:
