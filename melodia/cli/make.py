@@ -65,18 +65,14 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "played anew, R the --randomness (0: a literal repeat; default 0.2), the "
                    "last bar first; a new letter is new music that follows what it hears")
     g = p.add_argument_group("groove (--model band)")
-    g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus",
-                   help="0..1, the share of bars that return to an earlier bar of their part "
-                   "(1, 2, 4 or 8 bars back, as a plan learned from the style's music draws "
-                   "them); corpus: as the style's music does; default 0: as free as the model "
-                   "alone")
-    g.add_argument("--drum-grid", action="store_true",
-                   help="new drum hits only on the 16ths and eighth-note triplets of the tempo "
-                   "(default: anywhere)")
-    g.add_argument("--keep-playing", action="store_true",
-                   help="a part the style plays in most bars (a metal bass, a funk drummer) is "
-                   "called back after half a bar of silence, also at --repeat 0 (default: "
-                   "parts may drop out)")
+    g.add_argument("--repeat", type=_unit, default=0.0, metavar="R|corpus", help="0..1, the "
+                   "share of bars that return to an earlier bar of their part (1, 2, 4 or 8 bars "
+                   "back, as a plan learned from the style's music draws them); corpus: as the "
+                   "style's music does; default 0: as free as the model alone")
+    g.add_argument("--drum-grid", action="store_true", help="new drum hits only on the 16ths "
+                   "and eighth-note triplets of the tempo (default: anywhere)")
+    g.add_argument("--keep-playing", action="store_true", help="call back a part the style "
+                   "plays in most bars after half a bar of silence (default: parts may drop out)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
