@@ -181,8 +181,9 @@ class GrooveGuide:
     def _keep_playing(self, row: np.ndarray, b: int, at: int, current: int) -> None:
         """``+bonus`` toward a part the style plays in most bars (``present``) that has been
         silent for half a bar: its PROGRAM, or all its NOTE_ONs once it is selected."""
+        half = self.lines.length(self.bar_of(at)) / 2
         for i, bonus in self.present.items():
-            if at - self.last[b].get(i, -10**9) > self.lines.length(self.bar_of(at)) / 2:
+            if at - self.last[b].get(i, -10**9) > half:
                 if i == current:
                     row[self.ons] += bonus
                 else:
@@ -227,19 +228,15 @@ def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict
     if config.repeat == 0 and not config.keep_playing:
         return None, forcer
     table = table or groove_table()
-    if lines is None:
-        bar_steps = 240.0 / qpm * sps
-        lines = BarLines.even(origin, bar_steps)
-        bars = math.ceil((until - origin) / bar_steps) + 1 if until else MAX_PLANNED_BARS
-    else:
-        bars = lines.bar_of(until) + 2 if until else MAX_PLANNED_BARS
+    lines = lines or BarLines.even(origin, 240.0 / qpm * sps)
     present = {i: PRESENCE for i in instruments
                if table.presence_share(plan.get("style"), group_of(i)) >= PRESENT_SHARE}
-    if config.repeat == 0:  # keep_playing alone: every bar free, the parts called back
+    if config.repeat == 0:  # keep_playing alone: no bar planned, the parts called back
         if not present:
             return None, forcer
-        plans = [{i: [0] * bars for i in instruments} for _ in range(len(now))]
-    else:
+        plans: list[Plan] = [{} for _ in range(len(now))]
+    else:  # each bar's relation drawn by its own seed: how many are drawn changes none
+        bars = lines.bar_of(until) + 2 if until else MAX_PLANNED_BARS
         plans = draw_plans(table, plan.get("style"), instruments, bars, len(now), seed,
                            config.repeat)
     strengths = {i: table.strength.get(group_of(i), DEFAULT_STRENGTH) for i in instruments}

@@ -7,8 +7,8 @@ the gate as fitted on training files (the model's own, else the piano's shipped 
 primer), sees every event the row plays, and fades while a long run of events has been copied
 (``Gate.run_cap``), so a piece returns to its material without locking into a loop. A copy
 the model itself finds implausible (below :data:`PLAUSIBLE`, such as a note-off for a key not
-held) is not offered (at memory 1 it takes 8% off the notes per
-second: tests/benchmarks/eval_memory.py).
+held) is not offered (at memory 1 it takes 8% off the notes per second:
+tests/benchmarks/eval_memory.py).
 """
 
 from __future__ import annotations

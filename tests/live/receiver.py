@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         midi_in.open_virtual_port(args.virtual)
     print("ready", flush=True)
     deadline = None if args.seconds is None else time.perf_counter() + args.seconds
+
     def wanted() -> bool:
         return args.count is None or len(raw) < args.count
 
