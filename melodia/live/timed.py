@@ -90,6 +90,21 @@ class TimedInput:
         self.closed = True
 
 
+def _open_named(midi_in, name: str, api: str, tries: int = 5) -> str:
+    """Connect ``midi_in`` to the input ``name`` finds; the port's full name. rtmidi opens by an
+    index into a list it reads again, and a port that comes or goes in between moves the index:
+    the list is read once more after opening, and a changed one means close and try again."""
+    for _ in range(tries):
+        names = midi_in.get_ports()
+        opened = _find(names, name, "input", api)
+        index = names.index(opened)
+        midi_in.open_port(index, "in")
+        if midi_in.get_ports()[:index + 1] == names[:index + 1]:
+            return opened
+        midi_in.close_port()
+    raise PortError(f"the MIDI inputs kept changing while opening {name!r} ({api})")
+
+
 def open_timed_input(name: str, api: str | None, callback: Callable) -> TimedInput:
     """Open the input a user named (``virtual:NAME``: a virtual input called NAME; else the
     existing input port it names, or the first whose name contains it) as a
@@ -106,9 +121,10 @@ def open_timed_input(name: str, api: str | None, callback: Callable) -> TimedInp
             midi_in.open_virtual_port(virtual)
             opened = virtual
         else:
-            names = midi_in.get_ports()
-            opened = _find(names, name, "input", api)
-            midi_in.open_port(names.index(opened), "in")
+            opened = _open_named(midi_in, name, api)
+    except PortError:
+        midi_in.delete()
+        raise
     except (OSError, RuntimeError, rtmidi.RtMidiError) as err:
         midi_in.delete()
         raise PortError(f"cannot open MIDI input {name!r} ({api}): {err}") from err

@@ -8,10 +8,11 @@ Opens a virtual JACK output NAME (the port melodia's ``--accompany`` connects to
 ``ready``; connects an input to the port whose name contains PORT (melodia's output) and waits
 (up to a minute) for the count-in's first, accented click, then prints ``counting``; plays the
 file's highest line (one note at a time, ``--transpose`` semitones up) from the downbeat
-``--count-in`` bars later, on channel 1, for ``--seconds``. Then it quits, closing its port (the player's port vanishing), or with
-``--hold`` keeps the port open until SIGTERM. ``--clock``: MIDI beat clock at ``--tempo`` on
-the same port, from the start. Writes ``{"first_note_at": perf_counter,
-"notes": [[pitch, on_at, off_at], ...]}``.
+``--count-in`` bars later, on channel 1, for ``--seconds``. Then it quits, closing its port
+(the player's port vanishing), or with ``--hold`` keeps the port open until SIGTERM.
+``--clock``: MIDI beat clock at ``--tempo`` on the same port, from the start. No port or no
+click in a minute: one line on stderr, exit 1. Writes ``{"first_note_at": perf_counter,
+"notes": [[pitch, on_at, off_at], ...], "downbeat_at": perf_counter}``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ import time
 import rtmidi
 
 from melodia.midi import read_midi
+
+try:
+    from tests.live.receiver import connect
+except ModuleNotFoundError:  # run as a script: tests/live is sys.path[0]
+    from receiver import connect
 
 CLICK = 37
 
@@ -66,6 +72,11 @@ def _clock(send, qpm: float, done: threading.Event) -> None:
         k += 1
 
 
+def _gave_up(why: str) -> int:
+    print(f"player: {why}", file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("file")
@@ -97,20 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     # read from Python, not in JACK's process thread: a callback there waits for Python's lock
     # and a listener late for its JACK cycle loses that cycle's MIDI (see receiver.py)
     listen = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-test-ears")
-    deadline = time.perf_counter() + 60
-    while not any(args.listen in name for name in listen.get_ports()):
-        if time.perf_counter() > deadline or done.wait(0.02):
-            return 1
-    index = next(i for i, name in enumerate(listen.get_ports()) if args.listen in name)
-    listen.open_port(index, "ears")
-    deadline, clicked = time.perf_counter() + 60, None
+    if connect(listen, args.listen, 60.0, "ears") is None:
+        return _gave_up(f"no port contains {args.listen!r} in 60 s: {listen.get_ports()}")
+    deadline, clicked, heard = time.perf_counter() + 60, None, []
     while clicked is None:
         got = listen.get_message()
         if got is None:
             if time.perf_counter() > deadline or done.wait(0.001):
-                return 1
+                return _gave_up(f"no accented click in 60 s; heard first: {heard[:8]}")
         elif len(got[0]) == 3 and got[0][0] == 0x99 and got[0][1] == CLICK and got[0][2] >= 100:
             clicked = time.perf_counter()
+        else:
+            heard.append(got[0])
     print("counting", flush=True)  # for a test that times a stop from the music's start
     downbeat = clicked + args.count_in * 240.0 / args.tempo
     events = sorted([(s, 1, p) for s, e, p in melody(args.file, args.seconds, args.transpose)]

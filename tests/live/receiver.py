@@ -8,7 +8,8 @@ opened with melodia shows up as ``RtMidiOut Client:NAME``), connects to it, prin
 stdout, then records every message until ``--seconds`` have passed, ``--count`` messages arrived,
 or SIGTERM/SIGINT. On exit it writes JSON::
 
-    {"port": full port name, "messages": [{"bytes": [...], "time_s": perf_counter, "delta_s": rtmidi delta}]}
+    {"port": full port name,
+     "messages": [{"bytes": [...], "time_s": perf_counter, "delta_s": rtmidi delta}]}
 
 It reads rtmidi's queue from Python, never from JACK's process thread: a Python callback there
 waits for the interpreter's lock, and a listener that misses its JACK cycle on a busy machine
@@ -34,15 +35,23 @@ POLL_S = 0.001  # how often the queue is read when empty
 QUEUE = 8192  # rtmidi's queue: what it holds while Python is busy
 
 
-def find_port(midi_in: rtmidi.MidiIn, name: str, wait_s: float) -> int | None:
+def connect(midi_in: rtmidi.MidiIn, name: str, wait_s: float, as_name: str) -> str | None:
+    """Connect ``midi_in`` to the first JACK output whose name contains ``name`` (waiting up to
+    ``wait_s`` for it to appear); its full name, or None. rtmidi opens a port by its index in a
+    list it reads again: a port that comes or goes between the two reads moves the index, so the
+    list is read once more after opening, and a changed list means close and try again."""
     deadline = time.perf_counter() + wait_s
     while True:
-        for index, port in enumerate(midi_in.get_ports()):
-            if name in port:
-                return index
+        ports = midi_in.get_ports()
+        index = next((i for i, port in enumerate(ports) if name in port), None)
+        if index is not None:
+            midi_in.open_port(index, as_name)
+            if midi_in.get_ports()[:index + 1] == ports[:index + 1]:
+                return ports[index]
+            midi_in.close_port()
         if time.perf_counter() > deadline:
             return None
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def arrivals(raw: list[tuple[list[int], float, float]]) -> list[float]:
@@ -78,15 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     midi_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="melodia-receiver",
                            queue_size_limit=QUEUE)
     midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
-    if args.virtual is None:
-        index = find_port(midi_in, args.port, args.wait)
-        if index is None:
-            print(f"no JACK MIDI port contains {args.port!r}: {midi_in.get_ports()}",
-                  file=sys.stderr)
-            return 1
-        port = midi_in.get_ports()[index]
-    else:
-        port = args.virtual
     raw: list[tuple[list[int], float, float]] = []  # bytes, rtmidi delta, read at
 
     def record(event, _data) -> None:  # --stall-in jack only: a late listener, on purpose
@@ -97,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     in_jack = bool(args.stall_every) and args.stall_in == "jack"
     if in_jack:
         midi_in.set_callback(record)
-    if args.virtual is None:
-        midi_in.open_port(index, "in")
-    else:
-        midi_in.open_virtual_port(args.virtual)
+    if args.virtual is not None:
+        midi_in.open_virtual_port(port := args.virtual)
+    elif (port := connect(midi_in, args.port, args.wait, "in")) is None:
+        print(f"no JACK MIDI port contains {args.port!r}: {midi_in.get_ports()}",
+              file=sys.stderr)
+        return 1
     print("ready", flush=True)
     deadline = None if args.seconds is None else time.perf_counter() + args.seconds
 

@@ -79,3 +79,32 @@ def test_close_is_clean_and_idempotent():
     source.close()
     source.close()
     assert source.closed and not reader.is_alive()
+
+
+class _ShiftingPorts:
+    """rtmidi's MidiIn as far as opening goes, where a port appears at the list's head between
+    the first read and the open (another program starting): the index read first is stale."""
+
+    def __init__(self) -> None:
+        self.lists = [["a:out", "player:out"], ["new:out", "a:out", "player:out"]]
+        self.reads, self.opened = 0, []
+
+    def get_ports(self) -> list[str]:
+        ports = self.lists[min(self.reads, 1)]
+        self.reads += 1
+        return ports
+
+    def open_port(self, index: int, _name: str) -> None:
+        self.opened.append(self.lists[1][index])  # rtmidi reads the list again: the new one
+
+    def close_port(self) -> None:
+        self.opened.pop()
+
+
+def test_a_port_list_that_moves_while_opening_still_connects_the_named_port():
+    """(The path itself runs for real in every live test; this one provokes the race.)"""
+    from melodia.live.timed import _open_named
+
+    midi_in = _ShiftingPorts()
+    assert _open_named(midi_in, "player", "jack") == "player:out"
+    assert midi_in.opened == ["player:out"]  # the stale index (a:out) was closed again
