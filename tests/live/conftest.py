@@ -42,3 +42,14 @@ def jack_server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+def pytest_collection_modifyitems(items):
+    """A test that plays through JACK in real time gets one rerun (pytest-rerunfailures; the
+    summary counts it as ``rerun``): it shares this 2-core machine's CPU with its own player,
+    receiver and JACK's server, and one scheduling stall of the test's tools is not melodia's
+    miss. A test that fails twice fails. Timing figures are benchmarks
+    (tests/benchmarks/bench_live*.py), never judged here."""
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
