@@ -14,7 +14,8 @@ from melodia.util.knobs import argument
 
 # what `_generate_config` reads that these commands do not ask for
 _UNASKED = dict(primer_seconds=5.0, density=None, key=None, precision="fp32",
-                corpus_controls=True, top_k=0, top_p=1.0, noise=None, noise_kind="gaussian")
+                corpus_controls=True, top_k=0, top_p=1.0, noise=None, noise_kind="gaussian",
+                keep_playing=True)
 
 
 def _add_band_knobs(p: argparse.ArgumentParser, model: str, tempo: bool = True) -> None:

@@ -71,8 +71,6 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    "style's music does; default 0: as free as the model alone")
     g.add_argument("--drum-grid", action="store_true", help="new drum hits only on the 16ths "
                    "and eighth-note triplets of the tempo (default: anywhere)")
-    g.add_argument("--keep-playing", action="store_true", help="call back a part the style "
-                   "plays in most bars after half a bar of silence (default: parts may drop out)")
     o = p.add_argument_group("output and speed")
     o.add_argument("--audio", type=Path, default=None, metavar="OUT.wav",
                    help="also render audio with FluidSynth (needs melodia[audio])")
@@ -139,6 +137,9 @@ def _add_music_options(p: argparse.ArgumentParser) -> None:
                    "instrument, e.g. drums=0.2,guitar=0.6")
     b.add_argument("--bars", type=argument("bars"), default=None,
                    help="length in 4/4 bars at the tempo (instead of --seconds)")
+    b.add_argument("--keep-playing", action=argparse.BooleanOptionalAction, default=True,
+                   help="call back a part the style plays in most bars after half a bar of "
+                   "silence (default; --no-keep-playing: parts may drop out, the model alone)")
     b.add_argument("--list-styles", action="store_true",
                    help="print the model's styles with their usual line-ups and tempos, and exit")
 
@@ -148,7 +149,7 @@ def _generate_config(args: argparse.Namespace, **length):
     # deferred: keeps `melodia --help` fast (no torch, numpy or C libraries at parse time)
     from melodia.generation.config import GenerateConfig, SamplerConfig
 
-    temperature, by_instrument = _number_or_table(args.temperature, "--temperature")
+    temperature, per_inst = _number_or_table(args.temperature, "--temperature")
     randomness, random_by = _number_or_table(args.randomness, "--randomness")
     beam = {"beam_size": length.pop("beam", 1), "branch_factor": length.pop("branch_factor", 2)}
     try:
@@ -157,7 +158,7 @@ def _generate_config(args: argparse.Namespace, **length):
             density=args.density, key=args.key, precision=args.precision,
             corpus_controls=args.corpus_controls, style=args.style, tempo=args.tempo,
             lineup=args.lineup, randomness=random_by if random_by is not None else randomness,
-            instrument_temperature=by_instrument, memory=args.memory,
+            instrument_temperature=per_inst, memory=args.memory, keep_playing=args.keep_playing,
             sampler=SamplerConfig(sampler=args.sampler, temperature=temperature,
                                   top_k=args.top_k, top_p=args.top_p, noise=args.noise,
                                   noise_kind=args.noise_kind, **beam))
@@ -253,8 +254,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = _generate_config(args, seconds=args.seconds if args.seconds is not None else 10.0,
                               events=args.events, num=args.num, bars=args.bars,
                               beam=args.beam, branch_factor=args.branch_factor,
-                              repeat=args.repeat, drum_grid=args.drum_grid,
-                              keep_playing=args.keep_playing)
+                              repeat=args.repeat, drum_grid=args.drum_grid)
     output = _midi_path(args)
     outputs = [_numbered(path, i, args.num) for path in (output, args.audio, args.plot)
                for i in range(args.num) if path is not None]

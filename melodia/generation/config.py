@@ -120,8 +120,8 @@ class GenerateConfig:
     repeat: float | None = 0.0
     drum_grid: bool = False  # band: new drum hits only on the 16ths and triplets of the tempo
     # band: a part its style plays in most bars, silent for half a bar, is called back
-    # (melodia.generation.groove's presence; also with repeat 0)
-    keep_playing: bool = False
+    # (melodia.generation.groove's presence; also with repeat 0); False: parts may drop out
+    keep_playing: bool = True
     # 0..1: how much the piece's own past pulls (melodia.generation.recall: a short-term model
     # of the piece, mixed in by a gate fitted on training files); 0: the model alone
     memory: float = 0.0

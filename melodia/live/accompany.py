@@ -42,14 +42,16 @@ import torch
 from melodia.encoding.events import NOTE_OFF, NOTE_ON, lookup_tables
 from melodia.encoding.quantize import velocity_to_bin
 from melodia.generation.accompaniment import require_band
+from melodia.generation.decoding import leaned
 from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, on_grid
+from melodia.generation.groove import groove_for
 from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
 from melodia.live.follow import ClockFollower
 from melodia.live.ports import PortError, input_names
-from melodia.live.timed import open_timed_input
 from melodia.live.scheduler import Clock, Player, PlayStats, merge
+from melodia.live.timed import open_timed_input
 from melodia.midi import seconds_for_bars
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.stepper import threads
@@ -157,6 +159,8 @@ def band_ids(checkpoint: Checkpoint, config, part: PlayerPart,
                         grid=lambda now: on_grid(now, tempos, sps))  # for as long as it plays
     grammar, mask, logits, features, state, inputs = session.start
     generator = torch.Generator().manual_seed(session.seed)
+    guide, _ = groove_for(encoding, dataclasses.replace(config, repeat=0.0, drum_grid=False),
+                          session.plan, grammar.now.copy(), None, session.seed)  # keep_playing
     pitches = (encoding.config.min_pitch, encoding.config.max_pitch)
     bins, entered, shifts = encoding.config.velocity_bins, False, forcer.shift0
     last_heard, start = 0.0, None
@@ -177,12 +181,15 @@ def band_ids(checkpoint: Checkpoint, config, part: PlayerPart,
                 allowed[:, shifts:shifts + len(forcer.shift_steps)] = False
                 if not allowed.any():
                     allowed[:, shifts:shifts + len(forcer.shift_steps)] = waits
-            ids = choose(logits, features, allowed, session.stepper, session.sampler, generator,
-                         grammar.kinds, grammar.instrument).numpy()
+            lean, bonus = leaned(logits, grammar, grammar.instrument, guide)
+            ids = choose(lean, features, allowed, session.stepper, session.sampler, generator,
+                         grammar.kinds, grammar.instrument, bonus).numpy()
             entered = entered or grammar.kinds[ids[0]] == NOTE_ON
         else:
             ids = forced
         forcer.update(ids, grammar.kinds, grammar.values)
+        if guide is not None:
+            guide.update(ids, grammar.kinds, grammar.values, grammar.instrument)
         mask = grammar.advance(ids)
         yield int(ids[0]), bool(forced[0] != FREE)
         logits, features, state = session.stepper.step(torch.from_numpy(ids), state,

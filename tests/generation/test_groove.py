@@ -1,5 +1,6 @@
 """The band grooves: planned bars lean on the part's own earlier bars, drums fall on the grid,
-``repeat=0`` with free drums is the model alone; pieces written to MIDI and read back."""
+``repeat=0`` with free drums and ``keep_playing=False`` is the model alone; pieces written to
+MIDI and read back."""
 
 import numpy as np
 import pytest
@@ -10,11 +11,17 @@ from melodia.evaluate.stats import grid_share
 from melodia.evaluate.structure import bar_return
 from melodia.features.groove import GrooveTable
 from melodia.generation.config import GenerateConfig
-from melodia.generation.generator import generate_ids
-from melodia.generation.groove import (PRESENT_SHARE, BarLines, GrooveGuide, draw_plans,
-                                      groove_for)
-from melodia.midi.instruments import group_of
+from melodia.generation.generator import generate_ids, iter_events
+from melodia.generation.groove import (
+    PRESENT_SHARE,
+    BarLines,
+    GrooveGuide,
+    draw_plans,
+    groove_for,
+)
 from melodia.midi import read_midi, write_midi
+from melodia.midi.instruments import group_of
+from melodia.model.registry import load_model
 from melodia.util.knobs import KnobError
 
 LNH = {"style": "heavy-metal", "tempo": 160.0, "randomness": 0.2,
@@ -99,10 +106,11 @@ def test_repeat_knob_is_checked():
     with pytest.raises(KnobError):
         GenerateConfig(repeat=1.5)
     assert GenerateConfig().repeat == 0 and not GenerateConfig().drum_grid  # opt-in for now
+    assert GenerateConfig().keep_playing  # the parts called back: on unless turned off
 
 
-def test_both_levers_off_leave_the_model_alone():
-    config = GenerateConfig(repeat=0.0, drum_grid=False)
+def test_every_lever_off_leaves_the_model_alone():
+    config = GenerateConfig(repeat=0.0, drum_grid=False, keep_playing=False)
     plan = {"qpm": 160.0, "instruments": [128, 33], "style": "metal"}
     assert groove_for(get_encoding("band"), config, plan, np.zeros(1, np.int64), 1000, 1) == \
         (None, None)
@@ -138,3 +146,33 @@ def test_grooving_band_returns_more_and_sits_on_the_grid(tmp_path):
     drums, _, grid = _measure(tmp_path, repeat=0.8, drum_grid=True)
     assert grid >= 0.85 and grid > free_grid  # on 16ths or triplets; 16ths are counted
     assert drums >= free_drums + 0.2
+
+
+def _longest_bass_rest(keep_playing: bool, seconds: float = 20.0) -> tuple[float, int]:
+    """The longest stretch (s) without a bass note in the first ``seconds`` of a stream
+    (:func:`iter_events`, the LnH command, seed 3: the seed whose bass played 8 notes in 30 s),
+    and the bass notes."""
+    checkpoint = load_model("band")
+    vocab, sps = checkpoint.encoding.vocab, checkpoint.encoding.config.steps_per_second
+    config = GenerateConfig(seed=3, keep_playing=keep_playing, **LNH)
+    now, program, bass = 0, None, []
+    for i in iter_events(checkpoint, config=config):
+        event = vocab.decode_event(i)
+        if event.type == "TIME_SHIFT":
+            now += event.value
+            if now > seconds * sps:
+                break
+        elif event.type == "PROGRAM":
+            program = event.value
+        elif event.type == "NOTE_ON" and program is not None and 32 <= program < 40:
+            bass.append(now)
+    return float(np.diff([0, *bass, now]).max()) / sps, len(bass)
+
+
+def test_a_stream_calls_its_bass_back_within_a_bar():
+    """``melodia stream`` plays with the parts called back by default: at 160 BPM a bar is
+    1.5 s, and a part silent for half a bar is called back."""
+    rest, notes = _longest_bass_rest(True)
+    free_rest, free_notes = _longest_bass_rest(False)
+    assert rest <= 1.5 and notes >= 30, (rest, notes)
+    assert free_rest > 3.0 and free_notes < notes  # the model alone lets this bass drop out
