@@ -275,6 +275,7 @@ def restyle_ids(model, song, config: GenerateConfig, keep: str | None = None,
     tracks = find_melody(score, keep)
     feel = feel_for(style, feel)
     kept, moved = melody_score(score, tracks, feel, lead_program(lead, style))
+    config = dataclasses.replace(config, style=style)  # resolved once: the session takes it as is
     if config.seed is None:  # drawn now: the line-up it draws is replayed by the printed seed
         config = dataclasses.replace(config, seed=secrets.randbelow(2**31))
     if not config.lineup:

@@ -41,7 +41,7 @@ def _generate(job: tuple[str, str, int, float, str, Path]) -> dict:
     start = time.perf_counter()
     result = generate_ids(model, GenerateConfig(
         seconds=seconds, seed=seed, style=style, randomness=knobs["randomness"],
-        repeat=knobs["repeat"], drum_grid=knobs["drum_grid"],
+        repeat=knobs["repeat"], drum_grid=knobs["drum_grid"], keep_playing=knobs["keep_playing"],
         sampler=SamplerConfig(sampler=sampler, top_p=knobs["top_p"])))
     elapsed = time.perf_counter() - start
     score = result.scores()[0]
@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--repeat", type=lambda t: None if t == "corpus" else float(t), default=0.0,
                    help="as melodia generate (a number, or corpus)")
     p.add_argument("--drum-grid", action="store_true", help="as melodia generate")
+    p.add_argument("--keep-playing", action=argparse.BooleanOptionalAction, default=True,
+                   help="as melodia generate")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--reference-split", default="test", choices=("test", "validation"),
                    help="held-out files to compare with: validation while developing, test "
@@ -114,7 +116,7 @@ def main() -> None:
     for style in styles:
         (args.out / style).mkdir(parents=True, exist_ok=True)
         knobs = {"randomness": args.randomness, "top_p": args.top_p, "repeat": args.repeat,
-                 "drum_grid": args.drum_grid}
+                 "drum_grid": args.drum_grid, "keep_playing": args.keep_playing}
         jobs += [(args.model, style, seed, args.seconds, args.sampler,
                   args.out / style / f"{style}-{seed}.mid", knobs)
                  for seed in range(args.per_style)]

@@ -37,12 +37,13 @@ SECONDS = 30.0
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """``"today:repeat=0,drum_grid=0"`` -> ``("today", {"repeat": 0.0, "drum_grid": False})``."""
+    """``"today:repeat=0,drum_grid=0"`` -> ``("today", {"repeat": 0.0, "drum_grid": False})``
+    (``drum_grid`` and ``keep_playing`` are 0 or 1)."""
     name, _, knobs = text.partition(":")
     out: dict = {}
     for item in filter(None, knobs.split(",")):
         key, value = item.split("=", 1)
-        out[key] = (bool(int(value)) if key == "drum_grid" else
+        out[key] = (bool(int(value)) if key in ("drum_grid", "keep_playing") else
                     None if value == "corpus" else float(value))
     return name, out
 
