@@ -34,6 +34,7 @@ import numpy as np
 from melodia.encoding.events import event_times
 from melodia.features.band import (beats_at, current_instrument, instrument_onehot, meter_features,
                                    tempos_from_ids)
+from melodia.features.lookback import sequence_lookback
 from melodia.midi.instruments import DRUMS
 
 DENSITY_BIN_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # notes per second
@@ -255,7 +256,7 @@ def until_next(events: np.ndarray, key: np.ndarray, end) -> tuple[np.ndarray, np
 def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
                 state_dim: int, start: int = 0, *, band: np.ndarray | None = None,
                 band_dim: int = 0, instrument_dim: int = 0, meter_dim: int = 0,
-                tempos=None, time_offset_s: float = 0.0) -> np.ndarray:
+                tempos=None, time_offset_s: float = 0.0, lookback_dim: int = 0) -> np.ndarray:
     """The per-step inputs a model built with these widths takes besides ids:
     ``float32[T - start, control_dim + band_dim + state_dim + instrument_dim]`` (controls, band
     conditions ``band`` repeated on every row, note state, current instrument; see
@@ -264,7 +265,8 @@ def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
     None: the stream's TEMPO events), ``ids`` starting ``time_offset_s`` into the piece."""
     fixed = control_dim + band_dim
     steps = state_dim + instrument_dim
-    out = np.zeros((max(len(ids) - start, 0), fixed + steps + meter_dim), dtype=np.float32)
+    out = np.zeros((max(len(ids) - start, 0), fixed + steps + meter_dim + lookback_dim),
+                   dtype=np.float32)
     if control_dim:
         out[:, :control_dim] = compute_controls(ids, encoding)[start:]
     if band_dim and band is not None:
@@ -274,10 +276,15 @@ def step_inputs(ids: Sequence[int] | np.ndarray, encoding, control_dim: int,
     if instrument_dim:
         out[:, fixed + state_dim : fixed + steps] = instrument_onehot(
             current_instrument(ids, encoding)[start:])
-    if meter_dim:
-        seconds = event_times(ids, encoding)[0][start:] / encoding.config.steps_per_second
+    if meter_dim or lookback_dim:
+        seconds = event_times(ids, encoding)[0] / encoding.config.steps_per_second
         tempos = tempos_from_ids(ids, encoding) if tempos is None else tempos
-        out[:, fixed + steps :] = meter_features(beats_at(seconds + time_offset_s, tempos))
+        beats = beats_at(seconds + time_offset_s, tempos)
+        at = fixed + steps
+        if meter_dim:
+            out[:, at : at + meter_dim] = meter_features(beats[start:])
+        if lookback_dim:
+            out[:, at + meter_dim :] = sequence_lookback(ids, encoding, beats, start)
     return out
 
 
@@ -286,7 +293,8 @@ def model_inputs(ids: Sequence[int] | np.ndarray, encoding, config, start: int =
     """:func:`step_inputs` for a :class:`~melodia.model.lstm.ModelConfig` ``config``."""
     return step_inputs(ids, encoding, config.control_dim, config.state_dim, start, band=band,
                        band_dim=config.band_dim, instrument_dim=config.instrument_dim,
-                       meter_dim=getattr(config, "meter_dim", 0), tempos=tempos)
+                       meter_dim=getattr(config, "meter_dim", 0), tempos=tempos,
+                       lookback_dim=getattr(config, "lookback_dim", 0))
 
 
 def sounding_index(sequences: Sequence[np.ndarray], encoding,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from melodia.encoding.events import NOTE_ON, lookup_tables
+from melodia.features.band import current_instrument
 from melodia.midi.instruments import DRUMS, group_of
 
 LAGS = (1, 2)  # bars back
@@ -86,6 +88,25 @@ def lookback_rows(onset_beats: np.ndarray, onset_features: np.ndarray,
     return out
 
 
+def event_onsets(ids: np.ndarray, encoding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The NOTE_ONs of an event stream: their indices, instruments (the last PROGRAM's; 0
+    before any, as :func:`melodia.features.band.current_instrument`) and pitches."""
+    ids = np.asarray(ids, dtype=np.int64)
+    kinds, values = lookup_tables(encoding.vocab)
+    at = np.flatnonzero(kinds[ids] == NOTE_ON)
+    return at, current_instrument(ids, encoding)[at], values[ids[at]].astype(np.int64)
+
+
+def sequence_lookback(ids: np.ndarray, encoding, beats: np.ndarray,
+                      start: int = 0) -> np.ndarray:
+    """``uint8[T - start, LOOKBACK_DIM]``: the rows of an event stream from ``start`` on, each
+    event at ``beats[i]`` (the beat after it, as the meter input's), every earlier onset
+    counted."""
+    at, instruments, pitches = event_onsets(ids, encoding)
+    beats = np.asarray(beats, dtype=np.float64)
+    return lookback_rows(beats[at], features_of(instruments, pitches), beats[start:])
+
+
 class LookbackTracker:
     """:func:`lookback_rows` as a piece is played, one step at a time, for ``batch`` rows:
     :meth:`add` each onset as it is struck, :meth:`features` at each step's beat."""
@@ -99,9 +120,11 @@ class LookbackTracker:
         if onsets[0][0] < beat - KEEP_BEATS - BAR_BEATS:  # forget, a bar at a time
             self.onsets[row] = [o for o in onsets if o[0] >= beat - KEEP_BEATS]
 
-    def select(self, rows: np.ndarray) -> None:
-        """Keep ``rows`` (a beam search's copies of each context), in that order."""
-        self.onsets = [list(self.onsets[int(r)]) for r in rows]
+    def selected(self, rows: np.ndarray) -> "LookbackTracker":
+        """A tracker of ``rows`` (a beam search's copies of each context), in that order."""
+        out = LookbackTracker(0)
+        out.onsets = [list(self.onsets[int(r)]) for r in rows]
+        return out
 
     def features(self, beats: np.ndarray) -> np.ndarray:
         """``float32[batch, LOOKBACK_DIM]`` at each row's beat."""
@@ -116,4 +139,5 @@ class LookbackTracker:
 
 
 __all__ = ["BAR_BEATS", "DRUM_GROUPS", "FAMILIES", "FEATURES", "LAGS", "LOOKBACK_DIM",
-           "LookbackTracker", "WINDOW_BEATS", "feature_of", "features_of", "lookback_rows"]
+           "LookbackTracker", "WINDOW_BEATS", "event_onsets", "feature_of", "features_of",
+           "lookback_rows", "sequence_lookback"]

@@ -129,6 +129,7 @@ class Grammar:
         self.at_step = np.zeros(batch, dtype=np.int64)  # events but NOTE_OFFs since a TIME_SHIFT
         self.instrument = np.zeros(batch, dtype=np.int64)
         self.last_kind = np.full(batch, -1, dtype=np.int64)
+        self.last_value = np.zeros(batch, dtype=np.int64)
         self.n_instruments = n_instruments
         self.programmed = np.zeros(batch, dtype=bool)  # a PROGRAM event has chosen the instrument
         # the note state the models see (melodia.features.controls.note_state): melodic pitches pooled
@@ -225,7 +226,7 @@ class Grammar:
         if self.prog0 is not None:
             self.instrument = np.where(kind == PROGRAM, value, self.instrument)
             self.programmed |= kind == PROGRAM
-        self.last_kind = kind
+        self.last_kind, self.last_value = kind, value
 
     def note_state(self) -> np.ndarray:
         """``float32[B, NOTE_STATE_DIM]``: what :func:`melodia.features.controls.note_state` gives for the

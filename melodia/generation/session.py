@@ -28,13 +28,14 @@ import numpy as np
 import torch
 
 from melodia.encoding import PerformanceEncoding
-from melodia.encoding.events import tail
+from melodia.encoding.events import NOTE_ON, event_times, tail
 from melodia.encoding.quantize import velocity_to_bin
 from melodia.errors import GenerateError
 from melodia.features.band import beats_at, meter_features
 from melodia.features.controls import (DENSITY_SLICE, HISTOGRAM_SLICE, constant_controls,
                                        model_inputs)
 from melodia.features.keys import key_histogram
+from melodia.features.lookback import LookbackTracker, event_onsets
 from melodia.features.plan import plan_band
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import Start, Stepper
@@ -99,7 +100,7 @@ def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=
     inputs = None if controls is None and not model_config.step_dim else StepInputs(
         None if controls is None else torch.from_numpy(controls), model_config.fixed_dim,
         model_config.state_dim, model_config.instrument_dim, model_config.meter_dim, meter_qpm,
-        None if frame is None else frame.tempos)
+        None if frame is None else frame.tempos, model_config.lookback_dim)
     grammar_config = band_grammar(config.grammar, plan)
     qpm = plan["qpm"] if plan else config.tempo or primer_tempo(primer)
     context = (frame.context if frame else
@@ -117,6 +118,8 @@ def open_session(model: str | Path | Checkpoint, config: GenerateConfig, primer=
     grammar = Grammar(encoding, grammar_config, batch)
     grammar.give(given)
     mask = grammar.feed(context)
+    if inputs is not None:
+        inputs.prime(context, encoding, batch)
     logits, features, state = stepper.prime(ids, sequence)
     start = Start(grammar, mask, logits, features, state, inputs)
     return Session(checkpoint, stepper, seed, plan, sampler, context, qpm, start)
@@ -158,7 +161,7 @@ class StepInputs:
 
     def __init__(self, controls: torch.Tensor | None, control_dim: int, state_dim: int = 1,
                  instrument_dim: int = 0, meter_dim: int = 0, meter_qpm: float = 120.0,
-                 tempos=None) -> None:
+                 tempos=None, lookback_dim: int = 0) -> None:
         self.controls = (torch.zeros(1, control_dim) if controls is None
                          else controls.reshape(-1, controls.shape[-1]).float())
         if self.controls.shape[1] != control_dim:
@@ -166,12 +169,31 @@ class StepInputs:
         self.state, self.instrument = state_dim > 0, instrument_dim > 0
         self.meter, self.qpm = meter_dim > 0, float(meter_qpm)
         self.tempos = None if tempos is None else np.asarray(tempos, dtype=np.float64)
+        self.lookback = LookbackTracker(0) if lookback_dim else None  # rows: at prime()
+
+    def prime(self, context: np.ndarray, encoding, batch: int) -> None:
+        """The context's onsets, for every one of ``batch`` rows (the bar lookback's past)."""
+        if self.lookback is None:
+            return
+        at, instruments, pitches = event_onsets(context, encoding)
+        steps = event_times(np.asarray(context), encoding)[0][at]
+        beats = self._beats(steps / encoding.config.steps_per_second)
+        self.lookback = LookbackTracker(batch)
+        for row in range(batch):
+            for beat, instrument, pitch in zip(beats, instruments, pitches):
+                self.lookback.add(row, beat, int(instrument), int(pitch))
+
+    def _beats(self, seconds: np.ndarray) -> np.ndarray:
+        return (np.asarray(seconds) * self.qpm / 60.0 if self.tempos is None
+                else beats_at(seconds, self.tempos))
 
     def select(self, rows: torch.Tensor) -> "StepInputs":
         """The same inputs for ``rows`` of the batch (a beam search's copies of each context)."""
         out = copy.copy(self)
         if len(self.controls) > 1:
             out.controls = self.controls[rows]
+        if self.lookback is not None:
+            out.lookback = self.lookback.selected(np.asarray(rows))
         return out
 
     def __call__(self, grammar: Grammar) -> torch.Tensor:
@@ -180,10 +202,15 @@ class StepInputs:
             parts.append(torch.from_numpy(grammar.note_state()))
         if self.instrument:
             parts.append(torch.from_numpy(grammar.instrument_onehot()))
+        if self.meter or self.lookback is not None:
+            beats = self._beats(grammar.now / grammar.sps)
         if self.meter:
-            beats = (grammar.now / grammar.sps * self.qpm / 60.0 if self.tempos is None
-                     else beats_at(grammar.now / grammar.sps, self.tempos))
             parts.append(torch.from_numpy(meter_features(beats)))
+        if self.lookback is not None:
+            for row in np.flatnonzero(grammar.last_kind == NOTE_ON):
+                self.lookback.add(int(row), float(beats[row]), int(grammar.instrument[row]),
+                                  int(grammar.last_value[row]))
+            parts.append(torch.from_numpy(self.lookback.features(beats)))
         controls = self.controls
         if len(controls) != grammar.batch:  # one row for all
             controls = controls[:1].expand(grammar.batch, -1)

@@ -35,6 +35,9 @@ class ModelConfig:
     instrument_dim: int = 0
     # band models: where the music is in the bar at its tempo (melodia.features.band.METER_DIM), 0 = none
     meter_dim: int = 0
+    # band models: what each part struck at this point of the bar, 1 and 2 bars back
+    # (melodia.features.lookback.LOOKBACK_DIM), 0 = none
+    lookback_dim: int = 0
     # the model family: "lstm" (Performance RNN), "transformer" (a decoder-only transformer with
     # rotary positions; hidden_size is its width, num_layers its blocks) or "attention-rnn"
     # (Magenta's: an LSTM attending over its own last `context` outputs)
@@ -50,8 +53,9 @@ class ModelConfig:
 
     @property
     def step_dim(self) -> int:
-        """Inputs that follow the music step by step: note state, current instrument, meter."""
-        return self.state_dim + self.instrument_dim + self.meter_dim
+        """Inputs that follow the music step by step: note state, current instrument, meter,
+        bar lookback."""
+        return self.state_dim + self.instrument_dim + self.meter_dim + self.lookback_dim
 
     @property
     def input_dim(self) -> int:
@@ -67,7 +71,7 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         widths = (self.control_dim, self.state_dim, self.band_dim, self.instrument_dim,
-                  self.meter_dim)
+                  self.meter_dim, self.lookback_dim)
         if min(widths) < 0:
             raise ValueError(f"control_dim, state_dim, band_dim and instrument_dim must be >= 0, "
                              f"got {widths}")
@@ -120,8 +124,8 @@ class ModelConfig:
         try:
             config = cls.from_dict(data)
             for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "control_dim",
-                         "state_dim", "band_dim", "instrument_dim", "meter_dim", "num_heads",
-                         "context", "ff_mult"):
+                         "state_dim", "band_dim", "instrument_dim", "meter_dim", "lookback_dim",
+                         "num_heads", "context", "ff_mult"):
                 value = getattr(config, name)
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValueError(f"{name} must be an integer, got {value!r}")

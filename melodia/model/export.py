@@ -108,7 +108,8 @@ def model_card(config: dict[str, Any], source: str | None = None) -> str:
     """A Markdown model card from an export's ``config.json`` contents."""
     c, extra, metrics = config["model_config"], config["extra"], config["metrics"]
     inputs = [f"{name} {c[name]}" for name in ("control_dim", "state_dim", "band_dim",
-                                                "instrument_dim", "meter_dim") if c.get(name)]
+                                                "instrument_dim", "meter_dim", "lookback_dim")
+              if c.get(name)]
     encoding = config["encoding"]
     lines = [
         f"# melodia {encoding['name']} model", "",

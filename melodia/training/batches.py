@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from melodia.features.band import METER_DIM, drop_conditions
+from melodia.features.lookback import LOOKBACK_DIM, features_of, lookback_rows
 from melodia.features.controls import (CONTROL_DIM, DENSITY_WINDOW_S, HISTOGRAM_WINDOW_S,
                                        NOTE_STATE_DIM, NOTE_STATE_PITCHES, PITCH_CLASSES,
                                        density_bin, ramp, until_next)
@@ -51,10 +52,12 @@ class InputDims:
     instrument: int = 0
     meter: int = 0
     steps_per_second: int = 100  # the encoding's time grid (note-state recency)
+    lookback: int = 0
 
     @property
     def total(self) -> int:
-        return self.controls + self.band + self.state + self.instrument + self.meter
+        return self.controls + self.band + self.state + self.instrument + self.meter + \
+            self.lookback
 
 
 def input_dims(crops) -> InputDims:
@@ -64,7 +67,8 @@ def input_dims(crops) -> InputDims:
     return InputDims(CONTROL_DIM if crops.controls else 0, layout.dim if layout else 0,
                      NOTE_STATE_DIM if crops.note_state else 0,
                      N_INSTRUMENTS if layout else 0, METER_DIM if crops.meter else 0,
-                     crops.encoding.config.steps_per_second)
+                     crops.encoding.config.steps_per_second,
+                     LOOKBACK_DIM if getattr(crops, "lookback", False) else 0)
 
 
 # ------------------------------------------------------------------------ flat helpers
@@ -236,6 +240,32 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     if crops.band_layout is not None or crops.meter:
         out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
                           B, L))
+    if getattr(crops, "lookback", False):
+        out["lookback"] = _lookback(crops, d, times, on_pitch, current, starts, skip, n, at,
+                                    valid, B, L)
+    return out
+
+
+def _lookback(crops, d, times, on_pitch, current, starts, skip, n, at, valid, B, L):
+    """``uint8[B, L, LOOKBACK_DIM]``: the bar lookback of each input row
+    (:func:`melodia.features.lookback.lookback_rows`), from the crop's onsets, its lookback
+    prefix's included, on the beats of the file's tempo map (stretch undone, as the meter's)."""
+    sps = crops.encoding.config.steps_per_second
+    stretched = d.factor if crops.stretch else np.ones(B)
+    offset_s = crops.time_at(d.file, d.first - 1) / sps
+    out = np.zeros((B, L, LOOKBACK_DIM), np.uint8)
+    table, bounds = crops._beats, crops._beat_bounds
+    for b in range(B):
+        events = np.arange(starts[b], starts[b] + skip[b] + n[b] - 1)  # prefix and input rows
+        seconds = offset_s[b] + times[events] / sps / stretched[b]
+        lo, hi = bounds[d.file[b]], bounds[d.file[b] + 1]
+        k = np.maximum(np.searchsorted(table[0, lo:hi], seconds, side="right") - 1, 0) + lo
+        beats = table[2, k] + (seconds - table[0, k]) * table[1, k] / 60.0
+        on = np.flatnonzero(on_pitch[events] >= 0)
+        players = current[events[on]] if current is not None else np.zeros(len(on), np.int64)
+        kinds = features_of(players, on_pitch[events[on]])
+        rows = at[b * L:(b + 1) * L][valid[b * L:(b + 1) * L]] - starts[b]
+        out[b, :len(rows)] = lookback_rows(beats[on], kinds, beats[rows])
     return out
 
 

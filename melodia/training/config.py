@@ -47,6 +47,9 @@ class TrainConfig:
     # current instrument every step (melodia.features.band); ignored for piano data
     band: bool = True
     meter: bool = True  # band: feed where the music is in the bar (melodia.features.band.METER_SPANS)
+    # band: feed what each part struck at this point of the bar 1 and 2 bars back
+    # (melodia.features.lookback); off until a shipped model is trained with it
+    lookback: bool = False
     init: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     control_dropout: float = 0.1  # chance per crop to drop each control, so both are optional
     holdout_fraction: float = 0.05  # with no validation files: hold out each train file's tail

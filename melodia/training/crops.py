@@ -33,6 +33,7 @@ from melodia.features.band import (METER_DIM, beat_maps, beats_at, current_instr
 from melodia.features.controls import (CONTROL_DIM, HISTOGRAM_WINDOW_S, NOTE_STATE_DIM,
                                        NOTE_STATE_LOOKBACK_S, compute_controls, drop_controls,
                                        note_state, sounding_index)
+from melodia.features.lookback import LOOKBACK_DIM, sequence_lookback
 from melodia.features.plan import BandLayout, conditions
 from melodia.midi.instruments import DRUMS, N_INSTRUMENTS
 from melodia.training.batches import IGNORE, compact_batch, input_dims
@@ -149,6 +150,7 @@ class CropDataset(Dataset):
         styles: Sequence[int | None] | None = None,
         meter: bool = False,
         tempos: Sequence | None = None,
+        lookback: bool = False,
     ) -> None:
         groups = [0] * len(sequences) if groups is None else list(groups)
         if len(groups) != len(sequences):
@@ -182,7 +184,8 @@ class CropDataset(Dataset):
         self._offsets = np.cumsum(self._lengths) - self._lengths  # in the flat array
         self._flat = np.concatenate([np.asarray(x) for x in self.sequences])
         self._time_keys = None
-        if controls or note_state or meter:  # time after each event: control windows, note-state lookback
+        if controls or note_state or meter or lookback:  # time after each event: control
+            # windows, the music a crop's note state and bar lookback are rebuilt from
             self._time_keys = np.concatenate([f * _FILE_KEY + event_times(s, encoding)[0]
                                               for f, s in enumerate(self.sequences)])
         sps = encoding.config.steps_per_second
@@ -198,8 +201,8 @@ class CropDataset(Dataset):
                 raise ValueError("styles needs one style index (or None) per sequence")
             self._styles = [styles[i] for i in keep]
             self._style_ids = np.array([-1 if s is None else s for s in self._styles], np.int64)
-        self.meter = meter
-        if band_layout is not None or meter:  # exact tempo maps (else the TEMPO events')
+        self.meter, self.lookback = meter, lookback
+        if band_layout is not None or meter or lookback:  # exact tempo maps (else TEMPO events')
             tempos = [None] * len(sequences) if tempos is None else list(tempos)
             if len(tempos) != len(sequences):
                 raise ValueError("tempos needs one tempo map (or None) per sequence")
@@ -216,7 +219,8 @@ class CropDataset(Dataset):
         """Float inputs per step: controls, band conditions, note state, current instrument."""
         band = (self.band_layout.dim + N_INSTRUMENTS) if self.band_layout is not None else 0
         return ((CONTROL_DIM if self.controls else 0) + band
-                + (NOTE_STATE_DIM if self.note_state else 0) + (METER_DIM if self.meter else 0))
+                + (NOTE_STATE_DIM if self.note_state else 0) + (METER_DIM if self.meter else 0)
+                + (LOOKBACK_DIM if self.lookback else 0))
 
     def draws(self, indices: Sequence[int] | np.ndarray) -> Draws:
         """Where samples ``indices`` come from and how they are augmented, all at once."""
@@ -250,6 +254,10 @@ class CropDataset(Dataset):
                                        - self._lookback_steps)  # at most 10 s before it,
                 onset = self._earliest_sounding(file, start)  # from the oldest note still on
                 first = np.where(start > 0, np.maximum(back - at, onset), start)
+            if self.lookback:  # the bars the crop's first rows look back to (10 s: 8 beats
+                back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]  # at 48 BPM)
+                                       - self._lookback_steps)
+                first = np.minimum(first, np.where(start > 0, back - at, start))
         return Draws(file, start, first, end - at, semitones, factor,
                      u[:, 4:6] < self.control_dropout, u[:, 6:9] < self.control_dropout)
 
@@ -298,12 +306,13 @@ class CropDataset(Dataset):
         if self.note_state:
             inputs[:, c_dim + b_dim : c_dim + b_dim + s_dim] = note_state(
                 ids[: skip + n - 1], self.encoding, start=skip)
-        if layout is not None or self.meter:  # where the crop is, in the piece's own time
-            stretched = factor if self.stretch else 1.0
+        if layout is not None or self.meter or self.lookback:  # where the crop is, in the
+            stretched = factor if self.stretch else 1.0  # piece's own time
             offset_s = (int(self.time_at(np.array([f]), np.array([first - 1]))[0])
                         / self.encoding.config.steps_per_second)
-            seconds = (offset_s + event_times(ids[: skip + n - 1], self.encoding)[0][skip:]
-                       / self.encoding.config.steps_per_second / stretched)
+            every = (offset_s + event_times(ids[: skip + n - 1], self.encoding)[0]
+                     / self.encoding.config.steps_per_second / stretched)
+            seconds = every[skip:]
         if layout is not None:  # the crop's line-up, the file's style, its tempo; the instrument
             current = current_instrument(ids[: skip + n], self.encoding)
             start_s = seconds[0] if len(seconds) else offset_s
@@ -314,8 +323,12 @@ class CropDataset(Dataset):
             inputs[:, c_dim : c_dim + b_dim] = drop_conditions(cond[None], layout, d.drop_band)
             at = c_dim + b_dim + s_dim
             inputs[:, at : at + N_INSTRUMENTS] = instrument_onehot(current[skip : skip + n - 1])
+        at = self.control_dim - (LOOKBACK_DIM if self.lookback else 0)
         if self.meter:
-            inputs[:, -METER_DIM:] = meter_features(beats_at(seconds, self._tempos[f]))
+            inputs[:, at - METER_DIM : at] = meter_features(beats_at(seconds, self._tempos[f]))
+        if self.lookback:
+            inputs[:, at:] = sequence_lookback(ids[: skip + n - 1], self.encoding,
+                                               beats_at(every, self._tempos[f]), skip)
         return ids[skip : skip + n], inputs
 
     def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:

@@ -108,6 +108,7 @@ def training_data(config: TrainConfig):
                         band_layout=band.layout if band else None,
                         styles=band.train_styles if band else None,
                         meter=bool(band) and config.meter,
+                        lookback=bool(band) and config.lookback,
                         tempos=band.train_tempos if band else None)
     return data.encoding, train_seqs, valid_seqs, crops, primary, band
 

@@ -55,10 +55,14 @@ def expand_inputs(batch: dict[str, torch.Tensor], dims: InputDims) -> torch.Tens
         current = batch["instrument"].long()
         onehot = out[..., at : at + dims.instrument]
         onehot.scatter_(2, current.clamp(min=0)[..., None], (current >= 0)[..., None].float())
+    at += dims.instrument
     if dims.meter:  # melodia.features.band.meter_features, in float64 as there
         phase = 2 * math.pi * batch["beats"].double()[..., None] / _meter_spans(device)
         meter = torch.cat([torch.sin(phase), torch.cos(phase)], dim=2).float()
-        out[..., -dims.meter :] = meter * valid[..., None]
+        out[..., at : at + dims.meter] = meter * valid[..., None]
+    at += dims.meter
+    if dims.lookback:  # melodia.features.lookback, zeros past the end already
+        out[..., at : at + dims.lookback] = batch["lookback"]
     return out
 
 

@@ -35,6 +35,7 @@ from melodia.evaluate import Totals, event_types, model_totals
 from melodia.evaluate.nll import scoring_segment
 from melodia.features.band import METER_DIM, file_conditions
 from melodia.features.controls import CONTROL_DIM, NOTE_STATE_DIM, control_prior
+from melodia.features.lookback import LOOKBACK_DIM
 from melodia.midi.instruments import N_INSTRUMENTS
 from melodia.model.checkpoint import load_checkpoint, save_checkpoint
 from melodia.model.families import make_model
@@ -163,14 +164,29 @@ class _Log:
 
 
 def _init_from(model: nn.Module, path: str, device: torch.device) -> None:
-    """Load the weights of checkpoint ``path`` into ``model`` (same shape required)."""
+    """Load the weights of checkpoint ``path`` into ``model``: the same shape, or the same but
+    for bar lookback inputs ``model`` takes and the checkpoint did not (they are the inputs'
+    last columns: their weights start at zero, so the model starts as the checkpoint plays)."""
 
     source = load_checkpoint(path, map_location=device)
-    if dataclasses.replace(source.model_config, dropout=model.config.dropout) != model.config:
+    wider = model.config.lookback_dim - source.model_config.lookback_dim
+    same = dataclasses.replace(source.model_config, dropout=model.config.dropout,
+                               lookback_dim=model.config.lookback_dim)
+    if same != model.config or wider < 0:
         raise MelodiaError(f"--init {path} holds a {source.model_config}; this run builds a "
-                           f"{model.config}: the shapes must match")
-    model.load_state_dict(source.model.state_dict())
-    log.info("initialised from %s (step %d)", path, source.step)
+                           f"{model.config}: the shapes must match (but for new bar lookback "
+                           "inputs)")
+    state, target = source.model.state_dict(), model.state_dict()
+    for name, value in state.items():
+        if wider and value.shape != target[name].shape:
+            if value.shape[:-1] != target[name].shape[:-1] or \
+                    value.shape[-1] + wider != target[name].shape[-1]:
+                raise MelodiaError(f"--init {path}: {name} is {tuple(value.shape)}, this run's "
+                                   f"{tuple(target[name].shape)}")
+            state[name] = torch.cat([value, value.new_zeros(*value.shape[:-1], wider)], dim=-1)
+    model.load_state_dict(state)
+    log.info("initialised from %s (step %d)%s", path, source.step,
+             f", {wider} new lookback inputs at zero" if wider else "")
 
 
 def _step(net: torch.nn.Module, batch: dict[str, torch.Tensor], optimizer, scaler, autocast,
@@ -220,7 +236,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
                                        state_dim=NOTE_STATE_DIM if config.note_state else 0,
                                        band_dim=band.layout.dim if band else 0,
                                        instrument_dim=N_INSTRUMENTS if band else 0,
-                                       meter_dim=METER_DIM if band and config.meter else 0)
+                                       meter_dim=METER_DIM if band and config.meter else 0,
+                                       lookback_dim=LOOKBACK_DIM if band and config.lookback
+                                       else 0)
     config = dataclasses.replace(config, model=model_config)
     torch.manual_seed(config.seed)
     model = make_model(model_config).to(device)

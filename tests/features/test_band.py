@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import torch
 import pytest
 
 from melodia.cli import main
@@ -379,3 +380,38 @@ def test_piano_takes_a_tempo_for_the_file_and_bars(tmp_path: Path):
     score = read_midi(out)
     assert score.tempos["qpm"][0] == pytest.approx(90, abs=0.01)
     assert score.end_s == pytest.approx(2 * 4 * 60 / 90 + 0.01, abs=0.05)
+
+
+def test_a_band_model_widened_to_the_bar_lookback_starts_as_it_was(band_run: Path):
+    """``--init`` from a model without bar lookback inputs: the same weights, the new inputs'
+    at zero (so it plays as before until trained); it trains and generates with them, and the
+    generator feeds what scoring feeds."""
+    from melodia.features.lookback import LOOKBACK_DIM
+    from melodia.model.checkpoint import load_checkpoint
+
+    source = load_checkpoint(band_run)
+    run = band_run.parent.parent / "lookback"
+    seen = {}
+    config = TrainConfig(data=str(band_run.parent.parent / "data"), out=str(run), steps=1,
+                         batch_size=4, seq_len=64, lr=1e-9, min_lr=1e-9, warmup_steps=0,
+                         eval_every=1, log_every=1, eval_events=300, eval_segment=100,
+                         device="cpu", model=source.model_config, lookback=True,
+                         init=str(band_run))
+    train(config, progress=False, callbacks=[lambda info: seen.update(model=info.model)])
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt.model.config.lookback_dim == LOOKBACK_DIM
+    widened = seen["model"].state_dict()
+    grown = 0
+    for name, value in source.model.state_dict().items():
+        new = widened[name]
+        if new.shape != value.shape:
+            grown += 1
+            assert torch.allclose(new[..., : value.shape[-1]], value, atol=1e-6), name
+            assert new[..., value.shape[-1]:].abs().max() < 1e-6, name
+        else:
+            assert torch.allclose(new, value, atol=1e-6), name
+    assert grown == 1  # the first layer's input weights
+    g = generate_ids(ckpt, GenerateConfig(events=300, seed=0, lineup="drums,bass", tempo=97.0))
+    ids = g.pieces[0]
+    inputs = model_inputs(ids, ENC, ckpt.model.config, tempos=[[0.0, 97.0]])
+    assert inputs.shape[1] == ckpt.model.config.input_dim and inputs[:, -LOOKBACK_DIM:].any()

@@ -78,3 +78,29 @@ def test_a_real_band_s_drums_are_there_one_bar_back():
         moved.append(_drums_foreseen(shuffled, instruments, pitches))
     assert len(real) >= 3
     assert np.median(real) >= 0.5 and np.median(moved) <= 0.3, (real, moved)
+
+
+@pytest.mark.parametrize("path", FILES[3:5], ids=lambda p: p.stem)
+def test_generation_feeds_what_scoring_and_training_feed(path):
+    """A real band file's events, primed then played one by one through the generator's step
+    inputs, get the rows :func:`model_inputs` gives the whole sequence (what the trainer and
+    the scorer see)."""
+    from melodia.encoding import get_encoding
+    from melodia.features.controls import step_inputs
+    from melodia.generation.grammar import Grammar, GrammarConfig
+    from melodia.generation.session import StepInputs
+
+    encoding = get_encoding("band")
+    ids = encoding.encode(read_midi(path))[:1500]
+    tempos, k = [[0.0, 111.0]], 400  # a primer of k events, then step by step
+    expected = step_inputs(ids, encoding, 0, 0, k, tempos=tempos, lookback_dim=LOOKBACK_DIM)
+    grammar = Grammar(encoding, GrammarConfig(pitch_range=None, max_note_s=None))
+    inputs = StepInputs(None, 0, 0, tempos=tempos, lookback_dim=LOOKBACK_DIM)
+    grammar.feed(ids[:k])
+    inputs.prime(ids[:k], encoding, 1)
+    rows = []
+    for event in ids[k:]:
+        grammar.update(np.array([event]))
+        rows.append(inputs(grammar)[0].numpy())
+    assert expected.shape == (len(ids) - k, LOOKBACK_DIM) and expected.any()
+    np.testing.assert_array_equal(np.stack(rows), expected)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from melodia.encoding import get_encoding
+from melodia.features.lookback import LOOKBACK_DIM
 from melodia.features.plan import BandLayout
 from melodia.training.batches import compact_batch, input_dims
 from melodia.training.crops import CropDataset
@@ -90,14 +91,18 @@ def test_mixed_corpora_batches_equal_the_reference(piano_seqs):
     assert_same(crops, range(40, 72))
 
 
-@pytest.mark.parametrize("meter", [True, False])
-def test_band_batches_equal_the_reference(band_seqs, meter):
+@pytest.mark.parametrize("meter,lookback", [(True, False), (False, False), (True, True),
+                                           (False, True)])
+def test_band_batches_equal_the_reference(band_seqs, meter, lookback):
     layout = BandLayout(("metal", "rock"))
     crops = CropDataset(band_seqs, BAND, 256, seed=2, transpose=3, stretch=0.05, controls=True,
                         control_dropout=0.3, note_state=True, band_layout=layout,
                         styles=[0, 1, None, 0, 1], meter=meter,
-                        tempos=[[[0.0, 120.0], [4.0, 150.0]], None, None, [[0.0, 90.0]], None])
+                        tempos=[[[0.0, 120.0], [4.0, 150.0]], None, None, [[0.0, 90.0]], None],
+                        lookback=lookback)
     assert_same(crops, range(0, 24))
+    if lookback:  # the bars a groove returns to are in the inputs (Freedoom repeats them)
+        assert crops.batch(range(8))["controls"][..., -LOOKBACK_DIM:].sum() > 1000
     batch = crops.batch(range(8))
     dims = input_dims(crops)
     state = batch["controls"][..., dims.controls + dims.band : dims.controls + dims.band + 128]
