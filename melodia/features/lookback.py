@@ -50,22 +50,21 @@ LOOKBACK_DIM = len(LAGS) * FEATURES
 KEEP_BEATS = max(LAGS) * BAR_BEATS + WINDOW_BEATS  # how far back a tracker remembers
 
 
-def feature_of(instrument: int, pitch: int) -> int:
-    """The onset kind of ``pitch`` struck by ``instrument`` (an index into :data:`FEATURES`)."""
-    if instrument == DRUMS:
-        return int(DRUM_KIND[pitch])
-    group = group_of(instrument)
-    family = FAMILIES.index(group) if group in FAMILIES else len(FAMILIES) - 1
-    return DRUM_GROUPS + 12 * family + pitch % 12
+_FAMILY = np.array([FAMILIES.index(g) if (g := group_of(i)) in FAMILIES else len(FAMILIES) - 1
+                    for i in range(DRUMS)] + [0], dtype=np.int64)  # per instrument, drums aside
 
 
 def features_of(instruments: np.ndarray, pitches: np.ndarray) -> np.ndarray:
-    """:func:`feature_of` of many onsets (``int64``)."""
+    """The onset kinds (indices into :data:`FEATURES`, ``int64``) of ``pitches`` struck by
+    ``instruments``."""
     instruments, pitches = np.asarray(instruments), np.asarray(pitches, dtype=np.int64)
-    family = np.array([FAMILIES.index(g) if (g := group_of(int(i))) in FAMILIES else
-                       len(FAMILIES) - 1 for i in range(DRUMS)] + [0], dtype=np.int64)
-    pitched = DRUM_GROUPS + 12 * family[instruments] + pitches % 12
+    pitched = DRUM_GROUPS + 12 * _FAMILY[instruments] + pitches % 12
     return np.where(instruments == DRUMS, DRUM_KIND[np.clip(pitches, 0, 127)], pitched)
+
+
+def feature_of(instrument: int, pitch: int) -> int:
+    """:func:`features_of` of one onset."""
+    return int(features_of(np.array([instrument]), np.array([pitch]))[0])
 
 
 def lookback_rows(onset_beats: np.ndarray, onset_features: np.ndarray,
@@ -111,8 +110,8 @@ class LookbackTracker:
     """:func:`lookback_rows` as a piece is played, one step at a time, for ``batch`` rows:
     :meth:`add` each onset as it is struck, :meth:`features` at each step's beat."""
 
-    def __init__(self, batch: int) -> None:
-        self.onsets: list[list[tuple[float, int]]] = [[] for _ in range(batch)]
+    def __init__(self, batch: int, onsets: list[tuple[float, int]] | None = None) -> None:
+        self.onsets = [list(onsets or ()) for _ in range(batch)]  # per row: (beat, kind)
 
     def add(self, row: int, beat: float, instrument: int, pitch: int) -> None:
         onsets = self.onsets[row]
@@ -130,11 +129,9 @@ class LookbackTracker:
         """``float32[batch, LOOKBACK_DIM]`` at each row's beat."""
         out = np.zeros((len(self.onsets), LOOKBACK_DIM), dtype=np.float32)
         for row, (onsets, beat) in enumerate(zip(self.onsets, np.asarray(beats, np.float64))):
-            for j, lag in enumerate(LAGS):
-                start = beat - lag * BAR_BEATS
-                for at, kind in onsets:
-                    if start <= at < start + WINDOW_BEATS:
-                        out[row, j * FEATURES + kind] = 1.0
+            if onsets:
+                at, kinds = zip(*onsets)
+                out[row] = lookback_rows(np.array(at), np.array(kinds), np.array([beat]))[0]
         return out
 
 

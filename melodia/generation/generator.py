@@ -37,16 +37,10 @@ from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import best_beams, iter_steps, sample_rows
 from melodia.generation.given import iter_given
 from melodia.generation.grammar import Grammar, GrammarConfig
-from melodia.generation.groove import groove_for
+from melodia.generation.groove import groove_for, stream_guide
 from melodia.generation.recall import recall_for
 from melodia.generation.session import open_session
-from melodia.midi import (
-    PEDAL_DTYPE,
-    TEMPO_DTYPE,
-    Score,
-    seconds_for_bars,
-    to_pretty_midi,
-)
+from melodia.midi import PEDAL_DTYPE, TEMPO_DTYPE, Score, seconds_for_bars, to_pretty_midi
 from melodia.model.checkpoint import Checkpoint
 from melodia.model.stepper import threads
 
@@ -245,10 +239,8 @@ def iter_events(model: str | Path | Checkpoint = "piano", *, seed: int | None = 
         generator = torch.Generator().manual_seed(session.seed)
         sampler = dataclasses.replace(session.sampler, beam_size=1)  # one stream, no beams
         recall = recall_for(session.checkpoint, config.memory, [session.context])
-        # a stream's groove: the parts called back (keep_playing); no bar plan (repeat 0)
-        guide, _ = groove_for(session.encoding, dataclasses.replace(
-            config, repeat=0.0, drum_grid=False), session.plan, session.start.grammar.now.copy(),
-            None, session.seed)
+        guide = stream_guide(session.encoding, config, session.plan,
+                             session.start.grammar.now, session.seed)
         steps = iter_steps(session.stepper, session.start, sampler, generator, guide, recall)
     while True:
         with threads(config.threads):  # per event, so the caller's own threads stay as they were

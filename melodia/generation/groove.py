@@ -21,6 +21,8 @@ model alone; None: as the style's corpus does); ``drum_grid`` (``--free-drums`` 
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from functools import lru_cache
 
@@ -243,5 +245,13 @@ def groove_for(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict
     return GrooveGuide(encoding, plans, lines, now, strengths, present), forcer
 
 
+def stream_guide(encoding: PerformanceEncoding, config: GenerateConfig, plan: dict | None,
+                 now: np.ndarray, seed: int) -> GrooveGuide | None:
+    """The guide of an endless stream (``stream``, a live band): the parts called back
+    (``config.keep_playing``), no bar planned and no grid forced; None where that is nothing."""
+    free = dataclasses.replace(config, repeat=0.0, drum_grid=False)
+    return groove_for(encoding, free, plan, now.copy(), None, seed)[0]
+
+
 __all__ = ["BarLines", "DEFAULT_STRENGTH", "GrooveGuide", "Plan", "draw_plans", "groove_for",
-           "groove_table"]
+           "groove_table", "stream_guide"]

@@ -35,7 +35,7 @@ from melodia.features.band import beats_at, meter_features
 from melodia.features.controls import (DENSITY_SLICE, HISTOGRAM_SLICE, constant_controls,
                                        model_inputs)
 from melodia.features.keys import key_histogram
-from melodia.features.lookback import LookbackTracker, event_onsets
+from melodia.features.lookback import LookbackTracker, event_onsets, features_of
 from melodia.features.plan import plan_band
 from melodia.generation.config import GenerateConfig, SamplerConfig
 from melodia.generation.decoding import Start, Stepper
@@ -178,10 +178,8 @@ class StepInputs:
         at, instruments, pitches = event_onsets(context, encoding)
         steps = event_times(np.asarray(context), encoding)[0][at]
         beats = self._beats(steps / encoding.config.steps_per_second)
-        self.lookback = LookbackTracker(batch)
-        for row in range(batch):
-            for beat, instrument, pitch in zip(beats, instruments, pitches):
-                self.lookback.add(row, beat, int(instrument), int(pitch))
+        kinds = features_of(instruments, pitches)
+        self.lookback = LookbackTracker(batch, list(zip(beats.tolist(), kinds.tolist())))
 
     def _beats(self, seconds: np.ndarray) -> np.ndarray:
         return (np.asarray(seconds) * self.qpm / 60.0 if self.tempos is None

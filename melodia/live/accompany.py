@@ -44,7 +44,7 @@ from melodia.encoding.quantize import velocity_to_bin
 from melodia.generation.accompaniment import require_band
 from melodia.generation.decoding import leaned
 from melodia.generation.given import FREE, GIVEN_DTYPE, Forcer, on_grid
-from melodia.generation.groove import groove_for
+from melodia.generation.groove import stream_guide
 from melodia.generation.pick import choose
 from melodia.generation.session import Frame, open_session, tempo_ids
 from melodia.live.decode import DRUM_CHANNEL, StreamDecoder, Timed
@@ -159,8 +159,7 @@ def band_ids(checkpoint: Checkpoint, config, part: PlayerPart,
                         grid=lambda now: on_grid(now, tempos, sps))  # for as long as it plays
     grammar, mask, logits, features, state, inputs = session.start
     generator = torch.Generator().manual_seed(session.seed)
-    guide, _ = groove_for(encoding, dataclasses.replace(config, repeat=0.0, drum_grid=False),
-                          session.plan, grammar.now.copy(), None, session.seed)  # keep_playing
+    guide = stream_guide(encoding, config, session.plan, grammar.now, session.seed)
     pitches = (encoding.config.min_pitch, encoding.config.max_pitch)
     bins, entered, shifts = encoding.config.velocity_bins, False, forcer.shift0
     last_heard, start = 0.0, None

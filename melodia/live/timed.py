@@ -90,15 +90,16 @@ class TimedInput:
         self.closed = True
 
 
-def _open_named(midi_in, name: str, api: str, tries: int = 5) -> str:
-    """Connect ``midi_in`` to the input ``name`` finds; the port's full name. rtmidi opens by an
-    index into a list it reads again, and a port that comes or goes in between moves the index:
-    the list is read once more after opening, and a changed one means close and try again."""
+def open_named(midi_in, name: str, api: str, as_name: str = "in", tries: int = 5) -> str:
+    """Connect ``midi_in`` (an rtmidi input) to the input ``name`` finds (as ``as_name``); the
+    port's full name, PortError if there is none. rtmidi opens by an index into a list it reads
+    again, and a port that comes or goes in between moves the index: the list is read once more
+    after opening, and a changed one means close and try again."""
     for _ in range(tries):
         names = midi_in.get_ports()
         opened = _find(names, name, "input", api)
         index = names.index(opened)
-        midi_in.open_port(index, "in")
+        midi_in.open_port(index, as_name)
         if midi_in.get_ports()[:index + 1] == names[:index + 1]:
             return opened
         midi_in.close_port()
@@ -121,7 +122,7 @@ def open_timed_input(name: str, api: str | None, callback: Callable) -> TimedInp
             midi_in.open_virtual_port(virtual)
             opened = virtual
         else:
-            opened = _open_named(midi_in, name, api)
+            opened = open_named(midi_in, name, api)
     except PortError:
         midi_in.delete()
         raise
@@ -134,4 +135,4 @@ def open_timed_input(name: str, api: str | None, callback: Callable) -> TimedInp
     return timed
 
 
-__all__ = ["TimedInput", "open_timed_input"]
+__all__ = ["TimedInput", "open_named", "open_timed_input"]

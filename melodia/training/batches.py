@@ -68,7 +68,7 @@ def input_dims(crops) -> InputDims:
                      NOTE_STATE_DIM if crops.note_state else 0,
                      N_INSTRUMENTS if layout else 0, METER_DIM if crops.meter else 0,
                      crops.encoding.config.steps_per_second,
-                     LOOKBACK_DIM if getattr(crops, "lookback", False) else 0)
+                     LOOKBACK_DIM if crops.lookback else 0)
 
 
 # ------------------------------------------------------------------------ flat helpers
@@ -240,7 +240,7 @@ def compact_batch(crops, indices: Sequence[int]) -> dict[str, np.ndarray]:
     if crops.band_layout is not None or crops.meter:
         out.update(_timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
                           B, L))
-    if getattr(crops, "lookback", False):
+    if crops.lookback:
         out["lookback"] = _lookback(crops, d, times, on_pitch, current, starts, skip, n, at,
                                     valid, B, L)
     return out
@@ -260,13 +260,19 @@ def _lookback(crops, d, times, on_pitch, current, starts, skip, n, at, valid, B,
         seconds = offset_s[b] + times[events] / sps / stretched[b]
         lo, hi = bounds[d.file[b]], bounds[d.file[b] + 1]
         k = np.maximum(np.searchsorted(table[0, lo:hi], seconds, side="right") - 1, 0) + lo
-        beats = table[2, k] + (seconds - table[0, k]) * table[1, k] / 60.0
+        beats = _beats(table, k, seconds)
         on = np.flatnonzero(on_pitch[events] >= 0)
         players = current[events[on]] if current is not None else np.zeros(len(on), np.int64)
         kinds = features_of(players, on_pitch[events[on]])
         rows = at[b * L:(b + 1) * L][valid[b * L:(b + 1) * L]] - starts[b]
         out[b, :len(rows)] = lookback_rows(beats[on], kinds, beats[rows])
     return out
+
+
+def _beats(table: np.ndarray, k: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Beats at ``seconds`` under tempo column ``k`` of a :func:`~melodia.features.band.beat_maps`
+    table (rows: start s, qpm, beats before)."""
+    return table[2, k] + (seconds - table[0, k]) * table[1, k] / 60.0
 
 
 def _merge(parts: list[dict], L: int) -> dict:
@@ -355,8 +361,7 @@ def _timed(crops, d, times, on_pitch, current, starts, skip, n, at, rseg, valid,
         first_k[b] = max(int(np.searchsorted(tempo_starts, start_s[b], side="right")) - 1, 0)
     out: dict[str, np.ndarray] = {}
     if crops.meter:  # the meter's sin/cos are taken on the device
-        t = lo[rseg] + k
-        beats = table[2, t] + (seconds - table[0, t]) * table[1, t] / 60.0
+        beats = _beats(table, lo[rseg] + k, seconds)
         out["beats"] = np.where(valid, beats, 0.0).reshape(B, L)
     if layout is not None:
         band = np.zeros((B, layout.dim), np.float32)

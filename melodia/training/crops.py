@@ -249,15 +249,14 @@ class CropDataset(Dataset):
             keys = self._time_keys
             end = np.maximum(end, np.searchsorted(keys, keys[end - 1] + self._lookahead_steps,
                                                   side="right"))
-            if self.note_state:  # the music the note state at ``start`` is rebuilt from:
-                back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]
-                                       - self._lookback_steps)  # at most 10 s before it,
-                onset = self._earliest_sounding(file, start)  # from the oldest note still on
-                first = np.where(start > 0, np.maximum(back - at, onset), start)
-            if self.lookback:  # the bars the crop's first rows look back to (10 s: 8 beats
-                back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]  # at 48 BPM)
-                                       - self._lookback_steps)
-                first = np.minimum(first, np.where(start > 0, back - at, start))
+            if self.note_state or self.lookback:  # the music the crop's note state and bar
+                back = np.searchsorted(keys, keys[at + np.maximum(start - 1, 0)]  # lookback are
+                                       - self._lookback_steps) - at  # rebuilt from: 10 s before
+                # it at most; the note state's from the oldest note still on, the bar lookback's
+                # all of it (8 beats at 48 BPM)
+                reach = back if self.lookback else np.maximum(
+                    back, self._earliest_sounding(file, start))
+                first = np.where(start > 0, reach, start)
         return Draws(file, start, first, end - at, semitones, factor,
                      u[:, 4:6] < self.control_dropout, u[:, 6:9] < self.control_dropout)
 
@@ -313,6 +312,7 @@ class CropDataset(Dataset):
             every = (offset_s + event_times(ids[: skip + n - 1], self.encoding)[0]
                      / self.encoding.config.steps_per_second / stretched)
             seconds = every[skip:]
+            beats = beats_at(every, self._tempos[f])  # the meter's, the bar lookback's
         if layout is not None:  # the crop's line-up, the file's style, its tempo; the instrument
             current = current_instrument(ids[: skip + n], self.encoding)
             start_s = seconds[0] if len(seconds) else offset_s
@@ -325,10 +325,9 @@ class CropDataset(Dataset):
             inputs[:, at : at + N_INSTRUMENTS] = instrument_onehot(current[skip : skip + n - 1])
         at = self.control_dim - (LOOKBACK_DIM if self.lookback else 0)
         if self.meter:
-            inputs[:, at - METER_DIM : at] = meter_features(beats_at(seconds, self._tempos[f]))
+            inputs[:, at - METER_DIM : at] = meter_features(beats[skip:])
         if self.lookback:
-            inputs[:, at:] = sequence_lookback(ids[: skip + n - 1], self.encoding,
-                                               beats_at(every, self._tempos[f]), skip)
+            inputs[:, at:] = sequence_lookback(ids[: skip + n - 1], self.encoding, beats, skip)
         return ids[skip : skip + n], inputs
 
     def _skip_after_stretch(self, prefix: np.ndarray, stretched: np.ndarray) -> int:

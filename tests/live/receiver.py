@@ -31,27 +31,25 @@ import time
 
 import rtmidi
 
+from melodia.live.ports import PortError
+from melodia.live.timed import open_named
+
 POLL_S = 0.001  # how often the queue is read when empty
 QUEUE = 8192  # rtmidi's queue: what it holds while Python is busy
 
 
 def connect(midi_in: rtmidi.MidiIn, name: str, wait_s: float, as_name: str) -> str | None:
-    """Connect ``midi_in`` to the first JACK output whose name contains ``name`` (waiting up to
-    ``wait_s`` for it to appear); its full name, or None. rtmidi opens a port by its index in a
-    list it reads again: a port that comes or goes between the two reads moves the index, so the
-    list is read once more after opening, and a changed list means close and try again."""
+    """Connect ``midi_in`` to the first JACK output whose name contains ``name``, waiting up to
+    ``wait_s`` for it to appear (melodia's own :func:`melodia.live.timed.open_named`, which
+    checks the index rtmidi opens by); its full name, or None."""
     deadline = time.perf_counter() + wait_s
     while True:
-        ports = midi_in.get_ports()
-        index = next((i for i, port in enumerate(ports) if name in port), None)
-        if index is not None:
-            midi_in.open_port(index, as_name)
-            if midi_in.get_ports()[:index + 1] == ports[:index + 1]:
-                return ports[index]
-            midi_in.close_port()
-        if time.perf_counter() > deadline:
-            return None
-        time.sleep(0.02)
+        try:
+            return open_named(midi_in, name, "jack", as_name)
+        except PortError:
+            if time.perf_counter() > deadline:
+                return None
+            time.sleep(0.02)
 
 
 def arrivals(raw: list[tuple[list[int], float, float]]) -> list[float]:

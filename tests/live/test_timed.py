@@ -103,8 +103,8 @@ class _ShiftingPorts:
 
 def test_a_port_list_that_moves_while_opening_still_connects_the_named_port():
     """(The path itself runs for real in every live test; this one provokes the race.)"""
-    from melodia.live.timed import _open_named
+    from melodia.live.timed import open_named
 
     midi_in = _ShiftingPorts()
-    assert _open_named(midi_in, "player", "jack") == "player:out"
+    assert open_named(midi_in, "player", "jack") == "player:out"
     assert midi_in.opened == ["player:out"]  # the stale index (a:out) was closed again
